@@ -1,0 +1,163 @@
+"""The `kore-sessions` command: load sessions, or run the self-contained demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.kore_sessions import (
+    ConfigError,
+    ExtractStats,
+    InvalidRecordError,
+    KoreApiError,
+    kore_sessions,
+)
+
+from .kore_sessions_pipeline import DEFAULT_DATASET, load_sessions, make_pipeline
+from .redaction import RedactingFilter, known_secrets, redact
+
+# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong.
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+logger = logging.getLogger("kore_sessions")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(quiet=getattr(args, "quiet", False))
+    return run_guarded(args.handler, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="kore-sessions", description="Load Kore.ai bot sessions into a warehouse."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("load", help="load sessions incrementally (or a bounded range)")
+    _add_load_arguments(load)
+    load.set_defaults(handler=command_load)
+    demo = commands.add_parser("demo", help="run the whole pipeline against a local sandbox API")
+    demo.add_argument("--dir", default="demo", help="folder for the DuckDB file and dlt state")
+    demo.add_argument("--days", type=int, default=35, help="days of generated sessions")
+    demo.add_argument("--per-day", type=int, default=60, help="sessions per bot and day")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def _add_load_arguments(load: argparse.ArgumentParser) -> None:
+    """Flags of `load`; each overrides its key in [sources.kore_sessions]."""
+    load.add_argument("--host", help="base URL, e.g. https://platform.kore.ai")
+    load.add_argument("--bot", action="append", dest="bot_ids", help="bot id (repeatable)")
+    load.add_argument("--all-bots", action="store_true", default=None, help="admin route")
+    load.add_argument("--start", dest="start_date", help="where the first backfill begins")
+    load.add_argument("--end", dest="end_date", help="with --start: bounded backfill, no state")
+    load.add_argument("--page-size", type=int, help="sessions per request")
+    load.add_argument("--window-hours", type=float, help="span of one request, under 168")
+    load.add_argument("--lookback-minutes", type=float, help="re-read behind the cursor")
+    load.add_argument("--requests-per-minute", type=int, help="client-side limit per bot")
+    load.add_argument("--requests-per-hour", type=int, help="client-side limit per bot")
+    load.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
+    load.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset to load into")
+    load.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
+    load.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The source arguments given on the command line (the rest resolve from config)."""
+    keys = (
+        "host", "bot_ids", "all_bots", "start_date", "end_date", "page_size", "window_hours",
+        "lookback_minutes", "requests_per_minute", "requests_per_hour",
+    )
+    overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    if args.end_date and not args.start_date:
+        raise ConfigError("--end needs --start: a bounded backfill has both ends")
+    return overrides
+
+
+def command_load(args: argparse.Namespace) -> int:
+    """`kore-sessions load`: one incremental run, or a bounded backfill."""
+    stats = ExtractStats()
+    source = kore_sessions(**source_overrides(args), stats=stats)
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    summary = load_sessions(pipeline, source, stats)
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    """`kore-sessions demo`: sandbox API on loopback -> DuckDB file, with a report."""
+    from .demo import run_demo
+
+    return run_demo(args.dir, days=args.days, per_day=args.per_day)
+
+
+def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; turn any failure into one redacted line on stderr and an exit code."""
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("kore-sessions: interrupted; the next run continues from the last load", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # every failure ends as one line, never a traceback with secrets
+        code, message = describe_failure(exc)
+        logger.debug("failure", exc_info=True)
+        print(f"kore-sessions: error: {redact(message, known_secrets())}", file=sys.stderr)
+        return code
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one-line reason of a failure, unwrapping dlt's step errors."""
+    root = _root_cause(exc)
+    if isinstance(root, ConfigError | ConfigurationException):
+        return EXIT_CONFIG, _one_line(root)
+    if isinstance(root, KoreApiError | InvalidRecordError):
+        return EXIT_FAILED, _one_line(root)
+    step = exc.step if isinstance(exc, PipelineStepFailed) else None
+    where = f"{step} step failed: " if step else ""
+    return EXIT_FAILED, where + f"{type(root).__name__}: {_one_line(root)}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error a person can act on."""
+    seen: set[int] = set()
+    current = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConfigError | KoreApiError | InvalidRecordError):
+            return current
+        inner = current.__cause__ or current.__context__
+        if inner is None:
+            return current
+        current = inner
+    return current
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error folded onto one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def setup_logging(quiet: bool) -> None:
+    """Progress lines on stderr, with secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[kore-sessions] %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

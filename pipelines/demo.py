@@ -1,0 +1,112 @@
+"""`kore-sessions demo`: the whole pipeline against the sandbox API, no credentials or network."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sandbox import SandboxApp, SandboxServer, generate_sessions
+from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+
+from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
+
+# Bots of the demo account.
+DEMO_BOTS = (
+    "st-0a1b2c3d-0000-4000-8000-000000000001",
+    "st-0a1b2c3d-0000-4000-8000-000000000002",
+    "st-0a1b2c3d-0000-4000-8000-000000000003",
+)
+# The sandbox caps pages at this size, so the demo shows paging at work.
+DEMO_PAGE_CAP = 250
+# The clock moves this far between the demo's first and second run.
+DEMO_CLOCK_STEP = timedelta(minutes=150)
+DATABASE_FILE = "kore_warehouse.duckdb"
+PIPELINES_FOLDER = "pipelines"
+
+
+def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
+    """Generate sessions, serve them on loopback, load twice, and print what was loaded.
+
+    Args:
+        folder: Where the DuckDB file and the pipeline state go (made fresh each time).
+        days: Days of history the sandbox holds.
+        per_day: Sessions per bot and day, on average.
+
+    Returns:
+        The exit code, 0.
+    """
+    target = Path(folder).resolve()
+    _reset(target)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sessions = generate_sessions(
+        list(DEMO_BOTS), now - timedelta(days=days), now + 2 * DEMO_CLOCK_STEP, per_day, seed=7
+    )
+    client_id, client_secret = f"cs-demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    app = SandboxApp(client_id=client_id, client_secret=client_secret, kind="bot")
+    credentials = KoreCredentials(client_id=client_id, client_secret=client_secret)
+    pipeline = make_pipeline(
+        "duckdb", pipelines_dir=target / PIPELINES_FOLDER, duckdb_path=target / DATABASE_FILE
+    )
+    with SandboxServer(sessions, apps=[app], now=now, page_cap=DEMO_PAGE_CAP) as server:
+        print(f"sandbox Kore.ai API on {server.url}: {len(DEMO_BOTS)} bots, {days} days")
+        for step, title in enumerate(("first run: backfill", "second run: incremental")):
+            if step:
+                server.advance(DEMO_CLOCK_STEP)
+                print(f"\n... the sandbox clock moves {DEMO_CLOCK_STEP.seconds // 60} minutes on ...")
+            stats = ExtractStats()
+            source = kore_sessions(
+                host=server.url,
+                bot_ids=list(DEMO_BOTS),
+                start_date=(now - timedelta(days=days)).isoformat(),
+                credentials=credentials,
+                clock=lambda: server.now,
+                stats=stats,
+            )
+            _print_run(title, load_sessions(pipeline, source, stats))
+        _print_loaded(pipeline, target / DATABASE_FILE)
+    return 0
+
+
+def _reset(target: Path) -> None:
+    """Start from an empty demo folder (only what the demo itself writes is removed)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (DATABASE_FILE, DATABASE_FILE + ".wal"):
+        (target / name).unlink(missing_ok=True)
+    shutil.rmtree(target / PIPELINES_FOLDER, ignore_errors=True)
+
+
+def _print_run(title: str, summary: LoadSummary) -> None:
+    """One run's summary under a heading."""
+    print(f"\n== {title}")
+    for line in summary.lines():
+        print(f"   {line}")
+
+
+def _print_loaded(pipeline: object, database: Path) -> None:
+    """Tables, row counts and the containment split per bot, straight from DuckDB."""
+    with pipeline.sql_client() as client:  # type: ignore[attr-defined]
+        tables = client.execute_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY table_name",
+            pipeline.dataset_name,  # type: ignore[attr-defined]
+        )
+        print(f"\n== loaded into {database} (dataset {pipeline.dataset_name})")  # type: ignore[attr-defined]
+        for (table,) in tables:
+            count = client.execute_sql(f"SELECT COUNT(*) FROM {client.make_qualified_table_name(table)}")
+            print(f"   {table:<28} {count[0][0]:>8} rows")
+        sessions = client.make_qualified_table_name("sessions")
+        rows = client.execute_sql(
+            f"SELECT bot_id, COUNT(*), "
+            f"SUM(CASE WHEN containment_type = 'selfService' THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN containment_type = 'dropOff' THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN containment_type = 'agent' THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN session_status = 'active' THEN 1 ELSE 0 END) "
+            f"FROM {sessions} GROUP BY bot_id ORDER BY bot_id"
+        )
+    print("\n   bot                                       sessions  self-service  drop-off  agent  active")
+    for bot, total, self_service, drop_off, agent, active in rows:
+        print(f"   {bot:<42} {total:>8} {self_service:>13} {drop_off:>9} {agent:>6} {active:>7}")
+    query = f"SELECT * FROM {pipeline.dataset_name}.sessions LIMIT 5"  # type: ignore[attr-defined]
+    print(f"\nQuery it: python -c \"import duckdb; duckdb.connect('{database}').sql('{query}').show()\"")

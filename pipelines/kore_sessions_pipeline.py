@@ -1,0 +1,191 @@
+"""The kore_sessions dlt pipeline: build it, load sessions, and report what a run did."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination.reference import Destination
+from dlt.extract.source import DltSource
+
+from sources.kore_sessions import ExtractStats
+from sources.kore_sessions.settings import SESSIONS_TABLE, SOURCE_NAME
+
+PIPELINE_NAME = "kore_sessions"
+DEFAULT_DATASET = "kore_sessions"
+# DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
+# database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
+DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
+# Fastest loader file format where the destination takes it (insert_values is ~7x slower).
+PREFERRED_FILE_FORMAT = "parquet"
+
+
+@dataclass
+class LoadSummary:
+    """What one `load` did, for the CLI's closing lines."""
+
+    windows: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    sessions_fetched: int = 0
+    sessions_new: int | None = None
+    sessions_updated: int | None = None
+    sessions_refreshed: int = 0
+    sessions_deleted: int = 0
+    sessions_total: int | None = None
+    legacy_bots: list[str] = field(default_factory=list)
+    pending_packages_finished: int = 0
+    seconds: float = 0.0
+    destination: str = ""
+    dataset: str = ""
+    location: str = ""
+
+    def lines(self) -> list[str]:
+        """The summary as short human-readable lines."""
+        changes = (
+            f"{self.sessions_new} new, {self.sessions_updated} updated"
+            if self.sessions_new is not None
+            else "new/updated not counted on this destination"
+        )
+        lines = [
+            f"windows: {self.windows}  requests: {self.requests}  retries: {self.retries} "
+            f"(rate limited: {self.rate_limited})",
+            f"sessions: {self.sessions_fetched} fetched ({changes}), "
+            f"{self.sessions_refreshed} open sessions refreshed, {self.sessions_deleted} deleted",
+            f"time: {self.seconds:.1f} s  destination: {self.destination} "
+            f"dataset: {self.dataset} {self.location}".rstrip(),
+        ]
+        if self.sessions_total is not None:
+            lines.insert(2, f"sessions in the warehouse: {self.sessions_total}")
+        if self.legacy_bots:
+            lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
+        if self.pending_packages_finished:
+            lines.append(
+                f"finished {self.pending_packages_finished} package(s) left by an interrupted run"
+            )
+        return lines
+
+
+def make_pipeline(
+    destination: str | Destination = "duckdb",
+    dataset_name: str = DEFAULT_DATASET,
+    pipelines_dir: str | Path | None = None,
+    duckdb_path: str | Path | None = None,
+) -> dlt.Pipeline:
+    """Build the `kore_sessions` pipeline.
+
+    Args:
+        destination: A dlt destination name or object (default DuckDB).
+        dataset_name: Dataset (schema) to load into.
+        pipelines_dir: Where dlt keeps this pipeline's working state (default dlt's own).
+        duckdb_path: File of the DuckDB database, when the destination is DuckDB.
+    """
+    if destination == "duckdb":
+        configured = dlt.config.get("destination.duckdb.credentials")
+        path = duckdb_path or configured or DEFAULT_DUCKDB_FILE
+        destination = dlt.destinations.duckdb(str(path))
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=destination,
+        dataset_name=dataset_name,
+        pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
+    )
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> int:
+    """Normalize and load packages an interrupted run left behind; return how many there were.
+
+    `pipeline.run(data)` with pending packages loads only those and extracts nothing, so the
+    leftovers (whose state matches what they hold) are finished first, explicitly.
+    """
+    if not pipeline.has_pending_data:
+        return 0
+    pending = len(pipeline.list_extracted_load_packages()) + len(
+        pipeline.list_normalized_load_packages()
+    )
+    pipeline.normalize()
+    pipeline.load()
+    return pending
+
+
+def load_sessions(
+    pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats
+) -> LoadSummary:
+    """Finish leftovers, then extract, normalize and load one run of the source.
+
+    Args:
+        pipeline: The pipeline from `make_pipeline`.
+        source: A `kore_sessions` source made with `stats`.
+        stats: The counters the source fills while it runs.
+
+    Returns:
+        The run's summary.
+    """
+    started = time.monotonic()
+    summary = LoadSummary(destination=pipeline.destination.destination_name)
+    summary.pending_packages_finished = finish_pending(pipeline)
+    before = count_rows(pipeline, SESSIONS_TABLE)
+    pipeline.run(source, loader_file_format=file_format_for(pipeline))
+    after = count_rows(pipeline, SESSIONS_TABLE)
+    summary.seconds = time.monotonic() - started
+    _fill_summary(summary, pipeline, stats, before, after)
+    return summary
+
+
+def file_format_for(pipeline: dlt.Pipeline) -> str | None:
+    """Parquet where the destination supports it, else the destination's own default."""
+    capabilities = pipeline.destination.capabilities()
+    supported = capabilities.supported_loader_file_formats or []
+    return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
+
+
+def count_rows(pipeline: dlt.Pipeline, table: str) -> int | None:
+    """Rows of a table in the destination; 0 if it does not exist yet, None if not countable."""
+    try:
+        with pipeline.sql_client() as client:
+            if not client.has_dataset():
+                return 0
+            qualified = client.make_qualified_table_name(table)
+            try:
+                rows = client.execute_sql(f"SELECT COUNT(*) FROM {qualified}")
+            except Exception:  # the table does not exist before the first load
+                return 0
+            return int(rows[0][0])
+    except Exception:  # destinations without a SQL client (e.g. filesystem)
+        return None
+
+
+def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The `sessions` resource state of the pipeline: cursors and open sessions per bot."""
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(SOURCE_NAME, {}).get("resources", {})
+    return resources.get(SESSIONS_TABLE, {})
+
+
+def _fill_summary(
+    summary: LoadSummary,
+    pipeline: dlt.Pipeline,
+    stats: ExtractStats,
+    before: int | None,
+    after: int | None,
+) -> None:
+    """Copy the run's counters and the row counts into the summary."""
+    summary.windows = stats.windows
+    summary.requests = stats.client.requests
+    summary.retries = stats.client.retries
+    summary.rate_limited = stats.client.rate_limited
+    summary.sessions_fetched = stats.sessions + stats.refreshed
+    summary.sessions_refreshed = stats.refreshed
+    summary.sessions_deleted = stats.deleted
+    summary.legacy_bots = sorted(stats.legacy_bots)
+    summary.dataset = pipeline.dataset_name
+    summary.sessions_total = after
+    if before is not None and after is not None:
+        summary.sessions_new = max(0, after - before + stats.deleted)
+        summary.sessions_updated = max(0, summary.sessions_fetched - summary.sessions_new)
+    location = getattr(pipeline.destination_client().config.credentials, "database", None)
+    summary.location = f"({location})" if isinstance(location, str) else ""

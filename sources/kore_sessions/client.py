@@ -1,0 +1,373 @@
+"""HTTP client of the Sessions History API: auth, rate limits, retries, and answer classification.
+
+Every request goes through `KoreClient._post`, which waits for the bot's limiter, sends the
+request with a freshly minted JWT, and hands the answer to `classify_response`: the one place
+that decides what is retried (429, 5xx, timeouts, dropped connections, incomplete JSON) and
+what fails at once (400, 401, 403, 404, any other 4xx) with the API's own message and a hint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from .credentials import KoreCredentials
+from .records import format_api_timestamp
+from .settings import (
+    ADMIN_SESSIONS_PATH,
+    ALL_BOTS_KEY,
+    AUTH_HEADER,
+    BOT_SESSIONS_PATH,
+    CONNECT_TIMEOUT,
+    DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_REQUESTS_PER_HOUR,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_RETRY_DEADLINE,
+    MAX_IDS_PER_LOOKUP,
+    RATE_LIMITED_MIN_WAIT,
+    READ_TIMEOUT,
+)
+
+logger = logging.getLogger("kore_sessions")
+
+# What a person should check for each status that fails at once.
+FAIL_FAST_HINTS = {
+    400: "check the request: dates, page size and containment type must be ones the API accepts",
+    401: (
+        "check the app's client id and secret (or private key) and the signing algorithm, "
+        "and that the app's Bot Sessions scope is published"
+    ),
+    403: (
+        "check that the app has the Bot Sessions scope (Bot Builder) or Bot Analytics > "
+        "Bot Sessions (Admin Console) and that the scope is published; only an Admin "
+        "Console app may use the all-bots route"
+    ),
+    404: "check the host and the bot id (Bot ID or Stream ID from the bot's General Settings)",
+}
+# Longest piece of an error body quoted in a message.
+MAX_QUOTED_BODY = 300
+
+
+class KoreApiError(Exception):
+    """The API refused a request in a way that retrying cannot fix."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableError(Exception):
+    """An answer (or no answer) worth trying again."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a request is retried."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_initial: float = DEFAULT_BACKOFF_INITIAL
+    backoff_max: float = DEFAULT_BACKOFF_MAX
+    deadline: float = DEFAULT_RETRY_DEADLINE
+    rate_limited_min_wait: float = RATE_LIMITED_MIN_WAIT
+
+
+@dataclass
+class ClientStats:
+    """Counters of what the client did, safe to update from several threads."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, name: str) -> None:
+        """Add one to the counter `name`."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass
+class SessionsPage:
+    """One answer of getSessions."""
+
+    sessions: list[dict[str, Any]]
+    more_available: bool
+    total: int | None
+    invalid_sessions: list[str]
+
+
+def classify_response(response: httpx.Response) -> dict[str, Any]:
+    """Sort an answer into ok, retry or fail.
+
+    Args:
+        response: The HTTP answer, body already read.
+
+    Returns:
+        The decoded JSON object of a successful answer.
+
+    Raises:
+        RetryableError: 429, 5xx, or a 2xx body that is not complete JSON.
+        KoreApiError: any other 4xx, with the API's message and a hint.
+    """
+    status = response.status_code
+    if status == 429:
+        raise RetryableError(
+            f"rate limited (429): {_api_message(response)}", status, _retry_after(response)
+        )
+    if status >= 500:
+        raise RetryableError(f"server error {status}", status, _retry_after(response))
+    if status >= 400:
+        hint = FAIL_FAST_HINTS.get(status, "the API refused the request")
+        raise KoreApiError(f"HTTP {status} from Kore.ai: {_api_message(response)} ({hint})", status)
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RetryableError(f"incomplete or invalid JSON body ({exc})", status) from exc
+    if not isinstance(payload, dict):
+        raise KoreApiError(f"answer is not a JSON object but {type(payload).__name__}", status)
+    return payload
+
+
+def parse_sessions_page(payload: dict[str, Any]) -> SessionsPage:
+    """Check the documented shape of a getSessions answer and wrap it.
+
+    Raises:
+        KoreApiError: `sessions` is missing or not a list of objects.
+    """
+    sessions = payload.get("sessions")
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise KoreApiError(
+            "answer is not the documented shape: 'sessions' must be a list of objects, got "
+            f"{_quote(json.dumps(payload)[:MAX_QUOTED_BODY])}"
+        )
+    invalid = payload.get("invalidSessions") or []
+    return SessionsPage(
+        sessions=sessions,
+        more_available=bool(payload.get("moreAvailable")),
+        total=payload.get("total") if isinstance(payload.get("total"), int) else None,
+        invalid_sessions=[str(i) for i in invalid],
+    )
+
+
+class KoreClient:
+    """A connection to one Kore.ai host, shared by every bot of a run."""
+
+    def __init__(
+        self,
+        host: str,
+        credentials: KoreCredentials,
+        *,
+        requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+        requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
+        retry_policy: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Open a connection pool to `host`.
+
+        Args:
+            host: Base URL, e.g. `https://platform.kore.ai` (http:// for a local sandbox).
+            credentials: The app that signs every request.
+            requests_per_minute: Rolling client-side limit per bot (per account on admin route).
+            requests_per_hour: Rolling hourly limit, checked as well.
+            retry_policy: Attempts, backoff and deadline of retries.
+            transport: Optional httpx transport (tests).
+        """
+        self.host = host.rstrip("/")
+        self.credentials = credentials
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.stats = ClientStats()
+        self._rates = [
+            Rate(requests_per_minute, Duration.MINUTE),
+            Rate(requests_per_hour, Duration.HOUR),
+        ]
+        self._limiters: dict[str, Limiter] = {}
+        self._limiters_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=self.host,
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> KoreClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get_sessions_page(
+        self,
+        bot_key: str,
+        date_from: datetime,
+        date_to: datetime,
+        skip: int,
+        limit: int,
+        containment_type: str | None = None,
+    ) -> SessionsPage:
+        """Fetch one page of the sessions that started in [date_from, date_to].
+
+        Args:
+            bot_key: A bot id, or `ALL_BOTS_KEY` for the admin route.
+            date_from: Window start (aware UTC), sent as a full timestamp.
+            date_to: Window end (aware UTC), under 7 days after date_from.
+            skip: Sessions to skip (newest first).
+            limit: Page size asked for; the server may return fewer.
+            containment_type: Optional filter (only needed for pre-9.0 servers).
+        """
+        body = {
+            "dateFrom": format_api_timestamp(date_from),
+            "dateTo": format_api_timestamp(date_to),
+            "skip": skip,
+            "limit": limit,
+        }
+        params = {"containmentType": containment_type} if containment_type else None
+        return parse_sessions_page(self._post(bot_key, body, params))
+
+    def lookup_sessions(self, bot_key: str, session_ids: Sequence[str]) -> SessionsPage:
+        """Fetch sessions by id (at most 50); ids the API does not know come back as invalid."""
+        if not 0 < len(session_ids) <= MAX_IDS_PER_LOOKUP:
+            raise ValueError(f"a lookup takes 1 to {MAX_IDS_PER_LOOKUP} ids, got {len(session_ids)}")
+        return parse_sessions_page(self._post(bot_key, {"sessionId": list(session_ids)}, None))
+
+    def _post(
+        self, bot_key: str, body: dict[str, Any], params: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """POST to the bot's route, retrying what is worth retrying."""
+        path = _route(bot_key)
+        policy = self.retry_policy
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.deadline),
+            wait=self._wait,
+            retry=retry_if_exception_type(RetryableError),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, bot_key, path, body, params)
+        except RetryableError as exc:
+            raise KoreApiError(
+                f"gave up on {path} after {policy.max_attempts} attempts or "
+                f"{policy.deadline:.0f} s: {exc}",
+                exc.status,
+            ) from exc
+
+    def _attempt(
+        self, bot_key: str, path: str, body: dict[str, Any], params: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """Send one request after the limiter allows it, and classify the answer."""
+        self._limiter(bot_key).try_acquire(bot_key, blocking=True)
+        self.stats.count("requests")
+        headers = {AUTH_HEADER: self.credentials.mint_jwt()}
+        try:
+            response = self._http.post(path, json=body, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"timeout ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"connection problem ({type(exc).__name__}: {exc})") from exc
+        return classify_response(response)
+
+    def _limiter(self, bot_key: str) -> Limiter:
+        """The rolling limiter of one bot (or of the account), made on first use."""
+        with self._limiters_lock:
+            if bot_key not in self._limiters:
+                self._limiters[bot_key] = Limiter(InMemoryBucket(list(self._rates)))
+            return self._limiters[bot_key]
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Seconds to wait: Retry-After when given, else exponential backoff with full jitter."""
+        policy = self.retry_policy
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), policy.backoff_max)
+        ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1))
+        wait = random.uniform(ceiling / 2, ceiling)
+        if getattr(error, "status", None) == 429:
+            wait = max(wait, policy.rate_limited_min_wait)
+        return wait
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        """Count and report a retry."""
+        error = state.outcome.exception() if state.outcome else None
+        self.stats.count("retries")
+        if getattr(error, "status", None) == 429:
+            self.stats.count("rate_limited")
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error
+        )
+
+
+def _route(bot_key: str) -> str:
+    """Path of the route that serves `bot_key`."""
+    if bot_key == ALL_BOTS_KEY:
+        return ADMIN_SESSIONS_PATH
+    return BOT_SESSIONS_PATH.format(bot_id=httpx.URL(bot_key).raw_path.decode())
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The API's own error message, whatever shape its body has."""
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _quote(response.text[:MAX_QUOTED_BODY]) if response.text else "(empty body)"
+    if isinstance(payload, dict):
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            message = first.get("msg") or first.get("message")
+            if message:
+                return str(message)
+        for key in ("message", "msg", "error"):
+            if isinstance(payload.get(key), str):
+                return payload[key]
+    return _quote(json.dumps(payload)[:MAX_QUOTED_BODY])
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta or HTTP date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+
+
+def _quote(text: str) -> str:
+    """Text on one line, for an error message."""
+    return " ".join(text.split())

@@ -1,0 +1,149 @@
+"""Validation of the source's settings into one immutable run configuration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from .records import parse_timestamp
+from .settings import ALL_BOTS_KEY, MAX_PAGE_SIZE
+from .windows import check_span
+
+# Where the first backfill starts when no start_date is configured.
+DEFAULT_BACKFILL_DAYS = 30
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message says which and why, on one line."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs to know, checked."""
+
+    host: str
+    bot_keys: tuple[str, ...]
+    start_date: datetime
+    end_date: datetime | None
+    page_size: int
+    window_span: timedelta
+    lookback: timedelta
+    requests_per_minute: int
+    requests_per_hour: int
+    clock: Callable[[], datetime]
+
+    @property
+    def bounded(self) -> bool:
+        """A backfill with an end leaves the incremental state alone."""
+        return self.end_date is not None
+
+
+def utc_now() -> datetime:
+    """The current instant in UTC."""
+    return datetime.now(UTC)
+
+
+def check_host(host: Any) -> str:
+    """A base URL with http(s) scheme and a host name, without a trailing slash."""
+    text = str(host or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"host {text!r} is not a URL: give the full base URL, e.g. https://platform.kore.ai"
+        )
+    return text.rstrip("/")
+
+
+def parse_bot_ids(bot_ids: str | Sequence[str] | None) -> list[str]:
+    """Bot ids from a list, a JSON list, or a comma-separated string."""
+    if bot_ids is None:
+        return []
+    if isinstance(bot_ids, str):
+        text = bot_ids.strip()
+        if text.startswith("["):
+            try:
+                bot_ids = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"bot_ids is not a valid JSON list: {exc}") from exc
+        else:
+            bot_ids = text.split(",")
+    return [str(bot).strip() for bot in bot_ids if str(bot).strip()]
+
+
+def parse_date_setting(name: str, value: Any) -> datetime | None:
+    """A date or timestamp setting in UTC, or a one-line error naming the setting."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{name} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+        ) from exc
+
+
+def build_run_config(
+    *,
+    host: Any,
+    bot_ids: str | Sequence[str] | None,
+    all_bots: bool,
+    start_date: Any,
+    end_date: Any,
+    page_size: int,
+    window_hours: float,
+    lookback_minutes: float,
+    requests_per_minute: int,
+    requests_per_hour: int,
+    clock: Callable[[], datetime] | None,
+) -> RunConfig:
+    """Check every setting and return the run's configuration.
+
+    Raises:
+        ConfigError: the first setting that cannot work, with what to do about it.
+    """
+    bots = parse_bot_ids(bot_ids)
+    if all_bots and bots:
+        raise ConfigError("give either bot_ids or all_bots, not both")
+    if not all_bots and not bots:
+        raise ConfigError("no bot: set bot_ids (one or more bot ids) or all_bots = true")
+    clock = clock or utc_now
+    start = parse_date_setting("start_date", start_date)
+    end = parse_date_setting("end_date", end_date)
+    if end is not None and start is None:
+        raise ConfigError("end_date needs a start_date: a bounded backfill has both ends")
+    if start is None:
+        start = clock() - timedelta(days=DEFAULT_BACKFILL_DAYS)
+    if end is not None and end <= start:
+        raise ConfigError(f"end_date {end:%Y-%m-%dT%H:%M:%SZ} is not after start_date")
+    _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+    _check_range("requests_per_minute", requests_per_minute, 1, None)
+    _check_range("requests_per_hour", requests_per_hour, 1, None)
+    _check_range("lookback_minutes", lookback_minutes, 0, None)
+    span = timedelta(hours=float(window_hours))
+    try:
+        check_span(span)
+    except ValueError as exc:
+        raise ConfigError(f"window_hours {window_hours}: {exc}") from exc
+    return RunConfig(
+        host=check_host(host),
+        bot_keys=(ALL_BOTS_KEY,) if all_bots else tuple(dict.fromkeys(bots)),
+        start_date=start,
+        end_date=end,
+        page_size=int(page_size),
+        window_span=span,
+        lookback=timedelta(minutes=float(lookback_minutes)),
+        requests_per_minute=int(requests_per_minute),
+        requests_per_hour=int(requests_per_hour),
+        clock=clock,
+    )
+
+
+def _check_range(name: str, value: float, low: float, high: float | None) -> None:
+    """One-line error when a number lies outside [low, high]."""
+    if value < low or (high is not None and value > high):
+        upper = f" and {high}" if high is not None else ""
+        raise ConfigError(f"{name} must be at least {low}{upper}, got {value}")

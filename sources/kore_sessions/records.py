@@ -1,0 +1,195 @@
+"""Pure transforms: one raw API session to one clean row, and timestamp handling."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pendulum
+
+from .settings import (
+    CONTAINMENT_ALIASES,
+    SESSION_TYPES,
+    STATUS_ACTIVE,
+    STATUS_CLOSED,
+)
+
+# Raw fields that become typed columns; every other field passes through as it came.
+KNOWN_FIELDS = frozenset(
+    {
+        "sessionId",
+        "botId",
+        "channel",
+        "userId",
+        "start_time",
+        "end_time",
+        "session_lang",
+        "sessionType",
+        "containmentType",
+        "isDeveloper",
+        "sessionStatus",
+        "tags",
+        "noOfMessagesExchanged",
+        "noOfTasksExecuted",
+    }
+)
+
+
+class InvalidRecordError(ValueError):
+    """A session the API returned that lacks what every session must have."""
+
+
+def format_api_timestamp(moment: datetime) -> str:
+    """Format an aware datetime as the API's `yyyy-mm-ddThh:mm:ss.mmmZ` in UTC."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse an ISO timestamp or date tolerantly (Z or offset, 0 to 9 fraction digits) to UTC.
+
+    Raises:
+        ValueError: the value is not a timestamp.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    parsed = pendulum.parse(str(value), tz="UTC")
+    if not isinstance(parsed, datetime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+    return datetime.fromtimestamp(parsed.timestamp(), tz=UTC)
+
+
+def normalize_containment(value: Any) -> str | None:
+    """Map any spelling of a containment value (`Selfservice`, `dropoff`) to the 9.x one."""
+    if not isinstance(value, str):
+        return None
+    return CONTAINMENT_ALIASES.get(value.strip().lower())
+
+
+def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
+    """True when a page is in the pre-9.0 shape: containment in `sessionType`, none of its own."""
+    return any(
+        "containmentType" not in raw and normalize_containment(raw.get("sessionType"))
+        for raw in sessions
+    )
+
+
+def session_id_of(raw: dict[str, Any]) -> str:
+    """The session's id, or InvalidRecordError."""
+    session_id = raw.get("sessionId")
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidRecordError(f"session without a sessionId: {_preview(raw)}")
+    return session_id
+
+
+def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str, Any]:
+    """Turn one API session into the row loaded into `sessions` (with its child lists).
+
+    Args:
+        raw: The session as the API returned it, in the 9.x or the pre-9.0 shape.
+        containment_type: The containment type the request filtered on (pre-9.0 servers),
+            which wins over what the record says.
+
+    Returns:
+        A row with snake_case typed columns; `session_lang`, `user_tags` and `session_tags`
+        become child tables keyed by `session_id`; unknown fields pass through unchanged.
+
+    Raises:
+        InvalidRecordError: the session has no id or no parsable start_time.
+    """
+    session_id = session_id_of(raw)
+    try:
+        start_time = parse_timestamp(raw.get("start_time"))
+        end_time = parse_timestamp(raw.get("end_time"))
+    except ValueError as exc:
+        raise InvalidRecordError(f"session {session_id}: bad timestamp ({exc})") from exc
+    if start_time is None:
+        raise InvalidRecordError(f"session {session_id} has no start_time: {_preview(raw)}")
+    raw_session_type = raw.get("sessionType")
+    tags = raw.get("tags") if isinstance(raw.get("tags"), dict) else {}
+    row: dict[str, Any] = {
+        "session_id": session_id,
+        "bot_id": raw.get("botId"),
+        "channel": raw.get("channel"),
+        "user_id": raw.get("userId"),
+        "start_time": start_time,
+        "end_time": end_time,
+        "session_type": raw_session_type if raw_session_type in SESSION_TYPES else None,
+        "containment_type": containment_type
+        or normalize_containment(raw.get("containmentType"))
+        or normalize_containment(raw_session_type),
+        "is_developer": _as_bool(raw.get("isDeveloper")),
+        "session_status": session_status(raw),
+        "no_of_messages_exchanged": raw.get("noOfMessagesExchanged"),
+        "no_of_tasks_executed": raw.get("noOfTasksExecuted"),
+        "session_lang": [
+            {"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []
+        ],
+        "user_tags": _tag_rows(session_id, tags.get("userTags")),
+        "session_tags": _tag_rows(session_id, tags.get("sessionTags")),
+    }
+    other_tags = {k: v for k, v in tags.items() if k not in ("userTags", "sessionTags")}
+    if other_tags:
+        row["tags"] = other_tags
+    row.update({k: v for k, v in raw.items() if k not in KNOWN_FIELDS})
+    return row
+
+
+def session_status(raw: dict[str, Any]) -> str | None:
+    """`active` or `closed`; when the API leaves it out, a session without end_time is active."""
+    status = raw.get("sessionStatus")
+    if isinstance(status, str) and status:
+        return status.strip().lower()
+    if "sessionStatus" not in raw and "end_time" in raw:
+        return STATUS_CLOSED if raw.get("end_time") else STATUS_ACTIVE
+    return None
+
+
+def tag_value_text(value: Any) -> tuple[str | None, str]:
+    """A tag value of any JSON type as text, plus the name of its JSON type."""
+    if value is None:
+        return None, "null"
+    if isinstance(value, bool):
+        return ("true" if value else "false"), "boolean"
+    if isinstance(value, int | float):
+        return json.dumps(value), "number"
+    if isinstance(value, str):
+        return value, "string"
+    kind = "array" if isinstance(value, list) else "object"
+    return json.dumps(value, sort_keys=True, separators=(",", ":")), kind
+
+
+def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
+    """Rows of one tag list: name, value as text and its JSON type."""
+    rows = []
+    for position, tag in enumerate(tags if isinstance(tags, list) else []):
+        tag = tag if isinstance(tag, dict) else {"name": None, "value": tag}
+        value, value_type = tag_value_text(tag.get("value"))
+        rows.append(
+            {
+                "session_id": session_id,
+                "position": position,
+                "name": tag.get("name"),
+                "value": value,
+                "value_type": value_type,
+            }
+        )
+    return rows
+
+
+def _as_bool(value: Any) -> bool | None:
+    """true/false, 1/0 and their strings as a boolean."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+def _preview(raw: dict[str, Any]) -> str:
+    """A short one-line view of a record, for error messages."""
+    return json.dumps(raw, default=str)[:200]

@@ -1,0 +1,67 @@
+"""The Sessions History API's rules and this source's defaults, each stated once."""
+
+from datetime import timedelta
+
+# Route of a bot-builder app: sessions of one bot, rate-limited per bot.
+BOT_SESSIONS_PATH = "/api/public/bot/{bot_id}/getSessions"
+# Route of a Bot Admin Console app: sessions of every bot of the account, limited per account.
+ADMIN_SESSIONS_PATH = "/api/public/getSessions"
+# Key under which the admin (all bots) route keeps its cursor, open sessions and limiter.
+ALL_BOTS_KEY = "*"
+
+# Header that carries the JWT (Kore does not use `Authorization`).
+AUTH_HEADER = "auth"
+# Signing algorithms Kore apps accept: shared secret (HS*) or the app's key pair (RS*).
+SECRET_ALGORITHMS = ("HS256", "HS512")
+KEY_PAIR_ALGORITHMS = ("RS256", "RS512")
+DEFAULT_ALGORITHM = "HS256"
+
+# The span of one request must be strictly under 7 days, or the API answers an error.
+MAX_WINDOW_SPAN = timedelta(days=7)
+# Default span of a window: a margin under the limit, so no server's rounding can reject it.
+DEFAULT_WINDOW_HOURS = 6 * 24
+# Format of `dateFrom`/`dateTo`: full UTC timestamps with milliseconds, never bare dates.
+API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.{ms}Z"
+
+# Requested page size; a server may cap it lower and paging still advances by what came back.
+DEFAULT_PAGE_SIZE = 1000
+# Largest page size this source will ask for (the API documents none).
+MAX_PAGE_SIZE = 10_000
+# At most this many ids in one `sessionId` lookup.
+MAX_IDS_PER_LOOKUP = 50
+# Session tags come back through the id lookup only for sessions of the last 14 days
+# (a safety margin of one day is taken off).
+LOOKUP_TAGS_HORIZON = timedelta(days=13)
+
+# The vendor's rolling analytics limits, per bot (per account on the admin route).
+DEFAULT_REQUESTS_PER_MINUTE = 60
+DEFAULT_REQUESTS_PER_HOUR = 1800
+# Late arrivals: every run looks back this far behind its cursor.
+DEFAULT_LOOKBACK_MINUTES = 60
+
+# Containment values as 9.x spells them, and the old spellings that map onto them.
+CONTAINMENT_TYPES = ("selfService", "dropOff", "agent")
+CONTAINMENT_ALIASES = {value.lower(): value for value in CONTAINMENT_TYPES}
+# Real session types (interactive or not); pre-9.0 servers put containment here instead.
+SESSION_TYPES = ("interactive", "non-interactive")
+# Session status values; an open session is counted as self-service until it closes.
+STATUS_ACTIVE = "active"
+STATUS_CLOSED = "closed"
+
+# Retry policy: attempts per request, the backoff's first and longest wait, and a time bound.
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_BACKOFF_INITIAL = 1.0
+DEFAULT_BACKOFF_MAX = 60.0
+DEFAULT_RETRY_DEADLINE = 600.0
+# A 429 without Retry-After waits at least this long: a rolling minute needs time to drain.
+RATE_LIMITED_MIN_WAIT = 5.0
+# HTTP timeouts in seconds: connect, and read of a whole answer.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 120.0
+
+# dlt names: the source, its table and the primary key.
+SOURCE_NAME = "kore_sessions"
+SESSIONS_TABLE = "sessions"
+PRIMARY_KEY = "session_id"
+# Column set on rows to delete: sessions the API no longer knows (`invalidSessions`).
+DELETED_COLUMN = "deleted_in_source"

@@ -1,0 +1,72 @@
+"""Which windows of start_time to ask for, from the cursor, lookback, start and end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .settings import MAX_WINDOW_SPAN
+
+# Adjacent windows overlap by this much, so a session on an edge is never lost to rounding;
+# the source drops the duplicate by sessionId.
+WINDOW_OVERLAP = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Sessions that started in [start, end], both ends inclusive."""
+
+    start: datetime
+    end: datetime
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M:%S}..{self.end:%Y-%m-%d %H:%M:%S}"
+
+
+def check_span(span: timedelta) -> None:
+    """Reject a window span the API would refuse (7 days or more with the overlap)."""
+    if span <= timedelta(0):
+        raise ValueError(f"window span must be positive, got {span}")
+    if span + WINDOW_OVERLAP >= MAX_WINDOW_SPAN:
+        raise ValueError(
+            f"window span {span} is too long: each request must span under 7 days "
+            f"(at most {MAX_WINDOW_SPAN - WINDOW_OVERLAP - timedelta(seconds=1)})"
+        )
+
+
+def plan_windows(start: datetime, end: datetime, span: timedelta) -> list[Window]:
+    """Split [start, end] into consecutive windows, oldest first, each under 7 days.
+
+    Args:
+        start: First instant to cover.
+        end: Last instant to cover (usually now).
+        span: Length of a window before the overlap with its predecessor is added.
+
+    Returns:
+        Windows covering [start, end]; each after the first begins WINDOW_OVERLAP before its
+        predecessor ends. Empty when end is before start.
+    """
+    check_span(span)
+    if end < start:
+        return []
+    windows: list[Window] = []
+    edge = start
+    while True:
+        window_end = min(edge + span, end)
+        windows.append(Window(edge - WINDOW_OVERLAP if windows else edge, window_end))
+        if window_end >= end:
+            return windows
+        edge = window_end
+
+
+def incremental_start(
+    cursor: datetime | None, start_date: datetime, lookback: timedelta
+) -> datetime:
+    """Where a run begins: the first backfill at start_date, later runs at cursor minus lookback.
+
+    The lookback is taken from the cursor, not bounded by start_date, so it keeps working
+    after the first run.
+    """
+    if cursor is None:
+        return start_date
+    return cursor - lookback

@@ -1,0 +1,62 @@
+"""Unit tests of the one place that sorts answers into ok, retry and fail."""
+
+import httpx
+import pytest
+
+from sources.kore_sessions.client import (
+    KoreApiError,
+    RetryableError,
+    classify_response,
+    parse_sessions_page,
+)
+
+
+def answer(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> httpx.Response:
+    content = body.encode() if isinstance(body, str) else body
+    return httpx.Response(status, content=content, headers=headers or {})
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_retryable_statuses(status: int) -> None:
+    with pytest.raises(RetryableError):
+        classify_response(answer(status, "{}"))
+
+
+def test_retry_after_is_read() -> None:
+    with pytest.raises(RetryableError) as caught:
+        classify_response(answer(429, "{}", {"Retry-After": "7"}))
+    assert caught.value.retry_after == 7.0
+
+
+def test_truncated_json_is_retryable() -> None:
+    with pytest.raises(RetryableError, match="JSON"):
+        classify_response(answer(200, '{"total": 3, "sessions": [{"sessionId"'))
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"), [(400, "dates"), (401, "published"), (403, "scope"), (404, "bot id")]
+)
+def test_fail_fast_with_api_message_and_hint(status: int, hint: str) -> None:
+    body = '{"errors": [{"msg": "Something specific went wrong", "code": 42}]}'
+    with pytest.raises(KoreApiError) as caught:
+        classify_response(answer(status, body))
+    message = str(caught.value)
+    assert "Something specific went wrong" in message
+    assert hint in message
+    assert caught.value.status == status
+
+
+def test_error_body_of_any_shape_is_shown() -> None:
+    with pytest.raises(KoreApiError, match="plain text reason"):
+        classify_response(answer(400, "plain text reason"))
+    with pytest.raises(KoreApiError, match="other"):
+        classify_response(answer(401, '{"message": "other"}'))
+
+
+def test_undocumented_shapes_fail() -> None:
+    with pytest.raises(KoreApiError, match="documented shape"):
+        parse_sessions_page({"sessions": {"not": "a list"}})
+    with pytest.raises(KoreApiError, match="not a JSON object"):
+        classify_response(answer(200, "[1, 2]"))
+    page = parse_sessions_page({"sessions": [], "moreAvailable": False, "invalidSessions": ["x"]})
+    assert page.invalid_sessions == ["x"]

@@ -1,0 +1,107 @@
+"""Unit tests of the pure record transforms."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sources.kore_sessions.records import (
+    InvalidRecordError,
+    format_api_timestamp,
+    is_legacy_shape,
+    normalize_containment,
+    parse_timestamp,
+    session_status,
+    to_row,
+)
+
+SAMPLE = {
+    "sessionId": "6465cf6e4769ed4e822b82a1",
+    "botId": "st-dc600cf5-b1c5-581e-a2c3-eb81fe39c927",
+    "channel": "korevg",
+    "userId": "u-8c4ca335",
+    "start_time": "2023-05-18T07:10:38.695Z",
+    "end_time": "2023-05-18T07:10:39.201Z",
+    "session_lang": ["en", "es"],
+    "sessionType": "interactive",
+    "isDeveloper": 0,
+    "sessionStatus": "closed",
+    "tags": {
+        "userTags": [{"name": "tier", "value": {"level": 2}}, {"name": "vip", "value": True}],
+        "sessionTags": [{"value": "+1123456789", "name": "callerNumber"}, {"name": "n", "value": 4.5}],
+        "altText": [],
+    },
+    "noOfMessagesExchanged": 4,
+    "noOfTasksExecuted": 1,
+    "containmentType": "agent",
+    "sentiment": {"score": 0.4},
+}
+
+
+def test_row_has_typed_columns_and_child_lists() -> None:
+    row = to_row(SAMPLE)
+    assert row["session_id"] == SAMPLE["sessionId"]
+    assert row["start_time"] == datetime(2023, 5, 18, 7, 10, 38, 695000, tzinfo=UTC)
+    assert row["is_developer"] is False
+    assert row["containment_type"] == "agent"
+    assert row["session_type"] == "interactive"
+    assert [lang["lang"] for lang in row["session_lang"]] == ["en", "es"]
+    values = {(t["name"], t["value"], t["value_type"]) for t in row["user_tags"]}
+    assert values == {("tier", '{"level":2}', "object"), ("vip", "true", "boolean")}
+    assert {t["value_type"] for t in row["session_tags"]} == {"string", "number"}
+    assert all(t["session_id"] == SAMPLE["sessionId"] for t in row["session_tags"])
+    assert row["tags"] == {"altText": []}
+    assert row["sentiment"] == {"score": 0.4}, "unknown fields pass through"
+
+
+def test_legacy_shape_is_detected_and_normalized() -> None:
+    legacy = {k: v for k, v in SAMPLE.items() if k not in ("containmentType", "sessionStatus")}
+    legacy["sessionType"] = "Selfservice"
+    assert is_legacy_shape([legacy])
+    assert not is_legacy_shape([SAMPLE])
+    row = to_row(legacy)
+    assert row["containment_type"] == "selfService"
+    assert row["session_type"] is None, "containment never lands in session_type"
+    assert to_row(legacy, "dropOff")["containment_type"] == "dropOff"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Selfservice", "selfService"), ("DROPOFF", "dropOff"), ("agent", "agent"), ("x", None)],
+)
+def test_containment_spellings(value: str, expected: str | None) -> None:
+    assert normalize_containment(value) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T10:00:00.123Z",
+        "2026-03-01T10:00:00.123000+00:00",
+        "2026-03-01T11:00:00.123+01:00",
+        "2026-03-01T10:00:00.123000Z",
+    ],
+)
+def test_timestamps_parse_tolerantly(text: str) -> None:
+    assert parse_timestamp(text) == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+def test_bare_date_is_midnight_utc_and_format_has_milliseconds() -> None:
+    assert parse_timestamp("2026-03-01") == datetime(2026, 3, 1, tzinfo=UTC)
+    moment = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert format_api_timestamp(moment) == "2026-03-01T10:00:00.123Z"
+
+
+def test_records_without_id_or_start_are_refused() -> None:
+    with pytest.raises(InvalidRecordError):
+        to_row({k: v for k, v in SAMPLE.items() if k != "sessionId"})
+    with pytest.raises(InvalidRecordError, match="no start_time"):
+        to_row({k: v for k, v in SAMPLE.items() if k != "start_time"})
+    with pytest.raises(InvalidRecordError, match="bad timestamp"):
+        to_row({**SAMPLE, "start_time": "yesterday-ish"})
+
+
+def test_status_falls_back_to_end_time_when_absent() -> None:
+    assert session_status({"end_time": None}) == "active"
+    assert session_status({"end_time": "2026-01-01T00:00:00.000Z"}) == "closed"
+    assert session_status({"sessionStatus": "Active"}) == "active"
+    assert session_status({}) is None
