@@ -311,7 +311,7 @@ class KoreClient:
         ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1))
         wait = random.uniform(ceiling / 2, ceiling)
         if getattr(error, "status", None) == 429:
-            wait = max(wait, policy.rate_limited_min_wait)
+            wait = max(wait, min(policy.rate_limited_min_wait, policy.backoff_max))
         return wait
 
     def _before_sleep(self, state: RetryCallState) -> None:

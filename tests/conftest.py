@@ -1,0 +1,171 @@
+"""Fixtures: an isolated dlt home, the sandbox API, and a loader into a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.kore_sessions_pipeline import (
+    LoadSummary,
+    load_sessions,
+    make_pipeline,
+    source_state,
+)
+from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+HISTORY_START = NOW - timedelta(days=20)
+BOTS = ["st-aaaaaaaa-0000-4000-8000-000000000001", "st-aaaaaaaa-0000-4000-8000-000000000002"]
+CLIENT_ID = "cs-test-bot-app"
+CLIENT_SECRET = "bot-app-secret-0123456789-must-not-leak"
+ADMIN_ID = "cs-test-admin-app"
+ADMIN_SECRET = "admin-app-secret-9876543210-must-not-leak"
+PAGE_CAP = 40
+# Retries fast enough for tests; the policy's shape is what is tested.
+FAST_RETRIES = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 6}
+SESSION_COLUMNS = (
+    "session_id, bot_id, channel, user_id, start_time, end_time, session_type, "
+    "containment_type, is_developer, session_status, no_of_messages_exchanged, "
+    "no_of_tasks_executed"
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_dlt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own dlt home and working folder, and no outside config."""
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_home"))
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    for name in list(os.environ):
+        if name.startswith(("SOURCES__", "DESTINATION__", "KORE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def history() -> list[GeneratedSession]:
+    """Twenty days of two bots (some still open at NOW), plus six hours yet to come."""
+    busy_start = NOW - timedelta(hours=6)
+    past = generate_sessions(BOTS, HISTORY_START, busy_start, per_day=30, seed=11)
+    busy = generate_sessions(BOTS, busy_start, NOW, per_day=300, seed=13, active_share=0.5)
+    future = generate_sessions(BOTS, NOW, NOW + timedelta(hours=6), per_day=30, seed=12)
+    return (
+        [s for s in past if s.start < busy_start]
+        + [s for s in busy if s.start <= NOW]
+        + [s for s in future if s.start > NOW]
+    )
+
+
+def make_apps() -> list[SandboxApp]:
+    """A bot-builder app for both bots and an Admin Console app."""
+    return [
+        SandboxApp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, kind="bot"),
+        SandboxApp(client_id=ADMIN_ID, client_secret=ADMIN_SECRET, kind="admin"),
+    ]
+
+
+@pytest.fixture
+def server(history: list[GeneratedSession]) -> Iterator[SandboxServer]:
+    """The sandbox API serving `history` at NOW, pages capped at PAGE_CAP."""
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as running:
+        yield running
+
+
+class Loader:
+    """Runs the real source and pipeline against a sandbox into a DuckDB file."""
+
+    def __init__(self, server: SandboxServer, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.pipeline = make_pipeline(
+            "duckdb", pipelines_dir=folder / "pipelines", duckdb_path=folder / "w.duckdb"
+        )
+        self.stats = ExtractStats()
+
+    def run(self, **overrides: Any) -> LoadSummary:
+        """One load with test defaults; keyword arguments override source settings."""
+        settings: dict[str, Any] = {
+            "host": self.server.url,
+            "bot_ids": BOTS,
+            "start_date": HISTORY_START.isoformat(),
+            "credentials": KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+            "clock": lambda: self.server.now,
+            **FAST_RETRIES,
+        }
+        settings.update(overrides)
+        self.stats = ExtractStats()
+        return load_sessions(self.pipeline, kore_sessions(**settings, stats=self.stats), self.stats)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the dataset (table names unqualified)."""
+        with self.pipeline.sql_client() as client:
+            with client.execute_query(sql) as cursor:
+                return [tuple(row) for row in cursor.fetchall()]
+
+    def sessions(self) -> dict[str, tuple[Any, ...]]:
+        """The sessions table keyed by session id."""
+        return {row[0]: row for row in self.query(f"SELECT {SESSION_COLUMNS} FROM sessions")}
+
+    def tags(self, table: str) -> dict[str, set[tuple[str, str | None]]]:
+        """Tags per session of one child table, as (name, value text)."""
+        found: dict[str, set[tuple[str, str | None]]] = {}
+        for session_id, name, value in self.query(f"SELECT session_id, name, value FROM {table}"):
+            found.setdefault(session_id, set()).add((name, value))
+        return found
+
+    def state(self) -> dict[str, Any]:
+        """The sessions resource state (cursor and open sessions per bot)."""
+        return json.loads(json.dumps(source_state(self.pipeline)))
+
+
+@pytest.fixture
+def loader(server: SandboxServer, tmp_path: Path) -> Loader:
+    """A loader into a fresh DuckDB file against the `server` fixture."""
+    return Loader(server, tmp_path)
+
+
+def tag_text(value: Any) -> str | None:
+    """How a tag value of any JSON type is expected to read in the warehouse."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def api_time(text: str | None) -> datetime | None:
+    """An API timestamp as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def assert_matches_sandbox(loader: Loader, server: SandboxServer) -> None:
+    """The warehouse holds exactly the sandbox's visible sessions: ids, fields and tags."""
+    expected = {view["sessionId"]: view for view in server.visible_sessions()}
+    loaded = loader.sessions()
+    assert sorted(loaded) == sorted(expected), "session ids differ from the sandbox"
+    for session_id, view in expected.items():
+        row = loaded[session_id]
+        wanted = (
+            session_id, view["botId"], view["channel"], view["userId"],
+            api_time(view["start_time"]), api_time(view.get("end_time")),
+            view["sessionType"], view["containmentType"], view["isDeveloper"],
+            view["sessionStatus"], view["noOfMessagesExchanged"], view["noOfTasksExecuted"],
+        )
+        got = tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+        assert got == wanted, f"session {session_id} differs"
+    for table, key in (("sessions__user_tags", "userTags"), ("sessions__session_tags", "sessionTags")):
+        loaded_tags = loader.tags(table)
+        for session_id, view in expected.items():
+            wanted_tags = {(t["name"], tag_text(t["value"])) for t in view["tags"][key]}
+            assert loaded_tags.get(session_id, set()) == wanted_tags, f"{key} of {session_id}"
+    langs: dict[str, list[str]] = {}
+    for session_id, lang in loader.query("SELECT session_id, lang FROM sessions__session_lang"):
+        langs.setdefault(session_id, []).append(lang)
+    for session_id, view in expected.items():
+        assert sorted(langs.get(session_id, [])) == sorted(view["session_lang"])

@@ -1,0 +1,189 @@
+"""The pipeline end to end: sandbox API -> source -> dlt -> DuckDB."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, timedelta
+from math import ceil
+
+import pytest
+
+from sandbox import SandboxServer
+from sources.kore_sessions.settings import MAX_WINDOW_SPAN
+
+from .conftest import (
+    BOTS,
+    NOW,
+    PAGE_CAP,
+    Loader,
+    api_time,
+    assert_matches_sandbox,
+    make_apps,
+)
+
+
+def test_full_backfill_equals_the_sandbox(loader: Loader, server: SandboxServer) -> None:
+    summary = loader.run()
+    assert_matches_sandbox(loader, server)
+    assert summary.sessions_new == len(server.visible_sessions())
+    assert summary.retries == 0
+    assert any(view["sessionStatus"] == "active" for view in server.visible_sessions())
+
+
+def test_no_request_spans_seven_days_and_timestamps_are_full(
+    loader: Loader, server: SandboxServer
+) -> None:
+    loader.run(window_hours=167)
+    windows = [r.body for r in server.requests if r.body and "dateFrom" in r.body]
+    assert windows, "window requests were sent"
+    for body in windows:
+        start, end = api_time(body["dateFrom"]), api_time(body["dateTo"])
+        assert end - start < MAX_WINDOW_SPAN
+        assert body["dateFrom"].endswith("Z") and "T" in body["dateFrom"]
+    assert all(r.query.get("containmentType") is None for r in server.requests)
+    assert_matches_sandbox(loader, server)
+
+
+def test_second_run_with_nothing_new_sends_only_what_it_must(
+    loader: Loader, server: SandboxServer
+) -> None:
+    loader.run()
+    before = loader.query("SELECT * EXCLUDE (_dlt_load_id, _dlt_id) FROM sessions ORDER BY 1")
+    state = loader.state()
+    server.clear_requests()
+    lookback = timedelta(minutes=60)
+    loader.run(lookback_minutes=60)
+    expected_requests = 0
+    for bot in BOTS:
+        recent = [
+            s for s in server.visible_sessions(bot)
+            if api_time(s["start_time"]) >= NOW - lookback
+        ]
+        open_before = [
+            s for s, started in state["bots"][bot]["open_sessions"].items()
+            if api_time(started) < NOW - lookback
+        ]
+        expected_requests += max(1, ceil(len(recent) / PAGE_CAP)) + ceil(len(open_before) / 50)
+    assert len(server.requests) == expected_requests
+    for record in server.requests:
+        if record.body and "dateFrom" in record.body:
+            assert api_time(record.body["dateFrom"]) >= NOW - lookback - timedelta(seconds=1)
+    after = loader.query("SELECT * EXCLUDE (_dlt_load_id, _dlt_id) FROM sessions ORDER BY 1")
+    assert after == before
+    assert loader.state() == state
+
+
+def test_active_sessions_are_up_to_date_after_the_clock_moves(
+    loader: Loader, server: SandboxServer
+) -> None:
+    loader.run()
+    active_before = {
+        s["sessionId"] for s in server.visible_sessions() if s["sessionStatus"] == "active"
+    }
+    assert active_before
+    server.advance(timedelta(hours=3))
+    server.clear_requests()
+    summary = loader.run(lookback_minutes=30)
+    assert_matches_sandbox(loader, server)
+    assert summary.sessions_refreshed > 0
+    looked_up = {i for r in server.requests if r.body and "sessionId" in r.body for i in r.body["sessionId"]}
+    assert looked_up and looked_up <= active_before
+    assert all(len(r.body["sessionId"]) <= 50 for r in server.requests if r.body and "sessionId" in r.body)
+
+
+def test_open_session_older_than_fourteen_days_keeps_its_session_tags(
+    history: list, tmp_path
+) -> None:
+    voice = next(s for s in history if s.session_tags and s.start < NOW - timedelta(days=16))
+    long_open = replace(voice, end=NOW + timedelta(days=1))
+    sessions = [s for s in history if s.session_id != voice.session_id] + [long_open]
+    with SandboxServer(sessions, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run()
+        assert voice.session_id in loader.state()["bots"][voice.bot_id]["open_sessions"]
+        server.advance(timedelta(days=2))
+        loader.run()
+        assert_matches_sandbox(loader, server)
+        assert loader.tags("sessions__session_tags")[voice.session_id]
+        assert voice.session_id not in loader.state()["bots"][voice.bot_id]["open_sessions"]
+
+
+def test_server_capped_pages_advance_by_what_came_back(history: list, tmp_path) -> None:
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=37) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(page_size=1000)
+        assert_matches_sandbox(loader, server)
+        skips = [r.body["skip"] for r in server.requests if r.body and r.body.get("skip")]
+        assert skips and all(skip % 37 == 0 for skip in skips)
+
+
+def test_pre_9_shape_is_detected_and_normalized(history: list, tmp_path) -> None:
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, legacy=True) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run()
+        assert summary.legacy_bots == sorted(BOTS)
+        asked = {r.query.get("containmentType") for r in server.requests}
+        assert {"selfService", "dropOff", "agent"} <= asked
+        rows = loader.sessions()
+        views = {v["sessionId"]: v for v in server.visible_sessions()}
+        assert sorted(rows) == sorted(views)
+        for session_id, view in views.items():
+            assert rows[session_id][7] == view["sessionType"].replace("Selfservice", "selfService")
+            assert rows[session_id][6] is None, "no containment value in session_type"
+
+
+def test_admin_route_loads_every_bot(history: list, tmp_path) -> None:
+    from sources.kore_sessions import KoreCredentials
+
+    from .conftest import ADMIN_ID, ADMIN_SECRET
+
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(
+            bot_ids=None, all_bots=True,
+            credentials=KoreCredentials(client_id=ADMIN_ID, client_secret=ADMIN_SECRET),
+        )
+        assert_matches_sandbox(loader, server)
+        assert {r.path for r in server.requests} == {"/api/public/getSessions"}
+        assert list(loader.state()["bots"]) == ["*"]
+
+
+def test_bounded_backfill_leaves_incremental_state_alone(loader: Loader, server: SandboxServer) -> None:
+    start, end = NOW - timedelta(days=10), NOW - timedelta(days=8)
+    loader.run(start_date=start.isoformat(), end_date=end.isoformat())
+    assert all("cursor" not in bot for bot in loader.state().get("bots", {}).values())
+    starts = [row[4].astimezone(UTC) for row in loader.sessions().values()]
+    assert starts and all(start <= s <= end for s in starts)
+    loader.run()
+    assert_matches_sandbox(loader, server)
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "502", "503", "drop", "truncate", "truncate_length"])
+def test_each_fault_kind_is_retried_with_nothing_lost(
+    loader: Loader, server: SandboxServer, kind: str
+) -> None:
+    server.inject(kind, count=2)
+    summary = loader.run()
+    assert summary.retries == 2
+    assert_matches_sandbox(loader, server)
+    assert [r.fault for r in server.requests].count(kind) == 2
+
+
+def test_slow_answers_beyond_the_timeout_are_retried(
+    loader: Loader, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sources.kore_sessions.client as client_module
+
+    monkeypatch.setattr(client_module, "READ_TIMEOUT", 0.3)
+    server.fault_latency = 1.0
+    server.inject("latency", count=1)
+    summary = loader.run()
+    assert summary.retries == 1
+    assert_matches_sandbox(loader, server)
+
+
+def test_mixed_random_faults_lose_nothing(loader: Loader, server: SandboxServer) -> None:
+    server.set_fault_rates({"500": 0.1, "drop": 0.05, "truncate": 0.05, "429": 0.05}, seed=5)
+    loader.run(max_attempts=12)
+    server.set_fault_rates({})
+    assert_matches_sandbox(loader, server)
