@@ -187,3 +187,27 @@ def test_mixed_random_faults_lose_nothing(loader: Loader, server: SandboxServer)
     loader.run(max_attempts=12)
     server.set_fault_rates({})
     assert_matches_sandbox(loader, server)
+
+
+def test_client_limiter_keeps_a_healthy_run_free_of_429(history: list, tmp_path) -> None:
+    from sandbox import RateLimit
+
+    limit = RateLimit(per_minute=6, per_hour=60, seconds_per_minute=0.5)
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=100, rate_limit=limit) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(requests_per_minute=6, requests_per_hour=60, seconds_per_minute=0.5)
+        assert_matches_sandbox(loader, server)
+        assert summary.rate_limited == 0
+        assert all(r.status != 429 for r in server.requests)
+        assert len(server.requests) > 2 * 6, "enough requests to hit the minute limit"
+
+
+def test_server_rate_limit_without_retry_after_is_backed_off(history: list, tmp_path) -> None:
+    from sandbox import RateLimit
+
+    limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=0.5)
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=30, rate_limit=limit) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(backoff_initial=0.2, backoff_max=1.0, max_attempts=10)
+        assert_matches_sandbox(loader, server)
+        assert summary.rate_limited > 0, "the unthrottled client met the server's limit"

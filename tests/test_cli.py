@@ -1,0 +1,260 @@
+"""The `kore-sessions` command in a subprocess, configured only the documented ways."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sandbox import SandboxApp, SandboxServer, generate_sessions
+
+from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_ID, CLIENT_SECRET, make_apps
+
+# The command runs on the real clock, so its sandbox holds sessions up to now.
+REAL_NOW = datetime.now(UTC).replace(microsecond=0)
+DATABASE = "kore_warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def recent_history() -> list:
+    """Five days of two bots ending now, some sessions still open."""
+    return generate_sessions(
+        BOTS, REAL_NOW - timedelta(days=5), REAL_NOW, per_day=120, seed=21, active_share=0.5
+    )
+
+
+@pytest.fixture
+def live_server(recent_history: list) -> Iterator[SandboxServer]:
+    """A sandbox whose clock stands at the real now."""
+    with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
+        yield server
+
+
+def cli_env(server: SandboxServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment of a configured command: host, bots, start date, credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env.update(
+        {
+            "DLT_DATA_DIR": str(tmp_path / "dlt_home"),
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+            "SOURCES__KORE_SESSIONS__HOST": server.url,
+            "SOURCES__KORE_SESSIONS__BOT_IDS": ",".join(BOTS),
+            "SOURCES__KORE_SESSIONS__START_DATE": (REAL_NOW - timedelta(days=6)).isoformat(),
+            "SOURCES__KORE_SESSIONS__BACKOFF_INITIAL": "0.01",
+            "SOURCES__KORE_SESSIONS__BACKOFF_MAX": "0.05",
+            "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID": CLIENT_ID,
+            "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": CLIENT_SECRET,
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def kore(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `kore-sessions` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def loaded(cwd: Path) -> dict[str, tuple]:
+    """Sessions in the command's DuckDB file, by id (and no id twice)."""
+    with duckdb.connect(str(cwd / DATABASE), read_only=True) as con:
+        rows = con.sql(
+            "SELECT session_id, session_status, end_time, no_of_messages_exchanged "
+            "FROM kore_sessions.sessions"
+        ).fetchall()
+    by_id = {row[0]: row for row in rows}
+    assert len(by_id) == len(rows), "duplicate sessions in the warehouse"
+    return by_id
+
+
+def expected(server: SandboxServer) -> dict[str, tuple]:
+    """The sandbox's sessions in the same form as `loaded`."""
+    return {
+        v["sessionId"]: (
+            v["sessionId"], v["sessionStatus"],
+            datetime.fromisoformat(v["end_time"].replace("Z", "+00:00")),
+            v["noOfMessagesExchanged"],
+        )
+        for v in server.visible_sessions()
+    }
+
+
+def normalized(rows: dict[str, tuple]) -> dict[str, tuple]:
+    """Timestamps in UTC, for comparison."""
+    return {
+        key: tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+        for key, row in rows.items()
+    }
+
+
+def test_load_from_env_config_prints_progress_and_summary(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    result = kore(["load"], cli_env(live_server, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "window" in result.stderr, "progress lines while it works"
+    for word in ("windows:", "requests:", "retries:", "new", "updated", "time:"):
+        assert word in result.stdout
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+
+
+def test_flags_override_config(live_server: SandboxServer, tmp_path: Path) -> None:
+    env = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__HOST="http://127.0.0.1:9")
+    result = kore(["load", "--host", live_server.url, "--bot", BOTS[0]], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {r.bot_id for r in live_server.requests} == {BOTS[0]}
+
+
+@pytest.mark.parametrize(
+    ("args", "env_change", "message"),
+    [
+        (["load", "--host", "not a url"], {}, "is not a URL"),
+        (["load", "--end", "2026-01-01"], {}, "--end needs --start"),
+        (["load", "--start", "2026-13-45"], {}, "start_date"),
+        (["load", "--start", "2026-02-01", "--end", "2026-01-01"], {}, "not after start_date"),
+        (["load", "--page-size", "0"], {}, "page_size"),
+        (["load", "--window-hours", "200"], {}, "under 7 days"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(
+    live_server: SandboxServer, tmp_path: Path, args: list[str], env_change: dict, message: str
+) -> None:
+    result = kore(args, cli_env(live_server, tmp_path, **env_change), tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not live_server.requests
+    assert not (tmp_path / DATABASE).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "hint"),
+    [
+        ({"SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": "wrong-secret-abcdef"}, "401", "published"),
+        ({"SOURCES__KORE_SESSIONS__BOT_IDS": "st-unknown-bot"}, "404", "bot id"),
+        (
+            {
+                "SOURCES__KORE_SESSIONS__BOT_IDS": "",
+                "SOURCES__KORE_SESSIONS__ALL_BOTS": "true",
+            },
+            "403",
+            "scope",
+        ),
+    ],
+)
+def test_api_refusals_fail_fast_with_message_and_no_state_advanced(
+    live_server: SandboxServer, tmp_path: Path, change: dict, status: str, hint: str
+) -> None:
+    first = kore(["load"], cli_env(live_server, tmp_path), tmp_path)
+    assert first.returncode == 0, first.stderr
+    state_files = _state_snapshot(tmp_path)
+    before = loaded(tmp_path)
+    live_server.clear_requests()
+    result = kore(["load"], cli_env(live_server, tmp_path, **change), tmp_path)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert f"HTTP {status}" in line and hint in line
+    assert len(live_server.requests) == 1, "no retry of a refusal"
+    assert _state_snapshot(tmp_path) == state_files
+    assert loaded(tmp_path) == before
+
+
+def test_killed_midway_and_rerun_gives_exactly_the_sandbox(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    live_server.set_latency(0.03)
+    env = cli_env(live_server, tmp_path)
+    for delay in (0.9, 1.7, 2.6):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "load", "--quiet"],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    live_server.set_latency(0)
+    result = kore(["load"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+
+
+def test_secrets_never_reach_output_state_or_tables(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    outputs = [kore(["load"], cli_env(live_server, tmp_path), tmp_path)]
+    assert outputs[0].returncode == 0
+    bad = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__HOST="http://127.0.0.1:9")
+    outputs.append(kore(["load", "--quiet"], {**bad, "SOURCES__KORE_SESSIONS__MAX_ATTEMPTS": "2"}, tmp_path))
+    assert outputs[1].returncode == 1
+    for output in outputs:
+        assert CLIENT_SECRET not in output.stdout + output.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix not in (".duckdb", ".wal"):
+            assert CLIENT_SECRET.encode() not in path.read_bytes(), path
+    with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+        tables = con.sql(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+        ).fetchall()
+        for schema, table in tables:
+            text = con.sql(f'SELECT CAST(COLUMNS(*) AS VARCHAR) FROM "{schema}"."{table}"').fetchall()
+            assert CLIENT_SECRET not in json.dumps(text, default=str), table
+
+
+def test_admin_route_with_all_bots_flag(recent_history: list, tmp_path: Path) -> None:
+    with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=200) as server:
+        env = cli_env(
+            server, tmp_path,
+            SOURCES__KORE_SESSIONS__BOT_IDS="",
+            SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID=ADMIN_ID,
+            SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET=ADMIN_SECRET,
+        )
+        result = kore(["load", "--all-bots"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert normalized(loaded(tmp_path)) == expected(server)
+
+
+def test_rs256_app_with_enforced_jti(recent_history: list, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    app = SandboxApp(client_id="cs-rsa-app", public_key_pem=public_pem, enforce_jti=True)
+    with SandboxServer(recent_history, apps=[app], now=REAL_NOW, page_cap=100) as server:
+        env = cli_env(
+            server, tmp_path,
+            SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID="cs-rsa-app",
+            SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET="",
+            SOURCES__KORE_SESSIONS__CREDENTIALS__ALGORITHM="RS256",
+            SOURCES__KORE_SESSIONS__CREDENTIALS__PRIVATE_KEY=private_pem,
+        )
+        result = kore(["load"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert normalized(loaded(tmp_path)) == expected(server)
+        jtis = [r.claims["jti"] for r in server.requests]
+        assert len(jtis) == len(set(jtis)) > 1
+
+
+def _state_snapshot(folder: Path) -> dict[str, bytes]:
+    """Every pipeline state file under the dlt home, by path."""
+    return {
+        str(path): path.read_bytes()
+        for path in (folder / "dlt_home").rglob("state.json")
+    }
