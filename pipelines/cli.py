@@ -76,8 +76,16 @@ def _add_load_arguments(load: argparse.ArgumentParser) -> None:
 def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The source arguments given on the command line (the rest resolve from config)."""
     keys = (
-        "host", "bot_ids", "all_bots", "start_date", "end_date", "page_size", "window_hours",
-        "lookback_minutes", "requests_per_minute", "requests_per_hour",
+        "host",
+        "bot_ids",
+        "all_bots",
+        "start_date",
+        "end_date",
+        "page_size",
+        "window_hours",
+        "lookback_minutes",
+        "requests_per_minute",
+        "requests_per_hour",
     )
     overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.end_date and not args.start_date:

@@ -64,9 +64,7 @@ class LoadSummary:
         if self.legacy_bots:
             lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
         if self.pending_packages_finished:
-            lines.append(
-                f"finished {self.pending_packages_finished} package(s) left by an interrupted run"
-            )
+            lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
         return lines
 
 
@@ -104,17 +102,13 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
     """
     if not pipeline.has_pending_data:
         return 0
-    pending = len(pipeline.list_extracted_load_packages()) + len(
-        pipeline.list_normalized_load_packages()
-    )
+    pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
     pipeline.normalize()
     pipeline.load()
     return pending
 
 
-def load_sessions(
-    pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats
-) -> LoadSummary:
+def load_sessions(pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats) -> LoadSummary:
     """Finish leftovers, then extract, normalize and load one run of the source.
 
     Args:

@@ -146,9 +146,7 @@ def parse_date(name: str, value: Any) -> datetime:
             raise ValueError(text)
         return to_utc_ms(datetime.fromisoformat(text))
     except ValueError:
-        raise _bad_request(
-            f"Invalid {name} {value!r}: use yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ"
-        ) from None
+        raise _bad_request(f"Invalid {name} {value!r}: use yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ") from None
 
 
 def _window(raw_from: Any, raw_to: Any, now: datetime) -> tuple[datetime, datetime]:
@@ -158,9 +156,7 @@ def _window(raw_from: Any, raw_to: Any, now: datetime) -> tuple[datetime, dateti
         if given_from > given_to:
             raise _bad_request("dateFrom must not be later than dateTo")
         if given_to - given_from >= MAX_WINDOW:
-            raise _bad_request(
-                "The duration between dateFrom and dateTo should be less than 7 days"
-            )
+            raise _bad_request("The duration between dateFrom and dateTo should be less than 7 days")
         return given_from, given_to
     if given_from is not None:
         return given_from, given_from + MAX_WINDOW
@@ -188,9 +184,7 @@ def _sort_key(session: GeneratedSession) -> tuple[datetime, str]:
 class SessionStore:
     """The sessions, indexed by id, by bot and by start time."""
 
-    def __init__(
-        self, sessions: Iterable[GeneratedSession], extra_bots: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, sessions: Iterable[GeneratedSession], extra_bots: Iterable[str] = ()) -> None:
         """Index the sessions.
 
         Args:

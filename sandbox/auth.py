@@ -114,9 +114,7 @@ class Authenticator:
         options: dict[str, Any] = {"verify_sub": False, "verify_aud": False}
         for key, algorithms in app.verification_keys():
             try:
-                return jwt.decode(
-                    token, key, algorithms=algorithms, options=options, leeway=LEEWAY_SECONDS
-                )
+                return jwt.decode(token, key, algorithms=algorithms, options=options, leeway=LEEWAY_SECONDS)
             except jwt.InvalidAlgorithmError:
                 continue
             except jwt.ExpiredSignatureError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 FAULT_KINDS = (
+    "400",  # a request the API refuses (Kore-like JSON error)
     "429",  # the documented rate-limit answer
     "500",  # Kore-like JSON error
     "502",  # gateway HTML page

@@ -127,9 +127,7 @@ def _ms(rng: random.Random, low_s: float, high_s: float) -> timedelta:
     return timedelta(milliseconds=rng.randint(int(low_s * 1000), int(high_s * 1000)))
 
 
-def _start_times(
-    rng: random.Random, start: datetime, end: datetime, per_day: int
-) -> list[datetime]:
+def _start_times(rng: random.Random, start: datetime, end: datetime, per_day: int) -> list[datetime]:
     """Draw sorted start times: per hour bucket, a count from the volume curves."""
     moments: list[datetime] = []
     hour = start.replace(minute=0, second=0, microsecond=0)
@@ -168,9 +166,7 @@ def _user_tags(rng: random.Random) -> tuple[Tag, ...]:
 class _SessionMaker:
     """Draws one session's attributes; holds the ObjectId counter and the user pool."""
 
-    def __init__(
-        self, rng: random.Random, users: list[_User], end: datetime, active_share: float
-    ) -> None:
+    def __init__(self, rng: random.Random, users: list[_User], end: datetime, active_share: float) -> None:
         self.rng = rng
         self.users = users
         self.end = end
@@ -256,9 +252,7 @@ class _SessionMaker:
             ("cart", {"items": rng.randint(1, 5), "total": round(rng.uniform(5, 300), 2)}),
             ("waitSeconds", round(rng.uniform(0.5, 90), 1)),
         ]
-        return tuple(
-            tag for index, tag in enumerate(candidates) if index == 0 or rng.random() < 0.35
-        )
+        return tuple(tag for index, tag in enumerate(candidates) if index == 0 or rng.random() < 0.35)
 
     def _voice_tags(self, channel: str, containment: str) -> tuple[Tag, ...]:
         rng = self.rng

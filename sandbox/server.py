@@ -32,9 +32,7 @@ BOT_PATH_PREFIX = "/api/public/bot/"
 BOT_PATH_SUFFIX = "/getSessions"
 ACCOUNT_BUCKET = "account"
 DEFAULT_FAULT_LATENCY = 1.5
-ADMIN_APP_NEEDED = (
-    "This API needs a Bot Admin Console app with the 'Bot Analytics > Bot Sessions' scope"
-)
+ADMIN_APP_NEEDED = "This API needs a Bot Admin Console app with the 'Bot Analytics > Bot Sessions' scope"
 BOT_APP_NEEDED = "This API needs a bot builder app with the 'Bot Sessions' scope"
 SCOPE_NOT_PUBLISHED = (
     "The 'Bot Sessions' API scope of this app is not published; publish the app scope and retry"
@@ -291,6 +289,13 @@ class SandboxServer:
         """Every bot of the account."""
         return self.store.bot_ids
 
+    def remove_sessions(self, session_ids: Iterable[str]) -> None:
+        """Delete sessions from the account, as the platform does (retention, erasure)."""
+        gone = set(session_ids)
+        with self._lock:
+            kept = [s for s in self.store.by_id.values() if s.session_id not in gone]
+            self.store = SessionStore(kept, self.store.bot_ids)
+
     def visible_sessions(self, bot_id: str | None = None) -> list[dict[str, Any]]:
         """Every session the API shows now (newest first), optionally for one bot.
 
@@ -369,9 +374,9 @@ class SandboxServer:
             return lookup_sessions(self.store, bots, query.session_ids, now, self.legacy)
         return list_sessions(self.store, bots, query, now, self.page_cap, self.legacy)
 
-    def _fault_outcome(
-        self, fault: str, route: _Route, params: dict[str, str], raw: bytes
-    ) -> _Outcome:
+    def _fault_outcome(self, fault: str, route: _Route, params: dict[str, str], raw: bytes) -> _Outcome:
+        if fault == "400":
+            return _Outcome(400, error_body(BAD_REQUEST_FAULT, 400), fault=fault)
         if fault == "429":
             error = self._rate_limit_error()
             return _Outcome(429, error.body, error.headers, fault)
@@ -387,6 +392,10 @@ class SandboxServer:
         except ApiError as error:
             payload = error.body
         return _Outcome(200, payload, fault=fault)
+
+
+# Message of the injected 400 answer.
+BAD_REQUEST_FAULT = "Invalid request parameters (injected by the sandbox)"
 
 
 def _html(title: str) -> str:

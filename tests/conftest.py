@@ -104,9 +104,8 @@ class Loader:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query on the dataset (table names unqualified)."""
-        with self.pipeline.sql_client() as client:
-            with client.execute_query(sql) as cursor:
-                return [tuple(row) for row in cursor.fetchall()]
+        with self.pipeline.sql_client() as client, client.execute_query(sql) as cursor:
+            return [tuple(row) for row in cursor.fetchall()]
 
     def sessions(self) -> dict[str, tuple[Any, ...]]:
         """The sessions table keyed by session id."""
@@ -152,14 +151,25 @@ def assert_matches_sandbox(loader: Loader, server: SandboxServer) -> None:
     for session_id, view in expected.items():
         row = loaded[session_id]
         wanted = (
-            session_id, view["botId"], view["channel"], view["userId"],
-            api_time(view["start_time"]), api_time(view.get("end_time")),
-            view["sessionType"], view["containmentType"], view["isDeveloper"],
-            view["sessionStatus"], view["noOfMessagesExchanged"], view["noOfTasksExecuted"],
+            session_id,
+            view["botId"],
+            view["channel"],
+            view["userId"],
+            api_time(view["start_time"]),
+            api_time(view.get("end_time")),
+            view["sessionType"],
+            view["containmentType"],
+            view["isDeveloper"],
+            view["sessionStatus"],
+            view["noOfMessagesExchanged"],
+            view["noOfTasksExecuted"],
         )
         got = tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
         assert got == wanted, f"session {session_id} differs"
-    for table, key in (("sessions__user_tags", "userTags"), ("sessions__session_tags", "sessionTags")):
+    for table, key in (
+        ("sessions__user_tags", "userTags"),
+        ("sessions__session_tags", "sessionTags"),
+    ):
         loaded_tags = loader.tags(table)
         for session_id, view in expected.items():
             wanted_tags = {(t["name"], tag_text(t["value"])) for t in view["tags"][key]}

@@ -63,7 +63,12 @@ def kore(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     """Run `kore-sessions` and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -83,7 +88,8 @@ def expected(server: SandboxServer) -> dict[str, tuple]:
     """The sandbox's sessions in the same form as `loaded`."""
     return {
         v["sessionId"]: (
-            v["sessionId"], v["sessionStatus"],
+            v["sessionId"],
+            v["sessionStatus"],
             datetime.fromisoformat(v["end_time"].replace("Z", "+00:00")),
             v["noOfMessagesExchanged"],
         )
@@ -99,9 +105,7 @@ def normalized(rows: dict[str, tuple]) -> dict[str, tuple]:
     }
 
 
-def test_load_from_env_config_prints_progress_and_summary(
-    live_server: SandboxServer, tmp_path: Path
-) -> None:
+def test_load_from_env_config_prints_progress_and_summary(live_server: SandboxServer, tmp_path: Path) -> None:
     result = kore(["load"], cli_env(live_server, tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "window" in result.stderr, "progress lines while it works"
@@ -142,7 +146,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(
 @pytest.mark.parametrize(
     ("change", "status", "hint"),
     [
-        ({"SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": "wrong-secret-abcdef"}, "401", "published"),
+        (
+            {"SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": "wrong-secret-abcdef"},
+            "401",
+            "published",
+        ),
         ({"SOURCES__KORE_SESSIONS__BOT_IDS": "st-unknown-bot"}, "404", "bot id"),
         (
             {
@@ -179,7 +187,10 @@ def test_killed_midway_and_rerun_gives_exactly_the_sandbox(
     for delay in (0.9, 1.7, 2.6):
         process = subprocess.Popen(
             [sys.executable, "-m", "pipelines.cli", "load", "--quiet"],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
@@ -190,9 +201,7 @@ def test_killed_midway_and_rerun_gives_exactly_the_sandbox(
     assert normalized(loaded(tmp_path)) == expected(live_server)
 
 
-def test_secrets_never_reach_output_state_or_tables(
-    live_server: SandboxServer, tmp_path: Path
-) -> None:
+def test_secrets_never_reach_output_state_or_tables(live_server: SandboxServer, tmp_path: Path) -> None:
     outputs = [kore(["load"], cli_env(live_server, tmp_path), tmp_path)]
     assert outputs[0].returncode == 0
     bad = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__HOST="http://127.0.0.1:9")
@@ -204,9 +213,7 @@ def test_secrets_never_reach_output_state_or_tables(
         if path.is_file() and path.suffix not in (".duckdb", ".wal"):
             assert CLIENT_SECRET.encode() not in path.read_bytes(), path
     with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
-        tables = con.sql(
-            "SELECT table_schema, table_name FROM information_schema.tables"
-        ).fetchall()
+        tables = con.sql("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
         for schema, table in tables:
             text = con.sql(f'SELECT CAST(COLUMNS(*) AS VARCHAR) FROM "{schema}"."{table}"').fetchall()
             assert CLIENT_SECRET not in json.dumps(text, default=str), table
@@ -215,7 +222,8 @@ def test_secrets_never_reach_output_state_or_tables(
 def test_admin_route_with_all_bots_flag(recent_history: list, tmp_path: Path) -> None:
     with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=200) as server:
         env = cli_env(
-            server, tmp_path,
+            server,
+            tmp_path,
             SOURCES__KORE_SESSIONS__BOT_IDS="",
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID=ADMIN_ID,
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET=ADMIN_SECRET,
@@ -233,13 +241,16 @@ def test_rs256_app_with_enforced_jti(recent_history: list, tmp_path: Path) -> No
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     app = SandboxApp(client_id="cs-rsa-app", public_key_pem=public_pem, enforce_jti=True)
     with SandboxServer(recent_history, apps=[app], now=REAL_NOW, page_cap=100) as server:
         env = cli_env(
-            server, tmp_path,
+            server,
+            tmp_path,
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID="cs-rsa-app",
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET="",
             SOURCES__KORE_SESSIONS__CREDENTIALS__ALGORITHM="RS256",
@@ -254,7 +265,4 @@ def test_rs256_app_with_enforced_jti(recent_history: list, tmp_path: Path) -> No
 
 def _state_snapshot(folder: Path) -> dict[str, bytes]:
     """Every pipeline state file under the dlt home, by path."""
-    return {
-        str(path): path.read_bytes()
-        for path in (folder / "dlt_home").rglob("state.json")
-    }
+    return {str(path): path.read_bytes() for path in (folder / "dlt_home").rglob("state.json")}

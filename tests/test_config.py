@@ -33,7 +33,13 @@ def test_good_settings_resolve() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [('["a", "b"]', ["a", "b"]), ("a", ["a"]), ("a,b,a", ["a", "b", "a"]), (["x"], ["x"]), (None, [])],
+    [
+        ('["a", "b"]', ["a", "b"]),
+        ("a", ["a"]),
+        ("a,b,a", ["a", "b", "a"]),
+        (["x"], ["x"]),
+        (None, []),
+    ],
 )
 def test_bot_ids_forms(value: Any, expected: list[str]) -> None:
     assert parse_bot_ids(value) == expected

@@ -30,9 +30,7 @@ def test_full_backfill_equals_the_sandbox(loader: Loader, server: SandboxServer)
     assert any(view["sessionStatus"] == "active" for view in server.visible_sessions())
 
 
-def test_no_request_spans_seven_days_and_timestamps_are_full(
-    loader: Loader, server: SandboxServer
-) -> None:
+def test_no_request_spans_seven_days_and_timestamps_are_full(loader: Loader, server: SandboxServer) -> None:
     loader.run(window_hours=167)
     windows = [r.body for r in server.requests if r.body and "dateFrom" in r.body]
     assert windows, "window requests were sent"
@@ -44,9 +42,7 @@ def test_no_request_spans_seven_days_and_timestamps_are_full(
     assert_matches_sandbox(loader, server)
 
 
-def test_second_run_with_nothing_new_sends_only_what_it_must(
-    loader: Loader, server: SandboxServer
-) -> None:
+def test_second_run_with_nothing_new_sends_only_what_it_must(loader: Loader, server: SandboxServer) -> None:
     loader.run()
     before = loader.query("SELECT * EXCLUDE (_dlt_load_id, _dlt_id) FROM sessions ORDER BY 1")
     state = loader.state()
@@ -55,12 +51,10 @@ def test_second_run_with_nothing_new_sends_only_what_it_must(
     loader.run(lookback_minutes=60)
     expected_requests = 0
     for bot in BOTS:
-        recent = [
-            s for s in server.visible_sessions(bot)
-            if api_time(s["start_time"]) >= NOW - lookback
-        ]
+        recent = [s for s in server.visible_sessions(bot) if api_time(s["start_time"]) >= NOW - lookback]
         open_before = [
-            s for s, started in state["bots"][bot]["open_sessions"].items()
+            s
+            for s, started in state["bots"][bot]["open_sessions"].items()
             if api_time(started) < NOW - lookback
         ]
         expected_requests += max(1, ceil(len(recent) / PAGE_CAP)) + ceil(len(open_before) / 50)
@@ -73,13 +67,9 @@ def test_second_run_with_nothing_new_sends_only_what_it_must(
     assert loader.state() == state
 
 
-def test_active_sessions_are_up_to_date_after_the_clock_moves(
-    loader: Loader, server: SandboxServer
-) -> None:
+def test_active_sessions_are_up_to_date_after_the_clock_moves(loader: Loader, server: SandboxServer) -> None:
     loader.run()
-    active_before = {
-        s["sessionId"] for s in server.visible_sessions() if s["sessionStatus"] == "active"
-    }
+    active_before = {s["sessionId"] for s in server.visible_sessions() if s["sessionStatus"] == "active"}
     assert active_before
     server.advance(timedelta(hours=3))
     server.clear_requests()
@@ -91,9 +81,7 @@ def test_active_sessions_are_up_to_date_after_the_clock_moves(
     assert all(len(r.body["sessionId"]) <= 50 for r in server.requests if r.body and "sessionId" in r.body)
 
 
-def test_open_session_older_than_fourteen_days_keeps_its_session_tags(
-    history: list, tmp_path
-) -> None:
+def test_open_session_older_than_fourteen_days_keeps_its_session_tags(history: list, tmp_path) -> None:
     voice = next(s for s in history if s.session_tags and s.start < NOW - timedelta(days=16))
     long_open = replace(voice, end=NOW + timedelta(days=1))
     sessions = [s for s in history if s.session_id != voice.session_id] + [long_open]
@@ -140,7 +128,8 @@ def test_admin_route_loads_every_bot(history: list, tmp_path) -> None:
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         loader.run(
-            bot_ids=None, all_bots=True,
+            bot_ids=None,
+            all_bots=True,
             credentials=KoreCredentials(client_id=ADMIN_ID, client_secret=ADMIN_SECRET),
         )
         assert_matches_sandbox(loader, server)
@@ -211,3 +200,43 @@ def test_server_rate_limit_without_retry_after_is_backed_off(history: list, tmp_
         summary = loader.run(backoff_initial=0.2, backoff_max=1.0, max_attempts=10)
         assert_matches_sandbox(loader, server)
         assert summary.rate_limited > 0, "the unthrottled client met the server's limit"
+
+
+def test_open_sessions_the_api_no_longer_knows_are_deleted(loader: Loader, server: SandboxServer) -> None:
+    loader.run()
+    open_ids = {s for bot in loader.state()["bots"].values() for s in bot["open_sessions"]}
+    views = {v["sessionId"]: v for v in server.visible_sessions()}
+    old_open = sorted(i for i in open_ids if api_time(views[i]["start_time"]) < NOW - timedelta(hours=1))
+    assert old_open
+    server.remove_sessions(old_open[:1])
+    server.advance(timedelta(hours=2))
+    summary = loader.run()
+    assert summary.sessions_deleted == 1
+    assert_matches_sandbox(loader, server)
+    assert not loader.query(f"SELECT * FROM sessions__session_lang WHERE session_id = '{old_open[0]}'")
+
+
+def test_a_400_fails_fast_with_the_api_message_and_no_state(loader: Loader, server: SandboxServer) -> None:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    loader.run()
+    state = loader.state()
+    server.advance(timedelta(hours=1))
+    server.clear_requests()
+    server.inject("400")
+    with pytest.raises(PipelineStepFailed, match="injected by the sandbox"):
+        loader.run()
+    assert len(server.requests) == 1
+    assert loader.state() == state
+
+
+def test_new_fields_evolve_the_schema(history: list, tmp_path) -> None:
+    changed = [replace(s, extra={"sentiment": {"score": 0.5}, "callId": "c-1"}) for s in history[-50:]]
+    with SandboxServer(history[:-50] + changed, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run()
+        assert_matches_sandbox(loader, server)
+        visible = {v["sessionId"] for v in server.visible_sessions()}
+        expected = sum(1 for s in changed if s.session_id in visible)
+        rows = loader.query("SELECT COUNT(*) FROM sessions WHERE sentiment__score = 0.5 AND call_id = 'c-1'")
+        assert rows[0][0] == expected > 0

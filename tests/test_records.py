@@ -27,7 +27,10 @@ SAMPLE = {
     "sessionStatus": "closed",
     "tags": {
         "userTags": [{"name": "tier", "value": {"level": 2}}, {"name": "vip", "value": True}],
-        "sessionTags": [{"value": "+1123456789", "name": "callerNumber"}, {"name": "n", "value": 4.5}],
+        "sessionTags": [
+            {"value": "+1123456789", "name": "callerNumber"},
+            {"name": "n", "value": 4.5},
+        ],
         "altText": [],
     },
     "noOfMessagesExchanged": 4,

@@ -45,9 +45,7 @@ def mint(app_id: str = "cs-bot", key: Any = SECRET, alg: str = "HS256", **claims
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=alg)
 
 
-def session(
-    number: int, start: datetime, bot_id: str = BOT_A, **overrides: Any
-) -> GeneratedSession:
+def session(number: int, start: datetime, bot_id: str = BOT_A, **overrides: Any) -> GeneratedSession:
     """A hand-made closed session lasting one minute."""
     fields: dict[str, Any] = {
         "session_id": f"{number:024x}",
@@ -254,9 +252,7 @@ def test_seven_day_rule_and_bad_dates(server: SandboxServer) -> None:
     assert call(server, {"skip": -1}).status_code == 400
     assert call(server, {"sessionType": "bogus"}).status_code == 400
     assert call(server, params={"containmentType": "contained"}).status_code == 400
-    bad_json = httpx.post(
-        server.url + BOT_PATH, content=b"{not json", headers={"auth": mint()}, timeout=5
-    )
+    bad_json = httpx.post(server.url + BOT_PATH, content=b"{not json", headers={"auth": mint()}, timeout=5)
     assert bad_json.status_code == 400
 
 

@@ -1,5 +1,6 @@
 """Unit tests of window planning."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ def test_windows_cover_the_range_each_under_seven_days() -> None:
     assert windows[0].start == T0
     assert windows[-1].end == T0 + timedelta(days=20, hours=5)
     assert all(w.end - w.start < MAX_WINDOW_SPAN for w in windows)
-    for before, after in zip(windows, windows[1:], strict=False):
+    for before, after in itertools.pairwise(windows):
         assert after.start == before.end - WINDOW_OVERLAP, "adjacent windows overlap at edges"
     assert len(windows) == 4
 

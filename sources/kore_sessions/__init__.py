@@ -70,6 +70,7 @@ def kore_sessions(
     lookback_minutes: float = DEFAULT_LOOKBACK_MINUTES,
     requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
     requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
+    seconds_per_minute: float = 60.0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
     backoff_max: float = DEFAULT_BACKOFF_MAX,
@@ -91,6 +92,8 @@ def kore_sessions(
         lookback_minutes: How far behind its cursor each run looks again, for late arrivals.
         requests_per_minute: Client-side rolling limit per bot (per account on the admin route).
         requests_per_hour: Client-side rolling hourly limit, checked as well.
+        seconds_per_minute: Length of the limits' minute in seconds (60; less only for a
+            sandbox or benchmark with scaled-down limits).
         max_attempts: Attempts per request before giving up on retryable errors.
         backoff_initial: First backoff wait in seconds; it doubles per attempt, with jitter.
         backoff_max: Longest single wait in seconds.
@@ -117,11 +120,15 @@ def kore_sessions(
         clock=clock,
     )
     policy = RetryPolicy(max_attempts, backoff_initial, backoff_max, retry_deadline)
-    return sessions_resource(config, credentials, policy, stats or ExtractStats())
+    return sessions_resource(config, credentials, policy, seconds_per_minute, stats or ExtractStats())
 
 
 def sessions_resource(
-    config: RunConfig, credentials: KoreCredentials, policy: RetryPolicy, stats: ExtractStats
+    config: RunConfig,
+    credentials: KoreCredentials,
+    policy: RetryPolicy,
+    seconds_per_minute: float,
+    stats: ExtractStats,
 ) -> DltResource:
     """The `sessions` resource for a checked configuration."""
 
@@ -139,6 +146,7 @@ def sessions_resource(
             requests_per_minute=config.requests_per_minute,
             requests_per_hour=config.requests_per_hour,
             retry_policy=policy,
+            seconds_per_minute=seconds_per_minute,
         ) as client:
             stats.client = client.stats
             for bot_key in config.bot_keys:

@@ -135,9 +135,7 @@ def classify_response(response: httpx.Response) -> dict[str, Any]:
     """
     status = response.status_code
     if status == 429:
-        raise RetryableError(
-            f"rate limited (429): {_api_message(response)}", status, _retry_after(response)
-        )
+        raise RetryableError(f"rate limited (429): {_api_message(response)}", status, _retry_after(response))
     if status >= 500:
         raise RetryableError(f"server error {status}", status, _retry_after(response))
     if status >= 400:
@@ -184,6 +182,7 @@ class KoreClient:
         requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
         requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
         retry_policy: RetryPolicy | None = None,
+        seconds_per_minute: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Open a connection pool to `host`.
@@ -194,15 +193,18 @@ class KoreClient:
             requests_per_minute: Rolling client-side limit per bot (per account on admin route).
             requests_per_hour: Rolling hourly limit, checked as well.
             retry_policy: Attempts, backoff and deadline of retries.
+            seconds_per_minute: Real seconds one "minute" of the limits lasts (an hour is 60
+                of them); 60 for Kore.ai, less for a sandbox with scaled-down limits.
             transport: Optional httpx transport (tests).
         """
         self.host = host.rstrip("/")
         self.credentials = credentials
         self.retry_policy = retry_policy or RetryPolicy()
         self.stats = ClientStats()
+        minute_ms = round(seconds_per_minute * Duration.SECOND)
         self._rates = [
-            Rate(requests_per_minute, Duration.MINUTE),
-            Rate(requests_per_hour, Duration.HOUR),
+            Rate(requests_per_minute, minute_ms),
+            Rate(requests_per_hour, 60 * minute_ms),
         ]
         self._limiters: dict[str, Limiter] = {}
         self._limiters_lock = threading.Lock()
@@ -257,9 +259,7 @@ class KoreClient:
             raise ValueError(f"a lookup takes 1 to {MAX_IDS_PER_LOOKUP} ids, got {len(session_ids)}")
         return parse_sessions_page(self._post(bot_key, {"sessionId": list(session_ids)}, None))
 
-    def _post(
-        self, bot_key: str, body: dict[str, Any], params: dict[str, str] | None
-    ) -> dict[str, Any]:
+    def _post(self, bot_key: str, body: dict[str, Any], params: dict[str, str] | None) -> dict[str, Any]:
         """POST to the bot's route, retrying what is worth retrying."""
         path = _route(bot_key)
         policy = self.retry_policy
@@ -274,8 +274,7 @@ class KoreClient:
             return retrying(self._attempt, bot_key, path, body, params)
         except RetryableError as exc:
             raise KoreApiError(
-                f"gave up on {path} after {policy.max_attempts} attempts or "
-                f"{policy.deadline:.0f} s: {exc}",
+                f"gave up on {path} after {policy.max_attempts} attempts or {policy.deadline:.0f} s: {exc}",
                 exc.status,
             ) from exc
 
@@ -321,9 +320,7 @@ class KoreClient:
         if getattr(error, "status", None) == 429:
             self.stats.count("rate_limited")
         wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
-            "retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error
-        )
+        logger.warning("retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error)
 
 
 def _route(bot_key: str) -> str:

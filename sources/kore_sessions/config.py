@@ -81,9 +81,7 @@ def parse_date_setting(name: str, value: Any) -> datetime | None:
     try:
         return parse_timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"{name} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
-        ) from exc
+        raise ConfigError(f"{name} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ") from exc
 
 
 def build_run_config(

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import chain
 from typing import Any
 
@@ -115,9 +115,7 @@ class BotExtractor:
         self.previous_window_ids = ids_in_window
         self.stats.add("windows")
         self.stats.add("sessions", len(ids_in_window))
-        logger.info(
-            "%s: window %s: %d sessions", bot_label(self.bot_key), window, len(ids_in_window)
-        )
+        logger.info("%s: window %s: %d sessions", bot_label(self.bot_key), window, len(ids_in_window))
 
     def _window_sessions(self, window: Window) -> Iterator[tuple[dict[str, Any], str | None]]:
         """Raw sessions of a window with the containment type asked for (pre-9.0 only)."""
@@ -141,7 +139,11 @@ class BotExtractor:
         skip = 0
         while True:
             page = self.client.get_sessions_page(
-                self.bot_key, window.start, window.end, skip, self.config.page_size,
+                self.bot_key,
+                window.start,
+                window.end,
+                skip,
+                self.config.page_size,
                 containment_type,
             )
             self.stats.add("pages")
@@ -190,9 +192,7 @@ class BotExtractor:
         for session_id in old:
             yield from self._refresh_by_window(session_id)
         if stale:
-            logger.info(
-                "%s: refreshed %d open sessions", bot_label(self.bot_key), len(stale)
-            )
+            logger.info("%s: refreshed %d open sessions", bot_label(self.bot_key), len(stale))
 
     def _lookup(self, session_ids: list[str]) -> Iterator[dict[str, Any]]:
         """Refresh sessions by id; ids the API no longer knows are deleted from the warehouse."""

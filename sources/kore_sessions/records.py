@@ -73,8 +73,7 @@ def normalize_containment(value: Any) -> str | None:
 def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
     """True when a page is in the pre-9.0 shape: containment in `sessionType`, none of its own."""
     return any(
-        "containmentType" not in raw and normalize_containment(raw.get("sessionType"))
-        for raw in sessions
+        "containmentType" not in raw and normalize_containment(raw.get("sessionType")) for raw in sessions
     )
 
 
@@ -126,9 +125,7 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         "session_status": session_status(raw),
         "no_of_messages_exchanged": raw.get("noOfMessagesExchanged"),
         "no_of_tasks_executed": raw.get("noOfTasksExecuted"),
-        "session_lang": [
-            {"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []
-        ],
+        "session_lang": [{"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []],
         "user_tags": _tag_rows(session_id, tags.get("userTags")),
         "session_tags": _tag_rows(session_id, tags.get("sessionTags")),
     }

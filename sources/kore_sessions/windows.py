@@ -59,9 +59,7 @@ def plan_windows(start: datetime, end: datetime, span: timedelta) -> list[Window
         edge = window_end
 
 
-def incremental_start(
-    cursor: datetime | None, start_date: datetime, lookback: timedelta
-) -> datetime:
+def incremental_start(cursor: datetime | None, start_date: datetime, lookback: timedelta) -> datetime:
     """Where a run begins: the first backfill at start_date, later runs at cursor minus lookback.
 
     The lookback is taken from the cursor, not bounded by start_date, so it keeps working
