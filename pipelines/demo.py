@@ -7,7 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sandbox import SandboxApp, SandboxServer, generate_sessions
+from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
 
 from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
@@ -40,9 +40,7 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
     target = Path(folder).resolve()
     _reset(target)
     now = datetime.now(UTC).replace(microsecond=0)
-    sessions = generate_sessions(
-        list(DEMO_BOTS), now - timedelta(days=days), now + 2 * DEMO_CLOCK_STEP, per_day, seed=7
-    )
+    sessions = _demo_sessions(now, days, per_day)
     client_id, client_secret = f"cs-demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     app = SandboxApp(client_id=client_id, client_secret=client_secret, kind="bot")
     credentials = KoreCredentials(client_id=client_id, client_secret=client_secret)
@@ -67,6 +65,14 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
             _print_run(title, load_sessions(pipeline, source, stats))
         _print_loaded(pipeline, target / DATABASE_FILE)
     return 0
+
+
+def _demo_sessions(now: datetime, days: int, per_day: int) -> list[GeneratedSession]:
+    """History up to now (with sessions still open) and the sessions of the next hours."""
+    bots = list(DEMO_BOTS)
+    past = generate_sessions(bots, now - timedelta(days=days), now, per_day, seed=7, active_share=0.5)
+    future = generate_sessions(bots, now, now + 2 * DEMO_CLOCK_STEP, per_day, seed=8)
+    return past + [session for session in future if session.start > now]
 
 
 def _reset(target: Path) -> None:
