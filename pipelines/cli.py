@@ -88,6 +88,10 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "requests_per_hour",
     )
     overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    if args.all_bots:
+        overrides["bot_ids"] = None
+    elif args.bot_ids:
+        overrides["all_bots"] = False
     if args.end_date and not args.start_date:
         raise ConfigError("--end needs --start: a bounded backfill has both ends")
     return overrides

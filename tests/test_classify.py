@@ -60,3 +60,17 @@ def test_undocumented_shapes_fail() -> None:
         classify_response(answer(200, "[1, 2]"))
     page = parse_sessions_page({"sessions": [], "moreAvailable": False, "invalidSessions": ["x"]})
     assert page.invalid_sessions == ["x"]
+
+
+def test_redirects_fail_fast_naming_the_new_host() -> None:
+    with pytest.raises(KoreApiError, match=r"redirects to https://platform\.kore\.ai"):
+        classify_response(answer(301, "", {"Location": "https://platform.kore.ai/api"}))
+
+
+def test_documented_rate_limit_message_is_retried_whatever_its_status() -> None:
+    body = (
+        '{"errors":[{"msg":"Rate limit for this API has been reached. Please try again after some time."}]}'
+    )
+    with pytest.raises(RetryableError) as caught:
+        classify_response(answer(403, body))
+    assert caught.value.status == 429

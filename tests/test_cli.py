@@ -224,7 +224,6 @@ def test_admin_route_with_all_bots_flag(recent_history: list, tmp_path: Path) ->
         env = cli_env(
             server,
             tmp_path,
-            SOURCES__KORE_SESSIONS__BOT_IDS="",
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID=ADMIN_ID,
             SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET=ADMIN_SECRET,
         )

@@ -240,3 +240,17 @@ def test_new_fields_evolve_the_schema(history: list, tmp_path) -> None:
         expected = sum(1 for s in changed if s.session_id in visible)
         rows = loader.query("SELECT COUNT(*) FROM sessions WHERE sentiment__score = 0.5 AND call_id = 'c-1'")
         assert rows[0][0] == expected > 0
+
+
+def test_pre_9_open_sessions_are_up_to_date_after_the_clock_moves(history: list, tmp_path) -> None:
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, legacy=True) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(lookback_minutes=10)
+        server.advance(timedelta(hours=4))
+        loader.run(lookback_minutes=10)
+        rows = loader.sessions()
+        for view in server.visible_sessions():
+            row = rows[view["sessionId"]]
+            assert row[7] == view["sessionType"], view["sessionId"]
+            assert row[10] == view["noOfMessagesExchanged"], view["sessionId"]
+            assert row[5].astimezone(UTC) == api_time(view["end_time"]), view["sessionId"]

@@ -103,8 +103,8 @@ def test_records_without_id_or_start_are_refused() -> None:
         to_row({**SAMPLE, "start_time": "yesterday-ish"})
 
 
-def test_status_falls_back_to_end_time_when_absent() -> None:
+def test_status_without_session_status_is_unknown_unless_no_end_time() -> None:
     assert session_status({"end_time": None}) == "active"
-    assert session_status({"end_time": "2026-01-01T00:00:00.000Z"}) == "closed"
+    assert session_status({"end_time": "2026-01-01T00:00:00.000Z"}) is None
     assert session_status({"sessionStatus": "Active"}) == "active"
     assert session_status({}) is None

@@ -63,6 +63,8 @@ FAIL_FAST_HINTS = {
     ),
     404: "check the host and the bot id (Bot ID or Stream ID from the bot's General Settings)",
 }
+# The documented rate-limit message; its HTTP status is not documented, so it is matched.
+RATE_LIMIT_MARKER = "rate limit for this api has been reached"
 # Longest piece of an error body quoted in a message.
 MAX_QUOTED_BODY = 300
 
@@ -134,10 +136,14 @@ def classify_response(response: httpx.Response) -> dict[str, Any]:
         KoreApiError: any other 4xx, with the API's message and a hint.
     """
     status = response.status_code
-    if status == 429:
-        raise RetryableError(f"rate limited (429): {_api_message(response)}", status, _retry_after(response))
+    if status == 429 or (status >= 400 and RATE_LIMIT_MARKER in _api_message(response).lower()):
+        message = f"rate limited ({status}): {_api_message(response)}"
+        raise RetryableError(message, 429, _retry_after(response))
     if status >= 500:
         raise RetryableError(f"server error {status}", status, _retry_after(response))
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "elsewhere")
+        raise KoreApiError(f"HTTP {status}: the host redirects to {location}; use that as host", status)
     if status >= 400:
         hint = FAIL_FAST_HINTS.get(status, "the API refused the request")
         raise KoreApiError(f"HTTP {status} from Kore.ai: {_api_message(response)} ({hint})", status)
@@ -306,7 +312,7 @@ class KoreClient:
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            return min(float(retry_after), policy.backoff_max)
+            return min(float(retry_after), policy.deadline)
         ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (state.attempt_number - 1))
         wait = random.uniform(ceiling / 2, ceiling)
         if getattr(error, "status", None) == 429:

@@ -25,6 +25,7 @@ from .settings import (
     LOOKUP_TAGS_HORIZON,
     MAX_IDS_PER_LOOKUP,
     STATUS_ACTIVE,
+    UNKNOWN_STATUS_QUIET_PERIOD,
 )
 from .windows import Window, incremental_start, plan_windows
 
@@ -172,10 +173,18 @@ class BotExtractor:
         session_id = row["session_id"]
         if session_id in self.previously_open:
             self.seen_open.add(session_id)
-        if row.get("session_status") == STATUS_ACTIVE:
+        if self._may_be_open(row):
             self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
         else:
             self.open_sessions.pop(session_id, None)
+
+    def _may_be_open(self, row: dict[str, Any]) -> bool:
+        """Active, or of unknown status (pre-9.0) with activity in the last quiet period."""
+        status = row.get("session_status")
+        if status is not None:
+            return status == STATUS_ACTIVE
+        end_time = row.get("end_time")
+        return end_time is None or end_time >= self.now - UNKNOWN_STATUS_QUIET_PERIOD
 
     def _save_open_sessions(self) -> None:
         """Write the open sessions into the bot's state."""
@@ -223,7 +232,12 @@ class BotExtractor:
                 self.stats.add("refreshed")
                 yield row
                 return
-        yield self._deletion(session_id)
+        self.open_sessions.pop(session_id, None)
+        logger.warning(
+            "%s: open session %s was not found around its start_time; no longer refreshed",
+            bot_label(self.bot_key),
+            session_id,
+        )
 
     def _deletion(self, session_id: str) -> dict[str, Any]:
         """A row that deletes a session the API reports it no longer has."""

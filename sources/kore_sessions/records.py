@@ -12,7 +12,6 @@ from .settings import (
     CONTAINMENT_ALIASES,
     SESSION_TYPES,
     STATUS_ACTIVE,
-    STATUS_CLOSED,
 )
 
 # Raw fields that become typed columns; every other field passes through as it came.
@@ -137,12 +136,12 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
 
 
 def session_status(raw: dict[str, Any]) -> str | None:
-    """`active` or `closed`; when the API leaves it out, a session without end_time is active."""
+    """`active` or `closed` as the API says; without it, active if there is no end_time, else None."""
     status = raw.get("sessionStatus")
     if isinstance(status, str) and status:
         return status.strip().lower()
-    if "sessionStatus" not in raw and "end_time" in raw:
-        return STATUS_CLOSED if raw.get("end_time") else STATUS_ACTIVE
+    if "end_time" in raw and not raw.get("end_time"):
+        return STATUS_ACTIVE
     return None
 
 
@@ -173,6 +172,7 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
                 "name": tag.get("name"),
                 "value": value,
                 "value_type": value_type,
+                **{k: v for k, v in tag.items() if k not in ("name", "value")},
             }
         )
     return rows

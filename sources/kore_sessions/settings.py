@@ -47,6 +47,9 @@ SESSION_TYPES = ("interactive", "non-interactive")
 # Session status values; an open session is counted as self-service until it closes.
 STATUS_ACTIVE = "active"
 STATUS_CLOSED = "closed"
+# A session whose answer has no sessionStatus (pre-9.0) counts as possibly open, and is
+# refreshed, until its last activity (end_time) is at least this far in the past.
+UNKNOWN_STATUS_QUIET_PERIOD = timedelta(minutes=30)
 
 # Retry policy: attempts per request, the backoff's first and longest wait, and a time bound.
 DEFAULT_MAX_ATTEMPTS = 8
