@@ -20,8 +20,6 @@ DEFAULT_ALGORITHM = "HS256"
 MAX_WINDOW_SPAN = timedelta(days=7)
 # Default span of a window: a margin under the limit, so no server's rounding can reject it.
 DEFAULT_WINDOW_HOURS = 6 * 24
-# Format of `dateFrom`/`dateTo`: full UTC timestamps with milliseconds, never bare dates.
-API_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.{ms}Z"
 
 # Requested page size; a server may cap it lower and paging still advances by what came back.
 DEFAULT_PAGE_SIZE = 1000
@@ -44,9 +42,8 @@ CONTAINMENT_TYPES = ("selfService", "dropOff", "agent")
 CONTAINMENT_ALIASES = {value.lower(): value for value in CONTAINMENT_TYPES}
 # Real session types (interactive or not); pre-9.0 servers put containment here instead.
 SESSION_TYPES = ("interactive", "non-interactive")
-# Session status values; an open session is counted as self-service until it closes.
+# Status of an open session (the other is `closed`); it counts as self-service until it closes.
 STATUS_ACTIVE = "active"
-STATUS_CLOSED = "closed"
 # A session whose answer has no sessionStatus (pre-9.0) counts as possibly open, and is
 # refreshed, until its last activity (end_time) is at least this far in the past.
 UNKNOWN_STATUS_QUIET_PERIOD = timedelta(minutes=30)
