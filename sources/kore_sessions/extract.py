@@ -195,7 +195,7 @@ class BotExtractor:
         stale = sorted(self.previously_open - self.seen_open)
         horizon = self.now - LOOKUP_TAGS_HORIZON
         recent = [s for s in stale if parse_timestamp(self.open_sessions[s]) >= horizon]
-        old = [s for s in stale if s not in set(recent)]
+        old = sorted(set(stale) - set(recent))
         for start in range(0, len(recent), MAX_IDS_PER_LOOKUP):
             yield from self._lookup(recent[start : start + MAX_IDS_PER_LOOKUP])
         for session_id in old:
