@@ -1,4 +1,4 @@
-"""The `kore-sessions` command: load sessions, or run the self-contained demo."""
+"""The `kore-sessions` command: load sessions, build the models, report, export, or run the demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dlt.common.configuration.exceptions import ConfigurationException
@@ -18,10 +19,16 @@ from sources.kore_sessions import (
     KoreApiError,
     kore_sessions,
 )
+from sources.kore_sessions.settings import SESSIONS_TABLE
 
-from .kore_sessions_pipeline import DEFAULT_DATASET, load_sessions, make_pipeline
+from .export import EXPORT_FORMATS, export_marts
+from .kore_sessions_pipeline import DEFAULT_DATASET, count_rows, load_sessions, make_pipeline
+from .models import ModelError, ModelSettings, build_models, recent_containment_lines
 from .redaction import RedactingFilter, known_secrets, redact
+from .report import ReportError, write_report
 
+# File `kore-sessions report` writes when no --output is given.
+DEFAULT_REPORT_FILE = "kore_containment_report.html"
 # Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong.
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -45,7 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("load", help="load sessions incrementally (or a bounded range)")
     _add_load_arguments(load)
+    _add_warehouse_arguments(load)
+    _add_model_arguments(load)
+    load.add_argument("--no-models", action="store_true", help="do not rebuild the SQL models")
     load.set_defaults(handler=command_load)
+    models = commands.add_parser("models", help="build or refresh the SQL models in the dataset")
+    _add_warehouse_arguments(models)
+    _add_model_arguments(models)
+    models.add_argument("--days", type=int, default=7, help="days shown in the printed table")
+    models.set_defaults(handler=command_models)
+    report = commands.add_parser("report", help="write a self-contained HTML containment report")
+    _add_warehouse_arguments(report)
+    report.add_argument("--output", default=DEFAULT_REPORT_FILE, help="HTML file to write")
+    report.add_argument("--days", type=int, default=30, help="days the report covers")
+    report.set_defaults(handler=command_report)
+    export = commands.add_parser("export", help="write the marts as Parquet or CSV files")
+    _add_warehouse_arguments(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="parquet", dest="file_format")
+    export.add_argument("directory", help="folder to write <mart>.<format> files into")
+    export.set_defaults(handler=command_export)
     demo = commands.add_parser("demo", help="run the whole pipeline against a local sandbox API")
     demo.add_argument("--dir", default="demo", help="folder for the DuckDB file and dlt state")
     demo.add_argument("--days", type=int, default=35, help="days of generated sessions")
@@ -67,10 +92,33 @@ def _add_load_arguments(load: argparse.ArgumentParser) -> None:
     load.add_argument("--lookback-minutes", type=float, help="re-read behind the cursor")
     load.add_argument("--requests-per-minute", type=int, help="client-side limit per bot")
     load.add_argument("--requests-per-hour", type=int, help="client-side limit per bot")
-    load.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
-    load.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset to load into")
-    load.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
     load.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
+    """Flags saying which warehouse and dataset a command works on."""
+    command.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
+    command.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset of the sessions and models")
+    command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
+
+
+def _add_model_arguments(command: argparse.ArgumentParser) -> None:
+    """Flags of the model settings; each overrides its key in [models]."""
+    command.add_argument("--time-zone", dest="reporting_time_zone", help="reporting time zone (IANA)")
+    for scope in ("active", "non-interactive", "developer"):
+        command.add_argument(
+            f"--include-{scope}", action="store_true", default=None, help=f"count {scope} sessions too"
+        )
+
+
+def model_settings(args: argparse.Namespace) -> ModelSettings:
+    """Model settings from [models] in config, with the command line's flags on top."""
+    return ModelSettings.from_config(
+        reporting_time_zone=args.reporting_time_zone,
+        include_active=args.include_active,
+        include_non_interactive=args.include_non_interactive,
+        include_developer=args.include_developer,
+    )
 
 
 def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,12 +147,46 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def command_load(args: argparse.Namespace) -> int:
     """`kore-sessions load`: one incremental run, or a bounded backfill."""
+    settings = None if args.no_models else model_settings(args)
     stats = ExtractStats()
     source = kore_sessions(**source_overrides(args), stats=stats)
     pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
     summary = load_sessions(pipeline, source, stats)
     for line in summary.lines():
         print(line)
+    if settings is None:
+        return 0
+    if not count_rows(pipeline, SESSIONS_TABLE):
+        print("models: not built, no sessions loaded yet")
+        return 0
+    for line in build_models(pipeline, settings).lines():
+        print(line)
+    return 0
+
+
+def command_models(args: argparse.Namespace) -> int:
+    """`kore-sessions models`: (re)build the models and print the last days' containment."""
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    for line in build_models(pipeline, model_settings(args)).lines():
+        print(line)
+    print()
+    for line in recent_containment_lines(pipeline, args.days):
+        print(line)
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """`kore-sessions report`: write the HTML report and print its path."""
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    print(write_report(pipeline, Path(args.output), days=args.days))
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
+    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    for exported in export_marts(pipeline, Path(args.directory), args.file_format):
+        print(f"{exported.path}  {exported.rows} rows")
     return 0
 
 
@@ -134,7 +216,7 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     root = _root_cause(exc)
     if isinstance(root, ConfigError | ConfigurationException):
         return EXIT_CONFIG, _one_line(root)
-    if isinstance(root, KoreApiError | InvalidRecordError):
+    if isinstance(root, KoreApiError | InvalidRecordError | ModelError | ReportError):
         return EXIT_FAILED, _one_line(root)
     step = exc.step if isinstance(exc, PipelineStepFailed) else None
     where = f"{step} step failed: " if step else ""
@@ -147,7 +229,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     current = exc
     while id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ConfigError | KoreApiError | InvalidRecordError):
+        if isinstance(current, ConfigError | KoreApiError | InvalidRecordError | ModelError | ReportError):
             return current
         inner = current.__cause__ or current.__context__
         if inner is None:

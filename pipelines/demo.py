@@ -7,10 +7,14 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dlt
+
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
 
 from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
+from .models import ModelSettings, build_models, recent_containment_lines
+from .report import write_report
 
 # Bots of the demo account.
 DEMO_BOTS = (
@@ -23,6 +27,9 @@ DEMO_PAGE_CAP = 250
 # The clock moves this far between the demo's first and second run.
 DEMO_CLOCK_STEP = timedelta(minutes=150)
 DATABASE_FILE = "kore_warehouse.duckdb"
+REPORT_FILE = "kore_containment_report.html"
+# Days of the containment table the demo prints at the end.
+DEMO_TABLE_DAYS = 7
 PIPELINES_FOLDER = "pipelines"
 
 
@@ -64,6 +71,7 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
             )
             _print_run(title, load_sessions(pipeline, source, stats))
         _print_loaded(pipeline, target / DATABASE_FILE)
+    _print_models(pipeline, target / DATABASE_FILE, target / REPORT_FILE)
     return 0
 
 
@@ -78,7 +86,7 @@ def _demo_sessions(now: datetime, days: int, per_day: int) -> list[GeneratedSess
 def _reset(target: Path) -> None:
     """Start from an empty demo folder (only what the demo itself writes is removed)."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in (DATABASE_FILE, DATABASE_FILE + ".wal"):
+    for name in (DATABASE_FILE, DATABASE_FILE + ".wal", REPORT_FILE):
         (target / name).unlink(missing_ok=True)
     shutil.rmtree(target / PIPELINES_FOLDER, ignore_errors=True)
 
@@ -90,29 +98,29 @@ def _print_run(title: str, summary: LoadSummary) -> None:
         print(f"   {line}")
 
 
-def _print_loaded(pipeline: object, database: Path) -> None:
-    """Tables, row counts and the containment split per bot, straight from DuckDB."""
-    with pipeline.sql_client() as client:  # type: ignore[attr-defined]
+def _print_loaded(pipeline: dlt.Pipeline, database: Path) -> None:
+    """Tables of the dataset and their row counts, straight from DuckDB."""
+    with pipeline.sql_client() as client:
         tables = client.execute_sql(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
             "AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY table_name",
-            pipeline.dataset_name,  # type: ignore[attr-defined]
+            pipeline.dataset_name,
         )
-        print(f"\n== loaded into {database} (dataset {pipeline.dataset_name})")  # type: ignore[attr-defined]
+        print(f"\n== loaded into {database} (dataset {pipeline.dataset_name})")
         for (table,) in tables:
             count = client.execute_sql(f"SELECT COUNT(*) FROM {client.make_qualified_table_name(table)}")
             print(f"   {table:<28} {count[0][0]:>8} rows")
-        sessions = client.make_qualified_table_name("sessions")
-        rows = client.execute_sql(
-            f"SELECT bot_id, COUNT(*), "
-            f"SUM(CASE WHEN containment_type = 'selfService' THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN containment_type = 'dropOff' THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN containment_type = 'agent' THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN session_status = 'active' THEN 1 ELSE 0 END) "
-            f"FROM {sessions} GROUP BY bot_id ORDER BY bot_id"
-        )
-    print("\n   bot                                       sessions  self-service  drop-off  agent  active")
-    for bot, total, self_service, drop_off, agent, active in rows:
-        print(f"   {bot:<42} {total:>8} {self_service:>13} {drop_off:>9} {agent:>6} {active:>7}")
-    query = f"SELECT * FROM {pipeline.dataset_name}.sessions LIMIT 5"  # type: ignore[attr-defined]
-    print(f"\nQuery it: python -c \"import duckdb; duckdb.connect('{database}').sql('{query}').show()\"")
+
+
+def _print_models(pipeline: dlt.Pipeline, database: Path, report: Path) -> None:
+    """Build the SQL models, print the last days' containment per bot, write the HTML report."""
+    result = build_models(pipeline, ModelSettings())
+    print("\n== SQL models")
+    for line in result.lines():
+        print(f"   {line}")
+    print(f"\n== containment, last {DEMO_TABLE_DAYS} days (fct_containment_daily)")
+    for line in recent_containment_lines(pipeline, DEMO_TABLE_DAYS):
+        print(f"   {line}")
+    print(f"\nreport: {write_report(pipeline, report)}")
+    query = f"SELECT * FROM {pipeline.dataset_name}.fct_containment_weekly"
+    print(f"query: python -c \"import duckdb; duckdb.connect('{database}').sql('{query}').show()\"")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def make_pipeline(
     if destination == "duckdb":
         configured = dlt.config.get("destination.duckdb.credentials")
         path = duckdb_path or configured or DEFAULT_DUCKDB_FILE
-        destination = dlt.destinations.duckdb(str(path))
+        # Relative to the working directory, not to where dlt thinks the project is.
+        destination = dlt.destinations.duckdb(str(Path(path).expanduser().resolve()))
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=destination,
@@ -134,6 +136,8 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
     """Parquet where the destination supports it, else the destination's own default."""
     capabilities = pipeline.destination.capabilities()
     supported = capabilities.supported_loader_file_formats or []
+    if pipeline.destination.destination_name == "postgres" and not find_spec("adbc_driver_postgresql"):
+        return None  # dlt loads parquet into PostgreSQL only through the ADBC driver
     return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dlt
+import psycopg2
 import pytest
 
 from pipelines.kore_sessions_pipeline import (
@@ -30,6 +33,10 @@ ADMIN_SECRET = "admin-app-secret-9876543210-must-not-leak"
 PAGE_CAP = 40
 # Retries fast enough for tests; the policy's shape is what is tested.
 FAST_RETRIES = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 6}
+# The PostgreSQL server `.ci/run` starts; read before the autouse fixture clears KORE_* names.
+POSTGRES_DSN = os.environ.get("KORE_TEST_POSTGRES_DSN", "postgresql://kore:kore@127.0.0.1:5432/kore_test")
+# Set by `.ci/run`: a missing PostgreSQL server fails the tests instead of skipping them.
+POSTGRES_REQUIRED = os.environ.get("KORE_TEST_REQUIRE_POSTGRES") == "1"
 SESSION_COLUMNS = (
     "session_id, bot_id, channel, user_id, start_time, end_time, session_type, "
     "containment_type, is_developer, session_status, no_of_messages_exchanged, "
@@ -77,16 +84,55 @@ def server(history: list[GeneratedSession]) -> Iterator[SandboxServer]:
         yield running
 
 
-class Loader:
-    """Runs the real source and pipeline against a sandbox into a DuckDB file."""
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the test PostgreSQL server; skips (or fails under `.ci/run`) when none answers."""
+    try:
+        psycopg2.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg2.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at KORE_TEST_POSTGRES_DSN: {' '.join(str(exc).split())}"
+        if POSTGRES_REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_DSN
 
-    def __init__(self, server: SandboxServer, folder: Path) -> None:
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each destination the models must run on: "duckdb", then "postgres" (own schema, dropped)."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_dsn")
+    yield request.param
+
+
+class Loader:
+    """Runs the real source and pipeline against a sandbox into DuckDB (a file) or PostgreSQL."""
+
+    def __init__(self, server: SandboxServer, folder: Path, destination: str = "duckdb") -> None:
         self.server = server
         self.folder = folder
-        self.pipeline = make_pipeline(
-            "duckdb", pipelines_dir=folder / "pipelines", duckdb_path=folder / "w.duckdb"
-        )
+        self.destination = destination
+        if destination == "postgres":
+            dataset = f"kore_test_{uuid.uuid4().hex[:10]}"
+            self.pipeline = make_pipeline(
+                dlt.destinations.postgres(credentials=POSTGRES_DSN),
+                dataset_name=dataset,
+                pipelines_dir=folder / "pipelines",
+            )
+        else:
+            self.pipeline = make_pipeline(
+                "duckdb", pipelines_dir=folder / "pipelines", duckdb_path=folder / "w.duckdb"
+            )
         self.stats = ExtractStats()
+
+    def drop_dataset(self) -> None:
+        """Drop the PostgreSQL schemas of this loader, with dlt's merge staging schema."""
+        if self.destination != "postgres":
+            return
+        dataset = self.pipeline.dataset_name
+        with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+            for schema in (dataset, f"{dataset}_staging"):
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     def run(self, **overrides: Any) -> LoadSummary:
         """One load with test defaults; keyword arguments override source settings."""
@@ -127,6 +173,21 @@ class Loader:
 def loader(server: SandboxServer, tmp_path: Path) -> Loader:
     """A loader into a fresh DuckDB file against the `server` fixture."""
     return Loader(server, tmp_path)
+
+
+@pytest.fixture
+def make_loader(tmp_path: Path) -> Iterator[Any]:
+    """Factory `make_loader(server, destination)`; PostgreSQL schemas are dropped afterwards."""
+    made: list[Loader] = []
+
+    def factory(server: SandboxServer, destination: str = "duckdb") -> Loader:
+        loader = Loader(server, tmp_path / f"loader{len(made)}", destination)
+        made.append(loader)
+        return loader
+
+    yield factory
+    for loader in made:
+        loader.drop_dataset()
 
 
 def tag_text(value: Any) -> str | None:

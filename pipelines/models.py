@@ -1,0 +1,383 @@
+"""The SQL models in `sql/`: discover them, order them by their own references, build them.
+
+Models are written once, in DuckDB's dialect, one `SELECT` per file. Staging models become
+views, marts become tables. sqlglot reads each file, finds the tables it reads (so the build
+order comes from the SQL itself), qualifies them with the dataset's schema and writes the
+statement in the destination's dialect; dlt's SQL client runs it, in one transaction.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+import time
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+import sqlglot
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from sqlglot import exp
+
+from sources.kore_sessions import ConfigError
+from sources.kore_sessions.settings import SESSIONS_TABLE
+
+# Where the model files live: `sql/<layer>/<model name>.sql`.
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Dialect the model files are written in.
+MODEL_DIALECT = "duckdb"
+# How each layer is materialized: staging only renames and casts, marts are computed once.
+LAYER_MATERIALIZATION = {"staging": "VIEW", "marts": "TABLE"}
+# The one-row table of the settings the models read; written by `build_models` before them.
+SETTINGS_TABLE = "kore_model_settings"
+# Child tables dlt only creates once a session has such an item, with their columns; a model
+# reading one that is not there yet reads an empty relation of these columns instead.
+OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = {
+    "sessions__session_lang": {"session_id": "VARCHAR", "lang": "VARCHAR"},
+    **{
+        table: {
+            "session_id": "VARCHAR",
+            "position": "BIGINT",
+            "name": "VARCHAR",
+            "value": "VARCHAR",
+            "value_type": "VARCHAR",
+        }
+        for table in ("sessions__session_tags", "sessions__user_tags")
+    },
+}
+# The header comment of a model states its grain, keys in parentheses: "-- Grain: ... (day, bot_id)".
+GRAIN_PATTERN = re.compile(r"Grain:[^(]*\(([^)]*)\)", re.DOTALL)
+# Config section of the model settings, e.g. [models] reporting_time_zone = "Europe/Berlin".
+CONFIG_SECTION = "models"
+
+
+class ModelError(Exception):
+    """A model file is wrong (bad SQL, unknown layer, a cycle) or the warehouse lacks its input."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the marts count and which calendar they count in.
+
+    Attributes:
+        reporting_time_zone: IANA zone deciding a session's day, week and month (default UTC).
+        include_active: Count sessions still open, as the API shows them now (self-service).
+        include_non_interactive: Count sessions where the user wrote nothing.
+        include_developer: Count sessions of the bot's developers.
+    """
+
+    reporting_time_zone: str = "UTC"
+    include_active: bool = False
+    include_non_interactive: bool = False
+    include_developer: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject a time zone that is not an IANA name."""
+        try:
+            zoneinfo.ZoneInfo(self.reporting_time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"unknown reporting time zone {self.reporting_time_zone!r}: use an IANA name "
+                "such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
+            ) from None
+
+    @classmethod
+    def from_config(cls, **overrides: Any) -> ModelSettings:
+        """Settings from `[models]` in the dlt config, with non-None `overrides` on top."""
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            configured = _config_value(f"{CONFIG_SECTION}.{name}")
+            if configured is not None:
+                values[name] = configured
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        for name in ("include_active", "include_non_interactive", "include_developer"):
+            if name in values:
+                values[name] = _as_bool(name, values[name])
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One line saying what the marts count."""
+        scope = ["closed"] + (["active"] if self.include_active else [])
+        kinds = ["interactive"] + (["non-interactive"] if self.include_non_interactive else [])
+        people = "with developer sessions" if self.include_developer else "without developer sessions"
+        return (
+            f"{' and '.join(scope)}, {' and '.join(kinds)} sessions, {people}; "
+            f"days in {self.reporting_time_zone}"
+        )
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model file: its name, layer, parsed query and the tables it reads."""
+
+    name: str
+    layer: str
+    path: Path
+    query: exp.Query
+    reads: frozenset[str]
+    grain: tuple[str, ...]
+
+    @property
+    def materialization(self) -> str:
+        """VIEW or TABLE."""
+        return LAYER_MATERIALIZATION[self.layer]
+
+
+@dataclass
+class BuildResult:
+    """What `build_models` made."""
+
+    models: list[Model] = field(default_factory=list)
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    seconds: float = 0.0
+    dialect: str = MODEL_DIALECT
+
+    def lines(self) -> list[str]:
+        """The build as short human-readable lines."""
+        views = sum(1 for model in self.models if model.materialization == "VIEW")
+        return [
+            f"models: {len(self.models)} built ({views} views, {len(self.models) - views} tables) "
+            f"in {self.seconds:.1f} s, {self.dialect} dialect",
+            f"counted: {self.settings.describe()}",
+        ]
+
+
+def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Every model under `sql_dir`, in build order (each after the models it reads).
+
+    Args:
+        sql_dir: The folder holding one sub-folder per layer (`staging/`, `marts/`).
+
+    Returns:
+        The models, dependencies first.
+
+    Raises:
+        ModelError: A file does not parse, a name is used twice, or models read each other
+            in a cycle.
+    """
+    found: dict[str, Model] = {}
+    for layer in LAYER_MATERIALIZATION:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            model = _parse_model(path, layer)
+            if model.name in found:
+                raise ModelError(f"model {model.name} is defined twice: {found[model.name].path} and {path}")
+            found[model.name] = model
+    graph = {name: {ref for ref in model.reads if ref in found} for name, model in found.items()}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise ModelError(f"models read each other in a cycle: {' -> '.join(exc.args[1])}") from None
+    return [found[name] for name in order]
+
+
+def _parse_model(path: Path, layer: str) -> Model:
+    """Parse one file into a model; it must hold exactly one query."""
+    try:
+        statements = [s for s in sqlglot.parse(path.read_text(encoding="utf-8"), read=MODEL_DIALECT) if s]
+    except sqlglot.errors.ParseError as exc:
+        raise ModelError(f"{path}: not valid SQL: {' '.join(str(exc).split())}") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise ModelError(f"{path}: a model file holds exactly one SELECT query")
+    query = statements[0]
+    grain = _grain_keys(path)
+    return Model(path.stem, layer, path, query, frozenset(_tables_read(query)), grain)
+
+
+def _grain_keys(path: Path) -> tuple[str, ...]:
+    """The key columns the header comment's `Grain:` line names."""
+    header = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--"):
+            break
+        header.append(line.removeprefix("--").strip())
+    match = GRAIN_PATTERN.search(" ".join(header))
+    if not match:
+        raise ModelError(f"{path}: the file must start with a comment `-- Grain: ... (key, ...)`")
+    return tuple(key.strip() for key in match.group(1).split(","))
+
+
+def _tables_read(query: exp.Expression) -> set[str]:
+    """Names of the tables a query reads, without its own CTEs."""
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    return {table.name for table in query.find_all(exp.Table) if table.name not in ctes}
+
+
+def render_model(
+    model: Model,
+    dialect: str,
+    schema: str,
+    missing_sources: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """The model's `CREATE` statement in `dialect`, every table it reads qualified by `schema`.
+
+    Args:
+        model: The model.
+        dialect: sqlglot dialect of the destination (duckdb, postgres, ...).
+        schema: The dataset's schema.
+        missing_sources: Source tables not in the warehouse yet, by name, with their columns;
+            each is read as an empty relation of those columns.
+
+    Returns:
+        The SQL text.
+    """
+    missing = missing_sources or {}
+    query = model.query.copy()
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    for table in list(query.find_all(exp.Table)):
+        if table.name in ctes:
+            continue
+        if table.name in missing:
+            table.replace(_empty_relation(missing[table.name], table.alias_or_name))
+        else:
+            table.set("db", exp.to_identifier(schema))
+    create = exp.Create(
+        this=exp.Table(this=exp.to_identifier(model.name), db=exp.to_identifier(schema)),
+        kind=model.materialization,
+        expression=query,
+    )
+    return create.sql(dialect=dialect, identify=True)
+
+
+def _empty_relation(columns: Mapping[str, str], alias: str) -> exp.Expression:
+    """`(SELECT CAST(NULL AS type) AS column, ... WHERE FALSE) AS alias`."""
+    select = exp.select(
+        *(exp.cast(exp.null(), data_type).as_(column) for column, data_type in columns.items())
+    ).where(exp.false())
+    return select.subquery(alias)
+
+
+def settings_statement(settings: ModelSettings, dialect: str, schema: str, built_at: datetime) -> str:
+    """`CREATE TABLE kore_model_settings AS SELECT ...`: the one row the models read."""
+    values = {
+        "reporting_time_zone": exp.cast(exp.Literal.string(settings.reporting_time_zone), "VARCHAR"),
+        "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
+        "include_non_interactive": exp.cast(exp.Boolean(this=settings.include_non_interactive), "BOOLEAN"),
+        "include_developer": exp.cast(exp.Boolean(this=settings.include_developer), "BOOLEAN"),
+        "built_at": exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ"),
+    }
+    query = exp.select(*(value.as_(name) for name, value in values.items()))
+    create = exp.Create(
+        this=exp.Table(this=exp.to_identifier(SETTINGS_TABLE), db=exp.to_identifier(schema)),
+        kind="TABLE",
+        expression=query,
+    )
+    return create.sql(dialect=dialect, identify=True)
+
+
+def build_models(
+    pipeline: dlt.Pipeline,
+    settings: ModelSettings | None = None,
+    sql_dir: Path = SQL_DIR,
+) -> BuildResult:
+    """Build (or rebuild) every model in the pipeline's dataset, in one transaction.
+
+    Args:
+        pipeline: A pipeline whose destination has a SQL client (DuckDB, PostgreSQL, ...).
+        settings: What the marts count; default: `[models]` from config, else the defaults.
+        sql_dir: Folder of the model files.
+
+    Returns:
+        The models built, in order, and the time it took.
+
+    Raises:
+        ModelError: The sessions table is not loaded yet, or a model is wrong.
+    """
+    started = time.monotonic()
+    settings = settings or ModelSettings.from_config()
+    models = discover_models(sql_dir)
+    with pipeline.sql_client() as client:
+        dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
+        schema = client.dataset_name
+        existing = _existing_relations(client, schema)
+        if SESSIONS_TABLE not in existing:
+            raise ModelError(
+                f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first "
+                "(`kore-sessions load`)"
+            )
+        missing = {name: cols for name, cols in OPTIONAL_SOURCE_TABLES.items() if name not in existing}
+        statements = _drop_statements(models, existing, dialect, schema)
+        statements.append(settings_statement(settings, dialect, schema, datetime.now(UTC)))
+        statements += [render_model(model, dialect, schema, missing) for model in models]
+        with client.begin_transaction():
+            for statement in statements:
+                client.execute_sql(statement)
+    return BuildResult(models=models, settings=settings, seconds=time.monotonic() - started, dialect=dialect)
+
+
+def _existing_relations(client: Any, schema: str) -> dict[str, str]:
+    """Tables and views of the schema, by name, with their type (BASE TABLE or VIEW)."""
+    rows = client.execute_sql(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s",
+        schema,
+    )
+    return {str(name): str(kind) for name, kind in rows or []}
+
+
+def _drop_statements(
+    models: list[Model], existing: Mapping[str, str], dialect: str, schema: str
+) -> list[str]:
+    """Drop the settings table and the models that exist, dependants first, by their real kind."""
+    statements = []
+    for name in [model.name for model in reversed(models)] + [SETTINGS_TABLE]:
+        if name not in existing:
+            continue
+        kind = "VIEW" if existing[name] == "VIEW" else "TABLE"
+        drop = exp.Drop(
+            this=exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema)),
+            kind=kind,
+            exists=True,
+        )
+        statements.append(drop.sql(dialect=dialect, identify=True))
+    return statements
+
+
+def _config_value(key: str) -> Any:
+    """A dlt config value, or None when it is not set."""
+    try:
+        return dlt.config.get(key)
+    except ConfigFieldMissingException:
+        return None
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    """A boolean setting from a bool or a true/false string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"models.{name} must be true or false, not {value!r}")
+
+
+
+def recent_containment_lines(pipeline: dlt.Pipeline, days: int = 7) -> list[str]:
+    """A compact table of the last `days` days of fct_containment_daily, per bot."""
+    with pipeline.sql_client() as client:
+        daily = client.make_qualified_table_name("fct_containment_daily")
+        latest = client.execute_sql(f"SELECT MAX(day) FROM {daily}")[0][0]
+        if latest is None:
+            return ["(no counted sessions yet)"]
+        since = latest.toordinal() - days + 1
+        rows = [
+            row
+            for row in client.execute_sql(
+                f"SELECT day, bot_id, sessions, containment_rate, drop_off_rate, agent_transfer_rate "
+                f"FROM {daily} ORDER BY bot_id, day"
+            )
+            if row[0].toordinal() >= since
+        ]
+    width = max(len(row[1]) for row in rows)
+    header = ("day", "bot", "sessions", "contained", "drop-off", "agent")
+    lines = ["{:<10}  {:<{w}}  {:>8}  {:>9}  {:>8}  {:>6}".format(*header, w=width)]
+    for day, bot, sessions, contained, drop_off, agent in rows:
+        lines.append(
+            f"{day.isoformat():<10}  {bot:<{width}}  {sessions:>8}  "
+            f"{contained:>9.1%}  {drop_off:>8.1%}  {agent:>6.1%}"
+        )
+    return lines
