@@ -105,6 +105,25 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
 
 
+# The command runs on the real clock, so its sandbox holds sessions up to now.
+REAL_NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def recent_history() -> list:
+    """Five days of two bots ending now, some sessions still open."""
+    return generate_sessions(
+        BOTS, REAL_NOW - timedelta(days=5), REAL_NOW, per_day=120, seed=21, active_share=0.5
+    )
+
+
+@pytest.fixture
+def live_server(recent_history: list) -> Iterator[SandboxServer]:
+    """A sandbox whose clock stands at the real now."""
+    with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
+        yield server
+
+
 class Loader:
     """Runs the real source and pipeline against a sandbox into DuckDB (a file) or PostgreSQL."""
 

@@ -8,35 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from sandbox import SandboxApp, SandboxServer, generate_sessions
+from sandbox import SandboxApp, SandboxServer
 
-from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_ID, CLIENT_SECRET, make_apps
+from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_ID, CLIENT_SECRET, REAL_NOW, make_apps
 
-# The command runs on the real clock, so its sandbox holds sessions up to now.
-REAL_NOW = datetime.now(UTC).replace(microsecond=0)
 DATABASE = "kore_warehouse.duckdb"
-
-
-@pytest.fixture(scope="module")
-def recent_history() -> list:
-    """Five days of two bots ending now, some sessions still open."""
-    return generate_sessions(
-        BOTS, REAL_NOW - timedelta(days=5), REAL_NOW, per_day=120, seed=21, active_share=0.5
-    )
-
-
-@pytest.fixture
-def live_server(recent_history: list) -> Iterator[SandboxServer]:
-    """A sandbox whose clock stands at the real now."""
-    with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
-        yield server
 
 
 def cli_env(server: SandboxServer, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -47,8 +47,7 @@ derived AS (
             -- The dashboards show an ongoing session as self-service until it closes.
             WHEN is_active THEN 'self_service'
         END AS outcome,
-        CAST(EXTRACT(EPOCH FROM ended_at) - EXTRACT(EPOCH FROM started_at) AS DOUBLE)
-            AS duration_seconds,
+        CAST(EXTRACT(EPOCH FROM (ended_at - started_at)) AS DOUBLE) AS duration_seconds,
         (NOT is_active OR include_active) AS is_status_in_scope
     FROM classified
 ),
