@@ -1,0 +1,1011 @@
+"""The containment models checked against numbers worked out by hand from the spec.
+
+The spec ("Containment, as the vendor's dashboards define it") and the models' contract:
+by default only closed, interactive, non-developer sessions count; an open session counts
+as self-service with the containment the API shows; a pre-9.0 row (no session type, no
+status) counts as interactive and closed; the day is the start date in the reporting time
+zone; weeks start on Monday and months on the 1st, in that zone too.
+
+The hand-made data set below (23 sessions, three bots, one served in the pre-9.0 shape)
+is loaded through the real pipeline; every expected number is written out by hand next
+to the sessions it comes from. A larger generated data set is then checked against rates
+computed in Python from the API's own JSON, independently of the SQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipelines.models import ModelSettings, build_models
+from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+
+from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, NOW, Loader, api_time, tag_text
+
+A, B = BOTS  # two 9.x bots
+L = "st-aaaaaaaa-0000-4000-8000-00000000000c"  # a bot on a pre-9.0 platform
+NY = "America/New_York"  # UTC-4 until 2026-11-01 06:00 UTC, UTC-5 after (DST ends)
+IST = "Asia/Kolkata"  # UTC+5:30
+PAGE_CAP = 500
+COUNTS = ("sessions", "self_service", "drop_off", "agent")
+RATES = ("containment_rate", "drop_off_rate", "agent_transfer_rate")
+OUTCOMES = {"self_service", "drop_off", "agent"}
+ALL_IN = ModelSettings(include_active=True, include_non_interactive=True, include_developer=True)
+
+
+def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment of 2026 in UTC."""
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+def d(month: int, day: int) -> date:
+    """A date of 2026."""
+    return date(2026, month, day)
+
+
+def sid(name: str) -> str:
+    """The 24-character session id of a hand-made session ("a01" -> "000...a01")."""
+    return name.rjust(24, "0")
+
+
+def session(
+    name: str,
+    bot: str,
+    start: datetime,
+    seconds: int,
+    containment: str = "selfService",
+    *,
+    channel: str = "rtm",
+    langs: tuple[str, ...] = ("en",),
+    messages: int = 1,
+    tasks: int = 0,
+    non_interactive: bool = False,
+    developer: bool = False,
+    user_tags: tuple[tuple[str, Any], ...] = (),
+    session_tags: tuple[tuple[str, Any], ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> GeneratedSession:
+    """One hand-made session lasting `seconds` (its final truth)."""
+    return GeneratedSession(
+        session_id=sid(name),
+        bot_id=bot,
+        user_id=f"u-{name}",
+        channel=channel,
+        start=start,
+        end=start + timedelta(seconds=seconds),
+        session_type="non-interactive" if non_interactive else "interactive",
+        containment=containment,
+        is_developer=developer,
+        session_lang=langs,
+        user_tags=user_tags,
+        session_tags=session_tags,
+        messages=messages,
+        tasks=tasks,
+        extra=extra or {},
+    )
+
+
+# NOW is Sunday 2026-11-01 12:00 UTC. Local days noted as UTC / New York / Kolkata.
+SESSIONS_9X = [
+    # 10-25 Sun / 10-25 Sun / 10-26 Mon (Kolkata: next week)
+    session("a01", A, utc(10, 25, 23, 50), 120, messages=4, tasks=1),
+    # 10-26 Mon / 10-25 Sun (New York: previous week) / 10-26; two languages
+    session(
+        "a02", A, utc(10, 26, 0, 10), 60, "dropOff", langs=("en", "es"), messages=2,
+        session_tags=(("intent", "Track Order"),),
+    ),
+    # 10-26 / 10-26 / 10-26 23:50 (Kolkata midnight is 18:30 UTC)
+    session("a03", A, utc(10, 26, 18, 20), 200, channel="msteams", messages=6, tasks=2),
+    # 10-26 / 10-26 / 10-27 00:10
+    session(
+        "a04", A, utc(10, 26, 18, 40), 400, "agent", channel="msteams", langs=("de",), messages=10, tasks=1
+    ),
+    # 10-31 Sat (October) / 10-31 / 11-01 05:00 (November)
+    session("a05", A, utc(10, 31, 23, 30), 90, channel="slack", langs=("fr",), messages=3, tasks=1),
+    # 11-01 / 10-31 22:00 EDT (October) / 11-01; a language listed twice counts once
+    session("a06", A, utc(11, 1, 2), 60, "agent", langs=("en", "en"), messages=8, tasks=2),
+    # developer session: out of scope by default
+    session("a07", A, utc(11, 1, 3, 30), 120, "dropOff", developer=True, messages=2),
+    # non-interactive: out of scope by default
+    session("a08", A, utc(11, 1, 4), 10, channel="api", non_interactive=True, messages=1),
+    # 11-01 / 11-01 00:30 EDT (a fixed UTC-5 would put it on 10-31) / 11-01
+    session("a09", A, utc(11, 1, 4, 30), 300, channel="email", messages=6, tasks=3),
+    # no language at all: 'unknown'
+    session("a10", A, utc(11, 1, 7), 30, langs=(), messages=2, tasks=1),
+    # open at NOW (ends 13:00): the API shows selfService, 5 messages, 1 task, 3600 s so far
+    session(
+        "a11", A, utc(11, 1, 11), 7200, "dropOff", messages=10, tasks=2,
+        user_tags=(("regular", "returning"),),
+    ),
+    # bot B, all on 10-28 UTC and New York; tags of every JSON type
+    session(
+        "b01", B, utc(10, 28, 12), 100, messages=5, tasks=1,
+        user_tags=(("regular", "vip"), ("regular", "vip")),
+        session_tags=(("intent", "Pay Bill"), ("csatScore", 5), ("waitSeconds", 63.6), ("resolved", True)),
+    ),
+    session(
+        "b02", B, utc(10, 28, 13), 200, "agent", messages=12, tasks=2,
+        user_tags=(("regular", "vip"),),
+        session_tags=(("intent", "Pay Bill"), ("resolved", False)),
+    ),
+    session(
+        "b03", B, utc(10, 28, 14), 50, "dropOff", channel="sms", langs=("es",), messages=3,
+        user_tags=(("regular", "newuser"), ("premium", True)),
+    ),
+    session("b04", B, utc(10, 28, 15), 5, non_interactive=True, session_tags=(("intent", "Pay Bill"),)),
+    session(
+        "b05", B, utc(10, 28, 16), 80, "agent", developer=True, messages=6, tasks=1,
+        user_tags=(("regular", "vip"),),
+        session_tags=(("intent", "Pay Bill"), ("escalated", True)),
+    ),
+    # 10-28 / 10-28 / 10-29 00:30
+    session(
+        "b06", B, utc(10, 28, 19), 40, channel="korevg", messages=3, tasks=1,
+        session_tags=(("callId", "c-0001"),),
+    ),
+    # isDeveloper null: counts as not developer
+    session("b07", B, utc(10, 29, 9), 70, "agent", messages=4, tasks=1, extra={"isDeveloper": None}),
+]
+
+# Served in the pre-9.0 shape: sessionType holds the containment, no sessionStatus.
+SESSIONS_LEGACY = [
+    session("c01", L, utc(10, 30, 10), 60, messages=2, tasks=1),
+    # non-interactive in truth, but the old API cannot say so: counts as interactive
+    session(
+        "c02", L, utc(10, 30, 11), 30, "dropOff", channel="ivrVoice", non_interactive=True, messages=1,
+        user_tags=(("regular", "newuser"),),
+    ),
+    session("c03", L, utc(10, 30, 12), 90, "agent", developer=True, messages=5, tasks=1),
+    # open at NOW, shown as selfService with no status: counts as closed (1800 s, 3 messages, 1 task)
+    session("c04", L, utc(11, 1, 11, 30), 3600, "agent", messages=6, tasks=2),
+    # 10-30 / 10-30 / 10-31 03:30
+    session("c05", L, utc(10, 30, 22), 45, "dropOff", messages=3),
+]
+
+
+def bot_app() -> list[SandboxApp]:
+    return [SandboxApp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, kind="bot")]
+
+
+@pytest.fixture(scope="module")
+def loaded_hand() -> Iterator[tuple[dict[str, Loader], list[Loader]]]:
+    """One load of the hand-made sessions per warehouse, shared by this module's tests.
+
+    Every test builds the models with its own settings before reading them, so sharing
+    the raw tables is safe and saves a load per test. Yields (loaded, every one started).
+    """
+    loaded: dict[str, Loader] = {}
+    started: list[Loader] = []
+    yield loaded, started
+    for loader in started:
+        loader.drop_dataset()
+
+
+@pytest.fixture
+def hand(
+    warehouse: str,
+    loaded_hand: tuple[dict[str, Loader], list[Loader]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Loader:
+    """The hand-made sessions loaded into `warehouse`: the 9.x bots, then the pre-9.0 one."""
+    loaded, started = loaded_hand
+    if warehouse not in loaded:
+        with (
+            SandboxServer(SESSIONS_9X, apps=bot_app(), now=NOW, page_cap=PAGE_CAP) as server,
+            SandboxServer(SESSIONS_LEGACY, apps=bot_app(), now=NOW, page_cap=PAGE_CAP, legacy=True) as old,
+        ):
+            loader = Loader(server, tmp_path_factory.mktemp(f"hand_{warehouse}"), warehouse)
+            started.append(loader)
+            loader.run()
+            summary = loader.run(host=old.url, bot_ids=[L])
+            assert summary.legacy_bots == [L]
+            loaded[warehouse] = loader
+    return loaded[warehouse]
+
+
+# reading the marts ----------------------------------------------------------------------
+
+
+def read(loader: Loader, table: str, keys: Sequence[str], values: Sequence[str]) -> dict[tuple, tuple]:
+    """Rows of a mart keyed by `keys`; a repeated key fails."""
+    rows = loader.query(f"SELECT {', '.join([*keys, *values])} FROM {table}")
+    found: dict[tuple, tuple] = {}
+    for row in rows:
+        key = tuple(row[: len(keys)])
+        assert key not in found, f"{table}: key {key} appears twice"
+        found[key] = tuple(row[len(keys) :])
+    return found
+
+
+def check_containment(
+    loader: Loader,
+    table: str,
+    keys: Sequence[str],
+    expected: dict[tuple, tuple[int, ...]],
+    time_zone: str | None = None,
+) -> None:
+    """Counts (and active_sessions, unless `time_zone` is None: the tag mart) equal `expected`.
+
+    The rates must be the counts' shares of `sessions`, as floating point.
+    """
+    with_active = time_zone is not None
+    values = [*COUNTS, *(["active_sessions"] if with_active else []), *RATES]
+    if with_active:
+        values.append("reporting_time_zone")
+    got = read(loader, table, keys, values)
+    width = 5 if with_active else 4
+    counts = {key: tuple(int(v) for v in row[:width]) for key, row in got.items()}
+    assert counts == expected, f"{table} counts"
+    for key, row in got.items():
+        sessions, self_service, drop_off, agent = counts[key][:4]
+        rates = [float(v) for v in row[width : width + 3]]
+        wanted = [self_service / sessions, drop_off / sessions, agent / sessions]
+        assert rates == pytest.approx(wanted), f"{table} rates of {key}"
+        if with_active:
+            assert row[-1] == time_zone, f"{table} reporting_time_zone of {key}"
+
+
+def daily(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
+    check_containment(loader, "fct_containment_daily", ["day", "bot_id"], expected, time_zone)
+
+
+def weekly(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
+    check_containment(loader, "fct_containment_weekly", ["week_start", "bot_id"], expected, time_zone)
+
+
+def monthly(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
+    check_containment(loader, "fct_containment_monthly", ["month_start", "bot_id"], expected, time_zone)
+
+
+def by_tag(loader: Loader, expected: dict) -> None:
+    keys = ["day", "bot_id", "tag_scope", "tag_name", "tag_value"]
+    check_containment(loader, "fct_containment_by_tag", keys, expected)
+
+
+BEHAVIOUR = (
+    "sessions", "interactive_sessions", "non_interactive_sessions", "developer_sessions",
+    "interactive_share", "developer_share", "messages_per_session", "tasks_per_session",
+    "duration_p50_seconds", "duration_p90_seconds", "duration_p95_seconds",
+)  # fmt: skip
+
+
+def behaviour(loader: Loader) -> dict[tuple, tuple]:
+    got = read(loader, "fct_session_behaviour_daily", ["day", "bot_id"], BEHAVIOUR)
+    return {k: (*(int(v) for v in row[:4]), *(float(v) for v in row[4:])) for k, row in got.items()}
+
+
+def approx_rows(expected: dict[tuple, tuple]) -> dict[tuple, Any]:
+    return {key: pytest.approx(row) for key, row in expected.items()}
+
+
+# the loaded rows the expectations rest on -------------------------------------------------
+
+
+def test_loaded_rows_have_the_shapes_the_expectations_assume(hand: Loader) -> None:
+    rows = hand.sessions()
+    assert len(rows) == len(SESSIONS_9X) + len(SESSIONS_LEGACY)
+    open_row = rows[sid("a11")]
+    assert (open_row[7], open_row[9], open_row[10], open_row[11]) == ("selfService", "active", 5, 1)
+    assert (open_row[5] - open_row[4]).total_seconds() == 3600
+    assert rows[sid("b07")][8] is None, "isDeveloper null is loaded as NULL"
+    legacy_containment = {"c01": "selfService", "c02": "dropOff", "c03": "agent", "c04": "selfService"}
+    for name, containment in legacy_containment.items():
+        legacy = rows[sid(name)]
+        assert (legacy[6], legacy[7], legacy[9]) == (None, containment, None), name
+    assert (rows[sid("c04")][5] - rows[sid("c04")][4]).total_seconds() == 1800
+
+
+def test_model_settings_contract() -> None:
+    settings = ModelSettings()
+    assert (
+        settings.reporting_time_zone,
+        settings.include_active,
+        settings.include_non_interactive,
+        settings.include_developer,
+    ) == ("UTC", False, False, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.include_active = True  # type: ignore[misc]
+
+
+# fct_containment_daily ---------------------------------------------------------------------
+
+
+def test_daily_default_utc(hand: Loader) -> None:
+    build_models(hand.pipeline)  # no settings: the defaults
+    daily(
+        hand,
+        {
+            # (sessions, self_service, drop_off, agent, active_sessions)
+            (d(10, 25), A): (1, 1, 0, 0, 0),  # a01
+            (d(10, 26), A): (3, 1, 1, 1, 0),  # a02 a03 a04
+            (d(10, 31), A): (1, 1, 0, 0, 0),  # a05
+            (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10 (not a07 dev, a08 non-int, a11 open)
+            (d(10, 28), B): (4, 2, 1, 1, 0),  # b01 b02 b03 b06 (not b04, b05)
+            (d(10, 29), B): (1, 0, 0, 1, 0),  # b07 (isDeveloper null)
+            (d(10, 30), L): (3, 1, 2, 0, 0),  # c01 c02 c05 (not c03 dev)
+            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 (no status: closed)
+        },
+    )
+    rates = read(hand, "fct_containment_daily", ["day", "bot_id"], RATES)
+    assert {k: tuple(float(v) for v in r) for k, r in rates.items()} == approx_rows(
+        {
+            (d(10, 25), A): (1.0, 0.0, 0.0),
+            (d(10, 26), A): (1 / 3, 1 / 3, 1 / 3),
+            (d(10, 31), A): (1.0, 0.0, 0.0),
+            (d(11, 1), A): (2 / 3, 0.0, 1 / 3),
+            (d(10, 28), B): (0.5, 0.25, 0.25),
+            (d(10, 29), B): (0.0, 0.0, 1.0),
+            (d(10, 30), L): (1 / 3, 2 / 3, 0.0),
+            (d(11, 1), L): (1.0, 0.0, 0.0),
+        }
+    )
+
+
+def test_daily_include_active(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_active=True))
+    daily(
+        hand,
+        {
+            (d(10, 25), A): (1, 1, 0, 0, 0),
+            (d(10, 26), A): (3, 1, 1, 1, 0),
+            (d(10, 31), A): (1, 1, 0, 0, 0),
+            (d(11, 1), A): (4, 3, 0, 1, 1),  # + a11, open: self-service as shown
+            (d(10, 28), B): (4, 2, 1, 1, 0),
+            (d(10, 29), B): (1, 0, 0, 1, 0),
+            (d(10, 30), L): (3, 1, 2, 0, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 has no status: not an active session
+        },
+    )
+
+
+def test_daily_include_non_interactive(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_non_interactive=True))
+    daily(
+        hand,
+        {
+            (d(10, 25), A): (1, 1, 0, 0, 0),
+            (d(10, 26), A): (3, 1, 1, 1, 0),
+            (d(10, 31), A): (1, 1, 0, 0, 0),
+            (d(11, 1), A): (4, 3, 0, 1, 0),  # + a08
+            (d(10, 28), B): (5, 3, 1, 1, 0),  # + b04
+            (d(10, 29), B): (1, 0, 0, 1, 0),
+            (d(10, 30), L): (3, 1, 2, 0, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+    )
+
+
+def test_daily_include_developer(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_developer=True))
+    daily(
+        hand,
+        {
+            (d(10, 25), A): (1, 1, 0, 0, 0),
+            (d(10, 26), A): (3, 1, 1, 1, 0),
+            (d(10, 31), A): (1, 1, 0, 0, 0),
+            (d(11, 1), A): (4, 2, 1, 1, 0),  # + a07
+            (d(10, 28), B): (5, 2, 1, 2, 0),  # + b05
+            (d(10, 29), B): (1, 0, 0, 1, 0),
+            (d(10, 30), L): (4, 1, 2, 1, 0),  # + c03
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+    )
+
+
+def test_daily_everything_included(hand: Loader) -> None:
+    build_models(hand.pipeline, ALL_IN)
+    daily(
+        hand,
+        {
+            (d(10, 25), A): (1, 1, 0, 0, 0),
+            (d(10, 26), A): (3, 1, 1, 1, 0),
+            (d(10, 31), A): (1, 1, 0, 0, 0),
+            (d(11, 1), A): (6, 4, 1, 1, 1),  # a06..a11
+            (d(10, 28), B): (6, 3, 1, 2, 0),  # b01..b06
+            (d(10, 29), B): (1, 0, 0, 1, 0),
+            (d(10, 30), L): (4, 1, 2, 1, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+    )
+
+
+def test_daily_new_york(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
+    daily(
+        hand,
+        {
+            (d(10, 25), A): (2, 1, 1, 0, 0),  # a01 19:50, a02 20:10 EDT
+            (d(10, 26), A): (2, 1, 0, 1, 0),  # a03 a04
+            (d(10, 31), A): (2, 1, 0, 1, 0),  # a05 19:30, a06 22:00 EDT
+            (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 00:30 EDT, a10 02:00 EST
+            (d(10, 28), B): (4, 2, 1, 1, 0),
+            (d(10, 29), B): (1, 0, 0, 1, 0),
+            (d(10, 30), L): (3, 1, 2, 0, 0),  # c05 18:00 EDT
+            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 06:30 EST
+        },
+        NY,
+    )
+
+
+def test_daily_new_york_with_active(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY, include_active=True))
+    rows = read(hand, "fct_containment_daily", ["day", "bot_id"], [*COUNTS, "active_sessions"])
+    assert tuple(int(v) for v in rows[(d(11, 1), A)]) == (3, 3, 0, 0, 1)  # + a11 06:00 EST
+    assert tuple(int(v) for v in rows[(d(10, 31), A)]) == (2, 1, 0, 1, 0)
+
+
+def test_daily_kolkata(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
+    daily(
+        hand,
+        {
+            (d(10, 26), A): (3, 2, 1, 0, 0),  # a01 05:20, a02 05:40, a03 23:50
+            (d(10, 27), A): (1, 0, 0, 1, 0),  # a04 00:10
+            (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 05:00, a06, a09, a10
+            (d(10, 28), B): (3, 1, 1, 1, 0),  # b01 b02 b03
+            (d(10, 29), B): (2, 1, 0, 1, 0),  # b06 00:30, b07
+            (d(10, 30), L): (2, 1, 1, 0, 0),  # c01 c02
+            (d(10, 31), L): (1, 0, 1, 0, 0),  # c05 03:30
+            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04
+        },
+        IST,
+    )
+
+
+# weekly and monthly ------------------------------------------------------------------------
+
+
+def test_weekly_and_monthly_utc(hand: Loader) -> None:
+    build_models(hand.pipeline)
+    weekly(
+        hand,
+        {
+            (d(10, 19), A): (1, 1, 0, 0, 0),  # a01 on Sunday 10-25
+            (d(10, 26), A): (7, 4, 1, 2, 0),  # a02 a03 a04 a05 a06 a09 a10
+            (d(10, 26), B): (5, 2, 1, 2, 0),
+            (d(10, 26), L): (4, 2, 2, 0, 0),
+        },
+    )
+    monthly(
+        hand,
+        {
+            (d(10, 1), A): (5, 3, 1, 1, 0),  # a01..a05
+            (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10
+            (d(10, 1), B): (5, 2, 1, 2, 0),
+            (d(10, 1), L): (3, 1, 2, 0, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+    )
+
+
+def test_weekly_and_monthly_with_active(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_active=True))
+    weekly(
+        hand,
+        {
+            (d(10, 19), A): (1, 1, 0, 0, 0),
+            (d(10, 26), A): (8, 5, 1, 2, 1),
+            (d(10, 26), B): (5, 2, 1, 2, 0),
+            (d(10, 26), L): (4, 2, 2, 0, 0),
+        },
+    )
+    monthly(
+        hand,
+        {
+            (d(10, 1), A): (5, 3, 1, 1, 0),
+            (d(11, 1), A): (4, 3, 0, 1, 1),
+            (d(10, 1), B): (5, 2, 1, 2, 0),
+            (d(10, 1), L): (3, 1, 2, 0, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+    )
+
+
+def test_weekly_and_monthly_new_york(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
+    weekly(
+        hand,
+        {
+            (d(10, 19), A): (2, 1, 1, 0, 0),  # a01 a02 on Sunday 10-25 local
+            (d(10, 26), A): (6, 4, 0, 2, 0),
+            (d(10, 26), B): (5, 2, 1, 2, 0),
+            (d(10, 26), L): (4, 2, 2, 0, 0),
+        },
+        NY,
+    )
+    monthly(
+        hand,
+        {
+            (d(10, 1), A): (6, 3, 1, 2, 0),  # a01..a06
+            (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 a10
+            (d(10, 1), B): (5, 2, 1, 2, 0),
+            (d(10, 1), L): (3, 1, 2, 0, 0),
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+        NY,
+    )
+
+
+def test_weekly_and_monthly_kolkata(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
+    weekly(
+        hand,
+        {
+            (d(10, 26), A): (8, 5, 1, 2, 0),  # a01 is Monday 10-26 local
+            (d(10, 26), B): (5, 2, 1, 2, 0),
+            (d(10, 26), L): (4, 2, 2, 0, 0),
+        },
+        IST,
+    )
+    monthly(
+        hand,
+        {
+            (d(10, 1), A): (4, 2, 1, 1, 0),  # a01..a04
+            (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 a06 a09 a10
+            (d(10, 1), B): (5, 2, 1, 2, 0),
+            (d(10, 1), L): (3, 1, 2, 0, 0),  # c05 on 10-31 local
+            (d(11, 1), L): (1, 1, 0, 0, 0),
+        },
+        IST,
+    )
+
+
+# by channel and by language ----------------------------------------------------------------
+
+
+def test_by_channel_default_and_everything(hand: Loader) -> None:
+    table, keys = "fct_containment_daily_by_channel", ["day", "bot_id", "channel"]
+    build_models(hand.pipeline)
+    check_containment(
+        hand,
+        table,
+        keys,
+        {
+            (d(10, 25), A, "rtm"): (1, 1, 0, 0, 0),
+            (d(10, 26), A, "rtm"): (1, 0, 1, 0, 0),
+            (d(10, 26), A, "msteams"): (2, 1, 0, 1, 0),
+            (d(10, 31), A, "slack"): (1, 1, 0, 0, 0),
+            (d(11, 1), A, "rtm"): (2, 1, 0, 1, 0),  # a06 a10
+            (d(11, 1), A, "email"): (1, 1, 0, 0, 0),
+            (d(10, 28), B, "rtm"): (2, 1, 0, 1, 0),
+            (d(10, 28), B, "sms"): (1, 0, 1, 0, 0),
+            (d(10, 28), B, "korevg"): (1, 1, 0, 0, 0),
+            (d(10, 29), B, "rtm"): (1, 0, 0, 1, 0),
+            (d(10, 30), L, "rtm"): (2, 1, 1, 0, 0),
+            (d(10, 30), L, "ivrVoice"): (1, 0, 1, 0, 0),
+            (d(11, 1), L, "rtm"): (1, 1, 0, 0, 0),
+        },
+        "UTC",
+    )
+    build_models(hand.pipeline, ALL_IN)
+    check_containment(
+        hand,
+        table,
+        keys,
+        {
+            (d(10, 25), A, "rtm"): (1, 1, 0, 0, 0),
+            (d(10, 26), A, "rtm"): (1, 0, 1, 0, 0),
+            (d(10, 26), A, "msteams"): (2, 1, 0, 1, 0),
+            (d(10, 31), A, "slack"): (1, 1, 0, 0, 0),
+            (d(11, 1), A, "rtm"): (4, 2, 1, 1, 1),  # a06 a07 a10 a11
+            (d(11, 1), A, "api"): (1, 1, 0, 0, 0),  # a08
+            (d(11, 1), A, "email"): (1, 1, 0, 0, 0),
+            (d(10, 28), B, "rtm"): (4, 2, 0, 2, 0),  # b01 b02 b04 b05
+            (d(10, 28), B, "sms"): (1, 0, 1, 0, 0),
+            (d(10, 28), B, "korevg"): (1, 1, 0, 0, 0),
+            (d(10, 29), B, "rtm"): (1, 0, 0, 1, 0),
+            (d(10, 30), L, "rtm"): (3, 1, 1, 1, 0),  # c01 c03 c05
+            (d(10, 30), L, "ivrVoice"): (1, 0, 1, 0, 0),
+            (d(11, 1), L, "rtm"): (1, 1, 0, 0, 0),
+        },
+        "UTC",
+    )
+
+
+def test_by_language_utc_and_kolkata(hand: Loader) -> None:
+    table, keys = "fct_containment_daily_by_language", ["day", "bot_id", "language"]
+    build_models(hand.pipeline)
+    check_containment(
+        hand,
+        table,
+        keys,
+        {
+            (d(10, 25), A, "en"): (1, 1, 0, 0, 0),
+            (d(10, 26), A, "en"): (2, 1, 1, 0, 0),  # a02 (en+es) a03
+            (d(10, 26), A, "es"): (1, 0, 1, 0, 0),  # a02
+            (d(10, 26), A, "de"): (1, 0, 0, 1, 0),
+            (d(10, 31), A, "fr"): (1, 1, 0, 0, 0),
+            (d(11, 1), A, "en"): (2, 1, 0, 1, 0),  # a06 (en listed twice) a09
+            (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),  # a10
+            (d(10, 28), B, "en"): (3, 2, 0, 1, 0),
+            (d(10, 28), B, "es"): (1, 0, 1, 0, 0),
+            (d(10, 29), B, "en"): (1, 0, 0, 1, 0),
+            (d(10, 30), L, "en"): (3, 1, 2, 0, 0),
+            (d(11, 1), L, "en"): (1, 1, 0, 0, 0),
+        },
+        "UTC",
+    )
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
+    check_containment(
+        hand,
+        table,
+        keys,
+        {
+            (d(10, 26), A, "en"): (3, 2, 1, 0, 0),
+            (d(10, 26), A, "es"): (1, 0, 1, 0, 0),
+            (d(10, 27), A, "de"): (1, 0, 0, 1, 0),
+            (d(11, 1), A, "fr"): (1, 1, 0, 0, 0),
+            (d(11, 1), A, "en"): (2, 1, 0, 1, 0),
+            (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),
+            (d(10, 28), B, "en"): (2, 1, 0, 1, 0),
+            (d(10, 28), B, "es"): (1, 0, 1, 0, 0),
+            (d(10, 29), B, "en"): (2, 1, 0, 1, 0),
+            (d(10, 30), L, "en"): (2, 1, 1, 0, 0),
+            (d(10, 31), L, "en"): (1, 0, 1, 0, 0),
+            (d(11, 1), L, "en"): (1, 1, 0, 0, 0),
+        },
+        IST,
+    )
+
+
+# by tag ------------------------------------------------------------------------------------
+
+TAGS_DEFAULT = {
+    # (sessions, self_service, drop_off, agent) of distinct in-scope sessions
+    (d(10, 26), A, "session", "intent", "Track Order"): (1, 0, 1, 0),
+    (d(10, 28), B, "user", "regular", "vip"): (2, 1, 0, 1),  # b01 (tag listed twice) b02
+    (d(10, 28), B, "user", "regular", "newuser"): (1, 0, 1, 0),
+    (d(10, 28), B, "user", "premium", "true"): (1, 0, 1, 0),
+    (d(10, 28), B, "session", "intent", "Pay Bill"): (2, 1, 0, 1),  # b01 b02
+    (d(10, 28), B, "session", "csatScore", "5"): (1, 1, 0, 0),
+    (d(10, 28), B, "session", "waitSeconds", "63.6"): (1, 1, 0, 0),
+    (d(10, 28), B, "session", "resolved", "true"): (1, 1, 0, 0),
+    (d(10, 28), B, "session", "resolved", "false"): (1, 0, 0, 1),
+    (d(10, 28), B, "session", "callId", "c-0001"): (1, 1, 0, 0),
+    (d(10, 30), L, "user", "regular", "newuser"): (1, 0, 1, 0),  # c02
+}
+
+
+def test_by_tag_default(hand: Loader) -> None:
+    build_models(hand.pipeline)
+    by_tag(hand, TAGS_DEFAULT)
+
+
+def test_by_tag_with_each_option(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_developer=True))
+    by_tag(
+        hand,
+        {
+            **TAGS_DEFAULT,
+            (d(10, 28), B, "user", "regular", "vip"): (3, 1, 0, 2),  # + b05
+            (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 1, 0, 2),  # + b05
+            (d(10, 28), B, "session", "escalated", "true"): (1, 0, 0, 1),  # b05 only
+        },
+    )
+    build_models(hand.pipeline, ModelSettings(include_non_interactive=True))
+    by_tag(hand, {**TAGS_DEFAULT, (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 2, 0, 1)})  # + b04
+    build_models(hand.pipeline, ModelSettings(include_active=True))
+    by_tag(hand, {**TAGS_DEFAULT, (d(11, 1), A, "user", "regular", "returning"): (1, 1, 0, 0)})  # a11
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
+    moved = dict(TAGS_DEFAULT)
+    moved[(d(10, 25), A, "session", "intent", "Track Order")] = moved.pop(
+        (d(10, 26), A, "session", "intent", "Track Order")
+    )
+    by_tag(hand, moved)
+
+
+# session behaviour -------------------------------------------------------------------------
+
+BEHAVIOUR_DEFAULT = {
+    # sessions, interactive, non-interactive, developer, interactive share, developer share,
+    # messages/session, tasks/session, duration p50, p90, p95 (s)
+    (d(10, 25), A): (1, 1, 0, 0, 1.0, 0.0, 4.0, 1.0, 120, 120, 120),
+    # 60 200 400 s
+    (d(10, 26), A): (3, 3, 0, 0, 1.0, 0.0, 6.0, 1.0, 200, 360, 380),
+    (d(10, 31), A): (1, 1, 0, 0, 1.0, 0.0, 3.0, 1.0, 90, 90, 90),
+    # a06 a07(dev) a08(non-int) a09 a10: 10 30 60 120 300 s; 19 messages, 6 tasks
+    (d(11, 1), A): (5, 4, 1, 1, 0.8, 0.2, 3.8, 1.2, 60, 228, 264),
+    # b01..b06: 5 40 50 80 100 200 s; 30 messages, 5 tasks
+    (d(10, 28), B): (6, 5, 1, 1, 5 / 6, 1 / 6, 5.0, 5 / 6, 65, 150, 175),
+    (d(10, 29), B): (1, 1, 0, 0, 1.0, 0.0, 4.0, 1.0, 70, 70, 70),
+    # c01 c02 c03(dev) c05, all interactive for want of a type: 30 45 60 90 s
+    (d(10, 30), L): (4, 4, 0, 1, 1.0, 0.25, 2.75, 0.5, 52.5, 81, 85.5),
+    # c04, no status (closed), as the API showed it at NOW
+    (d(11, 1), L): (1, 1, 0, 0, 1.0, 0.0, 3.0, 1.0, 1800, 1800, 1800),
+}
+
+
+def test_behaviour_default_and_type_options(hand: Loader) -> None:
+    build_models(hand.pipeline)
+    assert behaviour(hand) == approx_rows(BEHAVIOUR_DEFAULT)
+    # only the status filter applies to this mart
+    build_models(hand.pipeline, ModelSettings(include_non_interactive=True, include_developer=True))
+    assert behaviour(hand) == approx_rows(BEHAVIOUR_DEFAULT)
+
+
+def test_behaviour_with_active(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(include_active=True))
+    # + a11: 3600 s so far, 5 messages, 1 task -> 10 30 60 120 300 3600 s
+    expected = {**BEHAVIOUR_DEFAULT, (d(11, 1), A): (6, 5, 1, 1, 5 / 6, 1 / 6, 4.0, 7 / 6, 90, 1950, 2775)}
+    assert behaviour(hand) == approx_rows(expected)
+
+
+def test_behaviour_kolkata(hand: Loader) -> None:
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
+    got = behaviour(hand)
+    assert {key: row[0] for key, row in got.items()} == {
+        (d(10, 26), A): 3,  # a01 a02 a03
+        (d(10, 27), A): 1,  # a04
+        (d(11, 1), A): 6,  # a05..a10
+        (d(10, 28), B): 5,  # b01..b05
+        (d(10, 29), B): 2,  # b06 b07
+        (d(10, 30), L): 3,  # c01 c02 c03
+        (d(10, 31), L): 1,  # c05
+        (d(11, 1), L): 1,  # c04
+    }
+    # a01 a02 a03: 120 60 200 s, 12 messages, 3 tasks
+    assert got[(d(10, 26), A)] == pytest.approx((3, 3, 0, 0, 1.0, 0.0, 4.0, 1.0, 120, 184, 192))
+    assert got[(d(10, 27), A)] == pytest.approx((1, 1, 0, 0, 1.0, 0.0, 10.0, 1.0, 400, 400, 400))
+
+
+# fct_sessions ------------------------------------------------------------------------------
+
+
+SESSIONS_DEFAULT = {
+    # bot, day (UTC), outcome, counted under the defaults
+    "a01": (A, d(10, 25), "self_service", True),
+    "a02": (A, d(10, 26), "drop_off", True),
+    "a03": (A, d(10, 26), "self_service", True),
+    "a04": (A, d(10, 26), "agent", True),
+    "a05": (A, d(10, 31), "self_service", True),
+    "a06": (A, d(11, 1), "agent", True),
+    "a07": (A, d(11, 1), "drop_off", False),
+    "a08": (A, d(11, 1), "self_service", False),
+    "a09": (A, d(11, 1), "self_service", True),
+    "a10": (A, d(11, 1), "self_service", True),
+    "a11": (A, d(11, 1), "self_service", False),
+    "b01": (B, d(10, 28), "self_service", True),
+    "b02": (B, d(10, 28), "agent", True),
+    "b03": (B, d(10, 28), "drop_off", True),
+    "b04": (B, d(10, 28), "self_service", False),
+    "b05": (B, d(10, 28), "agent", False),
+    "b06": (B, d(10, 28), "self_service", True),
+    "b07": (B, d(10, 29), "agent", True),
+    "c01": (L, d(10, 30), "self_service", True),
+    "c02": (L, d(10, 30), "drop_off", True),
+    "c03": (L, d(10, 30), "agent", False),
+    "c04": (L, d(11, 1), "self_service", True),
+    "c05": (L, d(10, 30), "drop_off", True),
+}
+
+
+def fct_sessions(loader: Loader) -> dict[str, tuple]:
+    rows = read(loader, "fct_sessions", ["session_id"], ["bot_id", "day", "outcome", "is_counted"])
+    return {key[0]: (row[0], row[1], row[2], bool(row[3])) for key, row in rows.items()}
+
+
+def test_fct_sessions(hand: Loader) -> None:
+    build_models(hand.pipeline)
+    assert fct_sessions(hand) == {sid(name): row for name, row in SESSIONS_DEFAULT.items()}
+    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST, include_active=True))
+    got = fct_sessions(hand)
+    assert {name: got[sid(name)][1:] for name in ("a01", "a04", "a05", "a11", "b06", "c05")} == {
+        "a01": (d(10, 26), "self_service", True),
+        "a04": (d(10, 27), "agent", True),
+        "a05": (d(11, 1), "self_service", True),
+        "a11": (d(11, 1), "self_service", True),
+        "b06": (d(10, 29), "self_service", True),
+        "c05": (d(10, 31), "drop_off", True),
+    }
+    build_models(hand.pipeline, ALL_IN)
+    assert all(row[3] for row in fct_sessions(hand).values())
+
+
+# keys and accepted values ------------------------------------------------------------------
+
+MART_KEYS = {
+    "fct_containment_daily": ("day", "bot_id"),
+    "fct_containment_daily_by_channel": ("day", "bot_id", "channel"),
+    "fct_containment_daily_by_language": ("day", "bot_id", "language"),
+    "fct_containment_weekly": ("week_start", "bot_id"),
+    "fct_containment_monthly": ("month_start", "bot_id"),
+    "fct_session_behaviour_daily": ("day", "bot_id"),
+    "fct_containment_by_tag": ("day", "bot_id", "tag_scope", "tag_name", "tag_value"),
+    "fct_sessions": ("session_id",),
+}
+
+
+def assert_marts_are_sound(loader: Loader) -> None:
+    """Unique, non-null keys; accepted values; counts that add up; periods that start right."""
+    for table, keys in MART_KEYS.items():
+        columns = ", ".join(keys)
+        repeated = loader.query(
+            f"SELECT {columns}, COUNT(*) FROM {table} GROUP BY {columns} HAVING COUNT(*) > 1"
+        )
+        assert repeated == [], f"{table}: repeated keys"
+        nulls = " OR ".join(f"{key} IS NULL" for key in keys)
+        assert loader.query(f"SELECT COUNT(*) FROM {table} WHERE {nulls}") == [(0,)], f"{table}: null key"
+        assert loader.query(f"SELECT COUNT(*) FROM {table}")[0][0] > 0, f"{table} is empty"
+    outcomes = {row[0] for row in loader.query("SELECT DISTINCT outcome FROM fct_sessions")}
+    assert outcomes <= OUTCOMES
+    scopes = {row[0] for row in loader.query("SELECT DISTINCT tag_scope FROM fct_containment_by_tag")}
+    assert scopes <= {"session", "user"}
+    for table in [t for t in MART_KEYS if t.startswith("fct_containment")]:
+        rows = loader.query(f"SELECT {', '.join(COUNTS)} FROM {table}")
+        for sessions, self_service, drop_off, agent in rows:
+            assert sessions > 0 and self_service + drop_off + agent == sessions, table
+    for (week_start,) in loader.query("SELECT DISTINCT week_start FROM fct_containment_weekly"):
+        assert week_start.isoweekday() == 1, week_start
+    for (month_start,) in loader.query("SELECT DISTINCT month_start FROM fct_containment_monthly"):
+        assert month_start.day == 1, month_start
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [ModelSettings(), ALL_IN, ModelSettings(reporting_time_zone=IST, include_active=True)],
+    ids=["default", "everything", "kolkata-active"],
+)
+def test_marts_keys_and_values_hand(hand: Loader, settings: ModelSettings) -> None:
+    build_models(hand.pipeline, settings)
+    assert_marts_are_sound(hand)
+
+
+# a larger generated data set against an independent computation ---------------------------
+
+
+def period_start(day: date, period: str) -> date:
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def in_scope(view: dict[str, Any], settings: ModelSettings) -> bool:
+    status = view.get("sessionStatus") or "closed"
+    kind = view.get("sessionType") or "interactive"
+    status_ok = status == "closed" or (settings.include_active and status == "active")
+    kind_ok = kind == "interactive" or (settings.include_non_interactive and kind == "non-interactive")
+    return status_ok and kind_ok and (settings.include_developer or not view.get("isDeveloper"))
+
+
+OUTCOME_INDEX = {"selfService": 1, "dropOff": 2, "agent": 3}
+
+
+def expected_counts(
+    views: list[dict[str, Any]], settings: ModelSettings, period: str = "day", by: str | None = None
+) -> dict[tuple, tuple[int, ...]]:
+    """(sessions, self_service, drop_off, agent, active_sessions) per period and bot (and `by`)."""
+    zone = ZoneInfo(settings.reporting_time_zone)
+    found: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for view in views:
+        if not in_scope(view, settings):
+            continue
+        start = period_start(api_time(view["start_time"]).astimezone(zone).date(), period)
+        if by == "channel":
+            keys = [(start, view["botId"], view["channel"])]
+        elif by == "language":
+            keys = [(start, view["botId"], lang) for lang in sorted(set(view["session_lang"]) or {"unknown"})]
+        else:
+            keys = [(start, view["botId"])]
+        for key in keys:
+            row = found[key]
+            row[0] += 1
+            row[OUTCOME_INDEX[view["containmentType"]]] += 1
+            row[4] += view.get("sessionStatus") == "active"
+    return {key: tuple(row) for key, row in found.items()}
+
+
+def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[tuple, tuple[int, ...]]:
+    """Tag counts per UTC day, for tags whose values are not JSON objects."""
+    found: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for view in views:
+        if not in_scope(view, settings):
+            continue
+        day = api_time(view["start_time"]).date()
+        tags = {
+            (scope, tag["name"], tag_text(tag["value"]))
+            for scope, key in (("user", "userTags"), ("session", "sessionTags"))
+            for tag in view["tags"][key]
+            if not isinstance(tag["value"], dict)
+        }
+        for scope, name, value in tags:
+            row = found[(day, view["botId"], scope, name, value)]
+            row[0] += 1
+            row[OUTCOME_INDEX[view["containmentType"]]] += 1
+    return {key: tuple(row) for key, row in found.items()}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def expected_behaviour(views: list[dict[str, Any]]) -> dict[tuple, tuple]:
+    """The behaviour mart for closed sessions, in UTC."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for view in views:
+        if view["sessionStatus"] == "closed":
+            groups[(api_time(view["start_time"]).date(), view["botId"])].append(view)
+    found = {}
+    for key, group in groups.items():
+        count = len(group)
+        interactive = sum(v["sessionType"] == "interactive" for v in group)
+        developer = sum(bool(v["isDeveloper"]) for v in group)
+        durations = [(api_time(v["end_time"]) - api_time(v["start_time"])).total_seconds() for v in group]
+        found[key] = (
+            count,
+            interactive,
+            count - interactive,
+            developer,
+            interactive / count,
+            developer / count,
+            sum(v["noOfMessagesExchanged"] for v in group) / count,
+            sum(v["noOfTasksExecuted"] for v in group) / count,
+            percentile(durations, 0.5),
+            percentile(durations, 0.9),
+            percentile(durations, 0.95),
+        )
+    return found
+
+
+def test_generated_sessions_match_an_independent_computation(
+    make_loader: Callable[..., Loader], warehouse: str
+) -> None:
+    generated = generate_sessions(BOTS, NOW - timedelta(days=13), NOW, per_day=40, seed=29)
+    with SandboxServer(generated, apps=bot_app(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = make_loader(server, warehouse)
+        loader.run()
+        views = server.visible_sessions()
+    statuses = {v["sessionStatus"] for v in views}
+    assert statuses == {"active", "closed"}, "the data set has open sessions"
+    assert any(v["isDeveloper"] for v in views) and any(v["sessionType"] != "interactive" for v in views)
+    for settings in (
+        ModelSettings(),
+        ModelSettings(reporting_time_zone=IST),
+        dataclasses.replace(ALL_IN, reporting_time_zone=IST),
+        dataclasses.replace(ALL_IN, reporting_time_zone=NY),
+    ):
+        build_models(loader.pipeline, settings)
+        zone = settings.reporting_time_zone
+        daily(loader, expected_counts(views, settings), zone)
+        weekly(loader, expected_counts(views, settings, "week"), zone)
+        monthly(loader, expected_counts(views, settings, "month"), zone)
+        for by in ("channel", "language"):
+            check_containment(
+                loader,
+                f"fct_containment_daily_by_{by}",
+                ["day", "bot_id", by],
+                expected_counts(views, settings, by=by),
+                zone,
+            )
+        assert_marts_are_sound(loader)
+        if zone == "UTC":
+            got_tags = read(
+                loader,
+                "fct_containment_by_tag",
+                ["day", "bot_id", "tag_scope", "tag_name", "tag_value"],
+                COUNTS,
+            )
+            wanted_tags = expected_tags(views, settings)
+            assert {
+                key: tuple(int(v) for v in row)
+                for key, row in got_tags.items()
+                if key[3] not in ("profile", "cart")  # JSON objects: text form not specified
+            } == wanted_tags
+            assert behaviour(loader) == approx_rows(expected_behaviour(views))
+            counted = {
+                row[0]
+                for row in loader.query("SELECT session_id FROM fct_sessions WHERE is_counted")
+            }
+            assert counted == {v["sessionId"] for v in views if in_scope(v, settings)}
+            assert loader.query("SELECT COUNT(*) FROM fct_sessions")[0][0] == len(views)
