@@ -75,7 +75,8 @@ END
 \$\$;
 SQL
 if [[ -z $(pg_super -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]]; then
-    pg_super -d postgres -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+    # UTF-8 whatever locale the cluster was made with (apt's cluster follows the machine's).
+    pg_super -d postgres -c "CREATE DATABASE $DB_NAME OWNER $DB_USER ENCODING 'UTF8' TEMPLATE template0 LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"
 fi
 
 # Prove password auth over TCP works as the tests will use it.

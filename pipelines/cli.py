@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -22,7 +23,13 @@ from sources.kore_sessions import (
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from .export import EXPORT_FORMATS, export_marts
-from .kore_sessions_pipeline import DEFAULT_DATASET, count_rows, load_sessions, make_pipeline
+from .kore_sessions_pipeline import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_FILE,
+    count_rows,
+    load_sessions,
+    make_pipeline,
+)
 from .models import ModelError, ModelSettings, build_models, recent_containment_lines
 from .redaction import RedactingFilter, known_secrets, redact
 from .report import ReportError, write_report
@@ -59,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="build or refresh the SQL models in the dataset")
     _add_warehouse_arguments(models)
     _add_model_arguments(models)
-    models.add_argument("--days", type=int, default=7, help="days shown in the printed table")
+    models.add_argument("--days", type=positive_int, default=7, help="days shown in the printed table")
     models.set_defaults(handler=command_models)
     report = commands.add_parser("report", help="write a self-contained HTML containment report")
     _add_warehouse_arguments(report)
     report.add_argument("--output", default=DEFAULT_REPORT_FILE, help="HTML file to write")
-    report.add_argument("--days", type=int, default=30, help="days the report covers")
+    report.add_argument("--days", type=positive_int, default=30, help="days the report covers")
     report.set_defaults(handler=command_report)
     export = commands.add_parser("export", help="write the marts as Parquet or CSV files")
     _add_warehouse_arguments(export)
@@ -100,6 +107,31 @@ def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
     command.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset of the sessions and models")
     command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
+    command.add_argument("--duckdb-file", help=f"DuckDB database file (default ./{DEFAULT_DUCKDB_FILE})")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
+    """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
+    if must_exist and args.destination == "duckdb":
+        configured = args.duckdb_file or dlt.config.get("destination.duckdb.credentials")
+        configured = configured or DEFAULT_DUCKDB_FILE
+        if isinstance(configured, str) and not Path(configured).expanduser().exists():
+            raise ModelError(
+                f"no DuckDB file at {Path(configured).expanduser().resolve()}: load sessions first, "
+                "or name the file with --duckdb-file"
+            )
+    return make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
 
 
 def _add_model_arguments(command: argparse.ArgumentParser) -> None:
@@ -150,23 +182,26 @@ def command_load(args: argparse.Namespace) -> int:
     settings = None if args.no_models else model_settings(args)
     stats = ExtractStats()
     source = kore_sessions(**source_overrides(args), stats=stats)
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    pipeline = warehouse_pipeline(args)
     summary = load_sessions(pipeline, source, stats)
     for line in summary.lines():
         print(line)
     if settings is None:
         return 0
-    if not count_rows(pipeline, SESSIONS_TABLE):
+    loaded = count_rows(pipeline, SESSIONS_TABLE)
+    if loaded is None:
+        print(f"models: not built, destination {args.destination} has no SQL client")
+    elif loaded == 0:
         print("models: not built, no sessions loaded yet")
-        return 0
-    for line in build_models(pipeline, settings).lines():
-        print(line)
+    else:
+        for line in build_models(pipeline, settings).lines():
+            print(line)
     return 0
 
 
 def command_models(args: argparse.Namespace) -> int:
     """`kore-sessions models`: (re)build the models and print the last days' containment."""
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    pipeline = warehouse_pipeline(args, must_exist=True)
     for line in build_models(pipeline, model_settings(args)).lines():
         print(line)
     print()
@@ -177,14 +212,14 @@ def command_models(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """`kore-sessions report`: write the HTML report and print its path."""
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    pipeline = warehouse_pipeline(args, must_exist=True)
     print(write_report(pipeline, Path(args.output), days=args.days))
     return 0
 
 
 def command_export(args: argparse.Namespace) -> int:
     """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
-    pipeline = make_pipeline(args.destination, args.dataset, args.pipelines_dir)
+    pipeline = warehouse_pipeline(args, must_exist=True)
     for exported in export_marts(pipeline, Path(args.directory), args.file_format):
         print(f"{exported.path}  {exported.rows} rows")
     return 0

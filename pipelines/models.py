@@ -34,8 +34,8 @@ MODEL_DIALECT = "duckdb"
 LAYER_MATERIALIZATION = {"staging": "VIEW", "marts": "TABLE"}
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
-# Child tables dlt only creates once a session has such an item, with their columns; a model
-# reading one that is not there yet reads an empty relation of these columns instead.
+# Child tables dlt only creates once a session has such an item, and the columns a model reads
+# from them (dlt only adds a column once a value arrives): see `source_stand_ins`.
 OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = {
     "sessions__session_lang": {"session_id": "VARCHAR", "lang": "VARCHAR"},
     **{
@@ -59,6 +59,20 @@ class ModelError(Exception):
     """A model file is wrong (bad SQL, unknown layer, a cycle) or the warehouse lacks its input."""
 
 
+def is_portable_time_zone(name: str) -> bool:
+    """Whether every destination reads `name` as the same IANA zone.
+
+    Only `UTC` and Area/Location names qualify: PostgreSQL reads short names such as `CET` or
+    `EST` as fixed offsets without daylight saving, where DuckDB reads the IANA zone, and
+    `localtime`, `posixrules` or `Factory` are not zones at all.
+    """
+    if name == "UTC":
+        return True
+    if "/" not in name or name.startswith(("posix/", "right/", "SystemV/")):
+        return False
+    return name in zoneinfo.available_timezones()
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """What the marts count and which calendar they count in.
@@ -76,14 +90,12 @@ class ModelSettings:
     include_developer: bool = False
 
     def __post_init__(self) -> None:
-        """Reject a time zone that is not an IANA name."""
-        try:
-            zoneinfo.ZoneInfo(self.reporting_time_zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        """Reject a time zone that is not an IANA Area/Location name (or UTC)."""
+        if not is_portable_time_zone(self.reporting_time_zone):
             raise ConfigError(
                 f"unknown reporting time zone {self.reporting_time_zone!r}: use an IANA name "
                 "such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
-            ) from None
+            )
 
     @classmethod
     def from_config(cls, **overrides: Any) -> ModelSettings:
@@ -210,7 +222,7 @@ def render_model(
     model: Model,
     dialect: str,
     schema: str,
-    missing_sources: Mapping[str, Mapping[str, str]] | None = None,
+    stand_ins: Mapping[str, exp.Select] | None = None,
 ) -> str:
     """The model's `CREATE` statement in `dialect`, every table it reads qualified by `schema`.
 
@@ -218,20 +230,20 @@ def render_model(
         model: The model.
         dialect: sqlglot dialect of the destination (duckdb, postgres, ...).
         schema: The dataset's schema.
-        missing_sources: Source tables not in the warehouse yet, by name, with their columns;
-            each is read as an empty relation of those columns.
+        stand_ins: Queries read instead of source tables that are missing or lack columns
+            (from `source_stand_ins`), by table name.
 
     Returns:
         The SQL text.
     """
-    missing = missing_sources or {}
+    stand_ins = stand_ins or {}
     query = model.query.copy()
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
     for table in list(query.find_all(exp.Table)):
         if table.name in ctes:
             continue
-        if table.name in missing:
-            table.replace(_empty_relation(missing[table.name], table.alias_or_name))
+        if table.name in stand_ins:
+            table.replace(stand_ins[table.name].subquery(table.alias_or_name))
         else:
             table.set("db", exp.to_identifier(schema))
     create = exp.Create(
@@ -242,12 +254,33 @@ def render_model(
     return create.sql(dialect=dialect, identify=True)
 
 
-def _empty_relation(columns: Mapping[str, str], alias: str) -> exp.Expression:
-    """`(SELECT CAST(NULL AS type) AS column, ... WHERE FALSE) AS alias`."""
-    select = exp.select(
-        *(exp.cast(exp.null(), data_type).as_(column) for column, data_type in columns.items())
-    ).where(exp.false())
-    return select.subquery(alias)
+def source_stand_ins(present: Mapping[str, set[str]], schema: str) -> dict[str, exp.Select]:
+    """Stand-ins for optional source tables dlt has not created, or created without a column.
+
+    dlt makes a child table only once an item arrives, and a column only once a value does
+    (a tag whose value is always null has no `value` column): such a table is read as an
+    empty relation, such a column as NULL.
+
+    Args:
+        present: Columns of each table in the dataset, by table name.
+        schema: The dataset's schema.
+
+    Returns:
+        The stand-in query of each table that needs one.
+    """
+    stand_ins: dict[str, exp.Select] = {}
+    for table, columns in OPTIONAL_SOURCE_TABLES.items():
+        have = present.get(table)
+        if have is None:
+            nulls = [exp.cast(exp.null(), kind).as_(name) for name, kind in columns.items()]
+            stand_ins[table] = exp.select(*nulls).where(exp.false())
+            continue
+        lacking = {name: kind for name, kind in columns.items() if name not in have}
+        if lacking:
+            nulls = [exp.cast(exp.null(), kind).as_(name) for name, kind in lacking.items()]
+            source = exp.Table(this=exp.to_identifier(table), db=exp.to_identifier(schema))
+            stand_ins[table] = exp.select(exp.Star(), *nulls).from_(source)
+    return stand_ins
 
 
 def settings_statement(settings: ModelSettings, dialect: str, schema: str, built_at: datetime) -> str:
@@ -298,10 +331,10 @@ def build_models(
                 f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first "
                 "(`kore-sessions load`)"
             )
-        missing = {name: cols for name, cols in OPTIONAL_SOURCE_TABLES.items() if name not in existing}
+        stand_ins = source_stand_ins(_existing_columns(client, schema), schema)
         statements = _drop_statements(models, existing, dialect, schema)
         statements.append(settings_statement(settings, dialect, schema, datetime.now(UTC)))
-        statements += [render_model(model, dialect, schema, missing) for model in models]
+        statements += [render_model(model, dialect, schema, stand_ins) for model in models]
         with client.begin_transaction():
             for statement in statements:
                 client.execute_sql(statement)
@@ -315,6 +348,18 @@ def _existing_relations(client: Any, schema: str) -> dict[str, str]:
         schema,
     )
     return {str(name): str(kind) for name, kind in rows or []}
+
+
+def _existing_columns(client: Any, schema: str) -> dict[str, set[str]]:
+    """Column names of every table of the schema, by table name."""
+    rows = client.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+        schema,
+    )
+    columns: dict[str, set[str]] = {}
+    for table, column in rows or []:
+        columns.setdefault(str(table), set()).add(str(column))
+    return columns
 
 
 def _drop_statements(

@@ -16,6 +16,7 @@ from pipelines.models import (
     build_models,
     discover_models,
     render_model,
+    source_stand_ins,
 )
 from sandbox import GeneratedSession, SandboxServer
 from sources.kore_sessions import ConfigError
@@ -104,14 +105,20 @@ def test_render_qualifies_tables_and_transpiles() -> None:
     assert '"my_data"."fct_sessions"' in postgres and '"my_data"."in_scope"' not in postgres
     assert "PERCENTILE_CONT(0.5) WITHIN GROUP" in postgres and "DOUBLE PRECISION" in postgres
     staging = next(m for m in discover_models() if m.name == "stg_kore__session_tags")
-    empty = render_model(staging, "postgres", "d", {"sessions__session_tags": {"session_id": "VARCHAR"}})
-    assert '"d"."sessions__session_tags"' not in empty and "WHERE FALSE" in empty
+    absent = render_model(staging, "postgres", "d", source_stand_ins({}, "d"))
+    assert '"d"."sessions__session_tags"' not in absent and "WHERE FALSE" in absent
+    no_value = {"sessions__session_tags": {"session_id", "position", "name", "value_type"}}
+    patched = render_model(staging, "duckdb", "d", source_stand_ins(no_value, "d"))
+    assert 'SELECT *, CAST(NULL AS TEXT) AS "value" FROM "d"."sessions__session_tags"' in patched
 
 
 def test_settings_are_validated() -> None:
     """A time zone that is not an IANA name is a configuration error, before anything runs."""
     with pytest.raises(ConfigError, match="unknown reporting time zone 'Mars/Olympus'"):
         ModelSettings(reporting_time_zone="Mars/Olympus")
+    for ambiguous in ("CET", "EST", "localtime", "posixrules", "Factory", "Europe/Nowhere"):
+        with pytest.raises(ConfigError, match="unknown reporting time zone"):
+            ModelSettings(reporting_time_zone=ambiguous)
     with pytest.raises(ConfigError, match="must be true or false"):
         ModelSettings.from_config(include_active="maybe")
     assert ModelSettings.from_config(include_developer="true").include_developer is True
@@ -152,7 +159,8 @@ def test_every_model_has_unique_keys(built: Loader) -> None:
 
 def test_accepted_values_and_consistent_counts(built: Loader) -> None:
     """Outcomes, scopes and rates take only their allowed values; counts add up."""
-    assert {row[0] for row in built.query("SELECT DISTINCT outcome FROM fct_sessions")} <= set(OUTCOMES)
+    outcomes = {row[0] for row in built.query("SELECT DISTINCT outcome FROM fct_sessions")}
+    assert outcomes <= {*OUTCOMES, "unknown"}
     scopes = {row[0] for row in built.query("SELECT DISTINCT tag_scope FROM fct_containment_by_tag")}
     assert scopes == {"session", "user"}
     for mart in CONTAINMENT_MARTS:
@@ -233,3 +241,41 @@ def test_models_need_loaded_sessions(make_loader, server: SandboxServer) -> None
     loader = make_loader(server, "duckdb")
     with pytest.raises(ModelError, match="load sessions first"):
         build_models(loader.pipeline, ModelSettings())
+
+
+def test_odd_api_values_are_counted_as_the_spec_says(make_loader, warehouse: str) -> None:
+    """An open session shown as agent counts as self-service; no containment is 'unknown'; a
+    tag that is always null (so dlt never makes its `value` column) still builds."""
+    start = NOW - timedelta(hours=5)
+    sessions = [
+        GeneratedSession(
+            session_id="open-agent",
+            bot_id=BOTS[0],
+            user_id="u-1",
+            channel="rtm",
+            start=start,
+            end=NOW + timedelta(hours=1),
+            extra={"containmentType": "agent"},
+        ),
+        GeneratedSession(
+            session_id="closed-unknown",
+            bot_id=BOTS[0],
+            user_id="u-2",
+            channel="rtm",
+            start=start + timedelta(minutes=1),
+            end=start + timedelta(minutes=9),
+            extra={"containmentType": None},
+            session_tags=(("callerNumber", None),),
+        ),
+    ]
+    with SandboxServer(sessions, apps=make_apps(), now=NOW) as server:
+        loader = make_loader(server, warehouse)
+        loader.run(start_date=HISTORY_START.isoformat(), bot_ids=[BOTS[0]])
+    build_models(loader.pipeline, ModelSettings(include_active=True))
+    outcomes = loader.query("SELECT session_id, outcome, is_counted FROM fct_sessions ORDER BY session_id")
+    assert outcomes == [("closed-unknown", "unknown", True), ("open-agent", "self_service", True)]
+    columns = "sessions, self_service, drop_off, agent, active_sessions"
+    daily = loader.query(f"SELECT {columns} FROM fct_containment_daily")
+    assert daily == [(2, 1, 0, 0, 1)]
+    tags = loader.query("SELECT tag_scope, tag_name, tag_value, sessions FROM fct_containment_by_tag")
+    assert tags == [("session", "callerNumber", None, 1)]

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from plotly.offline import get_plotlyjs
 
 from pipelines.kore_sessions_pipeline import make_pipeline
-from pipelines.models import SETTINGS_TABLE
+from pipelines.models import SETTINGS_TABLE, ModelSettings, build_models
 from pipelines.report import (
     ALL_BOTS,
     ChannelCounts,
@@ -29,6 +29,7 @@ from pipelines.report import (
     render_report,
     write_report,
 )
+from sandbox import SandboxServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Set by `.ci/run`; read at import because an autouse fixture clears KORE_* names during tests.
@@ -482,3 +483,36 @@ def test_missing_marts_raise_a_clear_error(report_pipeline: dlt.Pipeline) -> Non
 def test_days_must_be_positive(report_pipeline: dlt.Pipeline) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         read_report_data(report_pipeline, days=0)
+
+
+def test_report_from_real_marts_renders_in_chromium(
+    browser: Browser, server: SandboxServer, make_loader: Any, warehouse: str, tmp_path: Path
+) -> None:
+    """Sandbox -> warehouse -> models -> `write_report` -> Chromium: the charts carry the marts' numbers."""
+    loader = make_loader(server, warehouse)
+    loader.run()
+    build_models(loader.pipeline, ModelSettings(reporting_time_zone="Asia/Kolkata"))
+    path = write_report(loader.pipeline, tmp_path / "real.html", days=7)
+    report = OpenedPage(browser, path)
+    try:
+        report.page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
+        charts = report.charts()
+        assert report.errors == []
+        assert all(url.startswith(("file:", "data:", "about:")) for url in report.requests)
+        bots = loader.query("SELECT COUNT(DISTINCT bot_id) FROM fct_containment_daily")[0][0]
+        assert charts["trend-chart"]["traces"] == 4 * (bots + 1)
+        assert len(charts["trend-chart"]["lines"]) == 3
+        last_days = loader.query(
+            "SELECT COUNT(DISTINCT day) FROM fct_containment_daily WHERE day > "
+            "(SELECT MAX(day) FROM fct_containment_daily) - 7"
+        )[0][0]
+        assert charts["trend-chart"]["bars"] == last_days
+        channels = loader.query(
+            "SELECT COUNT(DISTINCT channel) FROM fct_containment_daily_by_channel WHERE day > "
+            "(SELECT MAX(day) FROM fct_containment_daily) - 7"
+        )[0][0]
+        assert charts["channels-chart"]["bars"] >= channels
+        page = path.read_text(encoding="utf-8")
+        assert "Asia/Kolkata" in page
+    finally:
+        report.close()

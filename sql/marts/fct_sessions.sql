@@ -41,11 +41,13 @@ derived AS (
         CAST(DATE_TRUNC('week', started_at_local) AS DATE) AS week_start,
         CAST(DATE_TRUNC('month', started_at_local) AS DATE) AS month_start,
         CASE
+            -- The dashboards count an ongoing session as self-service until it closes.
+            WHEN is_active THEN 'self_service'
             WHEN containment_type = 'selfService' THEN 'self_service'
             WHEN containment_type = 'dropOff' THEN 'drop_off'
             WHEN containment_type = 'agent' THEN 'agent'
-            -- The dashboards show an ongoing session as self-service until it closes.
-            WHEN is_active THEN 'self_service'
+            -- Closed without a containment the API documents: counted, in no outcome.
+            ELSE 'unknown'
         END AS outcome,
         CAST(EXTRACT(EPOCH FROM (ended_at - started_at)) AS DOUBLE) AS duration_seconds,
         (NOT is_active OR include_active) AS is_status_in_scope
