@@ -259,3 +259,14 @@ def assert_matches_sandbox(loader: Loader, server: SandboxServer) -> None:
         langs.setdefault(session_id, []).append(lang)
     for session_id, view in expected.items():
         assert sorted(langs.get(session_id, [])) == sorted(view["session_lang"])
+
+
+def counted_in_sandbox(server: SandboxServer) -> int:
+    """Sessions the dashboards count by default: closed, interactive, not a developer's."""
+    return sum(
+        1
+        for view in server.visible_sessions()
+        if view["sessionStatus"] == "closed"
+        and view["sessionType"] == "interactive"
+        and not view["isDeveloper"]
+    )

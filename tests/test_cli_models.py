@@ -18,7 +18,7 @@ from pipelines import export
 from pipelines.models import ModelSettings, build_models, discover_models
 from sandbox import SandboxServer
 
-from .conftest import POSTGRES_DSN
+from .conftest import POSTGRES_DSN, counted_in_sandbox
 from .test_cli import DATABASE, cli_env, kore
 
 MARTS = [model.name for model in discover_models() if model.layer == "marts"]
@@ -28,17 +28,6 @@ def warehouse_rows(cwd: Path, sql: str) -> list[tuple]:
     """Rows of a query on the command's DuckDB file."""
     with duckdb.connect(str(cwd / DATABASE), read_only=True) as con:
         return con.sql(sql).fetchall()
-
-
-def counted_in_sandbox(server: SandboxServer) -> int:
-    """Sessions the dashboards count by default: closed, interactive, not a developer's."""
-    return sum(
-        1
-        for view in server.visible_sessions()
-        if view["sessionStatus"] == "closed"
-        and view["sessionType"] == "interactive"
-        and not view["isDeveloper"]
-    )
 
 
 def test_load_builds_the_models(live_server: SandboxServer, tmp_path: Path) -> None:

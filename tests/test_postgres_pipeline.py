@@ -1,0 +1,50 @@
+"""PostgreSQL as the destination end to end: backfill, incremental runs, refresh, deletes, models."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pipelines.models import ModelSettings, build_models
+from sandbox import SandboxServer
+
+from .conftest import NOW, api_time, assert_matches_sandbox, counted_in_sandbox
+
+SESSION_VALUES = (
+    "session_id, bot_id, channel, user_id, start_time, end_time, session_type, containment_type, "
+    "is_developer, session_status, no_of_messages_exchanged, no_of_tasks_executed"
+)
+
+
+def test_postgres_backfill_incremental_refresh_and_delete(
+    server: SandboxServer, make_loader: Any, postgres_dsn: str
+) -> None:
+    """The same runs as on DuckDB, into PostgreSQL: the tables equal the sandbox after each one."""
+    loader = make_loader(server, "postgres")
+    first = loader.run()
+    assert_matches_sandbox(loader, server)
+    assert first.sessions_new == len(server.visible_sessions())
+
+    before = loader.query(f"SELECT {SESSION_VALUES} FROM sessions ORDER BY session_id")
+    state = loader.state()
+    again = loader.run(lookback_minutes=60)
+    assert again.sessions_new == 0
+    assert loader.query(f"SELECT {SESSION_VALUES} FROM sessions ORDER BY session_id") == before
+    assert loader.state() == state
+
+    open_ids = {s for bot in state["bots"].values() for s in bot["open_sessions"]}
+    views = {v["sessionId"]: v for v in server.visible_sessions()}
+    old_open = sorted(i for i in open_ids if api_time(views[i]["start_time"]) < NOW - timedelta(hours=1))
+    assert old_open, "the history has sessions open for over an hour"
+    server.remove_sessions(old_open[:1])
+    server.advance(timedelta(hours=3))
+    moved = loader.run(lookback_minutes=30)
+    assert moved.sessions_refreshed > 0 and moved.sessions_deleted == 1
+    assert_matches_sandbox(loader, server)
+    orphans = loader.query(
+        "SELECT COUNT(*) FROM sessions__session_tags WHERE _dlt_root_id NOT IN (SELECT _dlt_id FROM sessions)"
+    )
+    assert orphans == [(0,)]
+
+    build_models(loader.pipeline, ModelSettings())
+    assert loader.query("SELECT SUM(sessions) FROM fct_containment_daily") == [(counted_in_sandbox(server),)]
