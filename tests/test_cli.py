@@ -156,7 +156,7 @@ def test_api_refusals_fail_fast_with_message_and_no_state_advanced(
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
     assert f"HTTP {status}" in line and hint in line
-    assert len(live_server.requests) == 1, "no retry of a refusal"
+    assert 1 <= len(live_server.requests) <= len(BOTS), "no retry of a refusal (bots run in parallel)"
     assert _state_snapshot(tmp_path) == state_files
     assert loaded(tmp_path) == before
 

@@ -226,7 +226,9 @@ def test_a_400_fails_fast_with_the_api_message_and_no_state(loader: Loader, serv
     server.inject("400")
     with pytest.raises(PipelineStepFailed, match="injected by the sandbox"):
         loader.run()
-    assert len(server.requests) == 1
+    refused = [r for r in server.requests if r.status == 400]
+    assert len(refused) == 1, "a refusal is not retried"
+    assert len(server.requests) <= len(BOTS), "nothing is sent after it but the other bot's first page"
     assert loader.state() == state
 
 

@@ -12,13 +12,14 @@ from dlt.sources import DltResource
 from .client import KoreApiError, KoreClient, RetryPolicy
 from .config import ConfigError, RunConfig, build_run_config
 from .credentials import KoreCredentials
-from .extract import BotExtractor, ExtractStats
+from .extract import BotExtractor, ExtractStats, PageCap, fetch_concurrently
 from .records import InvalidRecordError
 from .settings import (
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_REQUESTS_PER_HOUR,
     DEFAULT_REQUESTS_PER_MINUTE,
@@ -70,6 +71,7 @@ def kore_sessions(
     lookback_minutes: float = DEFAULT_LOOKBACK_MINUTES,
     requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
     requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     seconds_per_minute: float = 60.0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
@@ -92,6 +94,7 @@ def kore_sessions(
         lookback_minutes: How far behind its cursor each run looks again, for late arrivals.
         requests_per_minute: Client-side rolling limit per bot (per account on the admin route).
         requests_per_hour: Client-side rolling hourly limit, checked as well.
+        max_in_flight: Requests of one bot waiting or running at once (bots run in parallel).
         seconds_per_minute: Length of the limits' minute in seconds (60; less only for a
             sandbox or benchmark with scaled-down limits).
         max_attempts: Attempts per request before giving up on retryable errors.
@@ -118,6 +121,7 @@ def kore_sessions(
         requests_per_minute=requests_per_minute,
         requests_per_hour=requests_per_hour,
         clock=clock,
+        max_in_flight=max_in_flight,
     )
     policy = RetryPolicy(max_attempts, backoff_initial, backoff_max, retry_deadline)
     return sessions_resource(config, credentials, policy, seconds_per_minute, stats or ExtractStats())
@@ -138,7 +142,7 @@ def sessions_resource(
         write_disposition="merge",
         columns=SESSION_COLUMNS,
     )
-    def sessions() -> Iterator[dict[str, Any]]:
+    def sessions() -> Iterator[list[dict[str, Any]]]:
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         with KoreClient(
             config.host,
@@ -149,8 +153,15 @@ def sessions_resource(
             seconds_per_minute=seconds_per_minute,
         ) as client:
             stats.client = client.stats
-            for bot_key in config.bot_keys:
-                bot_state = bots_state.setdefault(bot_key, {})
-                yield from BotExtractor(client, bot_key, bot_state, config, stats).run()
+            cap = PageCap(config.page_size)
+            extractors = {
+                bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, stats, cap)
+                for bot_key in config.bot_keys
+            }
+            yield from fetch_concurrently(extractors, config.max_in_flight)
+            for extractor in extractors.values():
+                refreshed = list(extractor.finish())
+                if refreshed:
+                    yield refreshed
 
     return sessions

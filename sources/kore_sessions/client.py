@@ -122,6 +122,21 @@ class SessionsPage:
     invalid_sessions: list[str]
 
 
+def limiter_rates(per_minute: int, per_hour: int, minute_ms: int) -> list[Rate]:
+    """The rolling limits of one bot, leaving out one that the other already keeps.
+
+    pyrate-limiter takes only rates with growing limits and a density that does not grow with
+    the interval: an hourly limit of 60 times the minute limit or more can never be reached,
+    and a minute limit at or above the hourly one never binds.
+    """
+    minute, hour = Rate(per_minute, minute_ms), Rate(per_hour, 60 * minute_ms)
+    if per_hour >= per_minute * 60:
+        return [minute]
+    if per_hour <= per_minute:
+        return [hour]
+    return [minute, hour]
+
+
 def classify_response(response: httpx.Response) -> dict[str, Any]:
     """Sort an answer into ok, retry or fail.
 
@@ -208,10 +223,7 @@ class KoreClient:
         self.retry_policy = retry_policy or RetryPolicy()
         self.stats = ClientStats()
         minute_ms = round(seconds_per_minute * Duration.SECOND)
-        self._rates = [
-            Rate(requests_per_minute, minute_ms),
-            Rate(requests_per_hour, 60 * minute_ms),
-        ]
+        self._rates = limiter_rates(requests_per_minute, requests_per_hour, minute_ms)
         self._limiters: dict[str, Limiter] = {}
         self._limiters_lock = threading.Lock()
         self._http = httpx.Client(

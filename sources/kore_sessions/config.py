@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .records import parse_timestamp
-from .settings import ALL_BOTS_KEY, MAX_PAGE_SIZE
+from .settings import ALL_BOTS_KEY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE
 from .windows import check_span
 
 # Where the first backfill starts when no start_date is configured.
@@ -35,6 +35,7 @@ class RunConfig:
     requests_per_minute: int
     requests_per_hour: int
     clock: Callable[[], datetime]
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @property
     def bounded(self) -> bool:
@@ -97,6 +98,7 @@ def build_run_config(
     requests_per_minute: int,
     requests_per_hour: int,
     clock: Callable[[], datetime] | None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> RunConfig:
     """Check every setting and return the run's configuration.
 
@@ -121,6 +123,7 @@ def build_run_config(
     _check_range("requests_per_minute", requests_per_minute, 1, None)
     _check_range("requests_per_hour", requests_per_hour, 1, None)
     _check_range("lookback_minutes", lookback_minutes, 0, None)
+    _check_range("max_in_flight", max_in_flight, 1, MAX_IN_FLIGHT)
     span = timedelta(hours=float(window_hours))
     try:
         check_span(span)
@@ -137,6 +140,7 @@ def build_run_config(
         requests_per_minute=int(requests_per_minute),
         requests_per_hour=int(requests_per_hour),
         clock=clock,
+        max_in_flight=int(max_in_flight),
     )
 
 

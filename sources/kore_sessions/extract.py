@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from itertools import chain
+from functools import partial
 from typing import Any
 
 from .client import ClientStats, KoreApiError, KoreClient, SessionsPage
 from .config import RunConfig
+from .pool import RequestPool
 from .records import format_api_timestamp, is_legacy_shape, parse_timestamp, to_row
 from .settings import (
     ALL_BOTS_KEY,
@@ -24,6 +25,7 @@ from .settings import (
     DELETED_COLUMN,
     LOOKUP_TAGS_HORIZON,
     MAX_IDS_PER_LOOKUP,
+    MAX_WORKERS,
     STATUS_ACTIVE,
     UNKNOWN_STATUS_QUIET_PERIOD,
 )
@@ -31,6 +33,8 @@ from .windows import Window, incremental_start, plan_windows
 
 logger = logging.getLogger("kore_sessions")
 
+# Readings of a window whose sessions came out fewer than the API's total (the list moved).
+MAX_WINDOW_ATTEMPTS = 3
 # Half-width of the small window that refreshes an open session too old for the id lookup.
 POINT_WINDOW_HALF_WIDTH = timedelta(seconds=1)
 
@@ -59,8 +63,59 @@ def bot_label(bot_key: str) -> str:
     return "all bots" if bot_key == ALL_BOTS_KEY else f"bot {bot_key}"
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """One getSessions call of a bot's run: a page of one window (and containment type)."""
+
+    window_index: int
+    containment_type: str | None
+    skip: int
+    limit: int
+    generation: int
+
+
+@dataclass
+class WindowProgress:
+    """What is known of one window (and containment type) while its pages come in."""
+
+    ids: set[str] = field(default_factory=set)
+    outstanding: set[int] = field(default_factory=set)
+    frontier: int = 0
+    frontier_more: bool = False
+    total: int | None = None
+    attempts: int = 1
+    done: bool = False
+
+
+class PageCap:
+    """The largest page the server returns, learned from the first page it cut short."""
+
+    def __init__(self, page_size: int) -> None:
+        """Start from the page size asked for."""
+        self.page_size = page_size
+        self.learned: int | None = None
+
+    @property
+    def limit(self) -> int:
+        """What to ask for: the page size, or the server's cap once known."""
+        return min(self.page_size, self.learned) if self.learned else self.page_size
+
+    def learn(self, asked: int, page: SessionsPage) -> None:
+        """A page shorter than asked while more is available shows the server's cap."""
+        got = len(page.sessions)
+        if page.more_available and 0 < got < asked and (self.learned is None or got > self.learned):
+            self.learned = got
+            logger.info("the server returns at most %d sessions a page; planning with that", got)
+
+
 class BotExtractor:
-    """Fetches one bot's sessions for one run and keeps its state up to date."""
+    """Fetches one bot's sessions for one run and keeps its state up to date.
+
+    Windows are fetched concurrently: `plan` gives the first request, `handle` takes each
+    answer (in any order) and gives the rows to load and the requests to send next, and
+    `finish` refreshes the open sessions. The cursor only moves over windows that are
+    complete, together with every window before them.
+    """
 
     def __init__(
         self,
@@ -69,31 +124,27 @@ class BotExtractor:
         bot_state: dict[str, Any],
         config: RunConfig,
         stats: ExtractStats,
+        cap: PageCap | None = None,
     ) -> None:
         self.client = client
         self.bot_key = bot_key
         self.state = bot_state
         self.config = config
         self.stats = stats
+        self.cap = cap or PageCap(config.page_size)
         self.now = config.clock()
         self.legacy = False
+        self.generation = 0
         self.open_sessions: dict[str, str] = dict(bot_state.get("open_sessions") or {})
         self.previously_open = set(self.open_sessions)
         self.seen_open: set[str] = set()
-        self.previous_window_ids: set[str] = set()
+        self.windows: list[Window] = self.plan_windows()
+        self.progress: dict[tuple[int, str | None], WindowProgress] = {}
+        self.window_ids: dict[int, set[str]] = {}
+        self.complete_through = 0
+        self.later_planned = False
 
-    def run(self) -> Iterator[dict[str, Any]]:
-        """Yield rows of every window to fetch, then of the refreshed open sessions."""
-        for window in self.windows():
-            yield from self._window_rows(window)
-            if not self.config.bounded:
-                self.state["cursor"] = format_api_timestamp(window.end)
-            self._save_open_sessions()
-        if not self.config.bounded:
-            yield from self._refresh_open_sessions()
-        self._save_open_sessions()
-
-    def windows(self) -> list[Window]:
+    def plan_windows(self) -> list[Window]:
         """The windows of this run: the bounded range, or from the cursor less lookback to now."""
         config = self.config
         if config.bounded:
@@ -102,50 +153,172 @@ class BotExtractor:
         start = incremental_start(cursor, config.start_date, config.lookback)
         return plan_windows(start, self.now, config.window_span)
 
-    def _window_rows(self, window: Window) -> Iterator[dict[str, Any]]:
-        """Rows of one window, each session once (windows overlap at their edges)."""
-        ids_in_window: set[str] = set()
-        for raw, containment_type in self._window_sessions(window):
-            row = to_row(raw, containment_type)
+    def plan(self) -> list[PageRequest]:
+        """The first request: the oldest window's first page, which also shows the answer's shape."""
+        return [self._first_page(0, None)] if self.windows else []
+
+    def call(self, request: PageRequest) -> Callable[[], SessionsPage]:
+        """The client call that answers a request."""
+        window = self.windows[request.window_index]
+        return partial(
+            self.client.get_sessions_page,
+            self.bot_key,
+            window.start,
+            window.end,
+            request.skip,
+            request.limit,
+            request.containment_type,
+        )
+
+    def handle(
+        self, request: PageRequest, page: SessionsPage
+    ) -> tuple[list[dict[str, Any]], list[PageRequest]]:
+        """Take one answer: the new rows it holds and the requests it makes necessary."""
+        if request.generation != self.generation:
+            return [], []  # asked before the server turned out to answer in the pre-9.0 shape
+        self.stats.add("pages")
+        if request.skip == 0 and not self.legacy and is_legacy_shape(page.sessions):
+            return [], self._switch_to_legacy()
+        key = (request.window_index, request.containment_type)
+        progress = self.progress[key]
+        progress.outstanding.discard(request.skip)
+        rows = self._new_rows(request, page, progress)
+        self.cap.learn(request.limit, page)
+        return rows, self._next_requests(request, page, progress)
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        """After every window: refresh the open sessions not seen this run and save the state."""
+        if not self.config.bounded:
+            yield from self._refresh_open_sessions()
+        self._save_open_sessions()
+
+    def _first_page(self, window_index: int, containment_type: str | None) -> PageRequest:
+        """The first page of a window, with its progress started afresh."""
+        self.progress[(window_index, containment_type)] = WindowProgress(outstanding={0})
+        return PageRequest(window_index, containment_type, 0, self.cap.limit, self.generation)
+
+    def _new_rows(
+        self, request: PageRequest, page: SessionsPage, progress: WindowProgress
+    ) -> list[dict[str, Any]]:
+        """Rows of sessions this window owns and has not given yet."""
+        window = self.windows[request.window_index]
+        given = self.window_ids.setdefault(request.window_index, set())
+        rows = []
+        for raw in page.sessions:
+            row = to_row(raw, request.containment_type)
             session_id = row["session_id"]
-            if session_id in ids_in_window or session_id in self.previous_window_ids:
+            progress.ids.add(session_id)
+            if session_id in given or not window.owns(row["start_time"]):
                 continue
-            ids_in_window.add(session_id)
+            given.add(session_id)
             self._track(row)
-            yield row
-        self.previous_window_ids = ids_in_window
-        self.stats.add("windows")
-        self.stats.add("sessions", len(ids_in_window))
-        logger.info("%s: window %s: %d sessions", bot_label(self.bot_key), window, len(ids_in_window))
+            rows.append(row)
+        self.stats.add("sessions", len(rows))
+        return rows
+
+    def _next_requests(
+        self, request: PageRequest, page: SessionsPage, progress: WindowProgress
+    ) -> list[PageRequest]:
+        """Pages still to ask for; once none are left, the window is checked and closed."""
+        got = len(page.sessions)
+        if page.more_available and not got:
+            raise KoreApiError(
+                f"{bot_label(self.bot_key)}: the API said moreAvailable at skip={request.skip} "
+                "but returned no sessions; stopping rather than looping"
+            )
+        if page.total is not None:
+            progress.total = max(progress.total or 0, page.total)
+        end = request.skip + got
+        if end >= progress.frontier:
+            progress.frontier, progress.frontier_more = end, page.more_available
+        skips: list[int] = []
+        if request.skip == 0 and page.more_available and progress.total and self.cap.learned:
+            skips = list(range(end, progress.total, self.cap.learned))
+        if not skips and not progress.outstanding and progress.frontier_more:
+            skips = [progress.frontier]
+        if not skips and not progress.outstanding:
+            return self._close(request, progress)
+        progress.outstanding.update(skips)
+        limit = self.cap.limit
+        return [replace(request, skip=skip, limit=limit) for skip in skips]
+
+    def _close(self, request: PageRequest, progress: WindowProgress) -> list[PageRequest]:
+        """Check a finished window against the total the API gave; read it again if short."""
+        if progress.total is not None and len(progress.ids) < progress.total:
+            if progress.attempts < MAX_WINDOW_ATTEMPTS:
+                logger.warning(
+                    "%s: window %s gave %d of %d sessions (the list moved while paging); reading again",
+                    bot_label(self.bot_key),
+                    self.windows[request.window_index],
+                    len(progress.ids),
+                    progress.total,
+                )
+                attempts = progress.attempts + 1
+                again = self._first_page(request.window_index, request.containment_type)
+                self.progress[(request.window_index, request.containment_type)].attempts = attempts
+                return [again]
+            logger.warning(
+                "%s: window %s still gives %d of %d sessions after %d readings",
+                bot_label(self.bot_key),
+                self.windows[request.window_index],
+                len(progress.ids),
+                progress.total,
+                progress.attempts,
+            )
+        progress.done = True
+        self._advance_cursor()
+        if self.later_planned:
+            return []
+        self.later_planned = True
+        return self._later_first_pages()
+
+    def _later_first_pages(self) -> list[PageRequest]:
+        """After the first window showed the shape of the answers, every other window."""
+        types = CONTAINMENT_TYPES if self.legacy else (None,)
+        return [
+            self._first_page(index, containment_type)
+            for index in range(1, len(self.windows))
+            for containment_type in types
+        ]
+
+    def _advance_cursor(self) -> None:
+        """Move the cursor over the windows complete in every containment type, in order."""
+        types = CONTAINMENT_TYPES if self.legacy else (None,)
+        while self.complete_through < len(self.windows):
+            index = self.complete_through
+            if not all(self.progress.get((index, t), WindowProgress()).done for t in types):
+                return
+            self.complete_through += 1
+            self.stats.add("windows")
+            logger.info(
+                "%s: window %s: %d sessions",
+                bot_label(self.bot_key),
+                self.windows[index],
+                len(self.window_ids.pop(index, ())),
+            )
+            if not self.config.bounded:
+                self.state["cursor"] = format_api_timestamp(self.windows[index].end)
+            self._save_open_sessions()
 
     def _window_sessions(self, window: Window) -> Iterator[tuple[dict[str, Any], str | None]]:
-        """Raw sessions of a window with the containment type asked for (pre-9.0 only)."""
-        if self.legacy:
-            for containment_type in CONTAINMENT_TYPES:
-                for page in self._pages(window, containment_type):
-                    yield from ((raw, containment_type) for raw in page.sessions)
-            return
-        pages = self._pages(window, None)
-        first = next(pages)
-        if is_legacy_shape(first.sessions):
-            pages.close()
-            self._switch_to_legacy()
-            yield from self._window_sessions(window)
-            return
-        for page in chain([first], pages):
-            yield from ((raw, None) for raw in page.sessions)
+        """Raw sessions of one small window, page after page (refresh of old open sessions)."""
+        if not self.legacy:
+            pages = list(self._pages(window, None))
+            if not any(is_legacy_shape(page.sessions) for page in pages):
+                for page in pages:
+                    yield from ((raw, None) for raw in page.sessions)
+                return
+            self._mark_legacy()
+        for containment_type in CONTAINMENT_TYPES:
+            for page in self._pages(window, containment_type):
+                yield from ((raw, containment_type) for raw in page.sessions)
 
     def _pages(self, window: Window, containment_type: str | None) -> Iterator[SessionsPage]:
         """Every page of a window, advancing skip by the sessions actually returned."""
         skip = 0
         while True:
             page = self.client.get_sessions_page(
-                self.bot_key,
-                window.start,
-                window.end,
-                skip,
-                self.config.page_size,
-                containment_type,
+                self.bot_key, window.start, window.end, skip, self.cap.limit, containment_type
             )
             self.stats.add("pages")
             yield page
@@ -158,8 +331,22 @@ class BotExtractor:
                 )
             skip += len(page.sessions)
 
-    def _switch_to_legacy(self) -> None:
-        """Ask per containment type from now on: the server answers in the pre-9.0 shape."""
+    def _switch_to_legacy(self) -> list[PageRequest]:
+        """Ask per containment type from now on: the server answers in the pre-9.0 shape.
+
+        Only first pages with sessions show the shape, so nothing was loaded before; requests
+        still in flight belong to the old generation and are ignored when they come back.
+        """
+        self._mark_legacy()
+        self.generation += 1
+        self.progress.clear()
+        self.window_ids.clear()
+        self.complete_through = 0
+        self.later_planned = False
+        return [self._first_page(0, containment_type) for containment_type in CONTAINMENT_TYPES]
+
+    def _mark_legacy(self) -> None:
+        """Remember (and say once) that the server answers in the pre-9.0 shape."""
         self.legacy = True
         self.stats.legacy_bots.add(self.bot_key)
         logger.warning(
@@ -249,3 +436,25 @@ class BotExtractor:
             session_id,
         )
         return {"session_id": session_id, DELETED_COLUMN: True}
+
+
+def fetch_concurrently(
+    extractors: dict[str, BotExtractor], max_in_flight: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Every window of every bot, bots in parallel and up to `max_in_flight` requests a bot.
+
+    Yields the rows of each answer as it comes; a failed request raises here, before the
+    state of its bot (committed only with a finished load) can move past it.
+    """
+    workers = min(MAX_WORKERS, max_in_flight * max(1, len(extractors)))
+    with RequestPool[PageRequest](max_in_flight, workers) as pool:
+        for bot_key, extractor in extractors.items():
+            for request in extractor.plan():
+                pool.submit(bot_key, request, extractor.call(request))
+        for bot_key, request, page in pool.completed():
+            extractor = extractors[bot_key]
+            rows, follow_ups = extractor.handle(request, page)
+            for follow_up in follow_ups:
+                pool.submit(bot_key, follow_up, extractor.call(follow_up))
+            if rows:
+                yield rows

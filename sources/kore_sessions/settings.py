@@ -34,6 +34,13 @@ LOOKUP_TAGS_HORIZON = timedelta(days=13)
 # The vendor's rolling analytics limits, per bot (per account on the admin route).
 DEFAULT_REQUESTS_PER_MINUTE = 60
 DEFAULT_REQUESTS_PER_HOUR = 1800
+# Requests of one bot waiting or running at once (windows and pages fetched concurrently);
+# the bot's limiter still decides when each is sent.
+DEFAULT_MAX_IN_FLIGHT = 4
+# Upper bound of max_in_flight: more only queues behind the limiter.
+MAX_IN_FLIGHT = 16
+# Worker threads of one run, shared by every bot.
+MAX_WORKERS = 32
 # Late arrivals: every run looks back this far behind its cursor.
 DEFAULT_LOOKBACK_MINUTES = 60
 

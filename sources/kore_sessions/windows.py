@@ -14,10 +14,19 @@ WINDOW_OVERLAP = timedelta(seconds=1)
 
 @dataclass(frozen=True)
 class Window:
-    """Sessions that started in [start, end], both ends inclusive."""
+    """Sessions that started in [start, end], both ends inclusive.
+
+    A window after the first overlaps its predecessor; the sessions of the overlap belong to
+    the predecessor, so each window keeps only those that started after `owned_after`.
+    """
 
     start: datetime
     end: datetime
+    owned_after: datetime | None = None
+
+    def owns(self, started: datetime) -> bool:
+        """Whether a session that started then is this window's (not its predecessor's)."""
+        return self.owned_after is None or started > self.owned_after
 
     def __str__(self) -> str:
         return f"{self.start:%Y-%m-%d %H:%M:%S}..{self.end:%Y-%m-%d %H:%M:%S}"
@@ -53,7 +62,10 @@ def plan_windows(start: datetime, end: datetime, span: timedelta) -> list[Window
     edge = start
     while True:
         window_end = min(edge + span, end)
-        windows.append(Window(edge - WINDOW_OVERLAP if windows else edge, window_end))
+        if windows:
+            windows.append(Window(edge - WINDOW_OVERLAP, window_end, owned_after=edge))
+        else:
+            windows.append(Window(edge, window_end))
         if window_end >= end:
             return windows
         edge = window_end

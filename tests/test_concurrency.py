@@ -1,0 +1,104 @@
+"""Concurrent fetching: fewest requests with a learned page cap, limits kept, state exact."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from math import ceil
+from pathlib import Path
+
+import pytest
+
+from sandbox import GeneratedSession, SandboxServer
+from sandbox.server import RateLimit
+
+from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps
+
+# The sandbox clock of these tests: a day after the history's busy end, nothing still open.
+LATER = NOW + timedelta(days=1)
+
+
+def requests_per_window(server: SandboxServer) -> dict[tuple[str, str, str], int]:
+    """getSessions calls per (bot path, dateFrom, dateTo)."""
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for record in server.requests:
+        if record.body and "dateFrom" in record.body:
+            counts[(record.path, record.body["dateFrom"], record.body["dateTo"])] += 1
+    return counts
+
+
+def sessions_in(server: SandboxServer, bot: str, date_from: str, date_to: str) -> int:
+    """Sessions of a bot that started in [date_from, date_to], as the API counts them."""
+    low, high = api_time(date_from), api_time(date_to)
+    return sum(1 for s in server.visible_sessions(bot) if low <= api_time(s["start_time"]) <= high)
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 4])
+def test_backfill_makes_exactly_the_minimum_requests(
+    history: list[GeneratedSession], tmp_path: Path, max_in_flight: int
+) -> None:
+    """Asking 1,000 a page from a server capped at 40: the cap is learned and every window
+    takes exactly the pages its sessions need, planned in parallel from the first page's total."""
+    with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(window_hours=48, max_in_flight=max_in_flight, page_size=1000)
+        assert_matches_sandbox(loader, server)
+        per_window = requests_per_window(server)
+        assert len(per_window) >= 2 * 10, "ten windows a bot"
+        minimum = 0
+        for (path, date_from, date_to), made in per_window.items():
+            bot = next(b for b in BOTS if b in path)
+            needed = max(1, ceil(sessions_in(server, bot, date_from, date_to) / PAGE_CAP))
+            assert made == needed, f"{bot} {date_from}..{date_to}: {made} requests for {needed} pages"
+            minimum += needed
+        assert sum(per_window.values()) == minimum
+        limits = {r.body.get("limit") for r in server.requests if r.body and "limit" in r.body}
+        assert limits == {1000, PAGE_CAP}, "asks the page size until the cap is known, then the cap"
+
+
+def test_windows_of_a_bot_overlap_in_flight(history: list[GeneratedSession], tmp_path: Path) -> None:
+    """With answers taking 0.3 s, a bot's windows are asked for before earlier ones answered,
+    never more than max_in_flight at once; the data is still exactly the server's."""
+    with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=500) as server:
+        server.set_latency(0.3)
+        loader = Loader(server, tmp_path)
+        loader.run(window_hours=48, max_in_flight=3)
+        assert_matches_sandbox(loader, server)
+        for bot in BOTS:
+            arrivals = sorted(r.at for r in server.requests if bot in r.path)
+            assert len(arrivals) >= 10
+            # a request arriving less than the latency after another one means both were in flight
+            overlapping = max(
+                sum(1 for other in arrivals if 0 <= (other - first).total_seconds() < 0.25)
+                for first in arrivals
+            )
+            assert 2 <= overlapping <= 3, f"{bot}: {overlapping} requests in flight at once"
+
+
+def test_concurrent_requests_keep_the_rate_limit(history: list[GeneratedSession], tmp_path: Path) -> None:
+    """Server and client both at 8 requests per (scaled) minute and bot: no 429, nothing lost."""
+    limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=2.0)
+    with SandboxServer(
+        history, apps=make_apps(), now=LATER, page_cap=100, rate_limit=limit
+    ) as server:
+        loader = Loader(server, tmp_path)
+        limits = {"requests_per_minute": 8, "requests_per_hour": 1000, "seconds_per_minute": 2.0}
+        summary = loader.run(window_hours=48, max_in_flight=4, **limits)
+        assert_matches_sandbox(loader, server)
+        assert summary.rate_limited == 0
+        assert [r for r in server.requests if r.status == 429] == []
+
+
+def test_a_failing_window_leaves_the_state_where_it_was(
+    history: list[GeneratedSession], tmp_path: Path
+) -> None:
+    """A window that keeps failing fails the run with nothing committed; the next run completes."""
+    with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=100) as server:
+        loader = Loader(server, tmp_path)
+        server.set_fault_rates({"500": 1.0})
+        with pytest.raises(Exception, match="gave up"):
+            loader.run(window_hours=48, max_in_flight=4, max_attempts=2)
+        assert loader.state() == {}
+        server.set_fault_rates({})
+        loader.run(window_hours=48, max_in_flight=4)
+        assert_matches_sandbox(loader, server)
