@@ -99,6 +99,7 @@ def _add_load_arguments(load: argparse.ArgumentParser) -> None:
     load.add_argument("--lookback-minutes", type=float, help="re-read behind the cursor")
     load.add_argument("--requests-per-minute", type=int, help="client-side limit per bot")
     load.add_argument("--requests-per-hour", type=int, help="client-side limit per bot")
+    load.add_argument("--max-in-flight", type=int, help="requests of one bot at once (default 4)")
     load.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -166,6 +167,7 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "lookback_minutes",
         "requests_per_minute",
         "requests_per_hour",
+        "max_in_flight",
     )
     overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if args.all_bots:
