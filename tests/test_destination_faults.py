@@ -1,0 +1,178 @@
+"""A destination that fails mid-load: nothing advances in the warehouse, the next run completes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dlt
+import psycopg2
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.kore_sessions_pipeline import make_pipeline
+from sandbox import SandboxServer
+
+from .conftest import POSTGRES_DSN, Loader, assert_matches_sandbox
+
+SESSION_VALUES = "session_id, end_time, session_status, containment_type, no_of_messages_exchanged"
+
+
+def warehouse_snapshot(loader: Loader) -> tuple[Any, ...]:
+    """The sessions, and the state the warehouse would restore: the newest of a complete load.
+
+    dlt restores state from the warehouse only from loads recorded in `_dlt_loads` with
+    status 0, so a state row written by a load that failed half way is never used.
+    """
+    sessions = loader.query(f"SELECT {SESSION_VALUES} FROM sessions ORDER BY session_id")
+    state = loader.query(
+        "SELECT MAX(s.version) FROM _dlt_pipeline_state AS s "
+        "JOIN _dlt_loads AS l ON l.load_id = s._dlt_load_id WHERE l.status = 0"
+    )
+    return sessions, state
+
+
+def refuse_inserts(dataset: str, table: str) -> None:
+    """Make every insert into a table fail as a denied privilege (a terminal error)."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            f'CREATE FUNCTION "{dataset}".refuse() RETURNS trigger AS $$ BEGIN '
+            "RAISE EXCEPTION 'destination refuses writes' USING ERRCODE = '42501'; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            f'CREATE TRIGGER refuse BEFORE INSERT ON "{dataset}".{table} '
+            f'FOR EACH ROW EXECUTE FUNCTION "{dataset}".refuse()'
+        )
+
+
+def allow_inserts(dataset: str, table: str) -> None:
+    """Undo `refuse_inserts`."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP TRIGGER refuse ON "{dataset}".{table}')
+
+
+@pytest.mark.parametrize("table", ["sessions", "sessions__session_tags"])
+def test_destination_failing_mid_load_advances_nothing(
+    server: SandboxServer, make_loader: Any, postgres_dsn: str, table: str
+) -> None:
+    """Writes refused in the middle of a merge: the warehouse keeps its rows and its state
+    version; the next run loads the package left behind, then goes on, and equals the sandbox."""
+    loader = make_loader(server, "postgres")
+    loader.run()
+    before = warehouse_snapshot(loader)
+    server.advance(timedelta(hours=3))
+    refuse_inserts(loader.pipeline.dataset_name, table)
+    with pytest.raises(PipelineStepFailed, match="load"):
+        loader.run()
+    assert warehouse_snapshot(loader) == before
+    assert loader.pipeline.has_pending_data, "the package waits for the next run"
+    allow_inserts(loader.pipeline.dataset_name, table)
+    summary = loader.run()
+    assert summary.pending_packages_finished == 1
+    assert_matches_sandbox(loader, server)
+
+
+def test_failed_load_then_lost_pipeline_folder_loses_nothing(
+    server: SandboxServer, make_loader: Any, postgres_dsn: str, tmp_path: Path
+) -> None:
+    """The load fails and the machine's pipeline folder is gone too (a fresh container): the
+    state comes back from the warehouse as of the last complete load, and the run re-reads."""
+    loader = make_loader(server, "postgres")
+    loader.run()
+    server.advance(timedelta(hours=3))
+    dataset = loader.pipeline.dataset_name
+    refuse_inserts(dataset, "sessions")
+    with pytest.raises(PipelineStepFailed, match="load"):
+        loader.run()
+    allow_inserts(dataset, "sessions")
+    fresh = Loader(server, tmp_path / "fresh", "postgres")
+    fresh.pipeline = make_pipeline(
+        dlt.destinations.postgres(credentials=POSTGRES_DSN), dataset, tmp_path / "fresh_pipelines"
+    )
+    assert not fresh.pipeline.has_pending_data
+    fresh.run()
+    assert_matches_sandbox(fresh, server)
+
+
+def postgres_cluster() -> tuple[str, str] | None:
+    """(version, name) of the local cluster on port 5432, when this process may stop it."""
+    if os.geteuid() != 0 or not shutil.which("pg_lsclusters") or "127.0.0.1:5432" not in POSTGRES_DSN:
+        return None
+    listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False).stdout
+    for line in listed.splitlines():
+        version, name, port, *_ = line.split()
+        if port == "5432":
+            return version, name
+    return None
+
+
+@pytest.fixture
+def stoppable_postgres(postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """The local PostgreSQL cluster, started again whatever the test does."""
+    cluster = postgres_cluster()
+    if cluster is None:
+        pytest.skip("needs root and the local Debian PostgreSQL cluster on port 5432")
+    yield cluster
+    subprocess.run(["pg_ctlcluster", *cluster, "start"], capture_output=True, check=False)
+    wait_for_postgres()
+
+
+def wait_for_postgres(seconds: float = 30) -> None:
+    """Block until PostgreSQL accepts connections."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg2.connect(POSTGRES_DSN, connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_postgres_stopped_before_the_load_step(
+    server: SandboxServer, make_loader: Any, stoppable_postgres: tuple[str, str]
+) -> None:
+    """The server stopped between normalize and load: the load fails, the package waits; with
+    the server back, the next run finishes it and the data equals the sandbox."""
+    loader = make_loader(server, "postgres")
+    loader.run()
+    before = warehouse_snapshot(loader)
+    server.advance(timedelta(hours=3))
+    pipeline = loader.pipeline
+    pipeline.extract(_source_for(loader))
+    pipeline.normalize()
+    subprocess.run(["pg_ctlcluster", *stoppable_postgres, "stop", "-m", "fast"], check=True)
+    try:
+        with pytest.raises(PipelineStepFailed):
+            pipeline.load()
+    finally:
+        subprocess.run(["pg_ctlcluster", *stoppable_postgres, "start"], check=True)
+        wait_for_postgres()
+    assert warehouse_snapshot(loader) == before
+    summary = loader.run()
+    assert summary.pending_packages_finished == 1
+    assert_matches_sandbox(loader, server)
+
+
+def _source_for(loader: Loader) -> Any:
+    """The source a `loader.run()` would use (test defaults)."""
+    from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+
+    from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, HISTORY_START
+
+    return kore_sessions(
+        host=loader.server.url,
+        bot_ids=BOTS,
+        start_date=HISTORY_START.isoformat(),
+        credentials=KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+        clock=lambda: loader.server.now,
+        stats=ExtractStats(),
+        **FAST_RETRIES,
+    )
