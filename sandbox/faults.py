@@ -19,6 +19,7 @@ FAULT_KINDS = (
     "truncate",  # 200, half a JSON body, no Content-Length, connection closed
     "truncate_length",  # 200, half a JSON body, Content-Length of the full body, closed
     "latency",  # normal answer after a delay (SandboxServer.fault_latency seconds)
+    "bad_shape",  # 200 with valid JSON that is not the documented shape (`sessions` an object)
 )
 
 

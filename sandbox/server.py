@@ -243,7 +243,8 @@ class SandboxServer:
 
         Args:
             kind: ``429``, ``500``, ``502``, ``503``, ``drop``, ``truncate`` (no
-                Content-Length), ``truncate_length`` (full Content-Length) or
+                Content-Length), ``truncate_length`` (full Content-Length),
+                ``bad_shape`` (200, `sessions` not a list) or
                 ``latency`` (normal answer after ``fault_latency`` seconds).
             count: How many consecutive API requests get it.
         """
@@ -380,6 +381,8 @@ class SandboxServer:
         if fault == "429":
             error = self._rate_limit_error()
             return _Outcome(429, error.body, error.headers, fault)
+        if fault == "bad_shape":
+            return _Outcome(200, {"total": 1, "moreAvailable": False, "sessions": {"0": {}}}, fault=fault)
         if fault in ("500", "502", "503"):
             status = int(fault)
             page = GATEWAY_PAGES.get(status)

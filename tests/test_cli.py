@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from sandbox import SandboxApp, SandboxServer
+from sandbox import SandboxApp, SandboxServer, generate_sessions
 
 from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_ID, CLIENT_SECRET, REAL_NOW, make_apps
 
@@ -112,6 +113,10 @@ def test_flags_override_config(live_server: SandboxServer, tmp_path: Path) -> No
         (["load", "--start", "2026-02-01", "--end", "2026-01-01"], {}, "not after start_date"),
         (["load", "--page-size", "0"], {}, "page_size"),
         (["load", "--window-hours", "200"], {}, "under 7 days"),
+        (["load", "--page-size", "20000"], {}, "page_size"),
+        (["load", "--max-in-flight", "0"], {}, "max_in_flight"),
+        (["load", "--start", "yesterday"], {}, "start_date"),
+        (["load"], {"SOURCES__KORE_SESSIONS__END_DATE": "2026-01-01"}, "not after start_date"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(
@@ -247,3 +252,40 @@ def test_rs256_app_with_enforced_jti(recent_history: list, tmp_path: Path) -> No
 def _state_snapshot(folder: Path) -> dict[str, bytes]:
     """Every pipeline state file under the dlt home, by path."""
     return {str(path): path.read_bytes() for path in (folder / "dlt_home").rglob("state.json")}
+
+
+def no_sessions_loaded(cwd: Path) -> bool:
+    """Whether the command's DuckDB file has no sessions table (or is not there at all)."""
+    if not (cwd / DATABASE).exists():
+        return True
+    with duckdb.connect(str(cwd / DATABASE), read_only=True) as con:
+        found = con.sql(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'sessions'"
+        ).fetchall()
+    return found == [(0,)]
+
+
+def test_an_answer_not_in_the_documented_shape_fails_the_run(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """`sessions` that is not a list: exit 1, one line naming the problem, nothing written."""
+    live_server.inject("bad_shape", count=10)
+    result = kore(["load"], cli_env(live_server, tmp_path), tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sessions" in lines[0] and "list" in lines[0], lines
+    assert no_sessions_loaded(tmp_path)
+
+
+def test_a_session_without_start_time_fails_the_run_and_names_it(tmp_path: Path) -> None:
+    """A session the API returns without `start_time` is never dropped silently: the run fails
+    with one line naming the session, and the warehouse is not changed."""
+    broken = generate_sessions(BOTS[:1], REAL_NOW - timedelta(hours=5), REAL_NOW, per_day=200, seed=3)
+    broken = [*broken[:-1], replace(broken[-1], extra={"start_time": None})]
+    with SandboxServer(broken, apps=make_apps(), now=REAL_NOW, page_cap=50) as server:
+        env = cli_env(server, tmp_path, SOURCES__KORE_SESSIONS__BOT_IDS=BOTS[0])
+        result = kore(["load"], env, tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and broken[-1].session_id in lines[0] and "start_time" in lines[0], lines
+    assert no_sessions_loaded(tmp_path)

@@ -108,3 +108,10 @@ def test_status_without_session_status_is_unknown_unless_no_end_time() -> None:
     assert session_status({"end_time": "2026-01-01T00:00:00.000Z"}) is None
     assert session_status({"sessionStatus": "Active"}) == "active"
     assert session_status({}) is None
+
+
+def test_an_undocumented_containment_value_is_kept_as_sent() -> None:
+    """A containment type the docs do not list is not dropped: it stays as the API sent it."""
+    raw = {"sessionId": "s-1", "start_time": "2026-11-01T10:00:00.000Z", "containmentType": "escalated"}
+    assert to_row(raw)["containment_type"] == "escalated"
+    assert to_row({**raw, "containmentType": "Selfservice"})["containment_type"] == "selfService"

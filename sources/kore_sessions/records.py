@@ -119,7 +119,8 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         "session_type": raw_session_type if raw_session_type in SESSION_TYPES else None,
         "containment_type": containment_type
         or normalize_containment(raw.get("containmentType"))
-        or normalize_containment(raw_session_type),
+        or normalize_containment(raw_session_type)
+        or _kept_as_sent(raw.get("containmentType")),
         "is_developer": _as_bool(raw.get("isDeveloper")),
         "session_status": session_status(raw),
         "no_of_messages_exchanged": raw.get("noOfMessagesExchanged"),
@@ -176,6 +177,11 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _kept_as_sent(value: Any) -> str | None:
+    """An undocumented containment value, kept as the API sent it rather than dropped."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _as_bool(value: Any) -> bool | None:
