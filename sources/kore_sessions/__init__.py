@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
+from .arrow import page_tables, table_hints
 from .client import KoreApiError, KoreClient, RetryPolicy
 from .config import ConfigError, RunConfig, build_run_config
 from .credentials import KoreCredentials
+from .dlt_compat import lend_resource_to_nested_tables
 from .extract import BotExtractor, ExtractStats, PageCap, fetch_concurrently
 from .records import InvalidRecordError
 from .settings import (
@@ -26,7 +29,6 @@ from .settings import (
     DEFAULT_RETRY_DEADLINE,
     DEFAULT_WINDOW_HOURS,
     DELETED_COLUMN,
-    PRIMARY_KEY,
     SESSIONS_TABLE,
     SOURCE_NAME,
 )
@@ -40,6 +42,8 @@ __all__ = [
     "KoreCredentials",
     "kore_sessions",
 ]
+
+lend_resource_to_nested_tables()
 
 # Column types the API's JSON cannot state by itself.
 SESSION_COLUMNS: dict[str, dict[str, Any]] = {
@@ -136,14 +140,12 @@ def sessions_resource(
 ) -> DltResource:
     """The `sessions` resource for a checked configuration."""
 
-    @dlt.resource(
-        name=SESSIONS_TABLE,
-        primary_key=PRIMARY_KEY,
-        write_disposition="merge",
-        columns=SESSION_COLUMNS,
-    )
-    def sessions() -> Iterator[list[dict[str, Any]]]:
+    hints = table_hints(SESSION_COLUMNS)
+
+    @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
+    def sessions() -> Iterator[Any]:
         bots_state = dlt.current.resource_state().setdefault("bots", {})
+        load_id = dlt.current.load_package_state()["load_id"]
         with KoreClient(
             config.host,
             credentials,
@@ -158,10 +160,11 @@ def sessions_resource(
                 bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, stats, cap)
                 for bot_key in config.bot_keys
             }
-            yield from fetch_concurrently(extractors, config.max_in_flight)
-            for extractor in extractors.values():
-                refreshed = list(extractor.finish())
-                if refreshed:
-                    yield refreshed
+            batches = fetch_concurrently(extractors, config.max_in_flight)
+            refreshed = (list(extractor.finish()) for extractor in extractors.values())
+            for rows in chain(batches, refreshed):
+                if rows:
+                    for table_name, table in page_tables(rows, load_id).items():
+                        yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
 
     return sessions

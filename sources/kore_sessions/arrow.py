@@ -1,0 +1,208 @@
+"""Rows of one page as Arrow tables: `sessions` and its three child tables (pure transforms).
+
+Yielding Arrow skips dlt's row-by-row normalizer. The tables carry the keys dlt's
+normalizer would have added, made deterministic: a session's `_dlt_id` is its id, and its
+child rows point to it through `_dlt_root_id`/`_dlt_parent_id`, so dlt's merge replaces a
+session's child rows whenever the session is loaded again (or deleted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.extract.hints import TResourceHints
+
+from .settings import DELETED_COLUMN, PRIMARY_KEY, SESSIONS_TABLE
+
+# Child tables: row key in `to_row`'s output -> dlt table name.
+CHILD_TABLES = {
+    "session_lang": f"{SESSIONS_TABLE}__session_lang",
+    "user_tags": f"{SESSIONS_TABLE}__user_tags",
+    "session_tags": f"{SESSIONS_TABLE}__session_tags",
+}
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Typed columns of `sessions`, in order (anything else the API sends follows them).
+SESSION_FIELDS = pa.schema(
+    [
+        pa.field(PRIMARY_KEY, pa.string(), nullable=False),
+        pa.field("bot_id", pa.string()),
+        pa.field("channel", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("start_time", TIMESTAMP),
+        pa.field("end_time", TIMESTAMP),
+        pa.field("session_type", pa.string()),
+        pa.field("containment_type", pa.string()),
+        pa.field("is_developer", pa.bool_()),
+        pa.field("session_status", pa.string()),
+        pa.field("no_of_messages_exchanged", pa.int64()),
+        pa.field("no_of_tasks_executed", pa.int64()),
+        pa.field(DELETED_COLUMN, pa.bool_()),
+    ]
+)
+TAG_FIELDS = pa.schema(
+    [
+        pa.field(PRIMARY_KEY, pa.string()),
+        pa.field("position", pa.int64()),
+        pa.field("name", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("value_type", pa.string()),
+    ]
+)
+# Typed columns of each child table.
+CHILD_FIELDS = {
+    "session_lang": pa.schema([pa.field(PRIMARY_KEY, pa.string()), pa.field("lang", pa.string())]),
+    "user_tags": TAG_FIELDS,
+    "session_tags": TAG_FIELDS,
+}
+# The keys dlt's normalizer gives a root row and a nested row.
+ROOT_KEY_FIELDS = [
+    pa.field("_dlt_load_id", pa.string(), nullable=False),
+    pa.field("_dlt_id", pa.string(), nullable=False),
+]
+NESTED_KEY_FIELDS = [
+    pa.field("_dlt_root_id", pa.string(), nullable=False),
+    pa.field("_dlt_parent_id", pa.string(), nullable=False),
+    pa.field("_dlt_list_idx", pa.int64(), nullable=False),
+    pa.field("_dlt_id", pa.string(), nullable=False),
+]
+NAMING = NamingConvention()
+# Column hints of the dlt keys, as dlt's own normalizer sets them.
+ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
+    "_dlt_load_id": {"data_type": "text", "nullable": False},
+    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+}
+NESTED_KEY_HINTS: dict[str, dict[str, Any]] = {
+    "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
+    "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
+    "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
+    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+}
+# dlt types of the typed child columns.
+CHILD_COLUMN_TYPES = {pa.string(): "text", pa.int64(): "bigint"}
+
+
+def table_hints(session_columns: Mapping[str, Any]) -> dict[str, TResourceHints]:
+    """dlt hints of each table: `sessions` merged on its key, the child tables nested in it."""
+    hints = {
+        SESSIONS_TABLE: dlt.mark.make_hints(
+            table_name=SESSIONS_TABLE,
+            primary_key=PRIMARY_KEY,
+            columns={**session_columns, **ROOT_KEY_HINTS},
+        )
+    }
+    for key, table_name in CHILD_TABLES.items():
+        columns = {f.name: {"data_type": CHILD_COLUMN_TYPES[f.type]} for f in CHILD_FIELDS[key]}
+        hints[table_name] = dlt.mark.make_hints(
+            table_name=table_name,
+            parent_table_name=SESSIONS_TABLE,
+            columns={**columns, **NESTED_KEY_HINTS},
+        )
+    return hints
+
+
+def page_tables(rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]:
+    """The root table and the non-empty child tables of one page of rows.
+
+    Args:
+        rows: Rows from `records.to_row` (or deletion rows), each session at most once.
+        load_id: The load package's id, for `_dlt_load_id`.
+
+    Returns:
+        Arrow tables by dlt table name.
+    """
+    tables = {SESSIONS_TABLE: root_table(rows, load_id)}
+    for key, table_name in CHILD_TABLES.items():
+        child = child_table(rows, key)
+        if child.num_rows:
+            tables[table_name] = child
+    return tables
+
+
+def root_table(rows: list[dict[str, Any]], load_id: str) -> pa.Table:
+    """`sessions` rows: typed columns, then the fields the API added, flattened."""
+    known = set(SESSION_FIELDS.names) | set(CHILD_TABLES)
+    table = pa.Table.from_pylist([_pick(row, SESSION_FIELDS.names) for row in rows], schema=SESSION_FIELDS)
+    table = _with_extras(table, [{k: v for k, v in row.items() if k not in known} for row in rows])
+    ids = table.column(PRIMARY_KEY)
+    table = table.append_column(ROOT_KEY_FIELDS[0], pa.array([load_id] * len(rows), pa.string()))
+    return table.append_column(ROOT_KEY_FIELDS[1], ids)
+
+
+def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
+    """One child table of the page, with the nested keys pointing to each session."""
+    fields = CHILD_FIELDS[key]
+    items, parents, indexes = [], [], []
+    for row in rows:
+        for index, item in enumerate(row.get(key) or ()):
+            items.append(item)
+            parents.append(row[PRIMARY_KEY])
+            indexes.append(index)
+    table = pa.Table.from_pylist([_pick(item, fields.names) for item in items], schema=fields)
+    table = _with_extras(table, [{k: v for k, v in item.items() if k not in fields.names} for item in items])
+    keys = [
+        pa.array(parents, pa.string()),
+        pa.array(parents, pa.string()),
+        pa.array(indexes, pa.int64()),
+        pa.array([f"{parent}:{index}" for parent, index in zip(parents, indexes, strict=True)], pa.string()),
+    ]
+    for field, column in zip(NESTED_KEY_FIELDS, keys, strict=True):
+        table = table.append_column(field, column)
+    return table
+
+
+def _pick(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The named values of a row (missing ones as None)."""
+    return {name: row.get(name) for name in names}
+
+
+def _with_extras(table: pa.Table, extras: list[dict[str, Any]]) -> pa.Table:
+    """Append the fields beyond the typed ones: nested objects flattened to `a__b` columns,
+    names in dlt's snake_case, each column typed from its values (text when they disagree)."""
+    columns: dict[str, list[Any]] = {}
+    for index, extra in enumerate(extras):
+        for name, value in _flatten(extra).items():
+            columns.setdefault(name, [None] * len(extras))[index] = value
+    for name, values in sorted(columns.items()):
+        if name in table.column_names or all(value is None for value in values):
+            continue
+        table = table.append_column(name, _typed_array(values))
+    return table
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a__b": 1}`, with dlt's column names."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = NAMING.normalize_path(f"{prefix}__{key}" if prefix else str(key))
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name))
+        elif value != []:  # like dlt's normalizer: an empty list makes nothing
+            flat[name] = value
+    return flat
+
+
+def _typed_array(values: list[Any]) -> pa.Array:
+    """An Arrow array of one extra column: bool, int64, double, timestamp or text."""
+    present = [value for value in values if value is not None]
+    if all(isinstance(value, bool) for value in present):
+        return pa.array(values, pa.bool_())
+    if all(isinstance(value, int) and not isinstance(value, bool) for value in present):
+        return pa.array(values, pa.int64())
+    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in present):
+        return pa.array([None if value is None else float(value) for value in values], pa.float64())
+    if all(isinstance(value, datetime) for value in present):
+        return pa.array([None if value is None else value.astimezone(UTC) for value in values], TIMESTAMP)
+    return pa.array([None if value is None else _as_text(value) for value in values], pa.string())
+
+
+def _as_text(value: Any) -> str:
+    """A value as text: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
