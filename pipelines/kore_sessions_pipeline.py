@@ -39,6 +39,7 @@ class LoadSummary:
     sessions_deleted: int = 0
     sessions_total: int | None = None
     legacy_bots: list[str] = field(default_factory=list)
+    undocumented_containment: dict[str, int] = field(default_factory=dict)
     pending_packages_finished: int = 0
     seconds: float = 0.0
     destination: str = ""
@@ -64,6 +65,9 @@ class LoadSummary:
             lines.insert(2, f"sessions in the warehouse: {self.sessions_total}")
         if self.legacy_bots:
             lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
+        if self.undocumented_containment:
+            found = ", ".join(f"{value!r} x{n}" for value, n in sorted(self.undocumented_containment.items()))
+            lines.append(f"undocumented containment values, loaded as sent: {found}")
         if self.pending_packages_finished:
             lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
         return lines
@@ -180,6 +184,7 @@ def _fill_summary(
     summary.sessions_refreshed = stats.refreshed
     summary.sessions_deleted = stats.deleted
     summary.legacy_bots = sorted(stats.legacy_bots)
+    summary.undocumented_containment = dict(stats.undocumented_containment)
     summary.dataset = pipeline.dataset_name
     summary.sessions_total = after
     if before is not None and after is not None:

@@ -256,3 +256,20 @@ def test_pre_9_open_sessions_are_up_to_date_after_the_clock_moves(history: list,
             assert row[7] == view["sessionType"], view["sessionId"]
             assert row[10] == view["noOfMessagesExchanged"], view["sessionId"]
             assert row[5].astimezone(UTC) == api_time(view["end_time"]), view["sessionId"]
+
+
+def test_an_undocumented_containment_is_loaded_as_sent_and_reported(history: list, tmp_path) -> None:
+    chosen = {s.session_id for s in history if s.end < NOW - timedelta(days=1)}
+    chosen = set(sorted(chosen)[:5])
+    escalated = {"containmentType": "escalated"}
+    changed = [replace(s, extra=escalated) if s.session_id in chosen else s for s in history]
+    odd = [s for s in changed if s.session_id in chosen]
+    with SandboxServer(changed, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run()
+        visible = {v["sessionId"] for v in server.visible_sessions()}
+        shown = sum(1 for s in odd if s.session_id in visible)
+        assert summary.undocumented_containment == {"escalated": shown} and shown > 0
+        assert any("'escalated' x" in line for line in summary.lines())
+        rows = loader.query("SELECT COUNT(*) FROM sessions WHERE containment_type = 'escalated'")
+        assert rows == [(shown,)]

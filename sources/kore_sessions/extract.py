@@ -49,6 +49,7 @@ class ExtractStats:
     refreshed: int = 0
     deleted: int = 0
     legacy_bots: set[str] = field(default_factory=set)
+    undocumented_containment: dict[str, int] = field(default_factory=dict)
     client: ClientStats = field(default_factory=ClientStats)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -356,7 +357,11 @@ class BotExtractor:
         )
 
     def _track(self, row: dict[str, Any]) -> None:
-        """Remember active sessions for refresh, forget closed ones."""
+        """Remember active sessions for refresh, forget closed ones; count odd containments."""
+        containment = row.get("containment_type")
+        if containment is not None and containment not in CONTAINMENT_TYPES:
+            counts = self.stats.undocumented_containment
+            counts[containment] = counts.get(containment, 0) + 1
         session_id = row["session_id"]
         if session_id in self.previously_open:
             self.seen_open.add(session_id)
