@@ -42,6 +42,7 @@ from .settings import (
     DEFAULT_REQUESTS_PER_HOUR,
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_RETRY_DEADLINE,
+    LIMIT_WINDOW_MARGIN,
     MAX_IDS_PER_LOOKUP,
     RATE_LIMITED_MIN_WAIT,
     READ_TIMEOUT,
@@ -222,7 +223,7 @@ class KoreClient:
         self.credentials = credentials
         self.retry_policy = retry_policy or RetryPolicy()
         self.stats = ClientStats()
-        minute_ms = round(seconds_per_minute * Duration.SECOND)
+        minute_ms = round(seconds_per_minute * LIMIT_WINDOW_MARGIN * Duration.SECOND)
         self._rates = limiter_rates(requests_per_minute, requests_per_hour, minute_ms)
         self._limiters: dict[str, Limiter] = {}
         self._limiters_lock = threading.Lock()

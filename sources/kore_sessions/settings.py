@@ -34,6 +34,9 @@ LOOKUP_TAGS_HORIZON = timedelta(days=13)
 # The vendor's rolling analytics limits, per bot (per account on the admin route).
 DEFAULT_REQUESTS_PER_MINUTE = 60
 DEFAULT_REQUESTS_PER_HOUR = 1800
+# The client's rolling windows are this much longer than the server's, so requests that
+# arrive closer together than they were sent (network jitter) still stay within the limit.
+LIMIT_WINDOW_MARGIN = 1.05
 # Requests of one bot waiting or running at once (windows and pages fetched concurrently);
 # the bot's limiter still decides when each is sent.
 DEFAULT_MAX_IN_FLIGHT = 4
