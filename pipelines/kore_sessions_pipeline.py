@@ -10,6 +10,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.reference import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
 from sources.kore_sessions import ExtractStats
@@ -20,6 +21,8 @@ DEFAULT_DATASET = "kore_sessions"
 # DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
 # database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
 DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
+# DuckDB's memory limit while loading and building models (it spills to disk beyond it).
+DUCKDB_MEMORY_LIMIT = "256MB"
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
 
@@ -88,15 +91,28 @@ def make_pipeline(
         duckdb_path: File of the DuckDB database, when the destination is DuckDB.
     """
     if destination == "duckdb":
-        configured = dlt.config.get("destination.duckdb.credentials")
-        path = duckdb_path or configured or DEFAULT_DUCKDB_FILE
-        # Relative to the working directory, not to where dlt thinks the project is.
-        destination = dlt.destinations.duckdb(str(Path(path).expanduser().resolve()))
+        destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path))
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=destination,
         dataset_name=dataset_name,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
+    )
+
+
+def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
+    """The DuckDB file (relative to the working folder) with a bounded memory limit.
+
+    DuckDB takes 80% of the machine's memory by default and the merge of a large load uses a
+    lot of it; with DUCKDB_MEMORY_LIMIT it spills to disk instead. Settings under
+    `destination.duckdb.credentials.global_config` win over this default.
+    """
+    configured = dlt.config.get("destination.duckdb.credentials")
+    path = duckdb_path or (configured if isinstance(configured, str) else None) or DEFAULT_DUCKDB_FILE
+    extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
+    return DuckDbCredentials(
+        str(Path(path).expanduser().resolve()),
+        global_config={"memory_limit": DUCKDB_MEMORY_LIMIT, **dict(extra)},
     )
 
 

@@ -9,8 +9,9 @@ session's child rows whenever the session is loaded again (or deleted).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import dlt
@@ -72,6 +73,8 @@ NESTED_KEY_FIELDS = [
     pa.field("_dlt_id", pa.string(), nullable=False),
 ]
 NAMING = NamingConvention()
+# Keys of a row that are not extra fields of `sessions`.
+KNOWN_ROOT_KEYS = frozenset(SESSION_FIELDS.names) | frozenset(CHILD_TABLES)
 # Column hints of the dlt keys, as dlt's own normalizer sets them.
 ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_load_id": {"data_type": "text", "nullable": False},
@@ -126,9 +129,8 @@ def page_tables(rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]
 
 def root_table(rows: list[dict[str, Any]], load_id: str) -> pa.Table:
     """`sessions` rows: typed columns, then the fields the API added, flattened."""
-    known = set(SESSION_FIELDS.names) | set(CHILD_TABLES)
-    table = pa.Table.from_pylist([_pick(row, SESSION_FIELDS.names) for row in rows], schema=SESSION_FIELDS)
-    table = _with_extras(table, [{k: v for k, v in row.items() if k not in known} for row in rows])
+    table = _typed_table(rows, SESSION_FIELDS)
+    table = _with_extras(table, _extras(rows, KNOWN_ROOT_KEYS))
     ids = table.column(PRIMARY_KEY)
     table = table.append_column(ROOT_KEY_FIELDS[0], pa.array([load_id] * len(rows), pa.string()))
     return table.append_column(ROOT_KEY_FIELDS[1], ids)
@@ -143,8 +145,8 @@ def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
             items.append(item)
             parents.append(row[PRIMARY_KEY])
             indexes.append(index)
-    table = pa.Table.from_pylist([_pick(item, fields.names) for item in items], schema=fields)
-    table = _with_extras(table, [{k: v for k, v in item.items() if k not in fields.names} for item in items])
+    table = _typed_table(items, fields)
+    table = _with_extras(table, _extras(items, frozenset(fields.names)))
     keys = [
         pa.array(parents, pa.string()),
         pa.array(parents, pa.string()),
@@ -156,14 +158,24 @@ def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
     return table
 
 
-def _pick(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The named values of a row (missing ones as None)."""
-    return {name: row.get(name) for name in names}
+def _typed_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The typed columns of rows, built column by column (missing values as None)."""
+    columns = [pa.array([row.get(field.name) for row in rows], field.type) for field in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _with_extras(table: pa.Table, extras: list[dict[str, Any]]) -> pa.Table:
+def _extras(rows: list[dict[str, Any]], known: frozenset[str]) -> list[dict[str, Any]] | None:
+    """Per row, the fields beyond the typed ones; None when no row has any."""
+    if all(row.keys() <= known for row in rows):
+        return None
+    return [{k: v for k, v in row.items() if k not in known} for row in rows]
+
+
+def _with_extras(table: pa.Table, extras: list[dict[str, Any]] | None) -> pa.Table:
     """Append the fields beyond the typed ones: nested objects flattened to `a__b` columns,
     names in dlt's snake_case, each column typed from its values (text when they disagree)."""
+    if extras is None:
+        return table
     columns: dict[str, list[Any]] = {}
     for index, extra in enumerate(extras):
         for name, value in _flatten(extra).items():
@@ -179,12 +191,18 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """`{"a": {"b": 1}}` -> `{"a__b": 1}`, with dlt's column names."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
-        name = NAMING.normalize_path(f"{prefix}__{key}" if prefix else str(key))
+        name = _column_name(f"{prefix}__{key}" if prefix else str(key))
         if isinstance(value, Mapping):
             flat.update(_flatten(value, name))
         elif value != []:  # like dlt's normalizer: an empty list makes nothing
             flat[name] = value
     return flat
+
+
+@lru_cache(maxsize=4096)
+def _column_name(path: str) -> str:
+    """dlt's column name of a field path (cached: the same few names come on every row)."""
+    return NAMING.normalize_path(path)
 
 
 def _typed_array(values: list[Any]) -> pa.Array:

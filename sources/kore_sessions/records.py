@@ -56,6 +56,13 @@ def parse_timestamp(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+    if isinstance(value, str) and len(value) > 10:
+        try:  # the API's own `...T..:..:..[.fff]Z` form, ~80x faster than pendulum
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     parsed = pendulum.parse(str(value), tz="UTC")
     if not isinstance(parsed, datetime):
         parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")

@@ -1,0 +1,64 @@
+"""What a child process is asked to do, passed to it as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PIPELINE = "pipeline"
+REFERENCE = "reference"
+CLIENT_ID = "cs-bench"
+CLIENT_SECRET = "bench-secret-0123456789-0123456789-abcdef"
+# Limits high enough never to bind: "without rate limits".
+UNLIMITED = 10**9
+
+
+@dataclass(frozen=True)
+class Job:
+    """One load of the sandbox's sessions into a fresh DuckDB file, run in a child process.
+
+    Attributes:
+        kind: ``pipeline`` (the real dlt pipeline) or ``reference`` (plain httpx + DuckDB).
+        host: Base URL of the sandbox server.
+        bots: Bot ids to load.
+        start: ISO start of the backfill.
+        now: ISO time of the sandbox clock (the source's clock too).
+        workdir: Folder of the child's DuckDB file and dlt state.
+        page_size: Sessions asked for per request.
+        max_in_flight: Requests of one bot in flight (the reference: its threads per bot).
+        requests_per_minute: Client-side limit per bot.
+        requests_per_hour: Client-side hourly limit per bot.
+        seconds_per_minute: Real seconds of one limiter minute.
+        windows: ``(bot, date_from, date_to, owned_after)`` pages to walk (reference only).
+    """
+
+    kind: str
+    host: str
+    bots: list[str]
+    start: str
+    now: str
+    workdir: str
+    page_size: int = 1000
+    max_in_flight: int = 4
+    requests_per_minute: int = UNLIMITED
+    requests_per_hour: int = UNLIMITED
+    seconds_per_minute: float = 60.0
+    windows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        """Write the job as JSON."""
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> Job:
+        """Read a job written by :meth:`save`."""
+        data: dict[str, Any] = json.loads(path.read_text())
+        data["windows"] = [tuple(window) for window in data.get("windows", [])]
+        return cls(**data)
+
+    @property
+    def duckdb_path(self) -> Path:
+        """The DuckDB file of this job."""
+        return Path(self.workdir) / "bench.duckdb"

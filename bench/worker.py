@@ -1,0 +1,87 @@
+"""Child process entry point: ``python -m bench.worker JOB.json RESULT.json``.
+
+Runs one job (the real pipeline or the reference) and writes its figures as JSON, so the
+parent can take the child's own peak RSS from ``os.wait4``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, Job
+
+
+def run_pipeline(job: Job) -> dict[str, Any]:
+    """Load the job's bots with the real source and pipeline into a fresh DuckDB file.
+
+    Args:
+        job: The pipeline job.
+
+    Returns:
+        Seconds of the whole load and of its steps, requests, sessions and rows loaded.
+    """
+    import duckdb
+
+    from bench.reference import count_rows
+    from pipelines.kore_sessions_pipeline import load_sessions, make_pipeline
+    from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+
+    now = datetime.fromisoformat(job.now)
+    pipeline = make_pipeline(
+        "duckdb", pipelines_dir=Path(job.workdir) / "pipelines", duckdb_path=job.duckdb_path
+    )
+    stats = ExtractStats()
+    source = kore_sessions(
+        host=job.host,
+        bot_ids=job.bots,
+        start_date=job.start,
+        credentials=KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+        clock=lambda: now,
+        stats=stats,
+        requests_per_minute=job.requests_per_minute,
+        requests_per_hour=job.requests_per_hour,
+        seconds_per_minute=job.seconds_per_minute,
+        page_size=job.page_size,
+        max_in_flight=job.max_in_flight,
+    )
+    summary = load_sessions(pipeline, source, stats)
+    steps = {
+        step.step: [step.started_at.timestamp(), step.finished_at.timestamp()]
+        for step in pipeline.last_trace.steps
+        if step.step != "run"
+    }
+    with duckdb.connect(str(job.duckdb_path), read_only=True) as connection:
+        rows, distinct = count_rows(connection, f"{pipeline.dataset_name}.sessions")
+    return {
+        "seconds": summary.seconds,
+        "steps": steps,  # step -> [start, end] in epoch seconds
+        "requests": summary.requests,
+        "retries": summary.retries,
+        "rate_limited": summary.rate_limited,
+        "sessions": summary.sessions_fetched,
+        "rows": rows,
+        "distinct_ids": distinct,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
+    job = Job.load(Path(argv[0]))
+    if job.kind == PIPELINE:
+        result = run_pipeline(job)
+    else:
+        from bench.reference import run_reference
+
+        result = run_reference(job)
+    result["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(argv[1]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
