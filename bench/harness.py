@@ -17,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, Job
+import duckdb
+
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, Job
+from bench.reference import count_rows
 from sandbox import GeneratedSession, RequestRecord, SandboxApp, generate_sessions, make_bot_ids
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +29,7 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Share of the sessions started in the last two hours before NOW that are still open at NOW.
 ACTIVE_SHARE = 0.25
 # How often a child's RSS is sampled, to tell which pipeline step holds the peak.
-RSS_SAMPLE_SECONDS = 0.1
+RSS_SAMPLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,16 @@ def run_child(job: Job) -> ChildRun:
         tail = (workdir / "child.log").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{job.kind} child failed (exit {process.returncode}):\n{tail}")
     result = json.loads(result_path.read_text())
+    result["rows"], result["distinct_ids"] = loaded_rows(job)
     return ChildRun(result, usage.ru_maxrss / 1024, wall, cpu, samples)
+
+
+def loaded_rows(job: Job) -> tuple[int, int]:
+    """Rows and distinct session ids the child loaded, counted here after it exited, so the
+    check's own memory is not the child's."""
+    table = "kore_sessions.sessions" if job.kind == PIPELINE else "sessions"
+    with duckdb.connect(str(job.duckdb_path), read_only=True) as connection:
+        return count_rows(connection, table)
 
 
 def _wait_sampling_rss(pid: int) -> tuple[int, resource.struct_rusage, list[tuple[float, float]]]:

@@ -25,9 +25,6 @@ def run_pipeline(job: Job) -> dict[str, Any]:
     Returns:
         Seconds of the whole load and of its steps, requests, sessions and rows loaded.
     """
-    import duckdb
-
-    from bench.reference import count_rows
     from pipelines.kore_sessions_pipeline import load_sessions, make_pipeline
     from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
 
@@ -55,8 +52,6 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         for step in pipeline.last_trace.steps
         if step.step != "run"
     }
-    with duckdb.connect(str(job.duckdb_path), read_only=True) as connection:
-        rows, distinct = count_rows(connection, f"{pipeline.dataset_name}.sessions")
     return {
         "seconds": summary.seconds,
         "steps": steps,  # step -> [start, end] in epoch seconds
@@ -64,8 +59,6 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         "retries": summary.retries,
         "rate_limited": summary.rate_limited,
         "sessions": summary.sessions_fetched,
-        "rows": rows,
-        "distinct_ids": distinct,
     }
 
 

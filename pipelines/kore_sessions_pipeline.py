@@ -21,8 +21,9 @@ DEFAULT_DATASET = "kore_sessions"
 # DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
 # database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
 DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
-# DuckDB's memory limit while loading and building models (it spills to disk beyond it).
-DUCKDB_MEMORY_LIMIT = "256MB"
+# DuckDB while loading and building models: a memory limit (it spills to disk beyond it), and
+# no insertion order to keep, which lets large INSERT ... SELECT statements stream.
+DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
 
@@ -104,7 +105,7 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     """The DuckDB file (relative to the working folder) with a bounded memory limit.
 
     DuckDB takes 80% of the machine's memory by default and the merge of a large load uses a
-    lot of it; with DUCKDB_MEMORY_LIMIT it spills to disk instead. Settings under
+    lot of it; with DUCKDB_SETTINGS it spills to disk instead. Settings under
     `destination.duckdb.credentials.global_config` win over this default.
     """
     configured = dlt.config.get("destination.duckdb.credentials")
@@ -112,7 +113,7 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
     return DuckDbCredentials(
         str(Path(path).expanduser().resolve()),
-        global_config={"memory_limit": DUCKDB_MEMORY_LIMIT, **dict(extra)},
+        global_config={**DUCKDB_SETTINGS, **dict(extra)},
     )
 
 

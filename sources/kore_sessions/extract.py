@@ -267,6 +267,7 @@ class BotExtractor:
                 progress.attempts,
             )
         progress.done = True
+        progress.ids = set()  # only needed while the window is open: memory stays bounded
         self._advance_cursor()
         if self.later_planned:
             return []

@@ -42,8 +42,9 @@ LIMIT_WINDOW_MARGIN = 1.05
 DEFAULT_MAX_IN_FLIGHT = 4
 # Upper bound of max_in_flight: more only queues behind the limiter.
 MAX_IN_FLIGHT = 16
-# Worker threads of one run, shared by every bot.
-MAX_WORKERS = 32
+# Worker threads of one run, shared by every bot: also the most pages (parsed, ~5 MB each)
+# held in memory at once.
+MAX_WORKERS = 8
 # Late arrivals: every run looks back this far behind its cursor.
 DEFAULT_LOOKBACK_MINUTES = 60
 
