@@ -45,6 +45,7 @@ class LoadSummary:
     legacy_bots: list[str] = field(default_factory=list)
     undocumented_containment: dict[str, int] = field(default_factory=dict)
     pending_packages_finished: int = 0
+    packages: int = 0
     seconds: float = 0.0
     destination: str = ""
     dataset: str = ""
@@ -146,11 +147,28 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats
     summary = LoadSummary(destination=pipeline.destination.destination_name)
     summary.pending_packages_finished = finish_pending(pipeline)
     before = count_rows(pipeline, SESSIONS_TABLE)
-    pipeline.run(source, loader_file_format=file_format_for(pipeline))
+    summary.packages = run_until_caught_up(pipeline, source, stats)
     after = count_rows(pipeline, SESSIONS_TABLE)
     summary.seconds = time.monotonic() - started
     _fill_summary(summary, pipeline, stats, before, after)
     return summary
+
+
+def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats) -> int:
+    """Run the source as often as it says more is left (a long backfill, a few windows of
+    each bot per load package); return how many packages were loaded.
+
+    Each package is committed with its state before the next is extracted, so memory stays
+    bounded and a crash loses at most the package in progress.
+    """
+    file_format = file_format_for(pipeline)
+    packages = 0
+    while True:
+        stats.more_to_fetch = False
+        pipeline.run(source.clone(), loader_file_format=file_format)
+        packages += 1
+        if not stats.more_to_fetch:
+            return packages
 
 
 def file_format_for(pipeline: dlt.Pipeline) -> str | None:

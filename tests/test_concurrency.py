@@ -102,3 +102,19 @@ def test_a_failing_window_leaves_the_state_where_it_was(
         server.set_fault_rates({})
         loader.run(window_hours=48, max_in_flight=4)
         assert_matches_sandbox(loader, server)
+
+
+def test_a_long_backfill_is_loaded_in_several_packages(
+    history: list[GeneratedSession], tmp_path: Path
+) -> None:
+    """Eleven windows a bot, two a package: six packages, each committed with its state, and
+    in the end exactly the sandbox; the next run needs one package again."""
+    with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(window_hours=48, windows_per_run=2)
+        assert summary.packages == 6
+        assert_matches_sandbox(loader, server)
+        loads = loader.query("SELECT COUNT(*) FROM _dlt_loads WHERE status = 0")
+        assert loads == [(6,)]
+        again = loader.run(window_hours=48, windows_per_run=2)
+        assert again.packages == 1

@@ -28,6 +28,7 @@ from .settings import (
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_RETRY_DEADLINE,
     DEFAULT_WINDOW_HOURS,
+    DEFAULT_WINDOWS_PER_RUN,
     DELETED_COLUMN,
     SESSIONS_TABLE,
     SOURCE_NAME,
@@ -76,6 +77,7 @@ def kore_sessions(
     requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
     requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN,
     seconds_per_minute: float = 60.0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
@@ -99,6 +101,8 @@ def kore_sessions(
         requests_per_minute: Client-side rolling limit per bot (per account on the admin route).
         requests_per_hour: Client-side rolling hourly limit, checked as well.
         max_in_flight: Requests of one bot waiting or running at once (bots run in parallel).
+        windows_per_run: Windows of one bot per load package; a longer incremental backfill is
+            loaded as several packages in a row by `load_sessions` (stats.more_to_fetch).
         seconds_per_minute: Length of the limits' minute in seconds (60; less only for a
             sandbox or benchmark with scaled-down limits).
         max_attempts: Attempts per request before giving up on retryable errors.
@@ -126,6 +130,7 @@ def kore_sessions(
         requests_per_hour=requests_per_hour,
         clock=clock,
         max_in_flight=max_in_flight,
+        windows_per_run=windows_per_run,
     )
     policy = RetryPolicy(max_attempts, backoff_initial, backoff_max, retry_deadline)
     return sessions_resource(config, credentials, policy, seconds_per_minute, stats or ExtractStats())
@@ -154,7 +159,7 @@ def sessions_resource(
             retry_policy=policy,
             seconds_per_minute=seconds_per_minute,
         ) as client:
-            stats.client = client.stats
+            client.stats = stats.client  # one set of counters across the packages of a run
             cap = PageCap(config.page_size)
             extractors = {
                 bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, stats, cap)

@@ -123,6 +123,12 @@ class SessionsPage:
     invalid_sessions: list[str]
 
 
+# One limiter per (host, bot, limits) for the whole process: the server counts per bot, so
+# every client of the process (each load package of a long backfill, the next run) shares it.
+_LIMITERS: dict[tuple[str, str, tuple[tuple[int, int], ...]], Limiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
 def limiter_rates(per_minute: int, per_hour: int, minute_ms: int) -> list[Rate]:
     """The rolling limits of one bot, leaving out one that the other already keeps.
 
@@ -225,8 +231,6 @@ class KoreClient:
         self.stats = ClientStats()
         minute_ms = round(seconds_per_minute * LIMIT_WINDOW_MARGIN * Duration.SECOND)
         self._rates = limiter_rates(requests_per_minute, requests_per_hour, minute_ms)
-        self._limiters: dict[str, Limiter] = {}
-        self._limiters_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=self.host,
             timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
@@ -314,10 +318,11 @@ class KoreClient:
 
     def _limiter(self, bot_key: str) -> Limiter:
         """The rolling limiter of one bot (or of the account), made on first use."""
-        with self._limiters_lock:
-            if bot_key not in self._limiters:
-                self._limiters[bot_key] = Limiter(InMemoryBucket(list(self._rates)))
-            return self._limiters[bot_key]
+        key = (self.host, bot_key, tuple((rate.limit, rate.interval) for rate in self._rates))
+        with _LIMITERS_LOCK:
+            if key not in _LIMITERS:
+                _LIMITERS[key] = Limiter(InMemoryBucket(list(self._rates)))
+            return _LIMITERS[key]
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds to wait: Retry-After when given, else exponential backoff with full jitter."""

@@ -10,7 +10,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .records import parse_timestamp
-from .settings import ALL_BOTS_KEY, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, MAX_PAGE_SIZE
+from .settings import (
+    ALL_BOTS_KEY,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_WINDOWS_PER_RUN,
+    MAX_IN_FLIGHT,
+    MAX_PAGE_SIZE,
+)
 from .windows import check_span
 
 # Where the first backfill starts when no start_date is configured.
@@ -36,6 +42,7 @@ class RunConfig:
     requests_per_hour: int
     clock: Callable[[], datetime]
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
 
     @property
     def bounded(self) -> bool:
@@ -99,6 +106,7 @@ def build_run_config(
     requests_per_hour: int,
     clock: Callable[[], datetime] | None,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN,
 ) -> RunConfig:
     """Check every setting and return the run's configuration.
 
@@ -124,6 +132,7 @@ def build_run_config(
     _check_range("requests_per_hour", requests_per_hour, 1, None)
     _check_range("lookback_minutes", lookback_minutes, 0, None)
     _check_range("max_in_flight", max_in_flight, 1, MAX_IN_FLIGHT)
+    _check_range("windows_per_run", windows_per_run, 1, None)
     span = timedelta(hours=float(window_hours))
     try:
         check_span(span)
@@ -141,6 +150,7 @@ def build_run_config(
         requests_per_hour=int(requests_per_hour),
         clock=clock,
         max_in_flight=int(max_in_flight),
+        windows_per_run=int(windows_per_run),
     )
 
 

@@ -49,6 +49,7 @@ class ExtractStats:
     refreshed: int = 0
     deleted: int = 0
     legacy_bots: set[str] = field(default_factory=set)
+    more_to_fetch: bool = False
     undocumented_containment: dict[str, int] = field(default_factory=dict)
     client: ClientStats = field(default_factory=ClientStats)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -152,7 +153,13 @@ class BotExtractor:
             return plan_windows(config.start_date, config.end_date, config.window_span)
         cursor = parse_timestamp(self.state.get("cursor"))
         start = incremental_start(cursor, config.start_date, config.lookback)
-        return plan_windows(start, self.now, config.window_span)
+        windows = plan_windows(start, self.now, config.window_span)
+        if len(windows) > config.windows_per_run:
+            # A long backfill goes in several load packages: bounded memory in the load, and
+            # the work done survives a crash. The caller runs again while more is left.
+            self.stats.more_to_fetch = True
+            windows = windows[: config.windows_per_run]
+        return windows
 
     def plan(self) -> list[PageRequest]:
         """The first request: the oldest window's first page, which also shows the answer's shape."""

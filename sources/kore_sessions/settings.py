@@ -42,6 +42,8 @@ LIMIT_WINDOW_MARGIN = 1.05
 DEFAULT_MAX_IN_FLIGHT = 4
 # Upper bound of max_in_flight: more only queues behind the limiter.
 MAX_IN_FLIGHT = 16
+# Windows of one bot in one load package; a longer backfill takes several packages in a row.
+DEFAULT_WINDOWS_PER_RUN = 3
 # Worker threads of one run, shared by every bot: also the most pages (parsed, ~5 MB each)
 # held in memory at once.
 MAX_WORKERS = 8
