@@ -133,7 +133,9 @@ def run_child(job: Job) -> ChildRun:
         raise RuntimeError(f"{job.kind} child failed (exit {process.returncode}):\n{tail}")
     result = json.loads(result_path.read_text())
     result["rows"], result["distinct_ids"] = loaded_rows(job)
-    return ChildRun(result, usage.ru_maxrss / 1024, wall, cpu, samples)
+    # The child's own high-water mark: ru_maxrss survives execve and would include the
+    # parent's (the sandbox's) memory at fork time.
+    return ChildRun(result, result.get("peak_rss_kb", usage.ru_maxrss) / 1024, wall, cpu, samples)
 
 
 def loaded_rows(job: Job) -> tuple[int, int]:

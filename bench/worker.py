@@ -62,6 +62,18 @@ def run_pipeline(job: Job) -> dict[str, Any]:
     }
 
 
+def own_peak_rss_kb() -> int:
+    """This process's peak resident memory since it started its own program (VmHWM).
+
+    Not `ru_maxrss`: Linux keeps that across `execve`, so a child forked from a parent that
+    holds the sandbox's data set would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
     job = Job.load(Path(argv[0]))
@@ -71,7 +83,7 @@ def main(argv: list[str]) -> int:
         from bench.reference import run_reference
 
         result = run_reference(job)
-    result["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_kb"] = own_peak_rss_kb()
     Path(argv[1]).write_text(json.dumps(result))
     return 0
 
