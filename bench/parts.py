@@ -128,7 +128,8 @@ def _a_run_figures(
             f"{step} {run.step_seconds(step):.1f} s (RSS up to {run.step_peak_rss_mb(step):.0f} MB)"
             for step in run.result["steps"]
         )
-        say(f"   {label} steps: {steps}")
+        packages = run.result.get("packages", 1)
+        say(f"   {label} steps of its last load package (of {packages}): {steps}")
     verdict = check_rows(label, run, data)
     return [
         ("a", f"{label} time", f"{run.seconds:.1f} s"),

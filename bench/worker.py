@@ -59,6 +59,7 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         "retries": summary.retries,
         "rate_limited": summary.rate_limited,
         "sessions": summary.sessions_fetched,
+        "packages": summary.packages,
     }
 
 
