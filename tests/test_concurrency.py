@@ -11,6 +11,10 @@ import pytest
 
 from sandbox import GeneratedSession, SandboxServer
 from sandbox.server import RateLimit
+from sources.kore_sessions.client import SessionsPage
+from sources.kore_sessions.config import build_run_config
+from sources.kore_sessions.extract import BotExtractor, ExtractStats
+from sources.kore_sessions.records import format_api_timestamp
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps
 
@@ -118,3 +122,45 @@ def test_a_long_backfill_is_loaded_in_several_packages(
         assert loads == [(6,)]
         again = loader.run(window_hours=48, windows_per_run=2)
         assert again.packages == 1
+
+
+def _page(ids: list[str], more: bool, total: int) -> SessionsPage:
+    """A getSessions answer with sessions of these ids in the middle of the window."""
+    start = format_api_timestamp(NOW - timedelta(hours=2))
+    sessions = [{"sessionId": i, "start_time": start, "sessionStatus": "closed"} for i in ids]
+    return SessionsPage(sessions=sessions, more_available=more, total=total, invalid_sessions=[])
+
+
+def test_a_window_that_moved_while_paged_is_read_again() -> None:
+    """Pages that reached the window's total yet held fewer distinct sessions (a session
+    shifted into the next page) make the window be read again; a short total does not."""
+    config = build_run_config(
+        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
+        end_date=None, page_size=2, window_hours=24, lookback_minutes=60, requests_per_minute=60,
+        requests_per_hour=1800, clock=lambda: NOW,
+    )
+    extractor = BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+    (first,) = extractor.plan()
+    rows, follow = extractor.handle(first, _page(["a", "b"], more=True, total=3))
+    assert [r["session_id"] for r in rows] == ["a", "b"] and [f.skip for f in follow] == [2]
+    rows, again = extractor.handle(follow[0], _page(["b"], more=False, total=3))
+    assert rows == [] and [(r.skip, r.window_index) for r in again] == [(0, 0)], "read again"
+    rows, follow = extractor.handle(again[0], _page(["c", "a"], more=True, total=3))
+    assert [r["session_id"] for r in rows] == ["c"]
+    rows, done = extractor.handle(follow[0], _page(["b"], more=False, total=3))
+    assert rows == [] and done == [] and extractor.state["cursor"]
+
+
+def test_a_total_the_paging_never_reaches_is_not_chased() -> None:
+    """A server whose `total` is larger than what its pages hold ends the window on
+    `moreAvailable: false`; the window is not read again."""
+    config = build_run_config(
+        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
+        end_date=None, page_size=5, window_hours=24, lookback_minutes=60, requests_per_minute=60,
+        requests_per_hour=1800, clock=lambda: NOW,
+    )
+    extractor = BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+    (first,) = extractor.plan()
+    rows, follow = extractor.handle(first, _page(["a", "b"], more=False, total=50))
+    assert len(rows) == 2 and follow == []
+    assert extractor.state["cursor"]

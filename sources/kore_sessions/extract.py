@@ -251,8 +251,14 @@ class BotExtractor:
         return [replace(request, skip=skip, limit=limit) for skip in skips]
 
     def _close(self, request: PageRequest, progress: WindowProgress) -> list[PageRequest]:
-        """Check a finished window against the total the API gave; read it again if short."""
-        if progress.total is not None and len(progress.ids) < progress.total:
+        """Check a finished window against the total the API gave; read it again if short.
+
+        Only when the pages reached the total and still held fewer distinct sessions (the list
+        moved while it was paged); a server whose `total` disagrees with its own paging is
+        trusted on `moreAvailable`, not asked again.
+        """
+        moved = progress.total is not None and progress.frontier >= progress.total > len(progress.ids)
+        if moved:
             if progress.attempts < MAX_WINDOW_ATTEMPTS:
                 logger.warning(
                     "%s: window %s gave %d of %d sessions (the list moved while paging); reading again",
