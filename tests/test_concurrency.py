@@ -131,15 +131,20 @@ def _page(ids: list[str], more: bool, total: int) -> SessionsPage:
     return SessionsPage(sessions=sessions, more_available=more, total=total, invalid_sessions=[])
 
 
+def one_window_extractor(page_size: int) -> BotExtractor:
+    """A bot's extractor for one window of the last three hours (answers are fed by hand)."""
+    config = build_run_config(
+        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
+        end_date=None, page_size=page_size, window_hours=24, lookback_minutes=60, requests_per_minute=60,
+        requests_per_hour=1800, clock=lambda: NOW,
+    )
+    return BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+
+
 def test_a_window_that_moved_while_paged_is_read_again() -> None:
     """Pages that reached the window's total yet held fewer distinct sessions (a session
     shifted into the next page) make the window be read again; a short total does not."""
-    config = build_run_config(
-        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
-        end_date=None, page_size=2, window_hours=24, lookback_minutes=60, requests_per_minute=60,
-        requests_per_hour=1800, clock=lambda: NOW,
-    )
-    extractor = BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+    extractor = one_window_extractor(page_size=2)
     (first,) = extractor.plan()
     rows, follow = extractor.handle(first, _page(["a", "b"], more=True, total=3))
     assert [r["session_id"] for r in rows] == ["a", "b"] and [f.skip for f in follow] == [2]
@@ -154,12 +159,7 @@ def test_a_window_that_moved_while_paged_is_read_again() -> None:
 def test_a_total_the_paging_never_reaches_is_not_chased() -> None:
     """A server whose `total` is larger than what its pages hold ends the window on
     `moreAvailable: false`; the window is not read again."""
-    config = build_run_config(
-        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
-        end_date=None, page_size=5, window_hours=24, lookback_minutes=60, requests_per_minute=60,
-        requests_per_hour=1800, clock=lambda: NOW,
-    )
-    extractor = BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+    extractor = one_window_extractor(page_size=5)
     (first,) = extractor.plan()
     rows, follow = extractor.handle(first, _page(["a", "b"], more=False, total=50))
     assert len(rows) == 2 and follow == []
