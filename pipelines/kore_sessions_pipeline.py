@@ -73,6 +73,8 @@ class LoadSummary:
         if self.undocumented_containment:
             found = ", ".join(f"{value!r} x{n}" for value, n in sorted(self.undocumented_containment.items()))
             lines.append(f"undocumented containment values, loaded as sent: {found}")
+        if self.packages > 1:
+            lines.append(f"loaded as {self.packages} packages, each committed with its state")
         if self.pending_packages_finished:
             lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
         return lines
