@@ -27,6 +27,7 @@ from .kore_sessions_pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
     count_rows,
+    duckdb_file,
     load_sessions,
     make_pipeline,
 )
@@ -124,14 +125,11 @@ def positive_int(text: str) -> int:
 
 def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
     """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
-    if must_exist and args.destination == "duckdb":
-        configured = args.duckdb_file or dlt.config.get("destination.duckdb.credentials")
-        configured = configured or DEFAULT_DUCKDB_FILE
-        if isinstance(configured, str) and not Path(configured).expanduser().exists():
-            raise ModelError(
-                f"no DuckDB file at {Path(configured).expanduser().resolve()}: load sessions first, "
-                "or name the file with --duckdb-file"
-            )
+    if must_exist and args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
+        raise ModelError(
+            f"no DuckDB file at {duckdb_file(args.duckdb_file)}: load sessions first, "
+            "or name the file with --duckdb-file"
+        )
     return make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
 
 

@@ -111,13 +111,16 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     lot of it; with DUCKDB_SETTINGS it spills to disk instead. Settings under
     `destination.duckdb.credentials.global_config` win over this default.
     """
+    extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
+    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config={**DUCKDB_SETTINGS, **dict(extra)})
+
+
+def duckdb_file(duckdb_path: str | Path | None = None) -> Path:
+    """The DuckDB file: the one given, else the configured one, else DEFAULT_DUCKDB_FILE, resolved
+    against the working folder (not where dlt thinks the project is)."""
     configured = dlt.config.get("destination.duckdb.credentials")
     path = duckdb_path or (configured if isinstance(configured, str) else None) or DEFAULT_DUCKDB_FILE
-    extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
-    return DuckDbCredentials(
-        str(Path(path).expanduser().resolve()),
-        global_config={**DUCKDB_SETTINGS, **dict(extra)},
-    )
+    return Path(path).expanduser().resolve()
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> int:

@@ -155,6 +155,11 @@ class Loader:
 
     def run(self, **overrides: Any) -> LoadSummary:
         """One load with test defaults; keyword arguments override source settings."""
+        self.stats = ExtractStats()
+        return load_sessions(self.pipeline, self.source(**overrides), self.stats)
+
+    def source(self, **overrides: Any) -> Any:
+        """The source with test defaults, counting into `self.stats`."""
         settings: dict[str, Any] = {
             "host": self.server.url,
             "bot_ids": BOTS,
@@ -164,8 +169,7 @@ class Loader:
             **FAST_RETRIES,
         }
         settings.update(overrides)
-        self.stats = ExtractStats()
-        return load_sessions(self.pipeline, kore_sessions(**settings, stats=self.stats), self.stats)
+        return kore_sessions(**settings, stats=self.stats)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query on the dataset (table names unqualified)."""

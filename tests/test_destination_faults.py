@@ -146,7 +146,7 @@ def test_postgres_stopped_before_the_load_step(
     before = warehouse_snapshot(loader)
     server.advance(timedelta(hours=3))
     pipeline = loader.pipeline
-    pipeline.extract(_source_for(loader))
+    pipeline.extract(loader.source())
     pipeline.normalize()
     subprocess.run(["pg_ctlcluster", *stoppable_postgres, "stop", "-m", "fast"], check=True)
     try:
@@ -160,19 +160,3 @@ def test_postgres_stopped_before_the_load_step(
     assert summary.pending_packages_finished == 1
     assert_matches_sandbox(loader, server)
 
-
-def _source_for(loader: Loader) -> Any:
-    """The source a `loader.run()` would use (test defaults)."""
-    from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
-
-    from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, FAST_RETRIES, HISTORY_START
-
-    return kore_sessions(
-        host=loader.server.url,
-        bot_ids=BOTS,
-        start_date=HISTORY_START.isoformat(),
-        credentials=KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
-        clock=lambda: loader.server.now,
-        stats=ExtractStats(),
-        **FAST_RETRIES,
-    )

@@ -229,11 +229,7 @@ class BotExtractor:
     ) -> list[PageRequest]:
         """Pages still to ask for; once none are left, the window is checked and closed."""
         got = len(page.sessions)
-        if page.more_available and not got:
-            raise KoreApiError(
-                f"{bot_label(self.bot_key)}: the API said moreAvailable at skip={request.skip} "
-                "but returned no sessions; stopping rather than looping"
-            )
+        self._refuse_endless_paging(page, request.skip)
         if page.total is not None:
             progress.total = max(progress.total or 0, page.total)
         end = request.skip + got
@@ -313,7 +309,6 @@ class BotExtractor:
             )
             if not self.config.bounded:
                 self.state["cursor"] = format_api_timestamp(self.windows[index].end)
-            self._save_open_sessions()
 
     def _window_sessions(self, window: Window) -> Iterator[tuple[dict[str, Any], str | None]]:
         """Raw sessions of one small window, page after page (refresh of old open sessions)."""
@@ -339,12 +334,16 @@ class BotExtractor:
             yield page
             if not page.more_available:
                 return
-            if not page.sessions:
-                raise KoreApiError(
-                    f"{bot_label(self.bot_key)}: the API said moreAvailable at skip={skip} "
-                    "but returned no sessions; stopping rather than looping"
-                )
+            self._refuse_endless_paging(page, skip)
             skip += len(page.sessions)
+
+    def _refuse_endless_paging(self, page: SessionsPage, skip: int) -> None:
+        """Fail on a page that says more is available but holds nothing (it would loop)."""
+        if page.more_available and not page.sessions:
+            raise KoreApiError(
+                f"{bot_label(self.bot_key)}: the API said moreAvailable at skip={skip} "
+                "but returned no sessions; stopping rather than looping"
+            )
 
     def _switch_to_legacy(self) -> list[PageRequest]:
         """Ask per containment type from now on: the server answers in the pre-9.0 shape.
