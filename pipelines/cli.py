@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +20,36 @@ from sources.kore_sessions import (
     InvalidRecordError,
     KoreApiError,
     kore_sessions,
+    resolve_options,
 )
+from sources.kore_sessions.config import parse_date_setting
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
+from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
 from .export import EXPORT_FORMATS, export_marts
 from .kore_sessions_pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
+    PIPELINE_NAME,
     count_rows,
     duckdb_file,
     load_sessions,
     make_pipeline,
 )
+from .lock import RunLockedError, pipeline_lock
 from .models import ModelError, ModelSettings, build_models, recent_containment_lines
 from .redaction import RedactingFilter, known_secrets, redact
 from .report import ReportError, write_report
 
 # File `kore-sessions report` writes when no --output is given.
 DEFAULT_REPORT_FILE = "kore_containment_report.html"
-# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong.
+# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
+# 3 the audit found (or left) differences.
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_DIFFERENCES = 3
+# Errors a person can act on from their message alone (no exception name needed).
+PLAIN_ERRORS = (KoreApiError, InvalidRecordError, ModelError, ReportError, RunLockedError)
 
 logger = logging.getLogger("kore_sessions")
 
@@ -59,11 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("load", help="load sessions incrementally (or a bounded range)")
-    _add_load_arguments(load)
+    load.add_argument("--start", dest="start_date", help="where the first backfill begins")
+    load.add_argument("--end", dest="end_date", help="with --start: bounded backfill, no state")
+    _add_source_arguments(load)
     _add_warehouse_arguments(load)
     _add_model_arguments(load)
     load.add_argument("--no-models", action="store_true", help="do not rebuild the SQL models")
     load.set_defaults(handler=command_load)
+    audit = commands.add_parser("audit", help="compare the warehouse with the API's counts per day and bot")
+    audit.add_argument(
+        "--days", type=positive_int, help=f"the last N UTC days, today included ({DEFAULT_AUDIT_DAYS})"
+    )
+    audit.add_argument("--start", dest="audit_start", help="first day (YYYY-MM-DD, UTC) or instant")
+    audit.add_argument("--end", dest="audit_end", help="last day (YYYY-MM-DD, UTC, whole) or instant")
+    audit.add_argument("--repair", action="store_true", help="reload the ranges that differ")
+    _add_source_arguments(audit)
+    _add_warehouse_arguments(audit)
+    audit.set_defaults(handler=command_audit)
     models = commands.add_parser("models", help="build or refresh the SQL models in the dataset")
     _add_warehouse_arguments(models)
     _add_model_arguments(models)
@@ -88,13 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_load_arguments(load: argparse.ArgumentParser) -> None:
-    """Flags of `load`; each overrides its key in [sources.kore_sessions]."""
+def _add_source_arguments(load: argparse.ArgumentParser) -> None:
+    """Flags of the source (`load`, `audit`); each overrides its key in [sources.kore_sessions]."""
     load.add_argument("--host", help="base URL, e.g. https://platform.kore.ai")
     load.add_argument("--bot", action="append", dest="bot_ids", help="bot id (repeatable)")
     load.add_argument("--all-bots", action="store_true", default=None, help="admin route")
-    load.add_argument("--start", dest="start_date", help="where the first backfill begins")
-    load.add_argument("--end", dest="end_date", help="with --start: bounded backfill, no state")
     load.add_argument("--page-size", type=int, help="sessions per request")
     load.add_argument("--window-hours", type=float, help="span of one request, under 168")
     load.add_argument("--lookback-minutes", type=float, help="re-read behind the cursor")
@@ -153,7 +173,7 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
 
 
 def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The source arguments given on the command line (the rest resolve from config)."""
+    """The source options given on the command line (the rest resolve from config)."""
     keys = (
         "host",
         "bot_ids",
@@ -167,12 +187,12 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "requests_per_hour",
         "max_in_flight",
     )
-    overrides = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    overrides = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
     if args.all_bots:
         overrides["bot_ids"] = None
     elif args.bot_ids:
         overrides["all_bots"] = False
-    if args.end_date and not args.start_date:
+    if getattr(args, "end_date", None) and not getattr(args, "start_date", None):
         raise ConfigError("--end needs --start: a bounded backfill has both ends")
     return overrides
 
@@ -182,28 +202,63 @@ def command_load(args: argparse.Namespace) -> int:
     settings = None if args.no_models else model_settings(args)
     stats = ExtractStats()
     source = kore_sessions(**source_overrides(args), stats=stats)
-    pipeline = warehouse_pipeline(args)
-    summary = load_sessions(pipeline, source, stats)
-    for line in summary.lines():
-        print(line)
-    if settings is None:
-        return 0
-    loaded = count_rows(pipeline, SESSIONS_TABLE)
-    if loaded is None:
-        print(f"models: not built, destination {args.destination} has no SQL client")
-    elif loaded == 0:
-        print("models: not built, no sessions loaded yet")
-    else:
-        for line in build_models(pipeline, settings).lines():
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions load"):
+        pipeline = warehouse_pipeline(args)
+        summary = load_sessions(pipeline, source, stats)
+        for line in summary.lines():
             print(line)
+        if settings is None:
+            return 0
+        loaded = count_rows(pipeline, SESSIONS_TABLE)
+        if loaded is None:
+            print(f"models: not built, destination {args.destination} has no SQL client")
+        elif loaded == 0:
+            print("models: not built, no sessions loaded yet")
+        else:
+            for line in build_models(pipeline, settings).lines():
+                print(line)
     return 0
+
+
+def command_audit(args: argparse.Namespace) -> int:
+    """`kore-sessions audit`: API counts against the warehouse per UTC day and bot."""
+    overrides = source_overrides(args)
+    options = resolve_options(**overrides)
+    audit_range = audit_range_of(args, options.run_config().clock())
+    purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, purpose):
+        pipeline = warehouse_pipeline(args, must_exist=True)
+        result = Auditor(pipeline, options, overrides).run(audit_range, repair=args.repair)
+    for line in result.lines():
+        print(line)
+    return EXIT_DIFFERENCES if result.differing else 0
+
+
+def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
+    """The range the audit flags name: --days N ending now, or --start [--end]."""
+    if args.days is not None and (args.audit_start or args.audit_end):
+        raise ConfigError("give either --days or --start/--end, not both")
+    if not args.audit_start:
+        if args.audit_end:
+            raise ConfigError("--end needs --start")
+        return AuditRange.last_days(args.days or DEFAULT_AUDIT_DAYS, now)
+    start = parse_date_setting("--start", args.audit_start)
+    end = parse_date_setting("--end", args.audit_end) or now
+    if args.audit_end and len(args.audit_end.strip()) == len("YYYY-MM-DD"):
+        end += timedelta(days=1) - timedelta(milliseconds=1)  # a day names the whole day
+    if start is None or start > now:
+        raise ConfigError(f"--start {args.audit_start} is in the future: nothing is due yet")
+    if end < start:
+        raise ConfigError(f"--end {args.audit_end} is before --start {args.audit_start}")
+    return AuditRange(start, min(end, now), now)
 
 
 def command_models(args: argparse.Namespace) -> int:
     """`kore-sessions models`: (re)build the models and print the last days' containment."""
-    pipeline = warehouse_pipeline(args, must_exist=True)
-    for line in build_models(pipeline, model_settings(args)).lines():
-        print(line)
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions models"):
+        pipeline = warehouse_pipeline(args, must_exist=True)
+        for line in build_models(pipeline, model_settings(args)).lines():
+            print(line)
     print()
     for line in recent_containment_lines(pipeline, args.days):
         print(line)
@@ -251,7 +306,7 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     root = _root_cause(exc)
     if isinstance(root, ConfigError | ConfigurationException):
         return EXIT_CONFIG, _one_line(root)
-    if isinstance(root, KoreApiError | InvalidRecordError | ModelError | ReportError):
+    if isinstance(root, PLAIN_ERRORS):
         return EXIT_FAILED, _one_line(root)
     step = exc.step if isinstance(exc, PipelineStepFailed) else None
     where = f"{step} step failed: " if step else ""
@@ -264,7 +319,7 @@ def _root_cause(exc: BaseException) -> BaseException:
     current = exc
     while id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ConfigError | KoreApiError | InvalidRecordError | ModelError | ReportError):
+        if isinstance(current, (ConfigError, *PLAIN_ERRORS)):
             return current
         inner = current.__cause__ or current.__context__
         if inner is None:

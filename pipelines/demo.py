@@ -10,8 +10,9 @@ from pathlib import Path
 import dlt
 
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
-from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions, resolve_options
 
+from .audit import Auditor, AuditRange
 from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
 from .models import ModelSettings, build_models, recent_containment_lines
 from .report import write_report
@@ -30,6 +31,8 @@ DATABASE_FILE = "kore_warehouse.duckdb"
 REPORT_FILE = "kore_containment_report.html"
 # Days of the containment table the demo prints at the end.
 DEMO_TABLE_DAYS = 7
+# Days the demo's audit checks (one request a bot: under 7 days fit one).
+DEMO_AUDIT_DAYS = 7
 PIPELINES_FOLDER = "pipelines"
 
 
@@ -54,22 +57,24 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
     pipeline = make_pipeline(
         "duckdb", pipelines_dir=target / PIPELINES_FOLDER, duckdb_path=target / DATABASE_FILE
     )
+    options = {
+        "bot_ids": list(DEMO_BOTS),
+        "start_date": (now - timedelta(days=days)).isoformat(),
+        "credentials": credentials,
+    }
     with SandboxServer(sessions, apps=[app], now=now, page_cap=DEMO_PAGE_CAP) as server:
         print(f"sandbox Kore.ai API on {server.url}: {len(DEMO_BOTS)} bots, {days} days")
+        options["host"] = server.url
         for step, title in enumerate(("first run: backfill", "second run: incremental")):
             if step:
                 server.advance(DEMO_CLOCK_STEP)
                 print(f"\n... the sandbox clock moves {DEMO_CLOCK_STEP.seconds // 60} minutes on ...")
             stats = ExtractStats()
-            source = kore_sessions(
-                host=server.url,
-                bot_ids=list(DEMO_BOTS),
-                start_date=(now - timedelta(days=days)).isoformat(),
-                credentials=credentials,
-                clock=lambda: server.now,
-                stats=stats,
-            )
+            source = kore_sessions(clock=lambda: server.now, stats=stats, **options)
             _print_run(title, load_sessions(pipeline, source, stats))
+        print(f"\n== audit: sessions per UTC day and bot against the API's, last {DEMO_AUDIT_DAYS} days")
+        auditor = Auditor(pipeline, resolve_options(**options), options, clock=lambda: server.now)
+        print(f"   {auditor.run(AuditRange.last_days(DEMO_AUDIT_DAYS, server.now)).summary()}")
         _print_loaded(pipeline, target / DATABASE_FILE)
     _print_models(pipeline, target / DATABASE_FILE, target / REPORT_FILE)
     return 0

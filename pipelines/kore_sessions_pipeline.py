@@ -169,7 +169,6 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, stats: Extrac
     file_format = file_format_for(pipeline)
     packages = 0
     while True:
-        stats.more_to_fetch = False
         pipeline.run(source.clone(), loader_file_format=file_format)
         packages += 1
         if not stats.more_to_fetch:

@@ -341,6 +341,20 @@ def build_models(
     return BuildResult(models=models, settings=settings, seconds=time.monotonic() - started, dialect=dialect)
 
 
+def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
+    """The settings the models were last built with, or None when they were never built."""
+    with pipeline.sql_client() as client:
+        if SETTINGS_TABLE not in _existing_relations(client, client.dataset_name):
+            return None
+        table = client.make_qualified_table_name(SETTINGS_TABLE)
+        rows = client.execute_sql(
+            "SELECT reporting_time_zone, include_active, include_non_interactive, include_developer "
+            f"FROM {table}"
+        )
+    zone, active, non_interactive, developer = rows[0]
+    return ModelSettings(str(zone), bool(active), bool(non_interactive), bool(developer))
+
+
 def _existing_relations(client: Any, schema: str) -> dict[str, str]:
     """Tables and views of the schema, by name, with their type (BASE TABLE or VIEW)."""
     rows = client.execute_sql(

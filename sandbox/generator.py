@@ -39,6 +39,8 @@ WEEKDAY_FACTORS = (1.1, 1.15, 1.1, 1.05, 1.0, 0.8, 0.8)
 DEVELOPER_SHARE = 0.03
 NON_INTERACTIVE_SHARE = 0.15
 LATE_ARRIVAL_SHARE = 0.03
+# How late a late arrival shows up, in seconds after its start (an index that lags minutes).
+LATE_ARRIVAL_DELAY = (60.0, 900.0)
 LONG_SESSION_SHARE = 0.03
 ACTIVE_WINDOW = timedelta(hours=2)
 DEFAULT_ACTIVE_SHARE = 0.25
@@ -81,6 +83,8 @@ def generate_sessions(
     per_day: int,
     seed: int = 0,
     active_share: float = DEFAULT_ACTIVE_SHARE,
+    late_share: float = LATE_ARRIVAL_SHARE,
+    late_delay: tuple[float, float] = LATE_ARRIVAL_DELAY,
 ) -> list[GeneratedSession]:
     """Generate the final truth of every session of some bots over a period.
 
@@ -96,17 +100,19 @@ def generate_sessions(
         seed: Seed; the same arguments always give the same sessions.
         active_share: Share, among sessions started in the last two hours, still open
             at ``end``.
+        late_share: Share of sessions the API shows only some time after they started.
+        late_delay: Seconds (low, high) after its start a late session becomes visible.
 
     Returns:
         The sessions, sorted by start time then session id.
     """
-    if per_day < 0 or not 0.0 <= active_share <= 1.0:
-        raise ValueError("per_day must be >= 0 and active_share within [0, 1]")
+    if per_day < 0 or not 0.0 <= active_share <= 1.0 or not 0.0 <= late_share <= 1.0:
+        raise ValueError("per_day must be >= 0, active_share and late_share within [0, 1]")
     start, end = to_utc_ms(start), to_utc_ms(end)
     rng = random.Random(seed)
     days = max((end - start).total_seconds() / 86400, 0.0)
     users = _make_users(rng, max(8, int(per_day * days * len(bot_ids) / 3)))
-    maker = _SessionMaker(rng, users, end, active_share)
+    maker = _SessionMaker(rng, users, end, active_share, late_share, late_delay)
     sessions: list[GeneratedSession] = []
     for bot_id in bot_ids:
         for moment in _start_times(rng, start, end, per_day):
@@ -166,11 +172,21 @@ def _user_tags(rng: random.Random) -> tuple[Tag, ...]:
 class _SessionMaker:
     """Draws one session's attributes; holds the ObjectId counter and the user pool."""
 
-    def __init__(self, rng: random.Random, users: list[_User], end: datetime, active_share: float) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        users: list[_User],
+        end: datetime,
+        active_share: float,
+        late_share: float,
+        late_delay: tuple[float, float],
+    ) -> None:
         self.rng = rng
         self.users = users
         self.end = end
         self.active_share = active_share
+        self.late_share = late_share
+        self.late_delay = late_delay
         self.counter = rng.randrange(1 << 24)
         self.seen: set[str] = set()
 
@@ -183,7 +199,7 @@ class _SessionMaker:
         interactive = rng.random() >= NON_INTERACTIVE_SHARE
         containment = _weighted(rng, CONTAINMENT_WEIGHTS) if interactive else "selfService"
         messages, tasks = self._counts(containment, interactive)
-        late = rng.random() < LATE_ARRIVAL_SHARE
+        late = rng.random() < self.late_share
         return GeneratedSession(
             session_id=self._object_id(start),
             bot_id=bot_id,
@@ -191,7 +207,7 @@ class _SessionMaker:
             channel=channel,
             start=start,
             end=self._end(start, interactive),
-            visible_at=start + _ms(rng, 60, 900) if late else start,
+            visible_at=start + _ms(rng, *self.late_delay) if late else start,
             session_type="interactive" if interactive else "non-interactive",
             containment=containment,
             is_developer=developer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ CLIENT_SECRET = "bot-app-secret-0123456789-must-not-leak"
 ADMIN_ID = "cs-test-admin-app"
 ADMIN_SECRET = "admin-app-secret-9876543210-must-not-leak"
 PAGE_CAP = 40
+# The loader's clock runs this far ahead of the sandbox's in every `Loader` test: the server's
+# answers, not the loader's clock, must decide what is loaded (tests/test_clocks.py moves the
+# two clocks apart in both directions).
+LOADER_AHEAD = timedelta(hours=3)
 # Retries fast enough for tests; the policy's shape is what is tested.
 FAST_RETRIES = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 6}
 # The PostgreSQL server `.ci/run` starts; read before the autouse fixture clears KORE_* names.
@@ -125,12 +129,16 @@ def live_server(recent_history: list) -> Iterator[SandboxServer]:
 
 
 class Loader:
-    """Runs the real source and pipeline against a sandbox into DuckDB (a file) or PostgreSQL."""
+    """Runs the real source and pipeline against a sandbox into DuckDB (a file) or PostgreSQL.
+
+    The loader has a clock of its own, `clock` (default: LOADER_AHEAD ahead of the sandbox's).
+    """
 
     def __init__(self, server: SandboxServer, folder: Path, destination: str = "duckdb") -> None:
         self.server = server
         self.folder = folder
         self.destination = destination
+        self.clock: Callable[[], datetime] = lambda: self.server.now + LOADER_AHEAD
         if destination == "postgres":
             dataset = f"kore_test_{uuid.uuid4().hex[:10]}"
             self.pipeline = make_pipeline(
@@ -155,17 +163,18 @@ class Loader:
 
     def run(self, **overrides: Any) -> LoadSummary:
         """One load with test defaults; keyword arguments override source settings."""
-        self.stats = ExtractStats()
-        return load_sessions(self.pipeline, self.source(**overrides), self.stats)
+        source = self.source(**overrides)
+        return load_sessions(self.pipeline, source, self.stats)
 
     def source(self, **overrides: Any) -> Any:
-        """The source with test defaults, counting into `self.stats`."""
+        """The source of one run with test defaults, counting into a new `self.stats`."""
+        self.stats = ExtractStats()
         settings: dict[str, Any] = {
             "host": self.server.url,
             "bot_ids": BOTS,
             "start_date": HISTORY_START.isoformat(),
             "credentials": KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
-            "clock": lambda: self.server.now,
+            "clock": lambda: self.clock(),
             **FAST_RETRIES,
         }
         settings.update(overrides)
@@ -227,9 +236,14 @@ def api_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
-def assert_matches_sandbox(loader: Loader, server: SandboxServer) -> None:
-    """The warehouse holds exactly the sandbox's visible sessions: ids, fields and tags."""
-    expected = {view["sessionId"]: view for view in server.visible_sessions()}
+def assert_matches_sandbox(loader: Loader, server: SandboxServer, until: datetime | None = None) -> None:
+    """The warehouse holds exactly the sandbox's visible sessions (that started by `until`, if
+    given): ids, fields and tags."""
+    expected = {
+        view["sessionId"]: view
+        for view in server.visible_sessions()
+        if until is None or api_time(view["start_time"]) <= until
+    }
     loaded = loader.sessions()
     assert sorted(loaded) == sorted(expected), "session ids differ from the sandbox"
     for session_id, view in expected.items():

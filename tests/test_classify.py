@@ -74,18 +74,3 @@ def test_documented_rate_limit_message_is_retried_whatever_its_status() -> None:
     with pytest.raises(RetryableError) as caught:
         classify_response(answer(403, body))
     assert caught.value.status == 429
-
-
-@pytest.mark.parametrize(
-    ("per_minute", "per_hour", "kept"),
-    [(60, 1800, [(60, 60_000), (1800, 3_600_000)]), (8, 1000, [(8, 60_000)]), (60, 30, [(30, 3_600_000)])],
-)
-def test_limiter_rates_are_always_valid_for_pyrate(per_minute: int, per_hour: int, kept: list) -> None:
-    """Any pair of limits gives rates pyrate-limiter accepts, keeping the ones that can bind."""
-    from pyrate_limiter import InMemoryBucket
-
-    from sources.kore_sessions.client import limiter_rates
-
-    rates = limiter_rates(per_minute, per_hour, 60_000)
-    assert [(rate.limit, rate.interval) for rate in rates] == kept
-    InMemoryBucket(rates)

@@ -51,17 +51,20 @@ def test_second_run_with_nothing_new_sends_only_what_it_must(loader: Loader, ser
     loader.run(lookback_minutes=60)
     expected_requests = 0
     for bot in BOTS:
-        recent = [s for s in server.visible_sessions(bot) if api_time(s["start_time"]) >= NOW - lookback]
+        views = server.visible_sessions(bot)
+        cursor = api_time(state["bots"][bot]["cursor"])
+        assert cursor == max(api_time(s["start_time"]) for s in views), "the newest session the server showed"
+        recent = [s for s in views if api_time(s["start_time"]) >= cursor - lookback]
         open_before = [
             s
             for s, started in state["bots"][bot]["open_sessions"].items()
-            if api_time(started) < NOW - lookback
+            if api_time(started) < cursor - lookback
         ]
         expected_requests += max(1, ceil(len(recent) / PAGE_CAP)) + ceil(len(open_before) / 50)
+        for record in server.requests:
+            if record.bot_id == bot and record.body and "dateFrom" in record.body:
+                assert api_time(record.body["dateFrom"]) == cursor - lookback
     assert len(server.requests) == expected_requests
-    for record in server.requests:
-        if record.body and "dateFrom" in record.body:
-            assert api_time(record.body["dateFrom"]) >= NOW - lookback - timedelta(seconds=1)
     after = loader.query("SELECT * EXCLUDE (_dlt_load_id, _dlt_id) FROM sessions ORDER BY 1")
     assert after == before
     assert loader.state() == state

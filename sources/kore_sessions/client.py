@@ -1,6 +1,6 @@
 """HTTP client of the Sessions History API: auth, rate limits, retries, and answer classification.
 
-Every request goes through `KoreClient._post`, which waits for the bot's limiter, sends the
+Every request goes through `KoreClient._post`, which waits for the bot's rate budget, sends the
 request with a freshly minted JWT, and hands the answer to `classify_response`: the one place
 that decides what is retried (429, 5xx, timeouts, dropped connections, incomplete JSON) and
 what fails at once (400, 401, 403, 404, any other 4xx) with the API's own message and a hint.
@@ -19,7 +19,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -28,6 +27,7 @@ from tenacity import (
     stop_after_delay,
 )
 
+from .budget import Limit, RateBudget, shared_budget
 from .credentials import KoreCredentials
 from .records import format_api_timestamp
 from .settings import (
@@ -123,25 +123,10 @@ class SessionsPage:
     invalid_sessions: list[str]
 
 
-# One limiter per (host, bot, limits) for the whole process: the server counts per bot, so
-# every client of the process (each load package of a long backfill, the next run) shares it.
-_LIMITERS: dict[tuple[str, str, tuple[tuple[int, int], ...]], Limiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def limiter_rates(per_minute: int, per_hour: int, minute_ms: int) -> list[Rate]:
-    """The rolling limits of one bot, leaving out one that the other already keeps.
-
-    pyrate-limiter takes only rates with growing limits and a density that does not grow with
-    the interval: an hourly limit of 60 times the minute limit or more can never be reached,
-    and a minute limit at or above the hourly one never binds.
-    """
-    minute, hour = Rate(per_minute, minute_ms), Rate(per_hour, 60 * minute_ms)
-    if per_hour >= per_minute * 60:
-        return [minute]
-    if per_hour <= per_minute:
-        return [hour]
-    return [minute, hour]
+def budget_limits(per_minute: int, per_hour: int, seconds_per_minute: float) -> list[Limit]:
+    """The two rolling limits of one bot, each window a margin longer than the server's."""
+    minute = seconds_per_minute * LIMIT_WINDOW_MARGIN
+    return [(per_minute, minute), (per_hour, 60 * minute)]
 
 
 def classify_response(response: httpx.Response) -> dict[str, Any]:
@@ -211,6 +196,7 @@ class KoreClient:
         requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR,
         retry_policy: RetryPolicy | None = None,
         seconds_per_minute: float = 60.0,
+        budget: RateBudget | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         """Open a connection pool to `host`.
@@ -223,14 +209,15 @@ class KoreClient:
             retry_policy: Attempts, backoff and deadline of retries.
             seconds_per_minute: Real seconds one "minute" of the limits lasts (an hour is 60
                 of them); 60 for Kore.ai, less for a sandbox with scaled-down limits.
+            budget: Where the requests of each bot are counted (default: this process only).
             transport: Optional httpx transport (tests).
         """
         self.host = host.rstrip("/")
         self.credentials = credentials
         self.retry_policy = retry_policy or RetryPolicy()
         self.stats = ClientStats()
-        minute_ms = round(seconds_per_minute * LIMIT_WINDOW_MARGIN * Duration.SECOND)
-        self._rates = limiter_rates(requests_per_minute, requests_per_hour, minute_ms)
+        self._limits = budget_limits(requests_per_minute, requests_per_hour, seconds_per_minute)
+        self._budget = budget or shared_budget(None)
         self._http = httpx.Client(
             base_url=self.host,
             timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
@@ -304,8 +291,8 @@ class KoreClient:
     def _attempt(
         self, bot_key: str, path: str, body: dict[str, Any], params: dict[str, str] | None
     ) -> dict[str, Any]:
-        """Send one request after the limiter allows it, and classify the answer."""
-        self._limiter(bot_key).try_acquire(bot_key, blocking=True)
+        """Send one request once the bot's budget allows it, and classify the answer."""
+        self._budget.acquire(f"{self.host} {bot_key}", self._limits)
         self.stats.count("requests")
         headers = {AUTH_HEADER: self.credentials.mint_jwt()}
         try:
@@ -315,14 +302,6 @@ class KoreClient:
         except httpx.TransportError as exc:
             raise RetryableError(f"connection problem ({type(exc).__name__}: {exc})") from exc
         return classify_response(response)
-
-    def _limiter(self, bot_key: str) -> Limiter:
-        """The rolling limiter of one bot (or of the account), made on first use."""
-        key = (self.host, bot_key, tuple((rate.limit, rate.interval) for rate in self._rates))
-        with _LIMITERS_LOCK:
-            if key not in _LIMITERS:
-                _LIMITERS[key] = Limiter(InMemoryBucket(list(self._rates)))
-            return _LIMITERS[key]
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds to wait: Retry-After when given, else exponential backoff with full jitter."""

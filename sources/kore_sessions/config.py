@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,21 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RepairPlan:
+    """What `audit --repair` reloads: ranges of start_time per bot, as a bounded backfill.
+
+    Attributes:
+        ranges: Per bot key, the (start, end) ranges whose counts differ, both ends inclusive.
+        held_ids: Per bot key, the sessions the warehouse holds in those ranges; those the
+            ranges no longer return are looked up by id, and deleted only when the API says
+            they are invalid.
+    """
+
+    ranges: Mapping[str, Sequence[tuple[datetime, datetime]]]
+    held_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs to know, checked."""
 
@@ -43,11 +58,12 @@ class RunConfig:
     clock: Callable[[], datetime]
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
+    repair: RepairPlan | None = None
 
     @property
     def bounded(self) -> bool:
-        """A backfill with an end leaves the incremental state alone."""
-        return self.end_date is not None
+        """A backfill with an end (or a repair) leaves the incremental state alone."""
+        return self.end_date is not None or self.repair is not None
 
 
 def utc_now() -> datetime:

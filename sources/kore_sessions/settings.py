@@ -20,6 +20,10 @@ DEFAULT_ALGORITHM = "HS256"
 MAX_WINDOW_SPAN = timedelta(days=7)
 # Default span of a window: a margin under the limit, so no server's rounding can reject it.
 DEFAULT_WINDOW_HOURS = 6 * 24
+# The last window of a run reaches this far past the loader's clock: a server whose clock
+# leads shows sessions that started "in the future", and the API takes a dateTo in the future
+# (it makes one itself, dateFrom + 7 days, when only dateFrom is given).
+CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 
 # Requested page size; a server may cap it lower and paging still advances by what came back.
 DEFAULT_PAGE_SIZE = 1000
@@ -27,8 +31,8 @@ DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 # At most this many ids in one `sessionId` lookup.
 MAX_IDS_PER_LOOKUP = 50
-# Session tags come back through the id lookup only for sessions of the last 14 days
-# (a safety margin of one day is taken off).
+# Session tags come back through the id lookup only for sessions of the last 14 days of the
+# server's clock (a safety margin of one day is taken off).
 LOOKUP_TAGS_HORIZON = timedelta(days=13)
 
 # The vendor's rolling analytics limits, per bot (per account on the admin route).
@@ -49,6 +53,14 @@ DEFAULT_WINDOWS_PER_RUN = 3
 MAX_WORKERS = 8
 # Late arrivals: every run looks back this far behind its cursor.
 DEFAULT_LOOKBACK_MINUTES = 60
+# Platforms keep about 6 months of sessions: older days are not audited (they may be gone).
+DEFAULT_RETENTION_DAYS = 180
+# The audit stays this far inside the retention: a purge that comes a little early must not
+# look like a difference, nor make a repair delete history the warehouse is there to keep.
+RETENTION_MARGIN = timedelta(days=14)
+# Version of a bot's state. Before 2, the cursor was the loader's clock (it could stand ahead
+# of the server's data): such a cursor is read again one window behind, once.
+STATE_VERSION = 2
 
 # Containment values as 9.x spells them, and the old spellings that map onto them.
 CONTAINMENT_TYPES = ("selfService", "dropOff", "agent")

@@ -71,12 +71,22 @@ def plan_windows(start: datetime, end: datetime, span: timedelta) -> list[Window
         edge = window_end
 
 
-def incremental_start(cursor: datetime | None, start_date: datetime, lookback: timedelta) -> datetime:
-    """Where a run begins: the first backfill at start_date, later runs at cursor minus lookback.
+def incremental_start(
+    cursor: datetime | None,
+    start_date: datetime,
+    lookback: timedelta,
+    resume_from: datetime | None = None,
+) -> datetime:
+    """Where a run (or the next package of a run) begins.
 
-    The lookback is taken from the cursor, not bounded by start_date, so it keeps working
-    after the first run.
+    The first backfill begins at `start_date`; later runs at `cursor - lookback`, where the
+    cursor is the newest `start_time` the server has shown (not the loader's clock), so
+    sessions the server shows later with an older `start_time` are still read. The lookback is
+    taken from the cursor, not bounded by `start_date`, so it keeps working after the first
+    run. Within one run, a later package resumes where the previous one stopped walking
+    (`resume_from`), whether or not its windows held sessions.
     """
-    if cursor is None:
-        return start_date
-    return cursor - lookback
+    start = start_date if cursor is None else cursor - lookback
+    if resume_from is not None and resume_from > start:
+        return resume_from
+    return start

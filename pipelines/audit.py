@@ -1,0 +1,308 @@
+"""`kore-sessions audit`: the warehouse's sessions per UTC day and bot against the API's counts.
+
+What is due: for each bot, the days from where its loading began (`loaded_from`) to its cursor
+(the newest session the server has shown); sessions after the cursor are not yet due, days
+older than the platform keeps (`retention_days`) are not checked. Each check is recorded in
+`kore_audit` for BI tools. `--repair` reloads exactly the ranges that differ as a bounded
+backfill (the incremental state stays where it is) and checks those days again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import dlt
+
+from sources.kore_sessions import ExtractStats, KoreClient, KoreSessionsOptions, RepairPlan, kore_sessions
+from sources.kore_sessions.audit import (
+    DaySlice,
+    SessionCounter,
+    api_day_counts,
+    day_slices,
+    ranges_to_reload,
+    stretches,
+)
+from sources.kore_sessions.budget import budget_path, shared_budget
+from sources.kore_sessions.records import format_api_timestamp, parse_timestamp
+from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE
+
+from .kore_sessions_pipeline import finish_pending, load_sessions, source_state
+from .models import build_models, built_settings
+
+# The table of every check, for BI tools: one row per day and bot per audit.
+AUDIT_TABLE = "kore_audit"
+AUDIT_COLUMNS = (
+    ("day", "DATE"),
+    ("bot_id", "VARCHAR"),
+    ("api_sessions", "BIGINT"),
+    ("warehouse_sessions", "BIGINT"),
+    ("difference", "BIGINT"),
+    ("checked_from", "TIMESTAMP WITH TIME ZONE"),
+    ("checked_to", "TIMESTAMP WITH TIME ZONE"),
+    ("checked_at", "TIMESTAMP WITH TIME ZONE"),
+    ("repaired", "BOOLEAN"),
+)
+# Days `audit` checks when no range is given, ending now.
+DEFAULT_AUDIT_DAYS = 7
+
+
+@dataclass
+class DayCheck:
+    """The counts of one UTC day (the part of it that is due) of one bot."""
+
+    day: date
+    bot: str
+    start: datetime
+    end: datetime
+    api: int
+    warehouse: int
+    repaired: bool = False
+
+    @property
+    def difference(self) -> int:
+        """Sessions the warehouse lacks (positive) or holds beyond the API (negative)."""
+        return self.api - self.warehouse
+
+
+@dataclass
+class AuditResult:
+    """What one audit found (and repaired)."""
+
+    checks: list[DayCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    requests: int = 0
+    reloaded: int = 0
+    deleted: int = 0
+    differed_before_repair: int | None = None
+    models_rebuilt: bool = False
+    seconds: float = 0.0
+
+    @property
+    def differing(self) -> list[DayCheck]:
+        """Checks whose counts differ."""
+        return [check for check in self.checks if check.difference]
+
+    def lines(self) -> list[str]:
+        """The table of checks and the summary, as printed."""
+        width = max([len(check.bot) for check in self.checks] + [3])
+        lines = [f"{'day':<10}  {'bot':<{width}}  {'API':>8}  {'warehouse':>9}  {'difference':>10}"]
+        for check in sorted(self.checks, key=lambda c: (c.day, c.bot)):
+            mark = "  repaired" if check.repaired else ""
+            lines.append(
+                f"{check.day.isoformat():<10}  {check.bot:<{width}}  {check.api:>8}  "
+                f"{check.warehouse:>9}  {check.difference:>+10}{mark}"
+            )
+        return [*self.notes, *lines, self.summary()]
+
+    def summary(self) -> str:
+        """One line: what was checked, what differs, what was repaired."""
+        missing = sum(c.difference for c in self.differing if c.difference > 0)
+        extra = -sum(c.difference for c in self.differing if c.difference < 0)
+        text = (
+            f"audit: {len(self.checks)} day x bot checked, {len(self.differing)} differ "
+            f"({missing} sessions missing, {extra} extra), {self.requests} requests, {self.seconds:.1f} s"
+        )
+        if self.differed_before_repair is not None:
+            text += (
+                f"; repair: {self.differed_before_repair} differed, {self.reloaded} sessions reloaded, "
+                f"{self.deleted} deleted"
+            )
+        if self.models_rebuilt:
+            text += "; models rebuilt"
+        return text
+
+
+@dataclass(frozen=True)
+class AuditRange:
+    """The instants an audit covers, [start, end] inclusive, and the time of the check."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+
+    @classmethod
+    def last_days(cls, days: int, now: datetime) -> AuditRange:
+        """The last `days` UTC days, today included, ending now."""
+        first = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
+        return cls(first, now, now)
+
+
+class Auditor:
+    """Checks (and repairs) the sessions of one pipeline's warehouse against the API."""
+
+    def __init__(
+        self,
+        pipeline: dlt.Pipeline,
+        options: KoreSessionsOptions,
+        overrides: dict[str, Any],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Prepare an audit.
+
+        Args:
+            pipeline: The pipeline whose warehouse and state are audited.
+            options: The source's resolved options (host, bots, credentials, limits).
+            overrides: The options given explicitly, for the repair's source.
+            clock: The loader's clock (tests); the system clock by default.
+        """
+        self.pipeline = pipeline
+        self.options = options
+        self.overrides = overrides
+        self.clock = clock
+        self.config = options.run_config(clock)
+
+    def run(self, audit_range: AuditRange, repair: bool = False) -> AuditResult:
+        """Check every due day of every bot; with `repair`, reload what differs and check again."""
+        started = time.monotonic()
+        result = AuditResult()
+        finish_pending(self.pipeline)
+        self.pipeline.sync_destination()
+        with self._client() as client:
+            counter = SessionCounter(client, self.config.page_size)
+            for bot in self.config.bot_keys:
+                result.checks += self._check_bot(counter, bot, audit_range, result)
+            self._record(result.checks, audit_range.now)
+            if repair:
+                result.differed_before_repair = len(result.differing)
+                if result.differing:
+                    self._repair(counter, result)
+                    self._record([c for c in result.checks if c.repaired], self._now())
+            result.requests += client.stats.requests
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _now(self) -> datetime:
+        """The loader's clock."""
+        return self.config.clock()
+
+    def _client(self) -> KoreClient:
+        """A client within the same rate budget as `load`."""
+        return KoreClient(
+            self.config.host,
+            self.options.credentials,
+            requests_per_minute=self.config.requests_per_minute,
+            requests_per_hour=self.config.requests_per_hour,
+            retry_policy=self.options.retry_policy(),
+            seconds_per_minute=self.options.seconds_per_minute,
+            budget=shared_budget(budget_path(self.options.rate_budget_file, self.pipeline.pipelines_dir)),
+        )
+
+    def _due_slices(self, bot: str, audit_range: AuditRange, result: AuditResult) -> list[DaySlice]:
+        """The parts of the range's days that are due for `bot`: loaded from, up to its cursor."""
+        state = source_state(self.pipeline).get("bots", {}).get(bot, {})
+        cursor = parse_timestamp(state.get("cursor"))
+        loaded_from = parse_timestamp(state.get("loaded_from")) or self.config.start_date
+        label = "all bots" if bot == ALL_BOTS_KEY else f"bot {bot}"
+        if cursor is None:
+            result.notes.append(f"{label}: no session loaded yet, nothing is due")
+            return []
+        kept = audit_range.now - timedelta(days=self.options.retention_days) + RETENTION_MARGIN
+        first_kept = datetime.combine(kept.date() + timedelta(days=1), datetime.min.time(), UTC)
+        start = max(audit_range.start, loaded_from, first_kept)
+        end = min(audit_range.end, cursor)
+        if start > end:
+            result.notes.append(f"{label}: nothing due in the range (loaded from {_text(loaded_from)})")
+        return day_slices(start, end)
+
+    def _check_bot(
+        self, counter: SessionCounter, bot: str, audit_range: AuditRange, result: AuditResult
+    ) -> list[DayCheck]:
+        """The checks of one bot: a request per stretch of up to 7 days, more only where they differ."""
+        slices = self._due_slices(bot, audit_range, result)
+        with self.pipeline.sql_client() as sql:
+            held = {piece.day: _count_held(sql, bot, piece.start, piece.end) for piece in slices}
+        api_count = counter.counter(bot)
+        checks = []
+        for group in stretches(slices):
+            counts = api_day_counts(group, held, api_count)
+            checks += [
+                DayCheck(p.day, bot, p.start, p.end, counts[p.day], held[p.day]) for p in group
+            ]
+        return checks
+
+    def _repair(self, counter: SessionCounter, result: AuditResult) -> None:
+        """Reload the ranges that differ, delete what the API calls invalid, and check again."""
+        ranges: dict[str, list[tuple[datetime, datetime]]] = {}
+        held_ids: dict[str, frozenset[str]] = {}
+        with self.pipeline.sql_client() as sql:
+            for check in result.differing:
+                found = ranges_to_reload(
+                    check.start,
+                    check.end,
+                    check.api,
+                    counter.counter(check.bot),
+                    partial(_count_held, sql, check.bot),
+                    self.config.page_size,
+                )
+                ranges.setdefault(check.bot, []).extend(found)
+                ids = {i for start, end in found for i in _held_ids(sql, check.bot, start, end)}
+                held_ids[check.bot] = held_ids.get(check.bot, frozenset()) | ids
+        stats = ExtractStats()
+        plan = RepairPlan(ranges=ranges, held_ids=held_ids)
+        source = kore_sessions(stats=stats, clock=self.clock, repair=plan, **self.overrides)
+        summary = load_sessions(self.pipeline, source, stats)
+        result.reloaded, result.deleted = summary.sessions_fetched, summary.sessions_deleted
+        result.requests += summary.requests
+        settings = built_settings(self.pipeline)
+        if settings is not None:  # the marts follow the sessions, counted as they were
+            build_models(self.pipeline, settings)
+            result.models_rebuilt = True
+        differing = result.differing
+        result.checks = [c for c in result.checks if not c.difference]
+        with self.pipeline.sql_client() as sql:
+            for check in differing:
+                held = _count_held(sql, check.bot, check.start, check.end)
+                api = counter.count(check.bot, check.start, check.end)
+                result.checks.append(replace(check, api=api, warehouse=held, repaired=True))
+
+    def _record(self, checks: list[DayCheck], now: datetime) -> None:
+        """Append the checks to `kore_audit` (made on first use)."""
+        if not checks:
+            return
+        with self.pipeline.sql_client() as sql:
+            table = sql.make_qualified_table_name(AUDIT_TABLE)
+            columns = ", ".join(f"{name} {kind}" for name, kind in AUDIT_COLUMNS)
+            sql.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+            marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
+            names = ", ".join(name for name, _ in AUDIT_COLUMNS)
+            with sql.begin_transaction():
+                for check in checks:
+                    values = (check.day, check.bot, check.api, check.warehouse, check.difference)
+                    when = (check.start, check.end, now, check.repaired)
+                    sql.execute_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", *values, *when)
+
+
+def _count_held(sql: Any, bot: str, start: datetime, end: datetime) -> int:
+    """Sessions of `bot` in the warehouse that started in [start, end]."""
+    where, args = _range_filter(bot, start, end)
+    table = sql.make_qualified_table_name(SESSIONS_TABLE)
+    rows = sql.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE {where}", *args)
+    return int(rows[0][0])
+
+
+def _held_ids(sql: Any, bot: str, start: datetime, end: datetime) -> Iterator[str]:
+    """Ids of the sessions of `bot` in the warehouse that started in [start, end]."""
+    where, args = _range_filter(bot, start, end)
+    table = sql.make_qualified_table_name(SESSIONS_TABLE)
+    for (session_id,) in sql.execute_sql(f"SELECT session_id FROM {table} WHERE {where}", *args) or []:
+        yield str(session_id)
+
+
+def _range_filter(bot: str, start: datetime, end: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause of a bot's sessions in [start, end] (every bot on the admin route)."""
+    where = "start_time >= %s AND start_time <= %s"
+    args: list[Any] = [start, end]
+    if bot != ALL_BOTS_KEY:
+        where += " AND bot_id = %s"
+        args.append(bot)
+    return where, args
+
+
+def _text(moment: datetime) -> str:
+    """An instant as the API writes it, for messages."""
+    return format_api_timestamp(moment)

@@ -1,0 +1,136 @@
+"""The source's options, declared once, resolved the dlt way (config.toml, secrets.toml, env)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Optional
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+
+from .client import RetryPolicy
+from .config import RunConfig, build_run_config
+from .credentials import KoreCredentials
+from .settings import (
+    DEFAULT_BACKOFF_INITIAL,
+    DEFAULT_BACKOFF_MAX,
+    DEFAULT_LOOKBACK_MINUTES,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REQUESTS_PER_HOUR,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_RETRY_DEADLINE,
+    DEFAULT_WINDOW_HOURS,
+    DEFAULT_WINDOWS_PER_RUN,
+    SOURCE_NAME,
+)
+
+# Where dlt looks for them: [sources.kore_sessions] or SOURCES__KORE_SESSIONS__<KEY>.
+CONFIG_SECTIONS = ("sources", SOURCE_NAME)
+
+
+@configspec
+class KoreSessionsOptions(BaseConfiguration):
+    """Every option of the `kore_sessions` source.
+
+    Attributes:
+        host: Base URL of the Kore.ai environment, e.g. `https://platform.kore.ai`.
+        bot_ids: One or more bot ids (a list, a JSON list or a comma-separated string).
+        all_bots: Use the Admin Console route that covers every bot of the account.
+        start_date: Where the first backfill starts when there is no state (default 30 days ago).
+        end_date: With start_date, a bounded backfill that leaves the incremental state alone.
+        page_size: Sessions asked for per request (the server may cap it).
+        window_hours: Span of one request's window, under 7 days.
+        lookback_minutes: How far behind its cursor each run reads again, for late arrivals.
+        requests_per_minute: Rolling limit per bot (per account on the admin route).
+        requests_per_hour: Rolling hourly limit, checked as well.
+        max_in_flight: Requests of one bot waiting or running at once (bots run in parallel).
+        windows_per_run: Windows of one bot per load package; a longer backfill takes several.
+        seconds_per_minute: Length of the limits' minute in seconds (60; less only for a sandbox
+            or benchmark with scaled-down limits).
+        max_attempts: Attempts per request before giving up on retryable errors.
+        backoff_initial: First backoff wait in seconds; it doubles per attempt, with jitter.
+        backoff_max: Longest single wait in seconds.
+        retry_deadline: Longest time in seconds spent retrying one request.
+        retention_days: Days of sessions the platform keeps; `audit` checks nothing older.
+        rate_budget_file: SQLite file counting each bot's requests for every process of the
+            machine (default: `kore_sessions_rate_budget.sqlite` in the pipelines folder).
+        credentials: The app's client id and secret (or private key).
+    """
+
+    host: str = None
+    bot_ids: Optional[Any] = None  # noqa: UP045 - dlt reads Optional from the annotation
+    all_bots: bool = False
+    start_date: Optional[Any] = None  # noqa: UP045
+    end_date: Optional[Any] = None  # noqa: UP045
+    page_size: int = DEFAULT_PAGE_SIZE
+    window_hours: float = DEFAULT_WINDOW_HOURS
+    lookback_minutes: float = DEFAULT_LOOKBACK_MINUTES
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
+    seconds_per_minute: float = 60.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_initial: float = DEFAULT_BACKOFF_INITIAL
+    backoff_max: float = DEFAULT_BACKOFF_MAX
+    retry_deadline: float = DEFAULT_RETRY_DEADLINE
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    rate_budget_file: Optional[str] = None  # noqa: UP045
+    credentials: KoreCredentials = None
+
+    def run_config(self, clock: Callable[[], datetime] | None = None) -> RunConfig:
+        """The checked configuration of one run.
+
+        Raises:
+            ConfigError: the first setting that cannot work, on one line.
+        """
+        return build_run_config(
+            host=self.host,
+            bot_ids=self.bot_ids,
+            all_bots=self.all_bots,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            page_size=self.page_size,
+            window_hours=self.window_hours,
+            lookback_minutes=self.lookback_minutes,
+            requests_per_minute=self.requests_per_minute,
+            requests_per_hour=self.requests_per_hour,
+            clock=clock,
+            max_in_flight=self.max_in_flight,
+            windows_per_run=self.windows_per_run,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """How often and how long a request is retried."""
+        return RetryPolicy(self.max_attempts, self.backoff_initial, self.backoff_max, self.retry_deadline)
+
+
+def option_names() -> tuple[str, ...]:
+    """The names of every option, in declaration order."""
+    return tuple(KoreSessionsOptions.__dataclass_fields__)
+
+
+def resolve_options(**overrides: Any) -> KoreSessionsOptions:
+    """The options from explicit values, then `[sources.kore_sessions]` config, then defaults.
+
+    Args:
+        overrides: Option values that win over the configuration; an explicit None clears an
+            option the configuration sets (e.g. `bot_ids=None` with `all_bots=True`).
+
+    Raises:
+        TypeError: an override that is not an option.
+        ConfigurationException: a required option is missing or a value has the wrong type.
+    """
+    unknown = sorted(set(overrides) - set(option_names()))
+    if unknown:
+        raise TypeError(f"kore_sessions has no option {', '.join(unknown)}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    options = resolve_configuration(KoreSessionsOptions(), sections=CONFIG_SECTIONS, explicit_value=given)
+    for name, value in overrides.items():
+        if value is None:
+            setattr(options, name, None)
+    return options

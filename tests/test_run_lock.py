@@ -1,0 +1,141 @@
+"""One run of a pipeline at a time, on every destination; a killed run's lock is taken over."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from sandbox import SandboxServer
+
+from .cli_helpers import cli_env, expected, kore, loaded, normalized
+from .conftest import POSTGRES_DSN, make_apps
+
+# A bot only the second command asks for: any request for it would show that it ran.
+OTHER_BOT = "st-bbbbbbbb-0000-4000-8000-000000000009"
+
+
+@pytest.fixture
+def slow_server(recent_history: list) -> Iterator[SandboxServer]:
+    """The sandbox at the real now, answering each request after 0.3 s."""
+    from .conftest import REAL_NOW
+
+    with SandboxServer(
+        recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25, bot_ids=[OTHER_BOT]
+    ) as server:
+        server.set_latency(0.3)
+        yield server
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def destination(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Environment and flags of a warehouse: a DuckDB file, or its own PostgreSQL schema."""
+    if request.param == "duckdb":
+        yield {"flags": ""}
+        return
+    request.getfixturevalue("postgres_dsn")
+    dataset = f"kore_lock_{uuid.uuid4().hex[:8]}"
+    yield {"flags": f"--destination postgres --dataset {dataset}", "dataset": dataset}
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        for schema in (dataset, f"{dataset}_staging"):
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def warehouse_rows(destination: dict[str, str], cwd: Path) -> dict[str, tuple]:
+    """The sessions of the warehouse, in the form of `cli_helpers.loaded`."""
+    if "dataset" not in destination:
+        return loaded(cwd)
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT session_id, session_status, end_time, no_of_messages_exchanged "
+            f'FROM "{destination["dataset"]}".sessions'
+        )
+        rows = cursor.fetchall()
+    by_id = {row[0]: row for row in rows}
+    assert len(by_id) == len(rows), "duplicate sessions in the warehouse"
+    return by_id
+
+
+def start_load(env: dict[str, str], cwd: Path, flags: str) -> subprocess.Popen[str]:
+    """`kore-sessions load` in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "load", "--no-models", *flags.split()],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(server: SandboxServer, count: int, process: subprocess.Popen[str]) -> None:
+    """Block until the server has seen `count` requests (the run is under way)."""
+    deadline = time.monotonic() + 60
+    while len(server.requests) < count:
+        assert process.poll() is None, "the run ended before it was under way"
+        assert time.monotonic() < deadline, "the run never got under way"
+        time.sleep(0.05)
+
+
+def test_a_second_load_while_one_runs_exits_at_once_and_changes_nothing(
+    slow_server: SandboxServer, destination: dict[str, str], tmp_path: Path
+) -> None:
+    env = cli_env(slow_server, tmp_path, DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
+    first = start_load(env, tmp_path, destination["flags"])
+    wait_for_requests(slow_server, 4, first)
+    second = kore(["load", "--bot", OTHER_BOT, *destination["flags"].split()], env, tmp_path)
+    still_running = first.poll() is None
+    assert second.returncode == 1
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1, second.stderr
+    lock_file = tmp_path / "dlt_home" / "pipelines" / "kore_sessions.lock"
+    assert f"pid {first.pid}" in lines[0] and str(lock_file) in lines[0] and "another run" in lines[0]
+    assert still_running, "the second run answered while the first was still running"
+    assert not any(r.bot_id == OTHER_BOT for r in slow_server.requests), "the second run sent nothing"
+    assert first.wait(timeout=300) == 0, first.stderr.read() if first.stderr else ""
+    slow_server.set_latency(0)
+    assert normalized(warehouse_rows(destination, tmp_path)) == expected(slow_server)
+    again = kore(["load", "--no-models", *destination["flags"].split()], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert normalized(warehouse_rows(destination, tmp_path)) == expected(slow_server)
+
+
+def test_audit_repair_while_a_load_runs_exits_at_once(slow_server: SandboxServer, tmp_path: Path) -> None:
+    env = cli_env(slow_server, tmp_path)
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    slow_server.set_latency(4.0)
+    running = start_load(env, tmp_path, "")
+    lock_file = tmp_path / "dlt_home" / "pipelines" / "kore_sessions.lock"
+    while not (lock_file.read_text() if lock_file.exists() else "").startswith(f'{{"pid": {running.pid},'):
+        assert running.poll() is None
+        time.sleep(0.05)
+    audit = kore(["audit", "--repair"], env, tmp_path)
+    assert running.poll() is None, "the load was still running"
+    assert audit.returncode == 1 and "another run of this pipeline" in audit.stderr
+    assert running.wait(timeout=300) == 0
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(slow_server: SandboxServer, tmp_path: Path) -> None:
+    env = cli_env(slow_server, tmp_path)
+    killed = start_load(env, tmp_path, "")
+    wait_for_requests(slow_server, 6, killed)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
+    lock_file = tmp_path / "dlt_home" / "pipelines" / "kore_sessions.lock"
+    holder = json.loads(lock_file.read_text())
+    assert holder["pid"] == killed.pid, "the lock file still names the killed run"
+    slow_server.set_latency(0)
+    before = len(slow_server.requests)
+    rerun = kore(["load", "--no-models"], env, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(slow_server.requests) > before, "the rerun took the lock and loaded"
+    assert normalized(loaded(tmp_path)) == expected(slow_server)
+    assert lock_file.read_text() == "", "released at the end of the run"
