@@ -26,27 +26,27 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         Seconds of the whole load and of its steps, requests, sessions and rows loaded.
     """
     from pipelines.kore_sessions_pipeline import load_sessions, make_pipeline
-    from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+    from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
 
     now = datetime.fromisoformat(job.now)
     pipeline = make_pipeline(
         "duckdb", pipelines_dir=Path(job.workdir) / "pipelines", duckdb_path=job.duckdb_path
     )
-    stats = ExtractStats()
+    run = SourceRun()
     source = kore_sessions(
         host=job.host,
         bot_ids=job.bots,
         start_date=job.start,
         credentials=KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
         clock=lambda: now,
-        stats=stats,
+        run=run,
         requests_per_minute=job.requests_per_minute,
         requests_per_hour=job.requests_per_hour,
         seconds_per_minute=job.seconds_per_minute,
         page_size=job.page_size,
         max_in_flight=job.max_in_flight,
     )
-    summary = load_sessions(pipeline, source, stats)
+    summary = load_sessions(pipeline, source, run)
     steps = {
         step.step: [step.started_at.timestamp(), step.finished_at.timestamp()]
         for step in pipeline.last_trace.steps

@@ -18,7 +18,7 @@ from typing import Any
 
 import dlt
 
-from sources.kore_sessions import ExtractStats, KoreClient, KoreSessionsOptions, RepairPlan, kore_sessions
+from sources.kore_sessions import KoreClient, KoreSessionsOptions, RepairPlan, SourceRun, kore_sessions
 from sources.kore_sessions.audit import (
     DaySlice,
     SessionCounter,
@@ -28,8 +28,8 @@ from sources.kore_sessions.audit import (
     stretches,
 )
 from sources.kore_sessions.budget import budget_path, shared_budget
-from sources.kore_sessions.records import format_api_timestamp, parse_timestamp
 from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE
+from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
 from .kore_sessions_pipeline import finish_pending, load_sessions, source_state
 from .models import build_models, built_settings
@@ -242,10 +242,10 @@ class Auditor:
                 ranges.setdefault(check.bot, []).extend(found)
                 ids = {i for start, end in found for i in _held_ids(sql, check.bot, start, end)}
                 held_ids[check.bot] = held_ids.get(check.bot, frozenset()) | ids
-        stats = ExtractStats()
+        run = SourceRun()
         plan = RepairPlan(ranges=ranges, held_ids=held_ids)
-        source = kore_sessions(stats=stats, clock=self.clock, repair=plan, **self.overrides)
-        summary = load_sessions(self.pipeline, source, stats)
+        source = kore_sessions(run=run, clock=self.clock, repair=plan, **self.overrides)
+        summary = load_sessions(self.pipeline, source, run)
         result.reloaded, result.deleted = summary.sessions_fetched, summary.sessions_deleted
         result.requests += summary.requests
         settings = built_settings(self.pipeline)

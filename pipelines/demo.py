@@ -10,11 +10,13 @@ from pathlib import Path
 import dlt
 
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
-from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions, resolve_options
+from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions, resolve_options
 
 from .audit import Auditor, AuditRange
+from .console import recent_containment_lines
 from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
-from .models import ModelSettings, build_models, recent_containment_lines
+from .model_settings import ModelSettings
+from .models import build_models
 from .report import write_report
 
 # Bots of the demo account.
@@ -69,9 +71,9 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
             if step:
                 server.advance(DEMO_CLOCK_STEP)
                 print(f"\n... the sandbox clock moves {DEMO_CLOCK_STEP.seconds // 60} minutes on ...")
-            stats = ExtractStats()
-            source = kore_sessions(clock=lambda: server.now, stats=stats, **options)
-            _print_run(title, load_sessions(pipeline, source, stats))
+            run = SourceRun()
+            source = kore_sessions(clock=lambda: server.now, run=run, **options)
+            _print_run(title, load_sessions(pipeline, source, run))
         print(f"\n== audit: sessions per UTC day and bot against the API's, last {DEMO_AUDIT_DAYS} days")
         auditor = Auditor(pipeline, resolve_options(**options), options, clock=lambda: server.now)
         print(f"   {auditor.run(AuditRange.last_days(DEMO_AUDIT_DAYS, server.now)).summary()}")

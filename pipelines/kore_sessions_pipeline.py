@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -10,10 +11,12 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.reference import Destination
+from dlt.common.storages.load_storage import LoadStorage
+from dlt.common.storages.normalize_storage import NormalizeStorage
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
-from sources.kore_sessions import ExtractStats
+from sources.kore_sessions import SourceRun
 from sources.kore_sessions.settings import SESSIONS_TABLE, SOURCE_NAME
 
 PIPELINE_NAME = "kore_sessions"
@@ -24,32 +27,78 @@ DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
 # DuckDB while loading and building models: a memory limit (it spills to disk beyond it), and
 # no insertion order to keep, which lets large INSERT ... SELECT statements stream.
 DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
+# dlt's normalize and load storages in a pipeline's working folder (dlt's Pipeline names them
+# so), and the package folders the load storage holds.
+NORMALIZE_FOLDER = "normalize"
+LOAD_FOLDER = "load"
+LOAD_PACKAGE_FOLDERS = (
+    LoadStorage.NEW_PACKAGES_FOLDER,
+    LoadStorage.NORMALIZED_FOLDER,
+    LoadStorage.LOADED_FOLDER,
+)
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
 
 
 @dataclass
 class LoadSummary:
-    """What one `load` did, for the CLI's closing lines."""
+    """What one `load` did, for the CLI's closing lines: the source's run, and the warehouse."""
 
-    windows: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    sessions_fetched: int = 0
+    run: SourceRun = field(default_factory=SourceRun)
     sessions_new: int | None = None
     sessions_updated: int | None = None
-    sessions_refreshed: int = 0
-    sessions_deleted: int = 0
     sessions_total: int | None = None
-    legacy_bots: list[str] = field(default_factory=list)
-    undocumented_containment: dict[str, int] = field(default_factory=dict)
     pending_packages_finished: int = 0
     packages: int = 0
     seconds: float = 0.0
     destination: str = ""
     dataset: str = ""
     location: str = ""
+
+    @property
+    def windows(self) -> int:
+        """Windows completed."""
+        return self.run.totals.windows
+
+    @property
+    def requests(self) -> int:
+        """Requests sent (retries included)."""
+        return self.run.client.requests
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again."""
+        return self.run.client.retries
+
+    @property
+    def rate_limited(self) -> int:
+        """Answers 429 (or the documented rate-limit message)."""
+        return self.run.client.rate_limited
+
+    @property
+    def sessions_fetched(self) -> int:
+        """Sessions fetched by window or by id."""
+        return self.run.totals.sessions + self.run.totals.refreshed
+
+    @property
+    def sessions_refreshed(self) -> int:
+        """Open (or held) sessions fetched by id or by their small window."""
+        return self.run.totals.refreshed
+
+    @property
+    def sessions_deleted(self) -> int:
+        """Sessions the API called invalid, deleted from the warehouse."""
+        return self.run.totals.deleted
+
+    @property
+    def legacy_bots(self) -> list[str]:
+        """Bots whose server answered in the pre-9.0 shape."""
+        return sorted(self.run.legacy_bots)
+
+    @property
+    def undocumented_containment(self) -> dict[str, int]:
+        """Containment values the docs do not list, with their counts."""
+        return dict(self.run.undocumented_containment)
 
     def lines(self) -> list[str]:
         """The summary as short human-readable lines."""
@@ -96,12 +145,41 @@ def make_pipeline(
     """
     if destination == "duckdb":
         destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path))
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         destination=destination,
         dataset_name=dataset_name,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
+    mend_working_folder(Path(pipeline.working_dir))
+    return pipeline
+
+
+def mend_working_folder(working_dir: Path) -> None:
+    """Finish a working folder that a killed run left half made, as dlt would have.
+
+    dlt has two steps a SIGKILL can split, and each leaves a folder every later run fails on:
+    - it makes its load storage as `load/` and then the package folders, and takes the storage
+      as ready once `load/` exists (`FileNotFoundError: .../load/normalized/.`): the missing
+      folders are made, empty;
+    - a normalized package is committed by renaming it into `load/normalized/` and then
+      deleting its extracted copy (`OSError: Directory not empty: load/new/<id> ->
+      load/normalized/<id>` when the copy is normalized again): the rename is atomic, so the
+      committed package is whole and the extracted copy left behind is deleted.
+    """
+    load = working_dir / LOAD_FOLDER
+    if load.is_dir():
+        for name in LOAD_PACKAGE_FOLDERS:
+            (load / name).mkdir(exist_ok=True)
+    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
+    if not extracted.is_dir():
+        return
+    for package in extracted.iterdir():
+        committed = (
+            load / name / package.name for name in (LoadStorage.NORMALIZED_FOLDER, LoadStorage.LOADED_FOLDER)
+        )
+        if any(path.is_dir() for path in committed):
+            shutil.rmtree(package)
 
 
 def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
@@ -137,30 +215,36 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def load_sessions(pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats) -> LoadSummary:
+def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> LoadSummary:
     """Finish leftovers, then extract, normalize and load one run of the source.
 
     Args:
         pipeline: The pipeline from `make_pipeline`.
-        source: A `kore_sessions` source made with `stats`.
-        stats: The counters the source fills while it runs.
+        source: A `kore_sessions` source made with `run`.
+        run: The source's record of the run, asked whether more is left after each package.
 
     Returns:
         The run's summary.
     """
     started = time.monotonic()
-    summary = LoadSummary(destination=pipeline.destination.destination_name)
+    summary = LoadSummary(run=run, destination=pipeline.destination.destination_name)
     summary.pending_packages_finished = finish_pending(pipeline)
     before = count_rows(pipeline, SESSIONS_TABLE)
-    summary.packages = run_until_caught_up(pipeline, source, stats)
+    summary.packages = run_until_caught_up(pipeline, source, run)
     after = count_rows(pipeline, SESSIONS_TABLE)
     summary.seconds = time.monotonic() - started
-    _fill_summary(summary, pipeline, stats, before, after)
+    summary.dataset = pipeline.dataset_name
+    summary.sessions_total = after
+    if before is not None and after is not None:
+        summary.sessions_new = max(0, after - before + summary.sessions_deleted)
+        summary.sessions_updated = max(0, summary.sessions_fetched - summary.sessions_new)
+    location = getattr(pipeline.destination_client().config.credentials, "database", None)
+    summary.location = f"({location})" if isinstance(location, str) else ""
     return summary
 
 
-def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, stats: ExtractStats) -> int:
-    """Run the source as often as it says more is left (a long backfill, a few windows of
+def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> int:
+    """Run the source as often as its run says more is left (a long backfill, a few windows of
     each bot per load package); return how many packages were loaded.
 
     Each package is committed with its state before the next is extracted, so memory stays
@@ -171,7 +255,7 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, stats: Extrac
     while True:
         pipeline.run(source.clone(), loader_file_format=file_format)
         packages += 1
-        if not stats.more_to_fetch:
+        if not run.more_to_fetch:
             return packages
 
 
@@ -205,29 +289,3 @@ def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
     sources = pipeline.state.get("sources", {})
     resources = sources.get(SOURCE_NAME, {}).get("resources", {})
     return resources.get(SESSIONS_TABLE, {})
-
-
-def _fill_summary(
-    summary: LoadSummary,
-    pipeline: dlt.Pipeline,
-    stats: ExtractStats,
-    before: int | None,
-    after: int | None,
-) -> None:
-    """Copy the run's counters and the row counts into the summary."""
-    summary.windows = stats.windows
-    summary.requests = stats.client.requests
-    summary.retries = stats.client.retries
-    summary.rate_limited = stats.client.rate_limited
-    summary.sessions_fetched = stats.sessions + stats.refreshed
-    summary.sessions_refreshed = stats.refreshed
-    summary.sessions_deleted = stats.deleted
-    summary.legacy_bots = sorted(stats.legacy_bots)
-    summary.undocumented_containment = dict(stats.undocumented_containment)
-    summary.dataset = pipeline.dataset_name
-    summary.sessions_total = after
-    if before is not None and after is not None:
-        summary.sessions_new = max(0, after - before + stats.deleted)
-        summary.sessions_updated = max(0, summary.sessions_fetched - summary.sessions_new)
-    location = getattr(pipeline.destination_client().config.credentials, "database", None)
-    summary.location = f"({location})" if isinstance(location, str) else ""

@@ -1,9 +1,10 @@
 """The SQL models in `sql/`: discover them, order them by their own references, build them.
 
 Models are written once, in DuckDB's dialect, one `SELECT` per file. Staging models become
-views, marts become tables. sqlglot reads each file, finds the tables it reads (so the build
-order comes from the SQL itself), qualifies them with the dataset's schema and writes the
-statement in the destination's dialect; dlt's SQL client runs it, in one transaction.
+views; intermediate models and marts become tables. sqlglot reads each file, finds the tables
+it reads (so the build order comes from the SQL itself), qualifies them with the dataset's
+schema and writes the statement in the destination's dialect; dlt's SQL client runs it, in one
+transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import graphlib
 import re
 import time
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,106 +20,32 @@ from typing import Any
 
 import dlt
 import sqlglot
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from sqlglot import exp
 
-from sources.kore_sessions import ConfigError
+from sources.kore_sessions.schema import child_sql_columns
 from sources.kore_sessions.settings import SESSIONS_TABLE
+
+from .model_settings import ModelSettings
 
 # Where the model files live: `sql/<layer>/<model name>.sql`.
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # Dialect the model files are written in.
 MODEL_DIALECT = "duckdb"
-# How each layer is materialized: staging only renames and casts, marts are computed once.
-LAYER_MATERIALIZATION = {"staging": "VIEW", "marts": "TABLE"}
+# How each layer is materialized: staging only renames and casts, so a view costs nothing;
+# intermediate models are read by several marts in the same build, so they are computed once
+# (as a view, each mart reading one would compute it again); marts are what BI tools query.
+LAYER_MATERIALIZATION = {"staging": "VIEW", "intermediate": "TABLE", "marts": "TABLE"}
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
-# Child tables dlt only creates once a session has such an item, and the columns a model reads
-# from them (dlt only adds a column once a value arrives): see `source_stand_ins`.
-OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = {
-    "sessions__session_lang": {"session_id": "VARCHAR", "lang": "VARCHAR"},
-    **{
-        table: {
-            "session_id": "VARCHAR",
-            "position": "BIGINT",
-            "name": "VARCHAR",
-            "value": "VARCHAR",
-            "value_type": "VARCHAR",
-        }
-        for table in ("sessions__session_tags", "sessions__user_tags")
-    },
-}
+# Child tables dlt only creates once a session has such an item, and their columns (dlt only
+# adds a column once a value arrives): see `source_stand_ins`.
+OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = child_sql_columns()
 # The header comment of a model states its grain, keys in parentheses: "-- Grain: ... (day, bot_id)".
 GRAIN_PATTERN = re.compile(r"Grain:[^(]*\(([^)]*)\)", re.DOTALL)
-# Config section of the model settings, e.g. [models] reporting_time_zone = "Europe/Berlin".
-CONFIG_SECTION = "models"
 
 
 class ModelError(Exception):
     """A model file is wrong (bad SQL, unknown layer, a cycle) or the warehouse lacks its input."""
-
-
-def is_portable_time_zone(name: str) -> bool:
-    """Whether every destination reads `name` as the same IANA zone.
-
-    Only `UTC` and Area/Location names qualify: PostgreSQL reads short names such as `CET` or
-    `EST` as fixed offsets without daylight saving, where DuckDB reads the IANA zone, and
-    `localtime`, `posixrules` or `Factory` are not zones at all.
-    """
-    if name == "UTC":
-        return True
-    if "/" not in name or name.startswith(("posix/", "right/", "SystemV/")):
-        return False
-    return name in zoneinfo.available_timezones()
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """What the marts count and which calendar they count in.
-
-    Attributes:
-        reporting_time_zone: IANA zone deciding a session's day, week and month (default UTC).
-        include_active: Count sessions still open, as the API shows them now (self-service).
-        include_non_interactive: Count sessions where the user wrote nothing.
-        include_developer: Count sessions of the bot's developers.
-    """
-
-    reporting_time_zone: str = "UTC"
-    include_active: bool = False
-    include_non_interactive: bool = False
-    include_developer: bool = False
-
-    def __post_init__(self) -> None:
-        """Reject a time zone that is not an IANA Area/Location name (or UTC)."""
-        if not is_portable_time_zone(self.reporting_time_zone):
-            raise ConfigError(
-                f"unknown reporting time zone {self.reporting_time_zone!r}: use an IANA name "
-                "such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
-            )
-
-    @classmethod
-    def from_config(cls, **overrides: Any) -> ModelSettings:
-        """Settings from `[models]` in the dlt config, with non-None `overrides` on top."""
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            configured = _config_value(f"{CONFIG_SECTION}.{name}")
-            if configured is not None:
-                values[name] = configured
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        for name in ("include_active", "include_non_interactive", "include_developer"):
-            if name in values:
-                values[name] = _as_bool(name, values[name])
-        return cls(**values)
-
-    def describe(self) -> str:
-        """One line saying what the marts count."""
-        scope = ["closed"] + (["active"] if self.include_active else [])
-        kinds = ["interactive"] + (["non-interactive"] if self.include_non_interactive else [])
-        people = "with developer sessions" if self.include_developer else "without developer sessions"
-        return (
-            f"{' and '.join(scope)}, {' and '.join(kinds)} sessions, {people}; "
-            f"days in {self.reporting_time_zone}"
-        )
 
 
 @dataclass(frozen=True)
@@ -162,7 +88,8 @@ def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
     """Every model under `sql_dir`, in build order (each after the models it reads).
 
     Args:
-        sql_dir: The folder holding one sub-folder per layer (`staging/`, `marts/`).
+        sql_dir: The folder holding one sub-folder per layer (`staging/`, `intermediate/`,
+            `marts/`).
 
     Returns:
         The models, dependencies first.
@@ -394,49 +321,3 @@ def _drop_statements(
     return statements
 
 
-def _config_value(key: str) -> Any:
-    """A dlt config value, or None when it is not set."""
-    try:
-        return dlt.config.get(key)
-    except ConfigFieldMissingException:
-        return None
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    """A boolean setting from a bool or a true/false string."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"models.{name} must be true or false, not {value!r}")
-
-
-
-def recent_containment_lines(pipeline: dlt.Pipeline, days: int = 7) -> list[str]:
-    """A compact table of the last `days` days of fct_containment_daily, per bot."""
-    with pipeline.sql_client() as client:
-        daily = client.make_qualified_table_name("fct_containment_daily")
-        latest = client.execute_sql(f"SELECT MAX(day) FROM {daily}")[0][0]
-        if latest is None:
-            return ["(no counted sessions yet)"]
-        since = latest.toordinal() - days + 1
-        rows = [
-            row
-            for row in client.execute_sql(
-                f"SELECT day, bot_id, sessions, containment_rate, drop_off_rate, agent_transfer_rate "
-                f"FROM {daily} ORDER BY bot_id, day"
-            )
-            if row[0].toordinal() >= since
-        ]
-    width = max(len(row[1]) for row in rows)
-    header = ("day", "bot", "sessions", "contained", "drop-off", "agent")
-    lines = ["{:<10}  {:<{w}}  {:>8}  {:>9}  {:>8}  {:>6}".format(*header, w=width)]
-    for day, bot, sessions, contained, drop_off, agent in rows:
-        lines.append(
-            f"{day.isoformat():<10}  {bot:<{width}}  {sessions:>8}  "
-            f"{contained:>9.1%}  {drop_off:>8.1%}  {agent:>6.1%}"
-        )
-    return lines

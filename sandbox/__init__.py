@@ -13,7 +13,8 @@ from sandbox.data import GeneratedSession, format_time
 from sandbox.errors import RATE_LIMIT_MESSAGE
 from sandbox.faults import FAULT_KINDS, RateLimit
 from sandbox.generator import generate_sessions, make_bot_ids
-from sandbox.server import RequestRecord, SandboxServer
+from sandbox.log import RequestRecord
+from sandbox.server import SandboxServer
 
 __all__ = [
     "FAULT_KINDS",

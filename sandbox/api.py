@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import json
 import re
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.data import GeneratedSession, to_utc_ms
 from sandbox.errors import ApiError
+from sandbox.store import SessionStore, session_order
 
+# The documented rule: dateFrom to dateTo must be less than 7 days; a missing bound is 7 days away.
 MAX_WINDOW = timedelta(days=7)
+# A `sessionId` lookup returns sessions older than this without their session tags (vendor quirk).
 SESSION_TAG_LOOKUP_DAYS = 14
+# Most ids one `sessionId` lookup accepts, duplicates counted (documented limit).
 MAX_SESSION_IDS = 50
+# Page size when the request gives no `limit` (documented default).
 DEFAULT_LIMIT = 100
+# Accepted `containmentType` values, lower-cased (old spellings too), to the API's spelling.
 CONTAINMENT_PARAM = {"dropoff": "dropOff", "selfservice": "selfService", "agent": "agent"}
+# Accepted `sessionType` values, lower-cased, to the API's spelling.
 SESSION_TYPE_PARAM = {"interactive": "interactive", "non-interactive": "non-interactive"}
+# A date without a time: the start of that day, GMT.
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The start of an ISO date-time; the rest is left to datetime.fromisoformat.
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
@@ -177,74 +185,6 @@ def _session_ids(value: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(ids))
 
 
-def _sort_key(session: GeneratedSession) -> tuple[datetime, str]:
-    return session.start, session.session_id
-
-
-class SessionStore:
-    """The sessions, indexed by id, by bot and by start time."""
-
-    def __init__(self, sessions: Iterable[GeneratedSession], extra_bots: Iterable[str] = ()) -> None:
-        """Index the sessions.
-
-        Args:
-            sessions: All sessions of the account (ids must be unique).
-            extra_bots: Bots that exist even without sessions.
-        """
-        ordered = sorted(sessions, key=_sort_key)
-        self.by_id: dict[str, GeneratedSession] = {}
-        for session in ordered:
-            if session.session_id in self.by_id:
-                raise ValueError(f"duplicate session id {session.session_id}")
-            self.by_id[session.session_id] = session
-        self._all = _Index(ordered)
-        grouped: dict[str, list[GeneratedSession]] = {bot_id: [] for bot_id in extra_bots}
-        for session in ordered:
-            grouped.setdefault(session.bot_id, []).append(session)
-        self._by_bot = {bot_id: _Index(items) for bot_id, items in grouped.items()}
-
-    @property
-    def bot_ids(self) -> list[str]:
-        """Every known bot id."""
-        return list(self._by_bot)
-
-    def has_bot(self, bot_id: str) -> bool:
-        """Whether ``bot_id`` is a bot of the account."""
-        return bot_id in self._by_bot
-
-    def newest_first(
-        self, bots: frozenset[str] | None, date_from: datetime, date_to: datetime
-    ) -> Iterator[GeneratedSession]:
-        """Sessions of ``bots`` (None: all) with ``date_from <= start <= date_to``, newest first."""
-        if bots is not None and len(bots) == 1:
-            index = self._by_bot.get(next(iter(bots)))
-            if index is not None:
-                yield from index.newest_first(date_from, date_to)
-            return
-        for session in self._all.newest_first(date_from, date_to):
-            if bots is None or session.bot_id in bots:
-                yield session
-
-    def everything(self, bots: frozenset[str] | None) -> list[GeneratedSession]:
-        """Every session of ``bots`` (None: all), newest first."""
-        low, high = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-        return list(self.newest_first(bots, low, high))
-
-
-class _Index:
-    """Sessions sorted by (start, id) with their start times for bisection."""
-
-    def __init__(self, ordered: Sequence[GeneratedSession]) -> None:
-        self.sessions = list(ordered)
-        self.starts = [session.start for session in ordered]
-
-    def newest_first(self, date_from: datetime, date_to: datetime) -> Iterator[GeneratedSession]:
-        low = bisect_left(self.starts, date_from)
-        high = bisect_right(self.starts, date_to)
-        for position in range(high - 1, low - 1, -1):
-            yield self.sessions[position]
-
-
 def _matches(session: GeneratedSession, query: Query, now: datetime) -> bool:
     return (
         session.is_visible(now)
@@ -318,7 +258,7 @@ def lookup_sessions(
             found.append(session)
         else:
             invalid.append(session_id)
-    found.sort(key=_sort_key, reverse=True)
+    found.sort(key=session_order, reverse=True)
     tag_cutoff = now - timedelta(days=SESSION_TAG_LOOKUP_DAYS)
     views = []
     for session in found:

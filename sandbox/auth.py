@@ -14,10 +14,23 @@ from typing import Any, Literal
 import jwt
 
 from sandbox.errors import ApiError
+from sandbox.routes import Route
+from sandbox.store import SessionStore
 
+# Signing algorithms a client secret verifies.
 HMAC_ALGORITHMS = ("HS256", "HS512")
+# Signing algorithms a registered public key verifies.
 RSA_ALGORITHMS = ("RS256", "RS512")
+# Clock skew allowed on exp/nbf/iat, in seconds, as a lenient platform would.
 LEEWAY_SECONDS = 60
+# 403 for an app of the wrong kind on the account route.
+ADMIN_APP_NEEDED = "This API needs a Bot Admin Console app with the 'Bot Analytics > Bot Sessions' scope"
+# 403 for an app of the wrong kind on the per-bot route.
+BOT_APP_NEEDED = "This API needs a bot builder app with the 'Bot Sessions' scope"
+# 403 for an app whose sessions scope is granted but not published.
+SCOPE_NOT_PUBLISHED = (
+    "The 'Bot Sessions' API scope of this app is not published; publish the app scope and retry"
+)
 
 
 @dataclass(frozen=True)
@@ -131,3 +144,38 @@ class Authenticator:
             if key in self._seen_jti:
                 raise _unauthorized("JTI has already been used", "JTI")
             self._seen_jti.add(key)
+
+
+def authorize(app: SandboxApp, route: Route, store: SessionStore) -> frozenset[str] | None:
+    """Check that an authenticated app may read what a route serves.
+
+    Args:
+        app: The app the token belongs to.
+        route: The route asked.
+        store: The account's sessions (for the bots that exist).
+
+    Returns:
+        The bots the answer may show; None for every bot.
+
+    Raises:
+        ApiError: 403 for the wrong kind of app, a foreign bot or an unpublished scope; 404
+            for an unknown bot.
+    """
+    bots = _route_bots(app, route, store)
+    if not app.scope_published:
+        raise ApiError(403, SCOPE_NOT_PUBLISHED, "ScopeNotPublished")
+    return bots
+
+
+def _route_bots(app: SandboxApp, route: Route, store: SessionStore) -> frozenset[str] | None:
+    if route.bot_id is None:
+        if app.kind != "admin":
+            raise ApiError(403, ADMIN_APP_NEEDED, "Forbidden")
+        return None if app.bot_ids is None else frozenset(app.bot_ids)
+    if app.kind != "bot":
+        raise ApiError(403, BOT_APP_NEEDED, "Forbidden")
+    if not store.has_bot(route.bot_id):
+        raise ApiError(404, f"Bot {route.bot_id} not found", "BotNotFound")
+    if not app.may_read(route.bot_id):
+        raise ApiError(403, "The app has no access to this bot", "Forbidden")
+    return frozenset({route.bot_id})

@@ -3,6 +3,10 @@
 ``SandboxServer`` runs a standard-library ``ThreadingHTTPServer`` in a background
 thread. Its clock is fixed and moves only when told (``set_now``/``advance``), faults
 can be queued or drawn at random (deterministically), and every request is logged.
+
+This module is the HTTP transport only: it reads a request, hands it to
+:meth:`sandbox.app.SandboxApi.handle` and writes the :class:`~sandbox.messages.Outcome` back.
+What the sandbox holds and a test may change is :class:`~sandbox.state.SandboxState`.
 """
 
 from __future__ import annotations
@@ -12,106 +16,32 @@ import json
 import socket
 import sys
 import threading
-import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from sandbox.api import SessionStore, list_sessions, lookup_sessions, parse_body, parse_query
-from sandbox.auth import Authenticator, SandboxApp
-from sandbox.data import GeneratedSession, to_utc_ms
-from sandbox.errors import RATE_LIMIT_MESSAGE, ApiError, error_body
-from sandbox.faults import FaultPlan, RateLimit, RateLimiter
+from sandbox.app import SandboxApi
+from sandbox.auth import SandboxApp
+from sandbox.data import GeneratedSession
+from sandbox.faults import RateLimit
+from sandbox.messages import Outcome, Request
+from sandbox.state import DEFAULT_FAULT_LATENCY, SandboxState
 
-ADMIN_PATH = "/api/public/getSessions"
-BOT_PATH_PREFIX = "/api/public/bot/"
-BOT_PATH_SUFFIX = "/getSessions"
-ACCOUNT_BUCKET = "account"
-DEFAULT_FAULT_LATENCY = 1.5
-ADMIN_APP_NEEDED = "This API needs a Bot Admin Console app with the 'Bot Analytics > Bot Sessions' scope"
-BOT_APP_NEEDED = "This API needs a bot builder app with the 'Bot Sessions' scope"
-SCOPE_NOT_PUBLISHED = (
-    "The 'Bot Sessions' API scope of this app is not published; publish the app scope and retry"
-)
-GATEWAY_PAGES = {
-    502: "502 Bad Gateway",
-    503: "503 Service Temporarily Unavailable",
-}
+# How often (seconds) the serving thread looks whether it was told to stop.
+POLL_INTERVAL = 0.05
+# Seconds `stop` waits for the serving thread to end.
+STOP_TIMEOUT = 5
 
 
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request the sandbox received.
-
-    Attributes:
-        at: Wall-clock time (UTC) the request arrived.
-        method: HTTP method.
-        path: URL path without the query string.
-        query: Query parameters (first value of each).
-        body: The JSON body if it was a JSON object, else None.
-        status: HTTP status answered; None when the connection was dropped.
-        fault: The injected fault kind, if any.
-        bot_id: The bot of the per-bot route, None on the admin route.
-        claims: Verified JWT claims, None if the request did not pass auth.
-        sandbox_now: The sandbox clock when the request was handled.
-    """
-
-    at: datetime
-    method: str
-    path: str
-    query: dict[str, str]
-    body: dict[str, Any] | None
-    status: int | None
-    fault: str | None
-    bot_id: str | None
-    claims: dict[str, Any] | None
-    sandbox_now: datetime | None = None
-
-
-@dataclass
-class _Outcome:
-    """What to send back for one request."""
-
-    status: int
-    payload: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    fault: str | None = None
-    claims: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class _Route:
-    """A matched API route: ``bot_id`` is None for the admin (account) route."""
-
-    bot_id: str | None
-
-
-def match_route(path: str) -> _Route | None:
-    """Match a URL path to an API route.
-
-    Args:
-        path: URL path without query string.
-
-    Returns:
-        The route, or None for any other path.
-    """
-    if path == ADMIN_PATH:
-        return _Route(None)
-    if path.startswith(BOT_PATH_PREFIX) and path.endswith(BOT_PATH_SUFFIX):
-        bot_id = unquote(path[len(BOT_PATH_PREFIX) : -len(BOT_PATH_SUFFIX)])
-        if bot_id and "/" not in bot_id:
-            return _Route(bot_id)
-    return None
-
-
-class SandboxServer:
+class SandboxServer(SandboxState):
     """The Kore.ai Sessions History API on ``http://127.0.0.1:<port>``.
 
-    Use as a context manager (or call :meth:`start` and :meth:`stop`).
+    Use as a context manager (or call :meth:`start` and :meth:`stop`). The clock, sessions,
+    faults and request log are those of :class:`~sandbox.state.SandboxState`; ``api`` decides
+    the answers; this class adds the HTTP transport.
     """
 
     def __init__(
@@ -144,34 +74,19 @@ class SandboxServer:
             fault_latency: Seconds the ``latency`` fault waits before answering.
             bot_ids: Extra bots that exist without sessions.
         """
-        if page_cap < 1:
-            raise ValueError("page_cap must be >= 1")
-        self.store = SessionStore(sessions, bot_ids)
-        self.page_cap = page_cap
-        self.legacy = legacy
-        self.retry_after = retry_after
-        self.fault_latency = fault_latency
-        self._auth = Authenticator(list(apps))
-        limit = RateLimit.coerce(rate_limit)
-        self._limiter = RateLimiter(limit) if limit else None
-        self._faults = FaultPlan()
-        self._latency = 0.0
-        self._now = to_utc_ms(now or datetime.now(UTC))
-        self._records: list[RequestRecord] = []
-        self._lock = threading.Lock()
+        super().__init__(sessions, now, page_cap, legacy, retry_after, fault_latency, bot_ids)
+        self.api = SandboxApi(self, apps, rate_limit)
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-
-    # lifecycle -------------------------------------------------------------
 
     def start(self) -> SandboxServer:
         """Bind and serve in a background thread; returns self."""
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer(self._address, self)
+        self._httpd = _HTTPServer(self._address, self.api)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
         )
         self._thread.start()
         return self
@@ -185,7 +100,7 @@ class SandboxServer:
         httpd.close_connections()
         httpd.server_close()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=STOP_TIMEOUT)
 
     def __enter__(self) -> SandboxServer:
         """Start the server."""
@@ -208,215 +123,18 @@ class SandboxServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    # clock, faults, latency ------------------------------------------------
-
-    @property
-    def now(self) -> datetime:
-        """The sandbox time (aware UTC, ms precision)."""
-        with self._lock:
-            return self._now
-
-    def set_now(self, now: datetime) -> None:
-        """Set the sandbox time.
-
-        Args:
-            now: The new time (naive means UTC).
-        """
-        with self._lock:
-            self._now = to_utc_ms(now)
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move the sandbox time.
-
-        Args:
-            delta: How far to move (may be negative).
-
-        Returns:
-            The new sandbox time.
-        """
-        with self._lock:
-            self._now = to_utc_ms(self._now + delta)
-            return self._now
-
-    def inject(self, kind: str, count: int = 1) -> None:
-        """Queue fault ``kind`` for the next ``count`` requests to the API routes.
-
-        Args:
-            kind: ``429``, ``500``, ``502``, ``503``, ``drop``, ``truncate`` (no
-                Content-Length), ``truncate_length`` (full Content-Length),
-                ``bad_shape`` (200, `sessions` not a list) or
-                ``latency`` (normal answer after ``fault_latency`` seconds).
-            count: How many consecutive API requests get it.
-        """
-        self._faults.inject(kind, count)
-
-    def set_fault_rates(self, rates: Mapping[str, float], seed: int = 0) -> None:
-        """Fault each API request at random with these probabilities; ``{}`` turns off.
-
-        Args:
-            rates: ``{kind: probability}``, summing to at most 1.
-            seed: Seed, so the sequence of faults is deterministic.
-        """
-        self._faults.set_rates(rates, seed)
-
-    def clear_faults(self) -> None:
-        """Drop queued faults and random fault rates."""
-        self._faults.clear()
-
-    def set_latency(self, seconds: float) -> None:
-        """Delay every API answer.
-
-        Args:
-            seconds: The delay; 0 turns it off.
-        """
-        with self._lock:
-            self._latency = max(0.0, float(seconds))
-
-    # introspection ---------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """A copy of the request log, oldest first."""
-        with self._lock:
-            return list(self._records)
-
-    def clear_requests(self) -> None:
-        """Empty the request log."""
-        with self._lock:
-            self._records.clear()
-
-    @property
-    def bot_ids(self) -> list[str]:
-        """Every bot of the account."""
-        return self.store.bot_ids
-
-    def remove_sessions(self, session_ids: Iterable[str]) -> None:
-        """Delete sessions from the account, as the platform does (retention, erasure)."""
-        gone = set(session_ids)
-        with self._lock:
-            kept = [s for s in self.store.by_id.values() if s.session_id not in gone]
-            self.store = SessionStore(kept, self.store.bot_ids)
-
-    def visible_sessions(self, bot_id: str | None = None) -> list[dict[str, Any]]:
-        """Every session the API shows now (newest first), optionally for one bot.
-
-        Args:
-            bot_id: Only this bot's sessions; None for all.
-
-        Returns:
-            The session views, as listing requests would return them.
-        """
-        now = self.now
-        bots = None if bot_id is None else frozenset({bot_id})
-        views = (s.view(now, legacy=self.legacy) for s in self.store.everything(bots))
-        return [view for view in views if view is not None]
-
-    # request handling (called from the HTTP threads) -----------------------
-
-    def _record(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def _delay(self, fault: str | None) -> float:
-        with self._lock:
-            delay = self._latency
-        return delay + (self.fault_latency if fault == "latency" else 0.0)
-
-    def _dispatch(
-        self, method: str, route: _Route, params: dict[str, str], raw: bytes, token: str | None
-    ) -> _Outcome:
-        if method != "POST":
-            error = ApiError(405, f"Method {method} is not allowed; use POST", 405)
-            return _Outcome(error.status, error.body, {"Allow": "POST"})
-        fault = self._faults.next_fault()
-        if fault is not None and fault != "latency":
-            return self._fault_outcome(fault, route, params, raw)
-        claims: dict[str, Any] | None = None
-        try:
-            app, claims = self._auth.authenticate(token)
-            bots = self._authorize(app, route)
-            self._check_rate(route)
-            return _Outcome(200, self._answer(bots, params, raw), fault=fault, claims=claims)
-        except ApiError as error:
-            return _Outcome(error.status, error.body, error.headers, fault, claims)
-
-    def _authorize(self, app: SandboxApp, route: _Route) -> frozenset[str] | None:
-        bots = self._route_bots(app, route)
-        if not app.scope_published:
-            raise ApiError(403, SCOPE_NOT_PUBLISHED, "ScopeNotPublished")
-        return bots
-
-    def _route_bots(self, app: SandboxApp, route: _Route) -> frozenset[str] | None:
-        if route.bot_id is None:
-            if app.kind != "admin":
-                raise ApiError(403, ADMIN_APP_NEEDED, "Forbidden")
-            return None if app.bot_ids is None else frozenset(app.bot_ids)
-        if app.kind != "bot":
-            raise ApiError(403, BOT_APP_NEEDED, "Forbidden")
-        if not self.store.has_bot(route.bot_id):
-            raise ApiError(404, f"Bot {route.bot_id} not found", "BotNotFound")
-        if not app.may_read(route.bot_id):
-            raise ApiError(403, "The app has no access to this bot", "Forbidden")
-        return frozenset({route.bot_id})
-
-    def _check_rate(self, route: _Route) -> None:
-        bucket = ACCOUNT_BUCKET if route.bot_id is None else f"bot:{route.bot_id}"
-        if self._limiter is not None and not self._limiter.admit(bucket):
-            raise self._rate_limit_error()
-
-    def _rate_limit_error(self) -> ApiError:
-        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
-        return ApiError(429, RATE_LIMIT_MESSAGE, 429, headers)
-
-    def _answer(self, bots: frozenset[str] | None, params: dict[str, str], raw: bytes) -> Any:
-        now = self.now
-        query = parse_query(params, parse_body(raw), now)
-        if query.session_ids is not None:
-            return lookup_sessions(self.store, bots, query.session_ids, now, self.legacy)
-        return list_sessions(self.store, bots, query, now, self.page_cap, self.legacy)
-
-    def _fault_outcome(self, fault: str, route: _Route, params: dict[str, str], raw: bytes) -> _Outcome:
-        if fault == "400":
-            return _Outcome(400, error_body(BAD_REQUEST_FAULT, 400), fault=fault)
-        if fault == "429":
-            error = self._rate_limit_error()
-            return _Outcome(429, error.body, error.headers, fault)
-        if fault == "bad_shape":
-            return _Outcome(200, {"total": 1, "moreAvailable": False, "sessions": {"0": {}}}, fault=fault)
-        if fault in ("500", "502", "503"):
-            status = int(fault)
-            page = GATEWAY_PAGES.get(status)
-            payload = error_body("Internal Server Error", 500) if page is None else _html(page)
-            return _Outcome(status, payload, fault=fault)
-        # drop and truncate: the body a successful answer would have had.
-        bots = None if route.bot_id is None else frozenset({route.bot_id})
-        try:
-            payload = self._answer(bots, params, raw)
-        except ApiError as error:
-            payload = error.body
-        return _Outcome(200, payload, fault=fault)
-
-
-# Message of the injected 400 answer.
-BAD_REQUEST_FAULT = "Invalid request parameters (injected by the sandbox)"
-
-
-def _html(title: str) -> str:
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-    )
-
 
 class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its sandbox and its open connections."""
+    """ThreadingHTTPServer that knows its sandbox application and its open connections."""
 
+    # Request threads never keep the process alive, and closing does not wait for them.
     daemon_threads = True
     block_on_close = False
+    # Pending connections the socket accepts: enough for parallel clients of the benchmark.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
-        self.sandbox = sandbox
+    def __init__(self, address: tuple[str, int], api: SandboxApi) -> None:
+        self.api = api
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -445,7 +163,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Reads one request, asks the sandbox for the outcome, writes it (or not)."""
+    """Reads one request, asks the sandbox application for the outcome, writes it (or not)."""
 
     protocol_version = "HTTP/1.1"
     server_version = "kore-sandbox/1.0"
@@ -479,42 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         arrived = datetime.now(UTC)
-        raw = self._read_body()
+        body = self._read_body()
         split = urlsplit(self.path)
-        params = {key: values[0] for key, values in parse_qs(split.query, True).items()}
-        route = match_route(split.path)
-        sandbox = self.server.sandbox
-        if route is None:
-            outcome = _Outcome(404, error_body(f"Cannot find {split.path}", 404))
-            delay = 0.0
-        else:
-            outcome = self._safe_dispatch(route, params, raw)
-            delay = sandbox._delay(outcome.fault)
-        if delay:
-            time.sleep(delay)
-        status = None if outcome.fault == "drop" else outcome.status
-        sandbox._record(
-            RequestRecord(
-                at=arrived,
-                method=self.command,
-                path=split.path,
-                query=params,
-                body=_json_object(raw),
-                status=status,
-                fault=outcome.fault,
-                bot_id=route.bot_id if route else None,
-                claims=outcome.claims,
-                sandbox_now=sandbox.now,
-            )
-        )
-        self._write(outcome)
-
-    def _safe_dispatch(self, route: _Route, params: dict[str, str], raw: bytes) -> _Outcome:
-        try:
-            token = self.headers.get("auth")
-            return self.server.sandbox._dispatch(self.command, route, params, raw, token)
-        except Exception as exc:  # a sandbox bug must still answer, not hang the client
-            return _Outcome(500, error_body(f"Sandbox error: {exc!r}", 500))
+        query = {key: values[0] for key, values in parse_qs(split.query, True).items()}
+        request = Request(self.command, split.path, query, body, self.headers.get("auth"), arrived)
+        self._write(self.server.api.handle(request))
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -533,8 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()
 
-    def _write(self, outcome: _Outcome) -> None:
-        if outcome.fault == "drop":
+    def _write(self, outcome: Outcome) -> None:
+        if outcome.dropped:
             self.close_connection = True
             return
         if isinstance(outcome.payload, str):
@@ -545,8 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
         for name, value in outcome.headers.items():
             self.send_header(name, value)
-        if outcome.fault in ("truncate", "truncate_length"):
-            self._write_truncated(data, with_length=outcome.fault == "truncate_length")
+        if outcome.truncated:
+            self._write_truncated(data, with_length=outcome.full_length)
             return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -559,11 +246,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data[: len(data) // 2])
         self.close_connection = True
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        body = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

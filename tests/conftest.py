@@ -21,7 +21,8 @@ from pipelines.kore_sessions_pipeline import (
     source_state,
 )
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
-from sources.kore_sessions import ExtractStats, KoreCredentials, kore_sessions
+from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
+from sources.kore_sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HISTORY_START = NOW - timedelta(days=20)
@@ -41,11 +42,8 @@ FAST_RETRIES = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 6}
 POSTGRES_DSN = os.environ.get("KORE_TEST_POSTGRES_DSN", "postgresql://kore:kore@127.0.0.1:5432/kore_test")
 # Set by `.ci/run`: a missing PostgreSQL server fails the tests instead of skipping them.
 POSTGRES_REQUIRED = os.environ.get("KORE_TEST_REQUIRE_POSTGRES") == "1"
-SESSION_COLUMNS = (
-    "session_id, bot_id, channel, user_id, start_time, end_time, session_type, "
-    "containment_type, is_developer, session_status, no_of_messages_exchanged, "
-    "no_of_tasks_executed"
-)
+# The typed columns of `sessions` the tests compare (the deletion marker aside).
+SESSION_COLUMNS = ", ".join(c.name for c in SCHEMA_COLUMNS if c.api_field)
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +148,7 @@ class Loader:
             self.pipeline = make_pipeline(
                 "duckdb", pipelines_dir=folder / "pipelines", duckdb_path=folder / "w.duckdb"
             )
-        self.stats = ExtractStats()
+        self.run_record = SourceRun()
 
     def drop_dataset(self) -> None:
         """Drop the PostgreSQL schemas of this loader, with dlt's merge staging schema."""
@@ -164,11 +162,11 @@ class Loader:
     def run(self, **overrides: Any) -> LoadSummary:
         """One load with test defaults; keyword arguments override source settings."""
         source = self.source(**overrides)
-        return load_sessions(self.pipeline, source, self.stats)
+        return load_sessions(self.pipeline, source, self.run_record)
 
     def source(self, **overrides: Any) -> Any:
-        """The source of one run with test defaults, counting into a new `self.stats`."""
-        self.stats = ExtractStats()
+        """The source of one run with test defaults, counting into a new `self.run_record`."""
+        self.run_record = SourceRun()
         settings: dict[str, Any] = {
             "host": self.server.url,
             "bot_ids": BOTS,
@@ -178,7 +176,7 @@ class Loader:
             **FAST_RETRIES,
         }
         settings.update(overrides)
-        return kore_sessions(**settings, stats=self.stats)
+        return kore_sessions(**settings, run=self.run_record)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query on the dataset (table names unqualified)."""

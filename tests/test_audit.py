@@ -140,8 +140,16 @@ def lagging_server(late_history: list[GeneratedSession]) -> SandboxServer:
 
 
 def audit_env(server: SandboxServer, tmp_path: Path) -> dict[str, str]:
-    """The command's environment: loading starts at LOAD_FROM."""
-    return cli_env(server, tmp_path, SOURCES__KORE_SESSIONS__START_DATE=LOAD_FROM.isoformat())
+    """The command's environment: loading starts at LOAD_FROM; the sandbox has no rate limits,
+    so neither has the client (the budget is shared by the test's commands and would pace a
+    load, an audit and a repair within one minute)."""
+    return cli_env(
+        server,
+        tmp_path,
+        SOURCES__KORE_SESSIONS__START_DATE=LOAD_FROM.isoformat(),
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_HOUR="1000000",
+    )
 
 
 def cursor_of(tmp_path: Path, bot: str) -> datetime:

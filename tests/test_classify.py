@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from sources.kore_sessions.client import (
+from sources.kore_sessions.answers import (
     KoreApiError,
     RetryableError,
     classify_response,

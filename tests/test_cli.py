@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +12,21 @@ import pytest
 
 from sandbox import SandboxApp, SandboxServer, generate_sessions
 
-from .cli_helpers import DATABASE, cli_env, expected, kore, loaded, normalized
+from .cli_helpers import (
+    DATABASE,
+    LOADED,
+    PACKAGE_A_DAY,
+    assert_killed_with_work_left,
+    cli_env,
+    expected,
+    kill_when,
+    kore,
+    load_started,
+    loaded,
+    normalized,
+    package_reached,
+    requests_seen,
+)
 from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_SECRET, REAL_NOW, make_apps
 
 
@@ -101,21 +111,21 @@ def test_api_refusals_fail_fast_with_message_and_no_state_advanced(
 def test_killed_midway_and_rerun_gives_exactly_the_sandbox(
     live_server: SandboxServer, tmp_path: Path
 ) -> None:
+    """SIGKILL mid-fetch, while a package is being loaded, and after a package is committed
+    with more to come: each kill lands mid-run and leaves work, and the rerun ends at exactly
+    the sandbox. (A kill while normalize commits: tests/test_cli_promises.py.)"""
     live_server.set_latency(0.03)
-    env = cli_env(live_server, tmp_path)
-    for delay in (0.9, 1.7, 2.6):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "load", "--quiet"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    env = cli_env(live_server, tmp_path, **PACKAGE_A_DAY)
+    points = [
+        lambda: requests_seen(live_server, 3),
+        lambda: load_started(tmp_path),
+        lambda: package_reached(tmp_path, LOADED),
+    ]
+    for point in points:
+        killed = kill_when(["load", "--quiet"], env, tmp_path, live_server, point())
+        assert_killed_with_work_left(killed, tmp_path, live_server)
     live_server.set_latency(0)
-    result = kore(["load"], env, tmp_path)
+    result = kore(["load", "--no-models"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert normalized(loaded(tmp_path)) == expected(live_server)
 

@@ -15,12 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines import export
-from pipelines.models import ModelSettings, build_models, discover_models
+from pipelines.model_settings import ModelSettings
+from pipelines.models import build_models, discover_models
 from sandbox import SandboxServer
 
 from .conftest import POSTGRES_DSN, counted_in_sandbox
 from .test_cli import DATABASE, cli_env, kore
 
+# The marts, which `export` writes one file each of.
 MARTS = [model.name for model in discover_models() if model.layer == "marts"]
 
 
@@ -35,7 +37,7 @@ def test_load_builds_the_models(live_server: SandboxServer, tmp_path: Path) -> N
     env = cli_env(live_server, tmp_path)
     result = kore(["load", "--time-zone", "Asia/Kolkata"], env, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "models: 13 built (4 views, 9 tables)" in result.stdout
+    assert "models: 14 built (4 views, 10 tables)" in result.stdout
     assert "days in Asia/Kolkata" in result.stdout
     total = warehouse_rows(tmp_path, "SELECT SUM(sessions) FROM kore_sessions.fct_containment_daily")
     assert total == [(counted_in_sandbox(live_server),)]

@@ -191,9 +191,9 @@ def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_p
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         source = loader.source(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_run=2)
-        load_sessions(loader.pipeline, source, loader.stats)
+        load_sessions(loader.pipeline, source, loader.run_record)
         server.advance(timedelta(hours=3))
-        again = load_sessions(loader.pipeline, source, loader.stats)
+        again = load_sessions(loader.pipeline, source, loader.run_record)
         assert again.sessions_new and again.sessions_new > 0
         assert again.packages == 1
         assert_matches_sandbox(loader, server)
@@ -203,18 +203,19 @@ def test_a_cursor_from_before_it_followed_the_data_is_read_again_one_window_behi
     """State of the first version kept the loader's clock as the cursor (maybe ahead of the
     server); its first run now reads one window behind it, and the cursor follows the data."""
     from sources.kore_sessions.config import build_run_config
-    from sources.kore_sessions.extract import BotExtractor, ExtractStats
-    from sources.kore_sessions.records import format_api_timestamp
+    from sources.kore_sessions.extract import BotExtractor
+    from sources.kore_sessions.options import KoreSessionsOptions
+    from sources.kore_sessions.run import SourceRun
+    from sources.kore_sessions.timestamps import format_api_timestamp
 
-    config = build_run_config(
-        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=HISTORY_FROM,
-        end_date=None, page_size=100, window_hours=48, lookback_minutes=60, requests_per_minute=60,
-        requests_per_hour=1800, clock=lambda: NOW,
+    options = KoreSessionsOptions(
+        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], start_date=HISTORY_FROM, page_size=100, window_hours=48
     )
+    config = build_run_config(options, clock=lambda: NOW)
     old_cursor = NOW - timedelta(hours=1)
     state = {"cursor": format_api_timestamp(old_cursor)}
-    old = BotExtractor(None, BOTS[0], state, config, ExtractStats())  # type: ignore[arg-type]
+    old = BotExtractor(None, BOTS[0], state, config, SourceRun())  # type: ignore[arg-type]
     assert old.windows[0].start == old_cursor - timedelta(hours=48) - timedelta(minutes=60)
     state = {"cursor": format_api_timestamp(old_cursor), "version": 2}
-    new = BotExtractor(None, BOTS[0], state, config, ExtractStats())  # type: ignore[arg-type]
+    new = BotExtractor(None, BOTS[0], state, config, SourceRun())  # type: ignore[arg-type]
     assert new.windows[0].start == old_cursor - timedelta(minutes=60)

@@ -13,8 +13,10 @@ from sandbox import GeneratedSession, SandboxServer
 from sandbox.server import RateLimit
 from sources.kore_sessions.client import SessionsPage
 from sources.kore_sessions.config import build_run_config
-from sources.kore_sessions.extract import BotExtractor, ExtractStats
-from sources.kore_sessions.records import format_api_timestamp
+from sources.kore_sessions.extract import BotExtractor
+from sources.kore_sessions.options import KoreSessionsOptions
+from sources.kore_sessions.run import SourceRun
+from sources.kore_sessions.timestamps import format_api_timestamp
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps
 
@@ -80,8 +82,11 @@ def test_windows_of_a_bot_overlap_in_flight(history: list[GeneratedSession], tmp
 
 
 def test_concurrent_requests_keep_the_rate_limit(history: list[GeneratedSession], tmp_path: Path) -> None:
-    """Server and client both at 8 requests per (scaled) minute and bot: no 429, nothing lost."""
-    limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=2.0)
+    """Client and server both at 8 requests a bot, four in flight: over 2.1 s on the client
+    (a scaled minute of 2 s and its 5% margin) and 1.5 s on the server, so no 429 unless a
+    request's way to the server is delayed by 0.6 s more than another's; a client whose
+    concurrent requests overspent its budget would meet the server's limit. Nothing is lost."""
+    limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=1.5)
     with SandboxServer(
         history, apps=make_apps(), now=LATER, page_cap=100, rate_limit=limit
     ) as server:
@@ -91,6 +96,9 @@ def test_concurrent_requests_keep_the_rate_limit(history: list[GeneratedSession]
         assert_matches_sandbox(loader, server)
         assert summary.rate_limited == 0
         assert [r for r in server.requests if r.status == 429] == []
+        for bot in BOTS:
+            made = sum(1 for r in server.requests if r.bot_id == bot)
+            assert made > limit.per_minute, f"{bot}: too few requests ({made}) to reach the limit"
 
 
 def test_a_failing_window_leaves_the_state_where_it_was(
@@ -102,6 +110,7 @@ def test_a_failing_window_leaves_the_state_where_it_was(
         server.set_fault_rates({"500": 1.0})
         with pytest.raises(Exception, match="gave up"):
             loader.run(window_hours=48, max_in_flight=4, max_attempts=2)
+        assert server.requests and all(r.fault == "500" for r in server.requests), "every answer failed"
         assert loader.state() == {}
         server.set_fault_rates({})
         loader.run(window_hours=48, max_in_flight=4)
@@ -133,12 +142,15 @@ def _page(ids: list[str], more: bool, total: int) -> SessionsPage:
 
 def one_window_extractor(page_size: int) -> BotExtractor:
     """A bot's extractor for one window of the last three hours (answers are fed by hand)."""
-    config = build_run_config(
-        host="http://127.0.0.1:9", bot_ids=[BOTS[0]], all_bots=False, start_date=(NOW - timedelta(hours=3)),
-        end_date=None, page_size=page_size, window_hours=24, lookback_minutes=60, requests_per_minute=60,
-        requests_per_hour=1800, clock=lambda: NOW,
+    options = KoreSessionsOptions(
+        host="http://127.0.0.1:9",
+        bot_ids=[BOTS[0]],
+        start_date=NOW - timedelta(hours=3),
+        page_size=page_size,
+        window_hours=24,
     )
-    return BotExtractor(None, BOTS[0], {}, config, ExtractStats())  # type: ignore[arg-type]
+    config = build_run_config(options, clock=lambda: NOW)
+    return BotExtractor(None, BOTS[0], {}, config, SourceRun())  # type: ignore[arg-type]
 
 
 def test_a_window_that_moved_while_paged_is_read_again() -> None:
@@ -153,7 +165,7 @@ def test_a_window_that_moved_while_paged_is_read_again() -> None:
     rows, follow = extractor.handle(again[0], _page(["c", "a"], more=True, total=3))
     assert [r["session_id"] for r in rows] == ["c"]
     rows, done = extractor.handle(follow[0], _page(["b"], more=False, total=3))
-    assert rows == [] and done == [] and extractor.state["cursor"]
+    assert rows == [] and done == [] and extractor.state.state["cursor"]
 
 
 def test_a_total_the_paging_never_reaches_is_not_chased() -> None:
@@ -163,4 +175,4 @@ def test_a_total_the_paging_never_reaches_is_not_chased() -> None:
     (first,) = extractor.plan()
     rows, follow = extractor.handle(first, _page(["a", "b"], more=False, total=50))
     assert len(rows) == 2 and follow == []
-    assert extractor.state["cursor"]
+    assert extractor.state.state["cursor"]

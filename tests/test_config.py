@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from sources.kore_sessions.config import ConfigError, build_run_config, parse_bot_ids
+from sources.kore_sessions.config import ConfigError, RunConfig, parse_bot_ids
+from sources.kore_sessions.options import KoreSessionsOptions
 from sources.kore_sessions.settings import ALL_BOTS_KEY
 
 GOOD: dict[str, Any] = {
@@ -19,8 +20,12 @@ GOOD: dict[str, Any] = {
     "lookback_minutes": 60,
     "requests_per_minute": 60,
     "requests_per_hour": 1800,
-    "clock": lambda: datetime(2026, 2, 1, tzinfo=UTC),
 }
+
+
+def build_run_config(**settings: Any) -> RunConfig:
+    """The run configuration of these option values, on a fixed clock."""
+    return KoreSessionsOptions(**settings).run_config(clock=lambda: datetime(2026, 2, 1, tzinfo=UTC))
 
 
 def test_good_settings_resolve() -> None:

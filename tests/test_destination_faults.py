@@ -19,7 +19,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.kore_sessions_pipeline import make_pipeline
 from sandbox import SandboxServer
 
-from .conftest import POSTGRES_DSN, Loader, assert_matches_sandbox
+from .conftest import POSTGRES_DSN, POSTGRES_REQUIRED, Loader, assert_matches_sandbox
 
 SESSION_VALUES = "session_id, end_time, session_status, containment_type, no_of_messages_exchanged"
 
@@ -100,24 +100,36 @@ def test_failed_load_then_lost_pipeline_folder_loses_nothing(
     assert_matches_sandbox(fresh, server)
 
 
-def postgres_cluster() -> tuple[str, str] | None:
-    """(version, name) of the local cluster on port 5432, when this process may stop it."""
-    if os.geteuid() != 0 or not shutil.which("pg_lsclusters") or "127.0.0.1:5432" not in POSTGRES_DSN:
-        return None
+def postgres_cluster() -> tuple[str, str]:
+    """(version, name) of the local Debian cluster serving KORE_TEST_POSTGRES_DSN on port 5432.
+
+    Raises:
+        LookupError: why this process cannot stop and start that server.
+    """
+    if os.geteuid() != 0:
+        raise LookupError("stopping PostgreSQL needs root")
+    if not shutil.which("pg_lsclusters") or not shutil.which("pg_ctlcluster"):
+        raise LookupError("stopping PostgreSQL needs Debian's pg_lsclusters and pg_ctlcluster")
+    if "127.0.0.1:5432" not in POSTGRES_DSN:
+        raise LookupError("KORE_TEST_POSTGRES_DSN does not point at the local cluster on 127.0.0.1:5432")
     listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False).stdout
     for line in listed.splitlines():
         version, name, port, *_ = line.split()
         if port == "5432":
             return version, name
-    return None
+    raise LookupError(f"no local PostgreSQL cluster on port 5432 in `pg_lsclusters`: {listed.strip()!r}")
 
 
 @pytest.fixture
 def stoppable_postgres(postgres_dsn: str) -> Iterator[tuple[str, str]]:
-    """The local PostgreSQL cluster, started again whatever the test does."""
-    cluster = postgres_cluster()
-    if cluster is None:
-        pytest.skip("needs root and the local Debian PostgreSQL cluster on port 5432")
+    """The local PostgreSQL cluster, started again whatever the test does. Without one this
+    process may stop, the test is skipped, or fails under KORE_TEST_REQUIRE_POSTGRES=1."""
+    try:
+        cluster = postgres_cluster()
+    except LookupError as missing:
+        if POSTGRES_REQUIRED:
+            pytest.fail(f"KORE_TEST_REQUIRE_POSTGRES=1 but {missing}")
+        pytest.skip(str(missing))
     yield cluster
     subprocess.run(["pg_ctlcluster", *cluster, "start"], capture_output=True, check=False)
     wait_for_postgres()

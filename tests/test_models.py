@@ -8,11 +8,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlglot import exp
 
+from pipelines.model_settings import ModelSettings
 from pipelines.models import (
     SETTINGS_TABLE,
     ModelError,
-    ModelSettings,
     build_models,
     discover_models,
     render_model,
@@ -23,9 +24,13 @@ from sources.kore_sessions import ConfigError
 
 from .conftest import BOTS, HISTORY_START, NOW, Loader, api_time, make_apps
 
+# The tables dlt loads, which only staging reads.
 RAW_TABLES = {"sessions", "sessions__session_lang", "sessions__session_tags", "sessions__user_tags"}
+# The outcomes fct_sessions gives a session with a documented containment.
 OUTCOMES = ("self_service", "drop_off", "agent")
+# The outcome of each containment type the API shows.
 OUTCOME_OF = {"selfService": "self_service", "dropOff": "drop_off", "agent": "agent"}
+# The marts that show containment; each selects a rollup of ROLLUPS.
 CONTAINMENT_MARTS = (
     "fct_containment_daily",
     "fct_containment_daily_by_channel",
@@ -34,6 +39,18 @@ CONTAINMENT_MARTS = (
     "fct_containment_monthly",
     "fct_containment_by_tag",
 )
+# The one model that counts containment and computes its rates; the marts select from it.
+ROLLUPS = "int_containment__rollups"
+# What each layer must be built as: staging costs nothing as a view, the rest is computed once.
+MATERIALIZATION = {"staging": "VIEW", "intermediate": "TABLE", "marts": "TABLE"}
+# The containment measures that are not plain columns of fct_sessions; each must be computed
+# in ROLLUPS and nowhere else (`sessions` also names other marts' own counts).
+CONTAINMENT_MEASURES = (
+    "self_service", "drop_off", "agent", "active_sessions",
+    "containment_rate", "drop_off_rate", "agent_transfer_rate",
+)  # fmt: skip
+# Expressions that compute rather than select: aggregates and arithmetic.
+COMPUTING = (exp.AggFunc, exp.Div, exp.Mul, exp.Add, exp.Sub)
 
 
 def write_model(folder: Path, layer: str, name: str, sql: str, grain: str = "(id)") -> None:
@@ -86,14 +103,37 @@ def test_project_models_read_only_models_and_loaded_tables() -> None:
         unknown = model.reads - built - RAW_TABLES - {SETTINGS_TABLE}
         assert not unknown, f"{model.name} reads {unknown} before they are built"
         built.add(model.name)
-        assert model.materialization == ("VIEW" if model.layer == "staging" else "TABLE")
+        assert model.materialization == MATERIALIZATION[model.layer], model.name
     staging = [m for m in models if m.layer == "staging"]
     assert all(m.name.startswith("stg_kore__") for m in staging)
+    assert [m.name for m in models if m.layer == "intermediate"] == [ROLLUPS]
     assert {m.name for m in models if m.layer == "marts"} >= set(CONTAINMENT_MARTS) | {
         "fct_session_behaviour_daily",
         "fct_sessions",
     }
     assert all(m.reads <= RAW_TABLES for m in staging), "only staging reads the raw tables"
+
+
+def test_containment_is_counted_in_one_place() -> None:
+    """The containment marts only select from the rollups; no other model computes their measures.
+
+    The values tests cannot see this: a mart that counted or divided by itself would give the
+    same numbers, until one of the copies changed.
+    """
+    models = {model.name: model for model in discover_models()}
+    for mart in CONTAINMENT_MARTS:
+        query = models[mart].query
+        assert models[mart].reads == {ROLLUPS}, f"{mart} reads {set(models[mart].reads)}"
+        computed = [node.sql() for node in query.find_all(*COMPUTING)]
+        assert not computed, f"{mart} computes {computed} itself"
+    for measure in CONTAINMENT_MEASURES:
+        where = [
+            name
+            for name, model in models.items()
+            for alias in model.query.find_all(exp.Alias)
+            if alias.alias == measure and alias.this.find(*COMPUTING)
+        ]
+        assert where == [ROLLUPS], f"{measure} is computed in {where}"
 
 
 def test_render_qualifies_tables_and_transpiles() -> None:
@@ -143,7 +183,11 @@ def built(server: SandboxServer, make_loader, warehouse: str) -> Loader:
 
 
 def test_every_model_has_unique_keys(built: Loader) -> None:
-    """No two rows of any model share the key its header declares, and no key is NULL but tag values."""
+    """No two rows of any model share the key its header declares, and no key is NULL but tag values.
+
+    An intermediate model's key may be NULL where its header says so (a rollup's unused keys);
+    the marts that select from it are checked for NULL keys.
+    """
     for model in discover_models():
         keys = ", ".join(model.grain)
         duplicates = built.query(
@@ -151,7 +195,7 @@ def test_every_model_has_unique_keys(built: Loader) -> None:
         )
         assert not duplicates, f"{model.name}: duplicate keys {duplicates[:3]}"
         for key in model.grain:
-            if key != "tag_value":
+            if key != "tag_value" and model.layer != "intermediate":
                 nulls = built.query(f"SELECT COUNT(*) FROM {model.name} WHERE {key} IS NULL")
                 assert nulls == [(0,)], f"{model.name}.{key} has NULLs"
         assert built.query(f"SELECT COUNT(*) FROM {model.name}")[0][0] > 0, f"{model.name} is empty"

@@ -8,8 +8,10 @@ zone; weeks start on Monday and months on the 1st, in that zone too.
 
 The hand-made data set below (23 sessions, three bots, one served in the pre-9.0 shape)
 is loaded through the real pipeline; every expected number is written out by hand next
-to the sessions it comes from. A larger generated data set is then checked against rates
-computed in Python from the API's own JSON, independently of the SQL.
+to the sessions it comes from, in tables of (mart, settings) -> rows that parametrized
+tests read. A mart's key is the one its grain header states. A larger generated data set
+is then checked against rates computed in Python from the API's own JSON, independently
+of the SQL.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.models import ModelSettings, build_models
+from pipelines.model_settings import ModelSettings
+from pipelines.models import build_models, discover_models
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, NOW, Loader, api_time, tag_text
@@ -33,11 +36,39 @@ A, B = BOTS  # two 9.x bots
 L = "st-aaaaaaaa-0000-4000-8000-00000000000c"  # a bot on a pre-9.0 platform
 NY = "America/New_York"  # UTC-4 until 2026-11-01 06:00 UTC, UTC-5 after (DST ends)
 IST = "Asia/Kolkata"  # UTC+5:30
-PAGE_CAP = 500
-COUNTS = ("sessions", "self_service", "drop_off", "agent")
-RATES = ("containment_rate", "drop_off_rate", "agent_transfer_rate")
-OUTCOMES = {"self_service", "drop_off", "agent"}
+PAGE_CAP = 500  # larger than either data set: paging is tested elsewhere
+COUNTS = ("sessions", "self_service", "drop_off", "agent")  # the four counts every table gives
+RATES = ("containment_rate", "drop_off_rate", "agent_transfer_rate")  # shares of `sessions`
+OUTCOMES = {"self_service", "drop_off", "agent"}  # the outcomes the hand-made sessions have
+# Every session counted, whatever its status, type or user.
 ALL_IN = ModelSettings(include_active=True, include_non_interactive=True, include_developer=True)
+# Each model's key, as its grain header states it: rows are read and compared by it.
+KEYS = {model.name: model.grain for model in discover_models()}
+# The marts: each is checked for unique, non-null keys.
+MARTS = [model.name for model in discover_models() if model.layer == "marts"]
+# The marts the tables below give rows of.
+DAILY = "fct_containment_daily"
+WEEKLY = "fct_containment_weekly"
+MONTHLY = "fct_containment_monthly"
+BY_CHANNEL = "fct_containment_daily_by_channel"
+BY_LANGUAGE = "fct_containment_daily_by_language"
+BY_TAG = "fct_containment_by_tag"
+BEHAVIOUR = "fct_session_behaviour_daily"
+# The tag tables give the four counts only: no active sessions, no time zone checked.
+COUNTS_ONLY = {BY_TAG}
+# The settings the tables are computed for, by the name the test ids use.
+SETTINGS = {
+    "default": ModelSettings(),
+    "active": ModelSettings(include_active=True),
+    "non-interactive": ModelSettings(include_non_interactive=True),
+    "developer": ModelSettings(include_developer=True),
+    "everything": ALL_IN,
+    "new-york": ModelSettings(reporting_time_zone=NY),
+    "new-york-active": ModelSettings(reporting_time_zone=NY, include_active=True),
+    "kolkata": ModelSettings(reporting_time_zone=IST),
+    "kolkata-active": ModelSettings(reporting_time_zone=IST, include_active=True),
+    "non-interactive-and-developer": ModelSettings(include_non_interactive=True, include_developer=True),
+}
 
 
 def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
@@ -171,50 +202,79 @@ SESSIONS_LEGACY = [
 
 
 def bot_app() -> list[SandboxApp]:
+    """The one bot-builder app both sandboxes accept."""
     return [SandboxApp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, kind="bot")]
 
 
-@pytest.fixture(scope="module")
-def loaded_hand() -> Iterator[tuple[dict[str, Loader], list[Loader]]]:
-    """One load of the hand-made sessions per warehouse, shared by this module's tests.
+@dataclasses.dataclass
+class Loaded:
+    """A data set loaded into one warehouse, and the settings its models were last built with.
 
-    Every test builds the models with its own settings before reading them, so sharing
-    the raw tables is safe and saves a load per test. Yields (loaded, every one started).
+    Every test builds the models with its settings (`build`) before reading them, so the
+    raw tables are shared by the module's tests; a build is skipped when the models already
+    have those settings.
     """
-    loaded: dict[str, Loader] = {}
-    started: list[Loader] = []
-    yield loaded, started
-    for loader in started:
-        loader.drop_dataset()
+
+    loader: Loader
+    views: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # as the API shows them
+    built_with: ModelSettings | None = None  # None: not built yet, or built without settings
+
+    def build(self, settings: ModelSettings | None) -> Loader:
+        """The loader, its models built with `settings` (None: `build_models` without settings)."""
+        if settings is None or settings != self.built_with:
+            build_models(self.loader.pipeline, settings)
+            self.built_with = settings
+        return self.loader
+
+
+@pytest.fixture(scope="module")
+def loads() -> Iterator[dict[tuple[str, str], Loaded]]:
+    """The data sets this module loaded, by (data set, warehouse); each is loaded once."""
+    loaded: dict[tuple[str, str], Loaded] = {}
+    yield loaded
+    for data in loaded.values():
+        data.loader.drop_dataset()
 
 
 @pytest.fixture
 def hand(
-    warehouse: str,
-    loaded_hand: tuple[dict[str, Loader], list[Loader]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Loader:
+    warehouse: str, loads: dict[tuple[str, str], Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> Loaded:
     """The hand-made sessions loaded into `warehouse`: the 9.x bots, then the pre-9.0 one."""
-    loaded, started = loaded_hand
-    if warehouse not in loaded:
+    if ("hand", warehouse) not in loads:
         with (
             SandboxServer(SESSIONS_9X, apps=bot_app(), now=NOW, page_cap=PAGE_CAP) as server,
             SandboxServer(SESSIONS_LEGACY, apps=bot_app(), now=NOW, page_cap=PAGE_CAP, legacy=True) as old,
         ):
             loader = Loader(server, tmp_path_factory.mktemp(f"hand_{warehouse}"), warehouse)
-            started.append(loader)
+            loads["hand", warehouse] = Loaded(loader)
             loader.run()
             summary = loader.run(host=old.url, bot_ids=[L])
             assert summary.legacy_bots == [L]
-            loaded[warehouse] = loader
-    return loaded[warehouse]
+    return loads["hand", warehouse]
+
+
+@pytest.fixture
+def generated(
+    warehouse: str, loads: dict[tuple[str, str], Loaded], tmp_path_factory: pytest.TempPathFactory
+) -> Loaded:
+    """Two weeks of generated sessions of two bots, loaded into `warehouse`."""
+    if ("generated", warehouse) not in loads:
+        sessions = generate_sessions(BOTS, NOW - timedelta(days=13), NOW, per_day=40, seed=29)
+        with SandboxServer(sessions, apps=bot_app(), now=NOW, page_cap=PAGE_CAP) as server:
+            loader = Loader(server, tmp_path_factory.mktemp(f"generated_{warehouse}"), warehouse)
+            loads["generated", warehouse] = data = Loaded(loader)
+            loader.run()
+            data.views = server.visible_sessions()
+    return loads["generated", warehouse]
 
 
 # reading the marts ----------------------------------------------------------------------
 
 
-def read(loader: Loader, table: str, keys: Sequence[str], values: Sequence[str]) -> dict[tuple, tuple]:
-    """Rows of a mart keyed by `keys`; a repeated key fails."""
+def read(loader: Loader, table: str, values: Sequence[str]) -> dict[tuple, tuple]:
+    """Rows of a model keyed by its grain header's key; a repeated key fails."""
+    keys = KEYS[table]
     rows = loader.query(f"SELECT {', '.join([*keys, *values])} FROM {table}")
     found: dict[tuple, tuple] = {}
     for row in rows:
@@ -225,21 +285,17 @@ def read(loader: Loader, table: str, keys: Sequence[str], values: Sequence[str])
 
 
 def check_containment(
-    loader: Loader,
-    table: str,
-    keys: Sequence[str],
-    expected: dict[tuple, tuple[int, ...]],
-    time_zone: str | None = None,
+    loader: Loader, table: str, expected: Mapping[tuple, tuple[int, ...]], time_zone: str
 ) -> None:
-    """Counts (and active_sessions, unless `time_zone` is None: the tag mart) equal `expected`.
+    """Counts (and active_sessions and the time zone, but in COUNTS_ONLY marts) equal `expected`.
 
     The rates must be the counts' shares of `sessions`, as floating point.
     """
-    with_active = time_zone is not None
+    with_active = table not in COUNTS_ONLY
     values = [*COUNTS, *(["active_sessions"] if with_active else []), *RATES]
     if with_active:
         values.append("reporting_time_zone")
-    got = read(loader, table, keys, values)
+    got = read(loader, table, values)
     width = 5 if with_active else 4
     counts = {key: tuple(int(v) for v in row[:width]) for key, row in got.items()}
     assert counts == expected, f"{table} counts"
@@ -252,24 +308,8 @@ def check_containment(
             assert row[-1] == time_zone, f"{table} reporting_time_zone of {key}"
 
 
-def daily(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
-    check_containment(loader, "fct_containment_daily", ["day", "bot_id"], expected, time_zone)
-
-
-def weekly(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
-    check_containment(loader, "fct_containment_weekly", ["week_start", "bot_id"], expected, time_zone)
-
-
-def monthly(loader: Loader, expected: dict, time_zone: str = "UTC") -> None:
-    check_containment(loader, "fct_containment_monthly", ["month_start", "bot_id"], expected, time_zone)
-
-
-def by_tag(loader: Loader, expected: dict) -> None:
-    keys = ["day", "bot_id", "tag_scope", "tag_name", "tag_value"]
-    check_containment(loader, "fct_containment_by_tag", keys, expected)
-
-
-BEHAVIOUR = (
+# The columns of fct_session_behaviour_daily the behaviour tables give, in their order.
+BEHAVIOUR_VALUES = (
     "sessions", "interactive_sessions", "non_interactive_sessions", "developer_sessions",
     "interactive_share", "developer_share", "messages_per_session", "tasks_per_session",
     "duration_p50_seconds", "duration_p90_seconds", "duration_p95_seconds",
@@ -277,388 +317,104 @@ BEHAVIOUR = (
 
 
 def behaviour(loader: Loader) -> dict[tuple, tuple]:
-    got = read(loader, "fct_session_behaviour_daily", ["day", "bot_id"], BEHAVIOUR)
+    """fct_session_behaviour_daily keyed by its grain: four counts, then the floats."""
+    got = read(loader, BEHAVIOUR, BEHAVIOUR_VALUES)
     return {k: (*(int(v) for v in row[:4]), *(float(v) for v in row[4:])) for k, row in got.items()}
 
 
-def approx_rows(expected: dict[tuple, tuple]) -> dict[tuple, Any]:
+def approx_rows(expected: Mapping[tuple, tuple]) -> dict[tuple, Any]:
+    """`expected` with every row compared approximately."""
     return {key: pytest.approx(row) for key, row in expected.items()}
 
 
-# the loaded rows the expectations rest on -------------------------------------------------
+def without(table: Mapping[tuple, tuple], *keys: tuple) -> dict[tuple, tuple]:
+    """`table` without the rows of `keys`, which must be there."""
+    missing = [key for key in keys if key not in table]
+    if missing:
+        raise KeyError(f"rows to leave out are not in the table: {missing}")
+    return {key: row for key, row in table.items() if key not in keys}
 
 
-def test_loaded_rows_have_the_shapes_the_expectations_assume(hand: Loader) -> None:
-    rows = hand.sessions()
-    assert len(rows) == len(SESSIONS_9X) + len(SESSIONS_LEGACY)
-    open_row = rows[sid("a11")]
-    assert (open_row[7], open_row[9], open_row[10], open_row[11]) == ("selfService", "active", 5, 1)
-    assert (open_row[5] - open_row[4]).total_seconds() == 3600
-    assert rows[sid("b07")][8] is None, "isDeveloper null is loaded as NULL"
-    legacy_containment = {"c01": "selfService", "c02": "dropOff", "c03": "agent", "c04": "selfService"}
-    for name, containment in legacy_containment.items():
-        legacy = rows[sid(name)]
-        assert (legacy[6], legacy[7], legacy[9]) == (None, containment, None), name
-    assert (rows[sid("c04")][5] - rows[sid("c04")][4]).total_seconds() == 1800
+# the rows the hand-made sessions give ---------------------------------------------------
+# Containment rows: (sessions, self_service, drop_off, agent, active_sessions); tag rows
+# leave out active_sessions. A table written as {**BASE, ...} differs from BASE in the rows
+# given, each with the sessions that make the difference.
 
-
-def test_model_settings_contract() -> None:
-    settings = ModelSettings()
-    assert (
-        settings.reporting_time_zone,
-        settings.include_active,
-        settings.include_non_interactive,
-        settings.include_developer,
-    ) == ("UTC", False, False, False)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.include_active = True  # type: ignore[misc]
-
-
-# fct_containment_daily ---------------------------------------------------------------------
-
-
-def test_daily_default_utc(hand: Loader) -> None:
-    build_models(hand.pipeline)  # no settings: the defaults
-    daily(
-        hand,
-        {
-            # (sessions, self_service, drop_off, agent, active_sessions)
-            (d(10, 25), A): (1, 1, 0, 0, 0),  # a01
-            (d(10, 26), A): (3, 1, 1, 1, 0),  # a02 a03 a04
-            (d(10, 31), A): (1, 1, 0, 0, 0),  # a05
-            (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10 (not a07 dev, a08 non-int, a11 open)
-            (d(10, 28), B): (4, 2, 1, 1, 0),  # b01 b02 b03 b06 (not b04, b05)
-            (d(10, 29), B): (1, 0, 0, 1, 0),  # b07 (isDeveloper null)
-            (d(10, 30), L): (3, 1, 2, 0, 0),  # c01 c02 c05 (not c03 dev)
-            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 (no status: closed)
-        },
-    )
-    rates = read(hand, "fct_containment_daily", ["day", "bot_id"], RATES)
-    assert {k: tuple(float(v) for v in r) for k, r in rates.items()} == approx_rows(
-        {
-            (d(10, 25), A): (1.0, 0.0, 0.0),
-            (d(10, 26), A): (1 / 3, 1 / 3, 1 / 3),
-            (d(10, 31), A): (1.0, 0.0, 0.0),
-            (d(11, 1), A): (2 / 3, 0.0, 1 / 3),
-            (d(10, 28), B): (0.5, 0.25, 0.25),
-            (d(10, 29), B): (0.0, 0.0, 1.0),
-            (d(10, 30), L): (1 / 3, 2 / 3, 0.0),
-            (d(11, 1), L): (1.0, 0.0, 0.0),
-        }
-    )
-
-
-def test_daily_include_active(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_active=True))
-    daily(
-        hand,
-        {
-            (d(10, 25), A): (1, 1, 0, 0, 0),
-            (d(10, 26), A): (3, 1, 1, 1, 0),
-            (d(10, 31), A): (1, 1, 0, 0, 0),
-            (d(11, 1), A): (4, 3, 0, 1, 1),  # + a11, open: self-service as shown
-            (d(10, 28), B): (4, 2, 1, 1, 0),
-            (d(10, 29), B): (1, 0, 0, 1, 0),
-            (d(10, 30), L): (3, 1, 2, 0, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 has no status: not an active session
-        },
-    )
-
-
-def test_daily_include_non_interactive(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_non_interactive=True))
-    daily(
-        hand,
-        {
-            (d(10, 25), A): (1, 1, 0, 0, 0),
-            (d(10, 26), A): (3, 1, 1, 1, 0),
-            (d(10, 31), A): (1, 1, 0, 0, 0),
-            (d(11, 1), A): (4, 3, 0, 1, 0),  # + a08
-            (d(10, 28), B): (5, 3, 1, 1, 0),  # + b04
-            (d(10, 29), B): (1, 0, 0, 1, 0),
-            (d(10, 30), L): (3, 1, 2, 0, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-    )
-
-
-def test_daily_include_developer(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_developer=True))
-    daily(
-        hand,
-        {
-            (d(10, 25), A): (1, 1, 0, 0, 0),
-            (d(10, 26), A): (3, 1, 1, 1, 0),
-            (d(10, 31), A): (1, 1, 0, 0, 0),
-            (d(11, 1), A): (4, 2, 1, 1, 0),  # + a07
-            (d(10, 28), B): (5, 2, 1, 2, 0),  # + b05
-            (d(10, 29), B): (1, 0, 0, 1, 0),
-            (d(10, 30), L): (4, 1, 2, 1, 0),  # + c03
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-    )
-
-
-def test_daily_everything_included(hand: Loader) -> None:
-    build_models(hand.pipeline, ALL_IN)
-    daily(
-        hand,
-        {
-            (d(10, 25), A): (1, 1, 0, 0, 0),
-            (d(10, 26), A): (3, 1, 1, 1, 0),
-            (d(10, 31), A): (1, 1, 0, 0, 0),
-            (d(11, 1), A): (6, 4, 1, 1, 1),  # a06..a11
-            (d(10, 28), B): (6, 3, 1, 2, 0),  # b01..b06
-            (d(10, 29), B): (1, 0, 0, 1, 0),
-            (d(10, 30), L): (4, 1, 2, 1, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-    )
-
-
-def test_daily_new_york(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
-    daily(
-        hand,
-        {
-            (d(10, 25), A): (2, 1, 1, 0, 0),  # a01 19:50, a02 20:10 EDT
-            (d(10, 26), A): (2, 1, 0, 1, 0),  # a03 a04
-            (d(10, 31), A): (2, 1, 0, 1, 0),  # a05 19:30, a06 22:00 EDT
-            (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 00:30 EDT, a10 02:00 EST
-            (d(10, 28), B): (4, 2, 1, 1, 0),
-            (d(10, 29), B): (1, 0, 0, 1, 0),
-            (d(10, 30), L): (3, 1, 2, 0, 0),  # c05 18:00 EDT
-            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 06:30 EST
-        },
-        NY,
-    )
-
-
-def test_daily_new_york_with_active(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY, include_active=True))
-    rows = read(hand, "fct_containment_daily", ["day", "bot_id"], [*COUNTS, "active_sessions"])
-    assert tuple(int(v) for v in rows[(d(11, 1), A)]) == (3, 3, 0, 0, 1)  # + a11 06:00 EST
-    assert tuple(int(v) for v in rows[(d(10, 31), A)]) == (2, 1, 0, 1, 0)
-
-
-def test_daily_kolkata(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
-    daily(
-        hand,
-        {
-            (d(10, 26), A): (3, 2, 1, 0, 0),  # a01 05:20, a02 05:40, a03 23:50
-            (d(10, 27), A): (1, 0, 0, 1, 0),  # a04 00:10
-            (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 05:00, a06, a09, a10
-            (d(10, 28), B): (3, 1, 1, 1, 0),  # b01 b02 b03
-            (d(10, 29), B): (2, 1, 0, 1, 0),  # b06 00:30, b07
-            (d(10, 30), L): (2, 1, 1, 0, 0),  # c01 c02
-            (d(10, 31), L): (1, 0, 1, 0, 0),  # c05 03:30
-            (d(11, 1), L): (1, 1, 0, 0, 0),  # c04
-        },
-        IST,
-    )
-
-
-# weekly and monthly ------------------------------------------------------------------------
-
-
-def test_weekly_and_monthly_utc(hand: Loader) -> None:
-    build_models(hand.pipeline)
-    weekly(
-        hand,
-        {
-            (d(10, 19), A): (1, 1, 0, 0, 0),  # a01 on Sunday 10-25
-            (d(10, 26), A): (7, 4, 1, 2, 0),  # a02 a03 a04 a05 a06 a09 a10
-            (d(10, 26), B): (5, 2, 1, 2, 0),
-            (d(10, 26), L): (4, 2, 2, 0, 0),
-        },
-    )
-    monthly(
-        hand,
-        {
-            (d(10, 1), A): (5, 3, 1, 1, 0),  # a01..a05
-            (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10
-            (d(10, 1), B): (5, 2, 1, 2, 0),
-            (d(10, 1), L): (3, 1, 2, 0, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-    )
-
-
-def test_weekly_and_monthly_with_active(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_active=True))
-    weekly(
-        hand,
-        {
-            (d(10, 19), A): (1, 1, 0, 0, 0),
-            (d(10, 26), A): (8, 5, 1, 2, 1),
-            (d(10, 26), B): (5, 2, 1, 2, 0),
-            (d(10, 26), L): (4, 2, 2, 0, 0),
-        },
-    )
-    monthly(
-        hand,
-        {
-            (d(10, 1), A): (5, 3, 1, 1, 0),
-            (d(11, 1), A): (4, 3, 0, 1, 1),
-            (d(10, 1), B): (5, 2, 1, 2, 0),
-            (d(10, 1), L): (3, 1, 2, 0, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-    )
-
-
-def test_weekly_and_monthly_new_york(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
-    weekly(
-        hand,
-        {
-            (d(10, 19), A): (2, 1, 1, 0, 0),  # a01 a02 on Sunday 10-25 local
-            (d(10, 26), A): (6, 4, 0, 2, 0),
-            (d(10, 26), B): (5, 2, 1, 2, 0),
-            (d(10, 26), L): (4, 2, 2, 0, 0),
-        },
-        NY,
-    )
-    monthly(
-        hand,
-        {
-            (d(10, 1), A): (6, 3, 1, 2, 0),  # a01..a06
-            (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 a10
-            (d(10, 1), B): (5, 2, 1, 2, 0),
-            (d(10, 1), L): (3, 1, 2, 0, 0),
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-        NY,
-    )
-
-
-def test_weekly_and_monthly_kolkata(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
-    weekly(
-        hand,
-        {
-            (d(10, 26), A): (8, 5, 1, 2, 0),  # a01 is Monday 10-26 local
-            (d(10, 26), B): (5, 2, 1, 2, 0),
-            (d(10, 26), L): (4, 2, 2, 0, 0),
-        },
-        IST,
-    )
-    monthly(
-        hand,
-        {
-            (d(10, 1), A): (4, 2, 1, 1, 0),  # a01..a04
-            (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 a06 a09 a10
-            (d(10, 1), B): (5, 2, 1, 2, 0),
-            (d(10, 1), L): (3, 1, 2, 0, 0),  # c05 on 10-31 local
-            (d(11, 1), L): (1, 1, 0, 0, 0),
-        },
-        IST,
-    )
-
-
-# by channel and by language ----------------------------------------------------------------
-
-
-def test_by_channel_default_and_everything(hand: Loader) -> None:
-    table, keys = "fct_containment_daily_by_channel", ["day", "bot_id", "channel"]
-    build_models(hand.pipeline)
-    check_containment(
-        hand,
-        table,
-        keys,
-        {
-            (d(10, 25), A, "rtm"): (1, 1, 0, 0, 0),
-            (d(10, 26), A, "rtm"): (1, 0, 1, 0, 0),
-            (d(10, 26), A, "msteams"): (2, 1, 0, 1, 0),
-            (d(10, 31), A, "slack"): (1, 1, 0, 0, 0),
-            (d(11, 1), A, "rtm"): (2, 1, 0, 1, 0),  # a06 a10
-            (d(11, 1), A, "email"): (1, 1, 0, 0, 0),
-            (d(10, 28), B, "rtm"): (2, 1, 0, 1, 0),
-            (d(10, 28), B, "sms"): (1, 0, 1, 0, 0),
-            (d(10, 28), B, "korevg"): (1, 1, 0, 0, 0),
-            (d(10, 29), B, "rtm"): (1, 0, 0, 1, 0),
-            (d(10, 30), L, "rtm"): (2, 1, 1, 0, 0),
-            (d(10, 30), L, "ivrVoice"): (1, 0, 1, 0, 0),
-            (d(11, 1), L, "rtm"): (1, 1, 0, 0, 0),
-        },
-        "UTC",
-    )
-    build_models(hand.pipeline, ALL_IN)
-    check_containment(
-        hand,
-        table,
-        keys,
-        {
-            (d(10, 25), A, "rtm"): (1, 1, 0, 0, 0),
-            (d(10, 26), A, "rtm"): (1, 0, 1, 0, 0),
-            (d(10, 26), A, "msteams"): (2, 1, 0, 1, 0),
-            (d(10, 31), A, "slack"): (1, 1, 0, 0, 0),
-            (d(11, 1), A, "rtm"): (4, 2, 1, 1, 1),  # a06 a07 a10 a11
-            (d(11, 1), A, "api"): (1, 1, 0, 0, 0),  # a08
-            (d(11, 1), A, "email"): (1, 1, 0, 0, 0),
-            (d(10, 28), B, "rtm"): (4, 2, 0, 2, 0),  # b01 b02 b04 b05
-            (d(10, 28), B, "sms"): (1, 0, 1, 0, 0),
-            (d(10, 28), B, "korevg"): (1, 1, 0, 0, 0),
-            (d(10, 29), B, "rtm"): (1, 0, 0, 1, 0),
-            (d(10, 30), L, "rtm"): (3, 1, 1, 1, 0),  # c01 c03 c05
-            (d(10, 30), L, "ivrVoice"): (1, 0, 1, 0, 0),
-            (d(11, 1), L, "rtm"): (1, 1, 0, 0, 0),
-        },
-        "UTC",
-    )
-
-
-def test_by_language_utc_and_kolkata(hand: Loader) -> None:
-    table, keys = "fct_containment_daily_by_language", ["day", "bot_id", "language"]
-    build_models(hand.pipeline)
-    check_containment(
-        hand,
-        table,
-        keys,
-        {
-            (d(10, 25), A, "en"): (1, 1, 0, 0, 0),
-            (d(10, 26), A, "en"): (2, 1, 1, 0, 0),  # a02 (en+es) a03
-            (d(10, 26), A, "es"): (1, 0, 1, 0, 0),  # a02
-            (d(10, 26), A, "de"): (1, 0, 0, 1, 0),
-            (d(10, 31), A, "fr"): (1, 1, 0, 0, 0),
-            (d(11, 1), A, "en"): (2, 1, 0, 1, 0),  # a06 (en listed twice) a09
-            (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),  # a10
-            (d(10, 28), B, "en"): (3, 2, 0, 1, 0),
-            (d(10, 28), B, "es"): (1, 0, 1, 0, 0),
-            (d(10, 29), B, "en"): (1, 0, 0, 1, 0),
-            (d(10, 30), L, "en"): (3, 1, 2, 0, 0),
-            (d(11, 1), L, "en"): (1, 1, 0, 0, 0),
-        },
-        "UTC",
-    )
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
-    check_containment(
-        hand,
-        table,
-        keys,
-        {
-            (d(10, 26), A, "en"): (3, 2, 1, 0, 0),
-            (d(10, 26), A, "es"): (1, 0, 1, 0, 0),
-            (d(10, 27), A, "de"): (1, 0, 0, 1, 0),
-            (d(11, 1), A, "fr"): (1, 1, 0, 0, 0),
-            (d(11, 1), A, "en"): (2, 1, 0, 1, 0),
-            (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),
-            (d(10, 28), B, "en"): (2, 1, 0, 1, 0),
-            (d(10, 28), B, "es"): (1, 0, 1, 0, 0),
-            (d(10, 29), B, "en"): (2, 1, 0, 1, 0),
-            (d(10, 30), L, "en"): (2, 1, 1, 0, 0),
-            (d(10, 31), L, "en"): (1, 0, 1, 0, 0),
-            (d(11, 1), L, "en"): (1, 1, 0, 0, 0),
-        },
-        IST,
-    )
-
-
-# by tag ------------------------------------------------------------------------------------
-
-TAGS_DEFAULT = {
-    # (sessions, self_service, drop_off, agent) of distinct in-scope sessions
+DAILY_UTC = {
+    (d(10, 25), A): (1, 1, 0, 0, 0),  # a01
+    (d(10, 26), A): (3, 1, 1, 1, 0),  # a02 a03 a04
+    (d(10, 31), A): (1, 1, 0, 0, 0),  # a05
+    (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10 (not a07 dev, a08 non-int, a11 open)
+    (d(10, 28), B): (4, 2, 1, 1, 0),  # b01 b02 b03 b06 (not b04, b05)
+    (d(10, 29), B): (1, 0, 0, 1, 0),  # b07 (isDeveloper null)
+    (d(10, 30), L): (3, 1, 2, 0, 0),  # c01 c02 c05 (not c03 dev)
+    (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 (no status: closed)
+}
+# (containment_rate, drop_off_rate, agent_transfer_rate) of DAILY_UTC
+DAILY_UTC_RATES = {
+    (d(10, 25), A): (1.0, 0.0, 0.0),
+    (d(10, 26), A): (1 / 3, 1 / 3, 1 / 3),
+    (d(10, 31), A): (1.0, 0.0, 0.0),
+    (d(11, 1), A): (2 / 3, 0.0, 1 / 3),
+    (d(10, 28), B): (0.5, 0.25, 0.25),
+    (d(10, 29), B): (0.0, 0.0, 1.0),
+    (d(10, 30), L): (1 / 3, 2 / 3, 0.0),
+    (d(11, 1), L): (1.0, 0.0, 0.0),
+}
+DAILY_NEW_YORK = {
+    (d(10, 25), A): (2, 1, 1, 0, 0),  # a01 19:50, a02 20:10 EDT
+    (d(10, 26), A): (2, 1, 0, 1, 0),  # a03 a04
+    (d(10, 31), A): (2, 1, 0, 1, 0),  # a05 19:30, a06 22:00 EDT
+    (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 00:30 EDT, a10 02:00 EST
+    (d(10, 28), B): (4, 2, 1, 1, 0),
+    (d(10, 29), B): (1, 0, 0, 1, 0),
+    (d(10, 30), L): (3, 1, 2, 0, 0),  # c05 18:00 EDT
+    (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 06:30 EST
+}
+WEEKLY_UTC = {
+    (d(10, 19), A): (1, 1, 0, 0, 0),  # a01 on Sunday 10-25
+    (d(10, 26), A): (7, 4, 1, 2, 0),  # a02 a03 a04 a05 a06 a09 a10
+    (d(10, 26), B): (5, 2, 1, 2, 0),
+    (d(10, 26), L): (4, 2, 2, 0, 0),
+}
+MONTHLY_UTC = {
+    (d(10, 1), A): (5, 3, 1, 1, 0),  # a01..a05
+    (d(11, 1), A): (3, 2, 0, 1, 0),  # a06 a09 a10
+    (d(10, 1), B): (5, 2, 1, 2, 0),
+    (d(10, 1), L): (3, 1, 2, 0, 0),
+    (d(11, 1), L): (1, 1, 0, 0, 0),
+}
+BY_CHANNEL_UTC = {
+    (d(10, 25), A, "rtm"): (1, 1, 0, 0, 0),  # a01
+    (d(10, 26), A, "rtm"): (1, 0, 1, 0, 0),  # a02
+    (d(10, 26), A, "msteams"): (2, 1, 0, 1, 0),  # a03 a04
+    (d(10, 31), A, "slack"): (1, 1, 0, 0, 0),  # a05
+    (d(11, 1), A, "rtm"): (2, 1, 0, 1, 0),  # a06 a10
+    (d(11, 1), A, "email"): (1, 1, 0, 0, 0),  # a09
+    (d(10, 28), B, "rtm"): (2, 1, 0, 1, 0),  # b01 b02
+    (d(10, 28), B, "sms"): (1, 0, 1, 0, 0),  # b03
+    (d(10, 28), B, "korevg"): (1, 1, 0, 0, 0),  # b06
+    (d(10, 29), B, "rtm"): (1, 0, 0, 1, 0),  # b07
+    (d(10, 30), L, "rtm"): (2, 1, 1, 0, 0),  # c01 c05
+    (d(10, 30), L, "ivrVoice"): (1, 0, 1, 0, 0),  # c02
+    (d(11, 1), L, "rtm"): (1, 1, 0, 0, 0),  # c04
+}
+BY_LANGUAGE_UTC = {
+    (d(10, 25), A, "en"): (1, 1, 0, 0, 0),  # a01
+    (d(10, 26), A, "en"): (2, 1, 1, 0, 0),  # a02 (en+es) a03
+    (d(10, 26), A, "es"): (1, 0, 1, 0, 0),  # a02
+    (d(10, 26), A, "de"): (1, 0, 0, 1, 0),  # a04
+    (d(10, 31), A, "fr"): (1, 1, 0, 0, 0),  # a05
+    (d(11, 1), A, "en"): (2, 1, 0, 1, 0),  # a06 (en listed twice) a09
+    (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),  # a10
+    (d(10, 28), B, "en"): (3, 2, 0, 1, 0),  # b01 b02 b06
+    (d(10, 28), B, "es"): (1, 0, 1, 0, 0),  # b03
+    (d(10, 29), B, "en"): (1, 0, 0, 1, 0),  # b07
+    (d(10, 30), L, "en"): (3, 1, 2, 0, 0),  # c01 c02 c05
+    (d(11, 1), L, "en"): (1, 1, 0, 0, 0),  # c04
+}
+# (sessions, self_service, drop_off, agent) of distinct in-scope sessions
+BY_TAG_UTC = {
     (d(10, 26), A, "session", "intent", "Track Order"): (1, 0, 1, 0),
     (d(10, 28), B, "user", "regular", "vip"): (2, 1, 0, 1),  # b01 (tag listed twice) b02
     (d(10, 28), B, "user", "regular", "newuser"): (1, 0, 1, 0),
@@ -672,38 +428,111 @@ TAGS_DEFAULT = {
     (d(10, 30), L, "user", "regular", "newuser"): (1, 0, 1, 0),  # c02
 }
 
+# (mart, settings) -> its rows. The daily default is in test_daily_defaults_with_rates.
+CONTAINMENT: dict[tuple[str, str], dict[tuple, tuple[int, ...]]] = {
+    (DAILY, "active"): {
+        **DAILY_UTC,
+        (d(11, 1), A): (4, 3, 0, 1, 1),  # + a11, open: self-service as shown
+        (d(11, 1), L): (1, 1, 0, 0, 0),  # c04 has no status: not an active session
+    },
+    (DAILY, "non-interactive"): {
+        **DAILY_UTC,
+        (d(11, 1), A): (4, 3, 0, 1, 0),  # + a08
+        (d(10, 28), B): (5, 3, 1, 1, 0),  # + b04
+    },
+    (DAILY, "developer"): {
+        **DAILY_UTC,
+        (d(11, 1), A): (4, 2, 1, 1, 0),  # + a07
+        (d(10, 28), B): (5, 2, 1, 2, 0),  # + b05
+        (d(10, 30), L): (4, 1, 2, 1, 0),  # + c03
+    },
+    (DAILY, "everything"): {
+        **DAILY_UTC,
+        (d(11, 1), A): (6, 4, 1, 1, 1),  # a06..a11
+        (d(10, 28), B): (6, 3, 1, 2, 0),  # b01..b06
+        (d(10, 30), L): (4, 1, 2, 1, 0),
+    },
+    (DAILY, "new-york"): DAILY_NEW_YORK,
+    (DAILY, "new-york-active"): {
+        **DAILY_NEW_YORK,
+        (d(11, 1), A): (3, 3, 0, 0, 1),  # + a11 06:00 EST
+    },
+    (DAILY, "kolkata"): {
+        (d(10, 26), A): (3, 2, 1, 0, 0),  # a01 05:20, a02 05:40, a03 23:50
+        (d(10, 27), A): (1, 0, 0, 1, 0),  # a04 00:10
+        (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 05:00, a06, a09, a10
+        (d(10, 28), B): (3, 1, 1, 1, 0),  # b01 b02 b03
+        (d(10, 29), B): (2, 1, 0, 1, 0),  # b06 00:30, b07
+        (d(10, 30), L): (2, 1, 1, 0, 0),  # c01 c02
+        (d(10, 31), L): (1, 0, 1, 0, 0),  # c05 03:30
+        (d(11, 1), L): (1, 1, 0, 0, 0),  # c04
+    },
+    (WEEKLY, "default"): WEEKLY_UTC,
+    (WEEKLY, "active"): {**WEEKLY_UTC, (d(10, 26), A): (8, 5, 1, 2, 1)},  # + a11
+    (WEEKLY, "new-york"): {
+        **WEEKLY_UTC,
+        (d(10, 19), A): (2, 1, 1, 0, 0),  # a01 a02 on Sunday 10-25 local
+        (d(10, 26), A): (6, 4, 0, 2, 0),
+    },
+    (WEEKLY, "kolkata"): {
+        **without(WEEKLY_UTC, (d(10, 19), A)),
+        (d(10, 26), A): (8, 5, 1, 2, 0),  # a01 is Monday 10-26 local
+    },
+    (MONTHLY, "default"): MONTHLY_UTC,
+    (MONTHLY, "active"): {**MONTHLY_UTC, (d(11, 1), A): (4, 3, 0, 1, 1)},  # + a11
+    (MONTHLY, "new-york"): {
+        **MONTHLY_UTC,
+        (d(10, 1), A): (6, 3, 1, 2, 0),  # a01..a06
+        (d(11, 1), A): (2, 2, 0, 0, 0),  # a09 a10
+    },
+    (MONTHLY, "kolkata"): {
+        **MONTHLY_UTC,
+        (d(10, 1), A): (4, 2, 1, 1, 0),  # a01..a04
+        (d(11, 1), A): (4, 3, 0, 1, 0),  # a05 a06 a09 a10
+        (d(10, 1), L): (3, 1, 2, 0, 0),  # c05 on 10-31 local
+    },
+    (BY_CHANNEL, "default"): BY_CHANNEL_UTC,
+    (BY_CHANNEL, "everything"): {
+        **BY_CHANNEL_UTC,
+        (d(11, 1), A, "rtm"): (4, 2, 1, 1, 1),  # a06 a07 a10 a11
+        (d(11, 1), A, "api"): (1, 1, 0, 0, 0),  # a08
+        (d(10, 28), B, "rtm"): (4, 2, 0, 2, 0),  # b01 b02 b04 b05
+        (d(10, 30), L, "rtm"): (3, 1, 1, 1, 0),  # c01 c03 c05
+    },
+    (BY_LANGUAGE, "default"): BY_LANGUAGE_UTC,
+    (BY_LANGUAGE, "kolkata"): {
+        (d(10, 26), A, "en"): (3, 2, 1, 0, 0),  # a01 a02 a03
+        (d(10, 26), A, "es"): (1, 0, 1, 0, 0),  # a02
+        (d(10, 27), A, "de"): (1, 0, 0, 1, 0),  # a04
+        (d(11, 1), A, "fr"): (1, 1, 0, 0, 0),  # a05
+        (d(11, 1), A, "en"): (2, 1, 0, 1, 0),  # a06 a09
+        (d(11, 1), A, "unknown"): (1, 1, 0, 0, 0),  # a10
+        (d(10, 28), B, "en"): (2, 1, 0, 1, 0),  # b01 b02
+        (d(10, 28), B, "es"): (1, 0, 1, 0, 0),  # b03
+        (d(10, 29), B, "en"): (2, 1, 0, 1, 0),  # b06 b07
+        (d(10, 30), L, "en"): (2, 1, 1, 0, 0),  # c01 c02
+        (d(10, 31), L, "en"): (1, 0, 1, 0, 0),  # c05
+        (d(11, 1), L, "en"): (1, 1, 0, 0, 0),  # c04
+    },
+    (BY_TAG, "default"): BY_TAG_UTC,
+    (BY_TAG, "developer"): {
+        **BY_TAG_UTC,
+        (d(10, 28), B, "user", "regular", "vip"): (3, 1, 0, 2),  # + b05
+        (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 1, 0, 2),  # + b05
+        (d(10, 28), B, "session", "escalated", "true"): (1, 0, 0, 1),  # b05 only
+    },
+    (BY_TAG, "non-interactive"): {
+        **BY_TAG_UTC,
+        (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 2, 0, 1),  # + b04
+    },
+    (BY_TAG, "active"): {**BY_TAG_UTC, (d(11, 1), A, "user", "regular", "returning"): (1, 1, 0, 0)},  # a11
+    (BY_TAG, "new-york"): {
+        **without(BY_TAG_UTC, (d(10, 26), A, "session", "intent", "Track Order")),
+        (d(10, 25), A, "session", "intent", "Track Order"): (1, 0, 1, 0),  # a02 20:10 EDT
+    },
+}
 
-def test_by_tag_default(hand: Loader) -> None:
-    build_models(hand.pipeline)
-    by_tag(hand, TAGS_DEFAULT)
-
-
-def test_by_tag_with_each_option(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_developer=True))
-    by_tag(
-        hand,
-        {
-            **TAGS_DEFAULT,
-            (d(10, 28), B, "user", "regular", "vip"): (3, 1, 0, 2),  # + b05
-            (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 1, 0, 2),  # + b05
-            (d(10, 28), B, "session", "escalated", "true"): (1, 0, 0, 1),  # b05 only
-        },
-    )
-    build_models(hand.pipeline, ModelSettings(include_non_interactive=True))
-    by_tag(hand, {**TAGS_DEFAULT, (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 2, 0, 1)})  # + b04
-    build_models(hand.pipeline, ModelSettings(include_active=True))
-    by_tag(hand, {**TAGS_DEFAULT, (d(11, 1), A, "user", "regular", "returning"): (1, 1, 0, 0)})  # a11
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=NY))
-    moved = dict(TAGS_DEFAULT)
-    moved[(d(10, 25), A, "session", "intent", "Track Order")] = moved.pop(
-        (d(10, 26), A, "session", "intent", "Track Order")
-    )
-    by_tag(hand, moved)
-
-
-# session behaviour -------------------------------------------------------------------------
-
-BEHAVIOUR_DEFAULT = {
+BEHAVIOUR_UTC = {
     # sessions, interactive, non-interactive, developer, interactive share, developer share,
     # messages/session, tasks/session, duration p50, p90, p95 (s)
     (d(10, 25), A): (1, 1, 0, 0, 1.0, 0.0, 4.0, 1.0, 120, 120, 120),
@@ -720,46 +549,19 @@ BEHAVIOUR_DEFAULT = {
     # c04, no status (closed), as the API showed it at NOW
     (d(11, 1), L): (1, 1, 0, 0, 1.0, 0.0, 3.0, 1.0, 1800, 1800, 1800),
 }
+# settings -> fct_session_behaviour_daily; only the status filter applies to this mart.
+BEHAVIOUR_BY_SETTINGS = {
+    "default": BEHAVIOUR_UTC,
+    "non-interactive-and-developer": BEHAVIOUR_UTC,
+    "active": {
+        **BEHAVIOUR_UTC,
+        # + a11: 3600 s so far, 5 messages, 1 task -> 10 30 60 120 300 3600 s
+        (d(11, 1), A): (6, 5, 1, 1, 5 / 6, 1 / 6, 4.0, 7 / 6, 90, 1950, 2775),
+    },
+}
 
-
-def test_behaviour_default_and_type_options(hand: Loader) -> None:
-    build_models(hand.pipeline)
-    assert behaviour(hand) == approx_rows(BEHAVIOUR_DEFAULT)
-    # only the status filter applies to this mart
-    build_models(hand.pipeline, ModelSettings(include_non_interactive=True, include_developer=True))
-    assert behaviour(hand) == approx_rows(BEHAVIOUR_DEFAULT)
-
-
-def test_behaviour_with_active(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(include_active=True))
-    # + a11: 3600 s so far, 5 messages, 1 task -> 10 30 60 120 300 3600 s
-    expected = {**BEHAVIOUR_DEFAULT, (d(11, 1), A): (6, 5, 1, 1, 5 / 6, 1 / 6, 4.0, 7 / 6, 90, 1950, 2775)}
-    assert behaviour(hand) == approx_rows(expected)
-
-
-def test_behaviour_kolkata(hand: Loader) -> None:
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST))
-    got = behaviour(hand)
-    assert {key: row[0] for key, row in got.items()} == {
-        (d(10, 26), A): 3,  # a01 a02 a03
-        (d(10, 27), A): 1,  # a04
-        (d(11, 1), A): 6,  # a05..a10
-        (d(10, 28), B): 5,  # b01..b05
-        (d(10, 29), B): 2,  # b06 b07
-        (d(10, 30), L): 3,  # c01 c02 c03
-        (d(10, 31), L): 1,  # c05
-        (d(11, 1), L): 1,  # c04
-    }
-    # a01 a02 a03: 120 60 200 s, 12 messages, 3 tasks
-    assert got[(d(10, 26), A)] == pytest.approx((3, 3, 0, 0, 1.0, 0.0, 4.0, 1.0, 120, 184, 192))
-    assert got[(d(10, 27), A)] == pytest.approx((1, 1, 0, 0, 1.0, 0.0, 10.0, 1.0, 400, 400, 400))
-
-
-# fct_sessions ------------------------------------------------------------------------------
-
-
-SESSIONS_DEFAULT = {
-    # bot, day (UTC), outcome, counted under the defaults
+# bot, day (UTC), outcome, counted under the defaults
+SESSIONS_UTC = {
     "a01": (A, d(10, 25), "self_service", True),
     "a02": (A, d(10, 26), "drop_off", True),
     "a03": (A, d(10, 26), "self_service", True),
@@ -786,16 +588,95 @@ SESSIONS_DEFAULT = {
 }
 
 
+# the loaded rows the expectations rest on -------------------------------------------------
+
+
+def test_loaded_rows_have_the_shapes_the_expectations_assume(hand: Loaded) -> None:
+    rows = hand.loader.sessions()
+    assert len(rows) == len(SESSIONS_9X) + len(SESSIONS_LEGACY)
+    open_row = rows[sid("a11")]
+    assert (open_row[7], open_row[9], open_row[10], open_row[11]) == ("selfService", "active", 5, 1)
+    assert (open_row[5] - open_row[4]).total_seconds() == 3600
+    assert rows[sid("b07")][8] is None, "isDeveloper null is loaded as NULL"
+    legacy_containment = {"c01": "selfService", "c02": "dropOff", "c03": "agent", "c04": "selfService"}
+    for name, containment in legacy_containment.items():
+        legacy = rows[sid(name)]
+        assert (legacy[6], legacy[7], legacy[9]) == (None, containment, None), name
+    assert (rows[sid("c04")][5] - rows[sid("c04")][4]).total_seconds() == 1800
+
+
+def test_model_settings_contract() -> None:
+    settings = ModelSettings()
+    assert (
+        settings.reporting_time_zone,
+        settings.include_active,
+        settings.include_non_interactive,
+        settings.include_developer,
+    ) == ("UTC", False, False, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.include_active = True  # type: ignore[misc]
+
+
+# the containment marts ---------------------------------------------------------------------
+
+
+def test_daily_defaults_with_rates(hand: Loaded) -> None:
+    """Built without settings, the daily mart counts by the defaults; its rates, by hand."""
+    loader = hand.build(None)
+    check_containment(loader, DAILY, DAILY_UTC, "UTC")
+    rates = read(loader, DAILY, RATES)
+    assert {k: tuple(float(v) for v in r) for k, r in rates.items()} == approx_rows(DAILY_UTC_RATES)
+
+
+@pytest.mark.parametrize(
+    ("mart", "scenario"),
+    list(CONTAINMENT),
+    ids=[f"{mart.removeprefix('fct_containment_')}-{scenario}" for mart, scenario in CONTAINMENT],
+)
+def test_containment_by_hand(hand: Loaded, mart: str, scenario: str) -> None:
+    settings = SETTINGS[scenario]
+    check_containment(hand.build(settings), mart, CONTAINMENT[(mart, scenario)], settings.reporting_time_zone)
+
+
+# session behaviour -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", list(BEHAVIOUR_BY_SETTINGS))
+def test_behaviour_by_hand(hand: Loaded, scenario: str) -> None:
+    loader = hand.build(SETTINGS[scenario])
+    assert behaviour(loader) == approx_rows(BEHAVIOUR_BY_SETTINGS[scenario])
+
+
+def test_behaviour_kolkata(hand: Loaded) -> None:
+    got = behaviour(hand.build(SETTINGS["kolkata"]))
+    assert {key: row[0] for key, row in got.items()} == {
+        (d(10, 26), A): 3,  # a01 a02 a03
+        (d(10, 27), A): 1,  # a04
+        (d(11, 1), A): 6,  # a05..a10
+        (d(10, 28), B): 5,  # b01..b05
+        (d(10, 29), B): 2,  # b06 b07
+        (d(10, 30), L): 3,  # c01 c02 c03
+        (d(10, 31), L): 1,  # c05
+        (d(11, 1), L): 1,  # c04
+    }
+    # a01 a02 a03: 120 60 200 s, 12 messages, 3 tasks
+    assert got[(d(10, 26), A)] == pytest.approx((3, 3, 0, 0, 1.0, 0.0, 4.0, 1.0, 120, 184, 192))
+    assert got[(d(10, 27), A)] == pytest.approx((1, 1, 0, 0, 1.0, 0.0, 10.0, 1.0, 400, 400, 400))
+
+
+# fct_sessions ------------------------------------------------------------------------------
+
+
 def fct_sessions(loader: Loader) -> dict[str, tuple]:
-    rows = read(loader, "fct_sessions", ["session_id"], ["bot_id", "day", "outcome", "is_counted"])
+    """fct_sessions by session id: bot, day, outcome, counted."""
+    rows = read(loader, "fct_sessions", ["bot_id", "day", "outcome", "is_counted"])
     return {key[0]: (row[0], row[1], row[2], bool(row[3])) for key, row in rows.items()}
 
 
-def test_fct_sessions(hand: Loader) -> None:
-    build_models(hand.pipeline)
-    assert fct_sessions(hand) == {sid(name): row for name, row in SESSIONS_DEFAULT.items()}
-    build_models(hand.pipeline, ModelSettings(reporting_time_zone=IST, include_active=True))
-    got = fct_sessions(hand)
+def test_fct_sessions(hand: Loaded) -> None:
+    got = fct_sessions(hand.build(SETTINGS["default"]))
+    assert got == {sid(name): row for name, row in SESSIONS_UTC.items()}
+    got = fct_sessions(hand.build(SETTINGS["kolkata-active"]))
     assert {name: got[sid(name)][1:] for name in ("a01", "a04", "a05", "a11", "b06", "c05")} == {
         "a01": (d(10, 26), "self_service", True),
         "a04": (d(10, 27), "agent", True),
@@ -804,57 +685,40 @@ def test_fct_sessions(hand: Loader) -> None:
         "b06": (d(10, 29), "self_service", True),
         "c05": (d(10, 31), "drop_off", True),
     }
-    build_models(hand.pipeline, ALL_IN)
-    assert all(row[3] for row in fct_sessions(hand).values())
+    assert all(row[3] for row in fct_sessions(hand.build(ALL_IN)).values())
 
 
 # keys and accepted values ------------------------------------------------------------------
 
-MART_KEYS = {
-    "fct_containment_daily": ("day", "bot_id"),
-    "fct_containment_daily_by_channel": ("day", "bot_id", "channel"),
-    "fct_containment_daily_by_language": ("day", "bot_id", "language"),
-    "fct_containment_weekly": ("week_start", "bot_id"),
-    "fct_containment_monthly": ("month_start", "bot_id"),
-    "fct_session_behaviour_daily": ("day", "bot_id"),
-    "fct_containment_by_tag": ("day", "bot_id", "tag_scope", "tag_name", "tag_value"),
-    "fct_sessions": ("session_id",),
-}
-
 
 def assert_marts_are_sound(loader: Loader) -> None:
     """Unique, non-null keys; accepted values; counts that add up; periods that start right."""
-    for table, keys in MART_KEYS.items():
-        columns = ", ".join(keys)
+    for table in MARTS:
+        columns = ", ".join(KEYS[table])
         repeated = loader.query(
             f"SELECT {columns}, COUNT(*) FROM {table} GROUP BY {columns} HAVING COUNT(*) > 1"
         )
         assert repeated == [], f"{table}: repeated keys"
-        nulls = " OR ".join(f"{key} IS NULL" for key in keys)
+        nulls = " OR ".join(f"{key} IS NULL" for key in KEYS[table])
         assert loader.query(f"SELECT COUNT(*) FROM {table} WHERE {nulls}") == [(0,)], f"{table}: null key"
         assert loader.query(f"SELECT COUNT(*) FROM {table}")[0][0] > 0, f"{table} is empty"
     outcomes = {row[0] for row in loader.query("SELECT DISTINCT outcome FROM fct_sessions")}
     assert outcomes <= OUTCOMES
-    scopes = {row[0] for row in loader.query("SELECT DISTINCT tag_scope FROM fct_containment_by_tag")}
+    scopes = {row[0] for row in loader.query(f"SELECT DISTINCT tag_scope FROM {BY_TAG}")}
     assert scopes <= {"session", "user"}
-    for table in [t for t in MART_KEYS if t.startswith("fct_containment")]:
+    for table in [t for t in MARTS if t.startswith("fct_containment")]:
         rows = loader.query(f"SELECT {', '.join(COUNTS)} FROM {table}")
         for sessions, self_service, drop_off, agent in rows:
             assert sessions > 0 and self_service + drop_off + agent == sessions, table
-    for (week_start,) in loader.query("SELECT DISTINCT week_start FROM fct_containment_weekly"):
+    for (week_start,) in loader.query(f"SELECT DISTINCT week_start FROM {WEEKLY}"):
         assert week_start.isoweekday() == 1, week_start
-    for (month_start,) in loader.query("SELECT DISTINCT month_start FROM fct_containment_monthly"):
+    for (month_start,) in loader.query(f"SELECT DISTINCT month_start FROM {MONTHLY}"):
         assert month_start.day == 1, month_start
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [ModelSettings(), ALL_IN, ModelSettings(reporting_time_zone=IST, include_active=True)],
-    ids=["default", "everything", "kolkata-active"],
-)
-def test_marts_keys_and_values_hand(hand: Loader, settings: ModelSettings) -> None:
-    build_models(hand.pipeline, settings)
-    assert_marts_are_sound(hand)
+@pytest.mark.parametrize("scenario", ["default", "everything", "kolkata-active"])
+def test_marts_keys_and_values_hand(hand: Loaded, scenario: str) -> None:
+    assert_marts_are_sound(hand.build(SETTINGS[scenario]))
 
 
 # a larger generated data set against an independent computation ---------------------------
@@ -876,6 +740,7 @@ def in_scope(view: dict[str, Any], settings: ModelSettings) -> bool:
     return status_ok and kind_ok and (settings.include_developer or not view.get("isDeveloper"))
 
 
+# Where `expected_counts` counts each containment type: (sessions, self_service, drop_off, agent).
 OUTCOME_INDEX = {"selfService": 1, "dropOff": 2, "agent": 3}
 
 
@@ -958,54 +823,52 @@ def expected_behaviour(views: list[dict[str, Any]]) -> dict[tuple, tuple]:
     return found
 
 
-def test_generated_sessions_match_an_independent_computation(
-    make_loader: Callable[..., Loader], warehouse: str
-) -> None:
-    generated = generate_sessions(BOTS, NOW - timedelta(days=13), NOW, per_day=40, seed=29)
-    with SandboxServer(generated, apps=bot_app(), now=NOW, page_cap=PAGE_CAP) as server:
-        loader = make_loader(server, warehouse)
-        loader.run()
-        views = server.visible_sessions()
-    statuses = {v["sessionStatus"] for v in views}
+# The marts the generated data set is checked in, with the period and slice `expected_counts`
+# counts them by.
+GENERATED_MARTS = (
+    (DAILY, "day", None),
+    (WEEKLY, "week", None),
+    (MONTHLY, "month", None),
+    (BY_CHANNEL, "day", "channel"),
+    (BY_LANGUAGE, "day", "language"),
+)
+# The settings the generated data set is built with, by the name the test ids use.
+GENERATED_SETTINGS = {
+    "default": ModelSettings(),
+    "kolkata": ModelSettings(reporting_time_zone=IST),
+    "everything-kolkata": dataclasses.replace(ALL_IN, reporting_time_zone=IST),
+    "everything-new-york": dataclasses.replace(ALL_IN, reporting_time_zone=NY),
+}
+
+
+def test_generated_sessions_have_what_the_checks_need(generated: Loaded) -> None:
+    statuses = {v["sessionStatus"] for v in generated.views}
     assert statuses == {"active", "closed"}, "the data set has open sessions"
+    views = generated.views
     assert any(v["isDeveloper"] for v in views) and any(v["sessionType"] != "interactive" for v in views)
-    for settings in (
-        ModelSettings(),
-        ModelSettings(reporting_time_zone=IST),
-        dataclasses.replace(ALL_IN, reporting_time_zone=IST),
-        dataclasses.replace(ALL_IN, reporting_time_zone=NY),
-    ):
-        build_models(loader.pipeline, settings)
-        zone = settings.reporting_time_zone
-        daily(loader, expected_counts(views, settings), zone)
-        weekly(loader, expected_counts(views, settings, "week"), zone)
-        monthly(loader, expected_counts(views, settings, "month"), zone)
-        for by in ("channel", "language"):
-            check_containment(
-                loader,
-                f"fct_containment_daily_by_{by}",
-                ["day", "bot_id", by],
-                expected_counts(views, settings, by=by),
-                zone,
-            )
-        assert_marts_are_sound(loader)
-        if zone == "UTC":
-            got_tags = read(
-                loader,
-                "fct_containment_by_tag",
-                ["day", "bot_id", "tag_scope", "tag_name", "tag_value"],
-                COUNTS,
-            )
-            wanted_tags = expected_tags(views, settings)
-            assert {
-                key: tuple(int(v) for v in row)
-                for key, row in got_tags.items()
-                if key[3] not in ("profile", "cart")  # JSON objects: text form not specified
-            } == wanted_tags
-            assert behaviour(loader) == approx_rows(expected_behaviour(views))
-            counted = {
-                row[0]
-                for row in loader.query("SELECT session_id FROM fct_sessions WHERE is_counted")
-            }
-            assert counted == {v["sessionId"] for v in views if in_scope(v, settings)}
-            assert loader.query("SELECT COUNT(*) FROM fct_sessions")[0][0] == len(views)
+
+
+@pytest.mark.parametrize("scenario", list(GENERATED_SETTINGS))
+def test_generated_sessions_match_an_independent_computation(generated: Loaded, scenario: str) -> None:
+    settings = GENERATED_SETTINGS[scenario]
+    loader = generated.build(settings)
+    for mart, period, by in GENERATED_MARTS:
+        expected = expected_counts(generated.views, settings, period, by)
+        check_containment(loader, mart, expected, settings.reporting_time_zone)
+    assert_marts_are_sound(loader)
+    if settings.reporting_time_zone == "UTC":
+        check_utc_only_marts(loader, generated.views, settings)
+
+
+def check_utc_only_marts(loader: Loader, views: list[dict[str, Any]], settings: ModelSettings) -> None:
+    """The tag and behaviour marts and fct_sessions, which the Python side counts in UTC only."""
+    got_tags = read(loader, BY_TAG, COUNTS)
+    assert {
+        key: tuple(int(v) for v in row)
+        for key, row in got_tags.items()
+        if key[3] not in ("profile", "cart")  # JSON objects: text form not specified
+    } == expected_tags(views, settings)
+    assert behaviour(loader) == approx_rows(expected_behaviour(views))
+    counted = {row[0] for row in loader.query("SELECT session_id FROM fct_sessions WHERE is_counted")}
+    assert counted == {v["sessionId"] for v in views if in_scope(v, settings)}
+    assert loader.query("SELECT COUNT(*) FROM fct_sessions")[0][0] == len(views)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, timedelta
 from math import ceil
@@ -13,6 +14,7 @@ from sources.kore_sessions.settings import MAX_WINDOW_SPAN
 
 from .conftest import (
     BOTS,
+    HISTORY_START,
     NOW,
     PAGE_CAP,
     Loader,
@@ -141,13 +143,27 @@ def test_admin_route_loads_every_bot(history: list, tmp_path) -> None:
 
 
 def test_bounded_backfill_leaves_incremental_state_alone(loader: Loader, server: SandboxServer) -> None:
+    """A bounded backfill loads its range only and writes no cursor: on a new pipeline its
+    state holds each bot without a cursor, so the next run starts at `start_date`; on a pipeline
+    with cursors it leaves the state exactly as it was."""
     start, end = NOW - timedelta(days=10), NOW - timedelta(days=8)
     loader.run(start_date=start.isoformat(), end_date=end.isoformat())
-    assert all("cursor" not in bot for bot in loader.state().get("bots", {}).values())
+    bots = loader.state()["bots"]
+    assert sorted(bots) == sorted(BOTS), "the bounded run kept its state per bot"
+    assert all("cursor" not in state for state in bots.values()), bots
     starts = [row[4].astimezone(UTC) for row in loader.sessions().values()]
     assert starts and all(start <= s <= end for s in starts)
+    server.clear_requests()
     loader.run()
+    froms = [api_time(r.body["dateFrom"]) for r in server.requests if r.body and "dateFrom" in r.body]
+    assert min(froms) == HISTORY_START, "the incremental run starts where a first run does"
     assert_matches_sandbox(loader, server)
+    incremental = loader.state()
+    assert all(state.get("cursor") for state in incremental["bots"].values())
+    server.clear_requests()
+    loader.run(start_date=start.isoformat(), end_date=end.isoformat())
+    assert server.requests, "the second bounded backfill fetched its range"
+    assert loader.state() == incremental, "the cursors are where the incremental run left them"
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "502", "503", "drop", "truncate", "truncate_length"])
@@ -170,28 +186,41 @@ def test_slow_answers_beyond_the_timeout_are_retried(
     server.fault_latency = 1.0
     server.inject("latency", count=1)
     summary = loader.run()
+    assert [r.fault for r in server.requests].count("latency") == 1, "the slow answer was given"
     assert summary.retries == 1
     assert_matches_sandbox(loader, server)
 
 
 def test_mixed_random_faults_lose_nothing(loader: Loader, server: SandboxServer) -> None:
-    server.set_fault_rates({"500": 0.1, "drop": 0.05, "truncate": 0.05, "429": 0.05}, seed=5)
-    loader.run(max_attempts=12)
+    """Random 500s, dropped connections, truncated bodies and 429s: the sandbox's log shows
+    every kind fired, the run retried each, and nothing is lost."""
+    rates = {"500": 0.1, "drop": 0.05, "truncate": 0.05, "429": 0.05}
+    server.set_fault_rates(rates, seed=5)
+    summary = loader.run(max_attempts=12)
     server.set_fault_rates({})
+    fired = Counter(r.fault for r in server.requests if r.fault)
+    assert set(fired) == set(rates), f"every kind fired: {dict(fired)}"
+    assert summary.retries >= sum(fired.values()), "each faulted answer was retried"
     assert_matches_sandbox(loader, server)
 
 
 def test_client_limiter_keeps_a_healthy_run_free_of_429(history: list, tmp_path) -> None:
+    """The client's limit (3 a scaled minute of 0.5 s, 0.525 s with its margin) is half the
+    server's (6 in 0.5 s): no 429 unless a request's way to the server is delayed by over half
+    a second more than another's. A client that ignored its limit would meet the server's: each
+    bot needs three times the server's minute limit in requests, fetched four at a time."""
     from sandbox import RateLimit
 
-    limit = RateLimit(per_minute=6, per_hour=60, seconds_per_minute=0.5)
-    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=100, rate_limit=limit) as server:
+    limit = RateLimit(per_minute=6, per_hour=600, seconds_per_minute=0.5)
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, rate_limit=limit) as server:
         loader = Loader(server, tmp_path)
-        summary = loader.run(requests_per_minute=6, requests_per_hour=60, seconds_per_minute=0.5)
+        summary = loader.run(requests_per_minute=3, requests_per_hour=300, seconds_per_minute=0.5)
         assert_matches_sandbox(loader, server)
         assert summary.rate_limited == 0
         assert all(r.status != 429 for r in server.requests)
-        assert len(server.requests) > 2 * 6, "enough requests to hit the minute limit"
+        for bot in BOTS:
+            made = sum(1 for r in server.requests if r.bot_id == bot)
+            assert made >= 3 * limit.per_minute, f"{bot}: {made} requests, too few to meet the limit"
 
 
 def test_server_rate_limit_without_retry_after_is_backed_off(history: list, tmp_path) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pipelines.models import ModelSettings, build_models
+from pipelines.model_settings import ModelSettings
+from pipelines.models import build_models
 from sandbox import SandboxServer
 
 from .conftest import NOW, api_time, assert_matches_sandbox, counted_in_sandbox

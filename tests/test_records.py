@@ -6,13 +6,12 @@ import pytest
 
 from sources.kore_sessions.records import (
     InvalidRecordError,
-    format_api_timestamp,
     is_legacy_shape,
     normalize_containment,
-    parse_timestamp,
     session_status,
     to_row,
 )
+from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
 SAMPLE = {
     "sessionId": "6465cf6e4769ed4e822b82a1",

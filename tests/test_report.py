@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dlt
 import pytest
@@ -17,7 +19,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from plotly.offline import get_plotlyjs
 
 from pipelines.kore_sessions_pipeline import make_pipeline
-from pipelines.models import SETTINGS_TABLE, ModelSettings, build_models
+from pipelines.model_settings import ModelSettings
+from pipelines.models import SETTINGS_TABLE, build_models
 from pipelines.report import (
     ALL_BOTS,
     ChannelCounts,
@@ -49,11 +52,23 @@ CHANNELS = {"rtm": 5, "msteams": 3, "ivr": 2}
 FIRST_DAY = date(2026, 10, 1)
 GENERATED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 COUNT_NAMES = ("sessions", "self_service", "drop_off", "agent")
+# The outcome each API containment type counts as (closed sessions only).
+OUTCOME_OF_CONTAINMENT = {"selfService": "self_service", "dropOff": "drop_off", "agent": "agent"}
+# The outcome behind each rate line of the trend.
+RATE_OUTCOMES = {
+    "Containment rate": "self_service",
+    "Drop-off rate": "drop_off",
+    "Agent-transfer rate": "agent",
+}
+# The outcome of each stacked bar of the channel split, bottom first.
+STACKED_OUTCOMES = {"Self-service": "self_service", "Drop-off": "drop_off", "Agent transfer": "agent"}
 MART_COLUMNS = (
     "day DATE, bot_id VARCHAR(64), sessions BIGINT, self_service BIGINT, drop_off BIGINT, agent BIGINT, "
     "active_sessions BIGINT, containment_rate DOUBLE PRECISION, drop_off_rate DOUBLE PRECISION, "
     "agent_transfer_rate DOUBLE PRECISION, reporting_time_zone VARCHAR(64)"
 )
+# A (day, bot, channel) cell of the counts a test works out itself.
+Cell = tuple[date, str, str]
 
 
 def outcome_counts(day: int, bot: int, weight: int) -> tuple[int, int, int, int]:
@@ -273,6 +288,14 @@ class OpenedPage:
         """What each plotly chart holds and drew, by chart id."""
         return self.page.evaluate(CHARTS_JS)
 
+    def chart_data(self, chart_id: str) -> list[dict[str, Any]]:
+        """The traces plotly holds in one chart: name, series (`meta`), x and y values."""
+        return self.page.evaluate(CHART_DATA_JS, chart_id)
+
+    def table(self) -> list[list[str]]:
+        """The totals table as the browser shows it: one list of cell texts a row."""
+        return self.page.evaluate(TABLE_JS)
+
     def close(self) -> None:
         """Close the page's context."""
         self.context.close()
@@ -293,6 +316,14 @@ CHARTS_JS = """() => Object.fromEntries(
         .map(p => p.getBoundingClientRect()).filter(b => b.width > 0 && b.height > 0).length,
     }];
   }))"""
+
+
+CHART_DATA_JS = """id => Array.from(document.getElementById(id).data).map(t => ({
+  name: t.name, meta: t.meta === undefined ? null : t.meta, x: Array.from(t.x, String), y: Array.from(t.y),
+}))"""
+
+TABLE_JS = """() => Array.from(document.querySelectorAll('table.totals tbody tr'))
+  .map(row => Array.from(row.cells).map(cell => cell.textContent))"""
 
 
 @pytest.fixture
@@ -458,6 +489,12 @@ def test_write_report_writes_the_page(report_pipeline: dlt.Pipeline, tmp_path: P
     page = written.read_text(encoding="utf-8")
     assert "2026-10-03 to 2026-10-04 (2 days)" in page
     assert page.count("Plotly.newPlot(") == 2
+    shown = re.findall(r"<tr><th scope=\"row\">(.*?)</th>(.*?)</tr>", page)
+    assert [day for day, _ in shown] == ["Sun 2026-10-04", "Sat 2026-10-03"]
+    for (_, cells), day in zip(shown, (date(2026, 10, 4), date(2026, 10, 3)), strict=True):
+        sums = [sum(getattr(row, name) for row in daily if row.day == day) for name in COUNT_NAMES]
+        rates = [f"{count / sums[0]:.1%}" for count in sums[1:]]
+        assert re.findall(r"<td>(.*?)</td>", cells) == [f"{count:,}" for count in sums] + rates
 
 
 def test_empty_marts_give_an_empty_report(report_pipeline: dlt.Pipeline) -> None:
@@ -485,34 +522,108 @@ def test_days_must_be_positive(report_pipeline: dlt.Pipeline) -> None:
         read_report_data(report_pipeline, days=0)
 
 
+def dashboard_counts(views: Iterable[dict[str, Any]], zone: str, days: int) -> dict[Cell, Counter[str]]:
+    """What the default scope counts, worked out from the sandbox's sessions (never from the marts).
+
+    A session counts when it is closed, interactive and not a developer's, on the day it started
+    in `zone`; the period is the `days` days up to the last day with a counted session.
+
+    Returns:
+        Per (day, bot, channel): "sessions" and the count of each outcome.
+    """
+    cells: dict[Cell, Counter[str]] = defaultdict(Counter)
+    for view in views:
+        if view["sessionStatus"] != "closed" or view["sessionType"] != "interactive" or view["isDeveloper"]:
+            continue
+        day = datetime.fromisoformat(view["start_time"]).astimezone(ZoneInfo(zone)).date()
+        cell = cells[(day, view["botId"], view["channel"])]
+        cell["sessions"] += 1
+        cell[OUTCOME_OF_CONTAINMENT[view["containmentType"]]] += 1
+    last_day = max(day for day, _, _ in cells)
+    return {cell: counts for cell, counts in cells.items() if cell[0] > last_day - timedelta(days=days)}
+
+
+def summed(cells: dict[Cell, Counter[str]], key: Callable[[Cell], Any]) -> dict[Any, Counter[str]]:
+    """The counts of `cells` added up per `key(cell)`."""
+    sums: dict[Any, Counter[str]] = defaultdict(Counter)
+    for cell, counts in cells.items():
+        sums[key(cell)].update(counts)
+    return sums
+
+
+def share(counts: Counter[str], outcome: str) -> float | None:
+    """An outcome's share of the sessions, None without sessions."""
+    return counts[outcome] / counts["sessions"] if counts["sessions"] else None
+
+
+def assert_trend_shows(trend: list[dict[str, Any]], cells: dict[Cell, Counter[str]]) -> None:
+    """Each series of the trend (all bots, each bot) holds the hand-counted sessions and rates per day."""
+    first, last = min(day for day, _, _ in cells), max(day for day, _, _ in cells)
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    series = {ALL_BOTS: summed(cells, lambda cell: cell[0])}
+    for bot in {bot for _, bot, _ in cells}:
+        series[bot] = summed({c: n for c, n in cells.items() if c[1] == bot}, lambda cell: cell[0])
+    assert sorted(str(t["meta"]) for t in trend) == sorted(name for name in series for _ in range(4))
+    for shown in trend:
+        per_day = series[shown["meta"]]
+        assert shown["x"] == [day.isoformat() for day in days]
+        if shown["name"] == "Sessions":
+            assert shown["y"] == [per_day[day]["sessions"] for day in days]
+        else:
+            outcome = RATE_OUTCOMES[shown["name"]]
+            assert shown["y"] == [pytest.approx(share(per_day[day], outcome)) for day in days]
+
+
+def assert_channels_show(channels: list[dict[str, Any]], cells: dict[Cell, Counter[str]]) -> None:
+    """The channel split holds the hand-counted outcomes of the period, most sessions first."""
+    per_channel = summed(cells, lambda cell: cell[2])
+    order = sorted(per_channel, key=lambda channel: (-per_channel[channel]["sessions"], channel))
+    assert [t["name"] for t in channels] == list(STACKED_OUTCOMES)
+    for shown in channels:
+        assert shown["x"] == order
+        assert shown["y"] == [per_channel[channel][STACKED_OUTCOMES[shown["name"]]] for channel in order]
+
+
+def assert_table_shows(rows: list[list[str]], cells: dict[Cell, Counter[str]]) -> None:
+    """The totals table holds the hand-counted all-bots numbers of the last days, newest first."""
+    per_day = summed(cells, lambda cell: cell[0])
+    newest = sorted(per_day, reverse=True)[:7]
+    expected = []
+    for day in newest:
+        counts = per_day[day]
+        numbers = [f"{counts[name]:,}" for name in COUNT_NAMES]
+        rates = [f"{share(counts, outcome):.1%}" for outcome in COUNT_NAMES[1:]]
+        expected.append([day.strftime("%a %Y-%m-%d"), *numbers, *rates])
+    assert rows == expected
+
+
 def test_report_from_real_marts_renders_in_chromium(
     browser: Browser, server: SandboxServer, make_loader: Any, warehouse: str, tmp_path: Path
 ) -> None:
-    """Sandbox -> warehouse -> models -> `write_report` -> Chromium: the charts carry the marts' numbers."""
+    """Sandbox -> warehouse -> models -> `write_report` -> Chromium: the page shows the numbers this
+    test counts itself from the sandbox's sessions."""
+    zone = "Asia/Kolkata"
     loader = make_loader(server, warehouse)
     loader.run()
-    build_models(loader.pipeline, ModelSettings(reporting_time_zone="Asia/Kolkata"))
+    build_models(loader.pipeline, ModelSettings(reporting_time_zone=zone))
     path = write_report(loader.pipeline, tmp_path / "real.html", days=7)
+    cells = dashboard_counts(server.visible_sessions(), zone, days=7)
+    days = sorted({day for day, _, _ in cells})
     report = OpenedPage(browser, path)
     try:
         report.page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
-        charts = report.charts()
         assert report.errors == []
         assert all(url.startswith(("file:", "data:", "about:")) for url in report.requests)
-        bots = loader.query("SELECT COUNT(DISTINCT bot_id) FROM fct_containment_daily")[0][0]
-        assert charts["trend-chart"]["traces"] == 4 * (bots + 1)
+        assert_trend_shows(report.chart_data("trend-chart"), cells)
+        assert_channels_show(report.chart_data("channels-chart"), cells)
+        assert_table_shows(report.table(), cells)
+        charts = report.charts()
         assert len(charts["trend-chart"]["lines"]) == 3
-        last_days = loader.query(
-            "SELECT COUNT(DISTINCT day) FROM fct_containment_daily WHERE day > "
-            "(SELECT MAX(day) FROM fct_containment_daily) - 7"
-        )[0][0]
-        assert charts["trend-chart"]["bars"] == last_days
-        channels = loader.query(
-            "SELECT COUNT(DISTINCT channel) FROM fct_containment_daily_by_channel WHERE day > "
-            "(SELECT MAX(day) FROM fct_containment_daily) - 7"
-        )[0][0]
-        assert charts["channels-chart"]["bars"] >= channels
-        page = path.read_text(encoding="utf-8")
-        assert "Asia/Kolkata" in page
+        assert charts["trend-chart"]["bars"] == len(days) == 7
+        per_channel = summed(cells, lambda cell: cell[2]).values()
+        drawn = sum(1 for counts in per_channel for outcome in COUNT_NAMES[1:] if counts[outcome])
+        assert charts["channels-chart"]["bars"] == drawn
+        assert f"{days[0].isoformat()} to {days[-1].isoformat()} (7 days)" in report.page.content()
+        assert zone in report.page.content()
     finally:
         report.close()

@@ -28,6 +28,9 @@ from sandbox import (
     generate_sessions,
     make_bot_ids,
 )
+from sandbox.app import SandboxApi
+from sandbox.messages import Request
+from sandbox.state import SandboxState
 
 NOW = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
 BOT_A, BOT_B = make_bot_ids(2, seed=42)
@@ -515,3 +518,33 @@ def test_request_log(server: SandboxServer) -> None:
     assert (third.status, third.bot_id) == (404, None)
     server.clear_requests()
     assert server.requests == []
+
+
+# the application without HTTP ----------------------------------------------------------
+
+
+def test_the_application_answers_without_a_transport(generated: list[GeneratedSession]) -> None:
+    state = SandboxState(generated, now=NOW, page_cap=2)
+    api = SandboxApi(state, apps=[BOT_APP])
+    listed = api.handle(Request("POST", BOT_PATH, {}, b'{"limit": 5}', mint(), NOW))
+    assert listed.status == 200 and len(listed.payload["sessions"]) == 2
+    assert listed.payload["sessions"] == state.visible_sessions(BOT_A)[:2]
+    wrong_method = api.handle(Request("GET", BOT_PATH, {}, b"", mint(), NOW))
+    assert (wrong_method.status, wrong_method.headers) == (405, {"Allow": "POST"})
+    state.inject("drop")
+    assert api.handle(Request("POST", BOT_PATH, {}, b"", mint(), NOW)).dropped
+    assert api.handle(Request("POST", "/nowhere", {}, b"", None, NOW)).status == 404
+    assert [(r.status, r.fault, r.bot_id) for r in state.requests] == [
+        (200, None, BOT_A),
+        (405, None, BOT_A),
+        (None, "drop", BOT_A),
+        (404, None, None),
+    ]
+
+
+def test_a_sandbox_bug_is_answered_with_a_500(generated: list[GeneratedSession]) -> None:
+    state = SandboxState(generated, now=NOW)
+    api = SandboxApi(state, apps=[BOT_APP])
+    state.store = None  # type: ignore[assignment]
+    broken = api.handle(Request("POST", BOT_PATH, {}, b"", mint(), NOW))
+    assert broken.status == 500 and broken.payload["errors"][0]["msg"].startswith("Sandbox error:")

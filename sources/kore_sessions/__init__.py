@@ -11,53 +11,38 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from .answers import KoreApiError
 from .arrow import page_tables, table_hints
 from .budget import budget_path, shared_budget
-from .client import KoreApiError, KoreClient
+from .client import KoreClient
 from .config import ConfigError, RepairPlan, RunConfig
 from .credentials import KoreCredentials
 from .dlt_compat import lend_resource_to_nested_tables
-from .extract import BotExtractor, ExtractStats, PageCap, fetch_concurrently
+from .extract import BotExtractor, fetch_concurrently
 from .options import KoreSessionsOptions, resolve_options
+from .paging import PageCap
 from .records import InvalidRecordError
-from .settings import DELETED_COLUMN, SESSIONS_TABLE, SOURCE_NAME
+from .run import SourceRun
+from .settings import SESSIONS_TABLE, SOURCE_NAME
 
 __all__ = [
     "ConfigError",
-    "ExtractStats",
     "InvalidRecordError",
     "KoreApiError",
     "KoreClient",
     "KoreCredentials",
     "KoreSessionsOptions",
     "RepairPlan",
+    "SourceRun",
     "kore_sessions",
     "resolve_options",
 ]
 
 lend_resource_to_nested_tables()
 
-# Column types the API's JSON cannot state by itself.
-SESSION_COLUMNS: dict[str, dict[str, Any]] = {
-    "session_id": {"data_type": "text", "nullable": False},
-    "bot_id": {"data_type": "text"},
-    "channel": {"data_type": "text"},
-    "user_id": {"data_type": "text"},
-    "start_time": {"data_type": "timestamp"},
-    "end_time": {"data_type": "timestamp"},
-    "session_type": {"data_type": "text"},
-    "containment_type": {"data_type": "text"},
-    "is_developer": {"data_type": "bool"},
-    "session_status": {"data_type": "text"},
-    "no_of_messages_exchanged": {"data_type": "bigint"},
-    "no_of_tasks_executed": {"data_type": "bigint"},
-    DELETED_COLUMN: {"data_type": "bool", "hard_delete": True},
-}
-
-
 @dlt.source(name=SOURCE_NAME)
 def kore_sessions(
-    stats: ExtractStats | None = None,
+    run: SourceRun | None = None,
     clock: Callable[[], datetime] | None = None,
     repair: RepairPlan | None = None,
     **options: Any,
@@ -65,8 +50,8 @@ def kore_sessions(
     """Sessions of one or more Kore.ai bots, loaded incrementally by `start_time`.
 
     Args:
-        stats: The record of this run (counters for progress and the summary, and what its
-            load packages hand on to each other): a new one for every run.
+        run: The record of this run (its counters, and what its load packages hand on to each
+            other); the caller asks it whether more is left (`more_to_fetch`).
         clock: The loader's current time (tests and replays); defaults to the system clock.
             It only says where the last window ends: what is loaded is decided by the answers.
         repair: Ranges to reload for `audit --repair` (a bounded backfill).
@@ -78,17 +63,17 @@ def kore_sessions(
     """
     resolved = resolve_options(**options)
     config = replace(resolved.run_config(clock), repair=repair)
-    return sessions_resource(config, resolved, stats or ExtractStats())
+    return sessions_resource(config, resolved, run or SourceRun())
 
 
-def sessions_resource(config: RunConfig, options: KoreSessionsOptions, stats: ExtractStats) -> DltResource:
+def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
     """The `sessions` resource for a checked configuration."""
 
-    hints = table_hints(SESSION_COLUMNS)
+    hints = table_hints()
 
     @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
     def sessions() -> Iterator[Any]:
-        stats.begin_package()
+        run.begin_package()
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         load_id = dlt.current.load_package_state()["load_id"]
         with KoreClient(
@@ -99,11 +84,11 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, stats: Ex
             retry_policy=options.retry_policy(),
             seconds_per_minute=options.seconds_per_minute,
             budget=shared_budget(budget_path(options.rate_budget_file, _pipelines_dir())),
+            stats=run.client,
         ) as client:
-            client.stats = stats.client  # one set of counters across the packages of a run
             cap = PageCap(config.page_size)
             extractors = {
-                bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, stats, cap)
+                bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap)
                 for bot_key in config.bot_keys
             }
             batches = fetch_concurrently(extractors, config.max_in_flight)

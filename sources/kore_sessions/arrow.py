@@ -19,48 +19,13 @@ import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.extract.hints import TResourceHints
 
-from .settings import DELETED_COLUMN, PRIMARY_KEY, SESSIONS_TABLE
+from .schema import CHILD_TABLES, SESSION_COLUMNS, TIMESTAMP, arrow_schema, dlt_columns
+from .settings import PRIMARY_KEY, SESSIONS_TABLE
 
-# Child tables: row key in `to_row`'s output -> dlt table name.
-CHILD_TABLES = {
-    "session_lang": f"{SESSIONS_TABLE}__session_lang",
-    "user_tags": f"{SESSIONS_TABLE}__user_tags",
-    "session_tags": f"{SESSIONS_TABLE}__session_tags",
-}
-TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Typed columns of `sessions`, in order (anything else the API sends follows them).
-SESSION_FIELDS = pa.schema(
-    [
-        pa.field(PRIMARY_KEY, pa.string(), nullable=False),
-        pa.field("bot_id", pa.string()),
-        pa.field("channel", pa.string()),
-        pa.field("user_id", pa.string()),
-        pa.field("start_time", TIMESTAMP),
-        pa.field("end_time", TIMESTAMP),
-        pa.field("session_type", pa.string()),
-        pa.field("containment_type", pa.string()),
-        pa.field("is_developer", pa.bool_()),
-        pa.field("session_status", pa.string()),
-        pa.field("no_of_messages_exchanged", pa.int64()),
-        pa.field("no_of_tasks_executed", pa.int64()),
-        pa.field(DELETED_COLUMN, pa.bool_()),
-    ]
-)
-TAG_FIELDS = pa.schema(
-    [
-        pa.field(PRIMARY_KEY, pa.string()),
-        pa.field("position", pa.int64()),
-        pa.field("name", pa.string()),
-        pa.field("value", pa.string()),
-        pa.field("value_type", pa.string()),
-    ]
-)
-# Typed columns of each child table.
-CHILD_FIELDS = {
-    "session_lang": pa.schema([pa.field(PRIMARY_KEY, pa.string()), pa.field("lang", pa.string())]),
-    "user_tags": TAG_FIELDS,
-    "session_tags": TAG_FIELDS,
-}
+SESSION_FIELDS = arrow_schema(SESSION_COLUMNS)
+# Typed columns of each child table, by its key in a row.
+CHILD_FIELDS = {child.key: arrow_schema(child.columns) for child in CHILD_TABLES}
 # The keys dlt's normalizer gives a root row and a nested row.
 ROOT_KEY_FIELDS = [
     pa.field("_dlt_load_id", pa.string(), nullable=False),
@@ -74,7 +39,7 @@ NESTED_KEY_FIELDS = [
 ]
 NAMING = NamingConvention()
 # Keys of a row that are not extra fields of `sessions`.
-KNOWN_ROOT_KEYS = frozenset(SESSION_FIELDS.names) | frozenset(CHILD_TABLES)
+KNOWN_ROOT_KEYS = frozenset(SESSION_FIELDS.names) | frozenset(child.key for child in CHILD_TABLES)
 # Column hints of the dlt keys, as dlt's own normalizer sets them.
 ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_load_id": {"data_type": "text", "nullable": False},
@@ -86,25 +51,22 @@ NESTED_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
     "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
 }
-# dlt types of the typed child columns.
-CHILD_COLUMN_TYPES = {pa.string(): "text", pa.int64(): "bigint"}
 
 
-def table_hints(session_columns: Mapping[str, Any]) -> dict[str, TResourceHints]:
+def table_hints() -> dict[str, TResourceHints]:
     """dlt hints of each table: `sessions` merged on its key, the child tables nested in it."""
     hints = {
         SESSIONS_TABLE: dlt.mark.make_hints(
             table_name=SESSIONS_TABLE,
             primary_key=PRIMARY_KEY,
-            columns={**session_columns, **ROOT_KEY_HINTS},
+            columns={**dlt_columns(SESSION_COLUMNS), **ROOT_KEY_HINTS},
         )
     }
-    for key, table_name in CHILD_TABLES.items():
-        columns = {f.name: {"data_type": CHILD_COLUMN_TYPES[f.type]} for f in CHILD_FIELDS[key]}
-        hints[table_name] = dlt.mark.make_hints(
-            table_name=table_name,
+    for child in CHILD_TABLES:
+        hints[child.table] = dlt.mark.make_hints(
+            table_name=child.table,
             parent_table_name=SESSIONS_TABLE,
-            columns={**columns, **NESTED_KEY_HINTS},
+            columns={**dlt_columns(child.columns), **NESTED_KEY_HINTS},
         )
     return hints
 
@@ -120,10 +82,10 @@ def page_tables(rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]
         Arrow tables by dlt table name.
     """
     tables = {SESSIONS_TABLE: root_table(rows, load_id)}
-    for key, table_name in CHILD_TABLES.items():
-        child = child_table(rows, key)
-        if child.num_rows:
-            tables[table_name] = child
+    for child in CHILD_TABLES:
+        items = child_table(rows, child.key)
+        if items.num_rows:
+            tables[child.table] = items
     return tables
 
 

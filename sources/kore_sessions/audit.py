@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from .client import KoreApiError, KoreClient
+from .answers import KoreApiError
+from .client import KoreClient
 from .settings import MAX_WINDOW_SPAN
 
 # The smallest step of the API's timestamps: a range's inclusive end is the next start less it.

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .records import parse_timestamp
 from .settings import (
     ALL_BOTS_KEY,
     DEFAULT_MAX_IN_FLIGHT,
@@ -17,10 +16,26 @@ from .settings import (
     MAX_IN_FLIGHT,
     MAX_PAGE_SIZE,
 )
+from .timestamps import parse_timestamp
 from .windows import check_span
 
 # Where the first backfill starts when no start_date is configured.
 DEFAULT_BACKFILL_DAYS = 30
+# Numeric options and the range each must lie in (None: no upper bound).
+CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
+    ("page_size", 1, MAX_PAGE_SIZE),
+    ("requests_per_minute", 1, None),
+    ("requests_per_hour", 1, None),
+    ("lookback_minutes", 0, None),
+    ("max_in_flight", 1, MAX_IN_FLIGHT),
+    ("windows_per_run", 1, None),
+    ("seconds_per_minute", 0.001, None),
+    ("max_attempts", 1, None),
+    ("backoff_initial", 0, None),
+    ("backoff_max", 0, None),
+    ("retry_deadline", 0, None),
+    ("retention_days", 15, None),
+)
 
 
 class ConfigError(ValueError):
@@ -108,65 +123,50 @@ def parse_date_setting(name: str, value: Any) -> datetime | None:
         raise ConfigError(f"{name} {value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ") from exc
 
 
-def build_run_config(
-    *,
-    host: Any,
-    bot_ids: str | Sequence[str] | None,
-    all_bots: bool,
-    start_date: Any,
-    end_date: Any,
-    page_size: int,
-    window_hours: float,
-    lookback_minutes: float,
-    requests_per_minute: int,
-    requests_per_hour: int,
-    clock: Callable[[], datetime] | None,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN,
-) -> RunConfig:
-    """Check every setting and return the run's configuration.
+def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) -> RunConfig:
+    """Check every setting of the source's options and return the run's configuration.
+
+    Args:
+        options: The source's options (`KoreSessionsOptions`, or anything with its attributes).
+        clock: The loader's clock; the system clock by default.
 
     Raises:
         ConfigError: the first setting that cannot work, with what to do about it.
     """
-    bots = parse_bot_ids(bot_ids)
-    if all_bots and bots:
+    bots = parse_bot_ids(options.bot_ids)
+    if options.all_bots and bots:
         raise ConfigError("give either bot_ids or all_bots, not both")
-    if not all_bots and not bots:
+    if not options.all_bots and not bots:
         raise ConfigError("no bot: set bot_ids (one or more bot ids) or all_bots = true")
     clock = clock or utc_now
-    start = parse_date_setting("start_date", start_date)
-    end = parse_date_setting("end_date", end_date)
+    start = parse_date_setting("start_date", options.start_date)
+    end = parse_date_setting("end_date", options.end_date)
     if end is not None and start is None:
         raise ConfigError("end_date needs a start_date: a bounded backfill has both ends")
     if start is None:
         start = clock() - timedelta(days=DEFAULT_BACKFILL_DAYS)
     if end is not None and end <= start:
         raise ConfigError(f"end_date {end:%Y-%m-%dT%H:%M:%SZ} is not after start_date")
-    _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
-    _check_range("requests_per_minute", requests_per_minute, 1, None)
-    _check_range("requests_per_hour", requests_per_hour, 1, None)
-    _check_range("lookback_minutes", lookback_minutes, 0, None)
-    _check_range("max_in_flight", max_in_flight, 1, MAX_IN_FLIGHT)
-    _check_range("windows_per_run", windows_per_run, 1, None)
-    span = timedelta(hours=float(window_hours))
+    for name, low, high in CHECKED_RANGES:
+        _check_range(name, getattr(options, name), low, high)
+    span = timedelta(hours=float(options.window_hours))
     try:
         check_span(span)
     except ValueError as exc:
-        raise ConfigError(f"window_hours {window_hours}: {exc}") from exc
+        raise ConfigError(f"window_hours {options.window_hours}: {exc}") from exc
     return RunConfig(
-        host=check_host(host),
-        bot_keys=(ALL_BOTS_KEY,) if all_bots else tuple(dict.fromkeys(bots)),
+        host=check_host(options.host),
+        bot_keys=(ALL_BOTS_KEY,) if options.all_bots else tuple(dict.fromkeys(bots)),
         start_date=start,
         end_date=end,
-        page_size=int(page_size),
+        page_size=int(options.page_size),
         window_span=span,
-        lookback=timedelta(minutes=float(lookback_minutes)),
-        requests_per_minute=int(requests_per_minute),
-        requests_per_hour=int(requests_per_hour),
+        lookback=timedelta(minutes=float(options.lookback_minutes)),
+        requests_per_minute=int(options.requests_per_minute),
+        requests_per_hour=int(options.requests_per_hour),
         clock=clock,
-        max_in_flight=int(max_in_flight),
-        windows_per_run=int(windows_per_run),
+        max_in_flight=int(options.max_in_flight),
+        windows_per_run=int(options.windows_per_run),
     )
 
 

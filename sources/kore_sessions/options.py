@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
@@ -88,21 +91,7 @@ class KoreSessionsOptions(BaseConfiguration):
         Raises:
             ConfigError: the first setting that cannot work, on one line.
         """
-        return build_run_config(
-            host=self.host,
-            bot_ids=self.bot_ids,
-            all_bots=self.all_bots,
-            start_date=self.start_date,
-            end_date=self.end_date,
-            page_size=self.page_size,
-            window_hours=self.window_hours,
-            lookback_minutes=self.lookback_minutes,
-            requests_per_minute=self.requests_per_minute,
-            requests_per_hour=self.requests_per_hour,
-            clock=clock,
-            max_in_flight=self.max_in_flight,
-            windows_per_run=self.windows_per_run,
-        )
+        return build_run_config(self, clock)
 
     def retry_policy(self) -> RetryPolicy:
         """How often and how long a request is retried."""
@@ -111,7 +100,42 @@ class KoreSessionsOptions(BaseConfiguration):
 
 def option_names() -> tuple[str, ...]:
     """The names of every option, in declaration order."""
-    return tuple(KoreSessionsOptions.__dataclass_fields__)
+    return tuple(name for name in KoreSessionsOptions.__dataclass_fields__ if not name.startswith("__"))
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """What a command line needs to know of one option."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+
+
+def option_infos() -> list[OptionInfo]:
+    """Every option but the credentials: its type, default and the help its docstring gives."""
+    described = _attribute_docs(KoreSessionsOptions.__doc__ or "")
+    infos = []
+    for field in dataclasses.fields(KoreSessionsOptions):
+        if field.name.startswith("__") or field.name == "credentials":
+            continue
+        kind = {"int": int, "float": float, "bool": bool}.get(str(field.type), str)
+        infos.append(OptionInfo(field.name, kind, field.default, described.get(field.name, "")))
+    return infos
+
+
+def _attribute_docs(doc: str) -> dict[str, str]:
+    """`{name: text}` of the Attributes section of a Google-style docstring."""
+    docs: dict[str, str] = {}
+    name = None
+    for line in doc.split("Attributes:", 1)[-1].splitlines():
+        match = re.match(r"^\s{8}(\w+): (.*)$", line)
+        if match:
+            name, docs[match[1]] = match[1], match[2]
+        elif name and line.startswith(" " * 12):
+            docs[name] += " " + line.strip()
+    return docs
 
 
 def resolve_options(**overrides: Any) -> KoreSessionsOptions:

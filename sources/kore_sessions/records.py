@@ -1,72 +1,17 @@
-"""Pure transforms: one raw API session to one clean row, and timestamp handling."""
+"""Pure transforms: one raw API session to one clean row (with its child lists)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-import pendulum
-
-from .settings import (
-    CONTAINMENT_ALIASES,
-    SESSION_TYPES,
-    STATUS_ACTIVE,
-)
-
-# Raw fields that become typed columns; every other field passes through as it came.
-KNOWN_FIELDS = frozenset(
-    {
-        "sessionId",
-        "botId",
-        "channel",
-        "userId",
-        "start_time",
-        "end_time",
-        "session_lang",
-        "sessionType",
-        "containmentType",
-        "isDeveloper",
-        "sessionStatus",
-        "tags",
-        "noOfMessagesExchanged",
-        "noOfTasksExecuted",
-    }
-)
+from .schema import KNOWN_API_FIELDS, SESSION_COLUMNS
+from .settings import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
+from .timestamps import parse_timestamp
 
 
 class InvalidRecordError(ValueError):
     """A session the API returned that lacks what every session must have."""
-
-
-def format_api_timestamp(moment: datetime) -> str:
-    """Format an aware datetime as the API's `yyyy-mm-ddThh:mm:ss.mmmZ` in UTC."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Parse an ISO timestamp or date tolerantly (Z or offset, 0 to 9 fraction digits) to UTC.
-
-    Raises:
-        ValueError: the value is not a timestamp.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    if isinstance(value, str) and len(value) > 10:
-        try:  # the API's own `...T..:..:..[.fff]Z` form, ~80x faster than pendulum
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    parsed = pendulum.parse(str(value), tz="UTC")
-    if not isinstance(parsed, datetime):
-        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
-    return datetime.fromtimestamp(parsed.timestamp(), tz=UTC)
 
 
 def normalize_containment(value: Any) -> str | None:
@@ -116,11 +61,8 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         raise InvalidRecordError(f"session {session_id} has no start_time: {_preview(raw)}")
     raw_session_type = raw.get("sessionType")
     tags = raw.get("tags") if isinstance(raw.get("tags"), dict) else {}
-    row: dict[str, Any] = {
+    converted = {
         "session_id": session_id,
-        "bot_id": raw.get("botId"),
-        "channel": raw.get("channel"),
-        "user_id": raw.get("userId"),
         "start_time": start_time,
         "end_time": end_time,
         "session_type": raw_session_type if raw_session_type in SESSION_TYPES else None,
@@ -130,16 +72,19 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         or _kept_as_sent(raw.get("containmentType")),
         "is_developer": _as_bool(raw.get("isDeveloper")),
         "session_status": session_status(raw),
-        "no_of_messages_exchanged": raw.get("noOfMessagesExchanged"),
-        "no_of_tasks_executed": raw.get("noOfTasksExecuted"),
-        "session_lang": [{"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []],
-        "user_tags": _tag_rows(session_id, tags.get("userTags")),
-        "session_tags": _tag_rows(session_id, tags.get("sessionTags")),
     }
+    row: dict[str, Any] = {
+        column.name: converted.get(column.name, raw.get(column.api_field))
+        for column in SESSION_COLUMNS
+        if column.api_field
+    }
+    row["session_lang"] = [{"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []]
+    row["user_tags"] = _tag_rows(session_id, tags.get("userTags"))
+    row["session_tags"] = _tag_rows(session_id, tags.get("sessionTags"))
     other_tags = {k: v for k, v in tags.items() if k not in ("userTags", "sessionTags")}
     if other_tags:
         row["tags"] = other_tags
-    row.update({k: v for k, v in raw.items() if k not in KNOWN_FIELDS})
+    row.update({k: v for k, v in raw.items() if k not in KNOWN_API_FIELDS})
     return row
 
 

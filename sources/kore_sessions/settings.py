@@ -90,3 +90,8 @@ SESSIONS_TABLE = "sessions"
 PRIMARY_KEY = "session_id"
 # Column set on rows to delete: sessions the API no longer knows (`invalidSessions`).
 DELETED_COLUMN = "deleted_in_source"
+
+
+def bot_label(bot_key: str) -> str:
+    """How a bot key reads in messages."""
+    return "all bots" if bot_key == ALL_BOTS_KEY else f"bot {bot_key}"

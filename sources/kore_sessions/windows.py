@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,6 +70,17 @@ def plan_windows(start: datetime, end: datetime, span: timedelta) -> list[Window
         if window_end >= end:
             return windows
         edge = window_end
+
+
+def windows_of_ranges(ranges: Sequence[tuple[datetime, datetime]], span: timedelta) -> list[Window]:
+    """The windows of several ranges (a repair), each range planned on its own."""
+    return [window for start, end in ranges for window in plan_windows(start, end, span)]
+
+
+def first_windows(start: datetime, end: datetime, span: timedelta, most: int) -> tuple[list[Window], bool]:
+    """The first `most` windows of [start, end], and whether more are left after them."""
+    windows = plan_windows(start, end, span)
+    return windows[:most], len(windows) > most
 
 
 def incremental_start(

@@ -2,36 +2,16 @@
 -- the reporting time zone.
 -- Answers: the weekly containment trend, counted from the week's sessions (not an average of
 -- daily rates), with the same scope and columns as fct_containment_daily.
-WITH counted AS (
-    SELECT * FROM fct_sessions WHERE is_counted
-),
-
-weekly AS (
-    SELECT
-        week_start,
-        bot_id,
-        reporting_time_zone,
-        COUNT(*) AS sessions,
-        COUNT(*) FILTER (WHERE outcome = 'self_service') AS self_service,
-        COUNT(*) FILTER (WHERE outcome = 'drop_off') AS drop_off,
-        COUNT(*) FILTER (WHERE outcome = 'agent') AS agent,
-        COUNT(*) FILTER (WHERE is_active) AS active_sessions
-    FROM counted
-    GROUP BY week_start, bot_id, reporting_time_zone
+WITH weekly AS (
+    SELECT * FROM int_containment__rollups WHERE rollup_name = 'week'
 ),
 
 final AS (
     SELECT
-        week_start,
+        period_start AS week_start,
         bot_id,
-        sessions,
-        self_service,
-        drop_off,
-        agent,
-        active_sessions,
-        CAST(self_service AS DOUBLE) / sessions AS containment_rate,
-        CAST(drop_off AS DOUBLE) / sessions AS drop_off_rate,
-        CAST(agent AS DOUBLE) / sessions AS agent_transfer_rate,
+        sessions, self_service, drop_off, agent, active_sessions,
+        containment_rate, drop_off_rate, agent_transfer_rate,
         reporting_time_zone
     FROM weekly
 )

@@ -1,0 +1,156 @@
+"""What each `kore-sessions` command does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from sources.kore_sessions import ConfigError, SourceRun, kore_sessions, resolve_options
+from sources.kore_sessions.config import parse_date_setting
+from sources.kore_sessions.options import option_names
+from sources.kore_sessions.settings import SESSIONS_TABLE
+
+from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
+from .console import recent_containment_lines
+from .export import export_marts
+from .kore_sessions_pipeline import PIPELINE_NAME, count_rows, duckdb_file, load_sessions, make_pipeline
+from .lock import pipeline_lock
+from .model_settings import ModelSettings
+from .models import ModelError, build_models
+from .report import write_report
+
+# File `kore-sessions report` writes when no --output is given.
+DEFAULT_REPORT_FILE = "kore_containment_report.html"
+# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
+# 3 the audit found (or left) differences.
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_DIFFERENCES = 3
+
+
+def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
+    """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
+    if must_exist and args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
+        raise ModelError(
+            f"no DuckDB file at {duckdb_file(args.duckdb_file)}: load sessions first, "
+            "or name the file with --duckdb-file"
+        )
+    return make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+
+
+def model_settings(args: argparse.Namespace) -> ModelSettings:
+    """Model settings from [models] in config, with the command line's flags on top."""
+    return ModelSettings.from_config(
+        reporting_time_zone=args.reporting_time_zone,
+        include_active=args.include_active,
+        include_non_interactive=args.include_non_interactive,
+        include_developer=args.include_developer,
+    )
+
+
+def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The source options given on the command line (the rest resolve from config)."""
+    overrides = {key: getattr(args, key) for key in option_names() if getattr(args, key, None) is not None}
+    if args.all_bots:
+        overrides["bot_ids"] = None
+    elif args.bot_ids:
+        overrides["all_bots"] = False
+    if getattr(args, "end_date", None) and not getattr(args, "start_date", None):
+        raise ConfigError("--end needs --start: a bounded backfill has both ends")
+    return overrides
+
+
+def command_load(args: argparse.Namespace) -> int:
+    """`kore-sessions load`: one incremental run, or a bounded backfill."""
+    settings = None if args.no_models else model_settings(args)
+    run = SourceRun()
+    source = kore_sessions(**source_overrides(args), run=run)
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions load"):
+        pipeline = warehouse_pipeline(args)
+        summary = load_sessions(pipeline, source, run)
+        for line in summary.lines():
+            print(line)
+        if settings is None:
+            return 0
+        loaded = count_rows(pipeline, SESSIONS_TABLE)
+        if loaded is None:
+            print(f"models: not built, destination {args.destination} has no SQL client")
+        elif loaded == 0:
+            print("models: not built, no sessions loaded yet")
+        else:
+            for line in build_models(pipeline, settings).lines():
+                print(line)
+    return 0
+
+
+def command_audit(args: argparse.Namespace) -> int:
+    """`kore-sessions audit`: API counts against the warehouse per UTC day and bot."""
+    overrides = source_overrides(args)
+    options = resolve_options(**overrides)
+    audit_range = audit_range_of(args, options.run_config().clock())
+    purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, purpose):
+        pipeline = warehouse_pipeline(args, must_exist=True)
+        result = Auditor(pipeline, options, overrides).run(audit_range, repair=args.repair)
+    for line in result.lines():
+        print(line)
+    return EXIT_DIFFERENCES if result.differing else 0
+
+
+def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
+    """The range the audit flags name: --days N ending now, or --start [--end]."""
+    if args.days is not None and (args.audit_start or args.audit_end):
+        raise ConfigError("give either --days or --start/--end, not both")
+    if not args.audit_start:
+        if args.audit_end:
+            raise ConfigError("--end needs --start")
+        return AuditRange.last_days(args.days or DEFAULT_AUDIT_DAYS, now)
+    start = parse_date_setting("--start", args.audit_start)
+    end = parse_date_setting("--end", args.audit_end) or now
+    if args.audit_end and len(args.audit_end.strip()) == len("YYYY-MM-DD"):
+        end += timedelta(days=1) - timedelta(milliseconds=1)  # a day names the whole day
+    if start is None or start > now:
+        raise ConfigError(f"--start {args.audit_start} is in the future: nothing is due yet")
+    if end < start:
+        raise ConfigError(f"--end {args.audit_end} is before --start {args.audit_start}")
+    return AuditRange(start, min(end, now), now)
+
+
+def command_models(args: argparse.Namespace) -> int:
+    """`kore-sessions models`: (re)build the models and print the last days' containment."""
+    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions models"):
+        pipeline = warehouse_pipeline(args, must_exist=True)
+        for line in build_models(pipeline, model_settings(args)).lines():
+            print(line)
+    print()
+    for line in recent_containment_lines(pipeline, args.days):
+        print(line)
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """`kore-sessions report`: write the HTML report and print its path."""
+    pipeline = warehouse_pipeline(args, must_exist=True)
+    print(write_report(pipeline, Path(args.output), days=args.days))
+    return 0
+
+
+def command_export(args: argparse.Namespace) -> int:
+    """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
+    pipeline = warehouse_pipeline(args, must_exist=True)
+    for exported in export_marts(pipeline, Path(args.directory), args.file_format):
+        print(f"{exported.path}  {exported.rows} rows")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    """`kore-sessions demo`: sandbox API on loopback -> DuckDB file, with a report."""
+    from .demo import run_demo
+
+    return run_demo(args.dir, days=args.days, per_day=args.per_day)
+
+
