@@ -19,7 +19,8 @@ from typing import Any
 
 import duckdb
 
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, Job
+from bench import postgres
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, POSTGRES, Job
 from bench.reference import count_rows
 from sandbox import GeneratedSession, RequestRecord, SandboxApp, generate_sessions, make_bot_ids
 
@@ -28,6 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Share of the sessions started in the last two hours before NOW that are still open at NOW.
 ACTIVE_SHARE = 0.25
+# Set to a folder to profile each child with py-spy (`pip install py-spy`): one file of
+# collapsed stacks per child, `bench/profile.py` sums it by function. Peak RSS is the child's own.
+PROFILE_ENV = "KORE_BENCH_PROFILE"
 # How often a child's RSS is sampled, to tell which pipeline step holds the peak.
 RSS_SAMPLE_SECONDS = 0.05
 
@@ -122,6 +126,11 @@ def run_child(job: Job) -> ChildRun:
     result_path = workdir / "result.json"
     env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(workdir / "dlt")}
     command = [sys.executable, "-m", "bench.worker", str(workdir / "job.json"), str(result_path)]
+    profile = os.environ.get(PROFILE_ENV)
+    if profile:  # sample the child with py-spy: where its time goes, as collapsed stacks
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        output = Path(profile) / f"{workdir.name}.txt"
+        command = ["py-spy", "record", "--rate", "50", "--format", "raw", "-o", str(output), "--", *command]
     cpu_before, began = _own_cpu(), time.perf_counter()
     with (workdir / "child.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -141,7 +150,9 @@ def run_child(job: Job) -> ChildRun:
 def loaded_rows(job: Job) -> tuple[int, int]:
     """Rows and distinct session ids the child loaded, counted here after it exited, so the
     check's own memory is not the child's."""
-    table = "kore_sessions.sessions" if job.kind == PIPELINE else "sessions"
+    if job.destination == POSTGRES:
+        return postgres.count_rows(str(job.postgres_url), job.dataset)
+    table = f"{job.dataset}.sessions" if job.kind == PIPELINE else "sessions"
     with duckdb.connect(str(job.duckdb_path), read_only=True) as connection:
         return count_rows(connection, table)
 

@@ -9,18 +9,23 @@ from typing import Any
 
 PIPELINE = "pipeline"
 REFERENCE = "reference"
+DUCKDB = "duckdb"
+POSTGRES = "postgres"
 CLIENT_ID = "cs-bench"
 CLIENT_SECRET = "bench-secret-0123456789-0123456789-abcdef"
 # Limits high enough never to bind: "without rate limits".
 UNLIMITED = 10**9
+# Worker threads of the pipeline's request pool (`settings.MAX_WORKERS`), which the floor shares;
+# the parent passes the pipeline's own value, this is only the default of a job file.
+DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True)
 class Job:
-    """One load of the sandbox's sessions into a fresh DuckDB file, run in a child process.
+    """One load of the sandbox's sessions into a fresh DuckDB file or PostgreSQL schema, in a child.
 
     Attributes:
-        kind: ``pipeline`` (the real dlt pipeline) or ``reference`` (plain httpx + DuckDB).
+        kind: ``pipeline`` (the real dlt pipeline) or ``reference`` (the floor: plain httpx + DuckDB).
         host: Base URL of the sandbox server.
         bots: Bot ids to load.
         start: ISO start of the backfill.
@@ -31,7 +36,11 @@ class Job:
         requests_per_minute: Client-side limit per bot.
         requests_per_hour: Client-side hourly limit per bot.
         seconds_per_minute: Real seconds of one limiter minute.
-        windows: ``(bot, date_from, date_to, owned_after)`` pages to walk (reference only).
+        windows: ``(bot, date_from, date_to, owned_after)`` windows to page (reference only).
+        workers: Threads of all bots' requests together (the reference; the pipeline has its own).
+        destination: ``duckdb`` (a fresh file in ``workdir``) or ``postgres`` (the pipeline only).
+        postgres_url: The PostgreSQL database of a ``postgres`` job.
+        dataset: The dataset (schema) the pipeline loads into.
     """
 
     kind: str
@@ -46,6 +55,10 @@ class Job:
     requests_per_hour: int = UNLIMITED
     seconds_per_minute: float = 60.0
     windows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    workers: int = DEFAULT_WORKERS
+    destination: str = DUCKDB
+    postgres_url: str | None = None
+    dataset: str = "kore_sessions"
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""

@@ -1,4 +1,5 @@
-"""The three parts of the benchmark; each prints as it goes and returns its figures."""
+"""Sizes and shared helpers of the parts, and parts b (latency) and c (rate limits); the backfill
+parts a and p are in `bench.backfill`. Each part prints as it goes and returns its figures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.fast_server import FastSandboxServer
 from bench.harness import (
     NOW,
     ChildRun,
@@ -15,16 +17,14 @@ from bench.harness import (
     api_requests,
     make_data,
     minimum_requests,
-    owned_windows,
     run_child,
     sandbox_app,
 )
-from bench.jobs import PIPELINE, REFERENCE, Job
+from bench.jobs import PIPELINE, Job
 from sandbox import RateLimit, RequestRecord, SandboxServer
 
 # (part, figure, value) rows of the closing table.
 Figure = tuple[str, str, str]
-ISSUE_RSS_LIMIT_MB = 500
 # Kore's limits (60 a minute, 1800 an hour per bot) with a minute of 2 s.
 SCALED_LIMITS = RateLimit(per_minute=60, per_hour=1800, seconds_per_minute=2.0)
 
@@ -87,77 +87,6 @@ def describe_data(data: DataSet) -> None:
     )
 
 
-# part a ----------------------------------------------------------------------
-
-
-def part_a(sizes: Sizes, tmp: Path) -> list[Figure]:
-    """Full backfill without limits: throughput, requests vs minimum, peak RSS, vs the reference."""
-    say(f"\n== (a) backfill of {sizes.a_sessions} sessions, {sizes.a_bots} bots, no rate limits")
-    data = make_data(sizes.a_sessions, sizes.a_bots, sizes.a_days, seed=7)
-    describe_data(data)
-    cap = sizes.a_page_cap
-    with SandboxServer(data.sessions, apps=[sandbox_app()], now=NOW, page_cap=cap) as server:
-        job = base_job(server, data, tmp / "a-pipeline", page_size=cap)
-        pipeline = run_child(job)
-        pipeline_log = server.requests
-        server.clear_requests()
-        reference_job = replace(job, kind=REFERENCE, workdir=str(tmp / "a-reference"))
-        reference = run_child(replace(reference_job, windows=owned_windows(pipeline_log)))
-        reference_log = server.requests
-    figures = _a_run_figures("pipeline", pipeline, pipeline_log, data, cap)
-    figures += _a_run_figures("reference", reference, reference_log, data, cap)
-    figures += _a_ratios(pipeline, reference)
-    return [("a", "sessions generated (visible)", f"{len(data.sessions)} ({data.visible})"), *figures]
-
-
-def _a_run_figures(
-    label: str, run: ChildRun, log: Sequence[RequestRecord], data: DataSet, cap: int
-) -> list[Figure]:
-    """Figures of one load of part a, printed as well."""
-    made = len(api_requests(log))
-    minimum, windows = minimum_requests(log, data, cap)
-    rate = run.result["rows"] / run.seconds
-    sandbox_busy = run.sandbox_cpu_seconds / run.wall_seconds
-    say(
-        f"   {label}: {run.seconds:.1f} s, {rate:,.0f} sessions/s, {made} requests "
-        f"(minimum {minimum} for {windows} windows), peak RSS {run.peak_rss_mb:.0f} MB, "
-        f"sandbox CPU {sandbox_busy:.0%} of the child's {run.wall_seconds:.1f} s"
-    )
-    if "steps" in run.result:
-        steps = ", ".join(
-            f"{step} {run.step_seconds(step):.1f} s (RSS up to {run.step_peak_rss_mb(step):.0f} MB)"
-            for step in run.result["steps"]
-        )
-        packages = run.result.get("packages", 1)
-        say(f"   {label} steps of its last load package (of {packages}): {steps}")
-    verdict = check_rows(label, run, data)
-    return [
-        ("a", f"{label} time", f"{run.seconds:.1f} s"),
-        ("a", f"{label} sessions/s", f"{rate:,.0f}"),
-        ("a", f"{label} requests / minimum", f"{made} / {minimum}"),
-        ("a", f"{label} peak RSS", f"{run.peak_rss_mb:.0f} MB"),
-        ("a", f"{label} sandbox CPU busy", f"{sandbox_busy:.0%}"),
-        ("a", f"{label} rows check", verdict),
-    ]
-
-
-def _a_ratios(pipeline: ChildRun, reference: ChildRun) -> list[Figure]:
-    """Pipeline over reference, time and peak RSS, and the issue's memory bound."""
-    time_ratio = pipeline.seconds / reference.seconds
-    rss_ratio = pipeline.peak_rss_mb / reference.peak_rss_mb
-    within = "yes" if pipeline.peak_rss_mb < ISSUE_RSS_LIMIT_MB else "NO"
-    say(f"   pipeline/reference: time x{time_ratio:.2f}, peak RSS x{rss_ratio:.2f}")
-    say(
-        f"   PEAK RSS of the pipeline process: {pipeline.peak_rss_mb:.0f} MB "
-        f"(< {ISSUE_RSS_LIMIT_MB} MB: {within})"
-    )
-    return [
-        ("a", "time pipeline/reference", f"x{time_ratio:.2f}"),
-        ("a", "peak RSS pipeline/reference", f"x{rss_ratio:.2f}"),
-        ("a", f"pipeline peak RSS < {ISSUE_RSS_LIMIT_MB} MB", within),
-    ]
-
-
 # part b ----------------------------------------------------------------------
 
 
@@ -171,7 +100,7 @@ def part_b(sizes: Sizes, tmp: Path) -> list[Figure]:
     describe_data(data)
     runs: dict[int, ChildRun] = {}
     verdicts: list[str] = []
-    with SandboxServer(data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.b_page_cap) as server:
+    with FastSandboxServer(data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.b_page_cap) as server:
         server.set_latency(sizes.b_latency)
         for in_flight in (1, 4):
             runs[in_flight], verdict = _b_run(server, data, in_flight, tmp, sizes.b_page_cap)
@@ -215,7 +144,7 @@ def part_c(sizes: Sizes, tmp: Path) -> list[Figure]:
     )
     data = make_data(sizes.c_sessions_per_bot * sizes.c_bots, sizes.c_bots, sizes.c_days, seed=9)
     describe_data(data)
-    server = SandboxServer(
+    server = FastSandboxServer(
         data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.c_page_cap, rate_limit=limit
     )
     with server:

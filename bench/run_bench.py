@@ -2,19 +2,22 @@
 
 Usage (from the repository root)::
 
-    python -m bench.run_bench [--part a|b|c|all] [--quick] [--sessions N] [--bots N] [--days N]
+    python -m bench.run_bench [--part a|p|b|c|all] [--quick] [--sessions N] [--bots N] [--days N]
 
 Parts:
-    a: full backfill without rate limits (default 500,000 sessions, 5 bots, 120 days, page cap
-       1000): sessions/s, requests made against the minimum, peak RSS of the pipeline process,
-       and the same load by a minimal reference (httpx + one DuckDB insert), with the ratios.
-       ``--sessions 1000000`` checks the issue's bound of < 500 MB for a 1M-session backfill.
+    a: full backfill into DuckDB without rate limits (default 500,000 sessions, 5 bots, 120 days,
+       page cap 1000): sessions/s, requests made against the minimum, peak RSS of the pipeline
+       process, and the same load by the floor (plain httpx paging with the pipeline's
+       concurrency + one Arrow insert into DuckDB), with the ratios. ``--sessions 1000000``
+       checks the bound of 300 MB peak RSS for a 1M-session backfill.
+    p: the same backfill into PostgreSQL, with its time over the DuckDB load of the same run.
     b: 200 ms latency per request: concurrent (max_in_flight=4) against sequential (1) fetching.
     c: rate limits scaled down to 60 per 2 s (1800 per 120 s) per bot: the achieved share of the
        allowed rate and the number of 429 answers.
 
-``--quick`` runs small sizes (< 1 minute) as a smoke test. The pipeline and the reference
-each run in a child process, so their peak RSS is their own; the sandbox serves from this one.
+``--quick`` runs small sizes (< 1 minute) as a smoke test. The pipeline and the floor each run
+in a child process, so their peak RSS is their own; the server (the sandbox with pre-serialized
+pages, `bench.fast_server`) serves from this one.
 """
 
 from __future__ import annotations
@@ -24,24 +27,30 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from bench.parts import FULL, QUICK, Figure, Sizes, part_a, part_b, part_c
+from bench.backfill import Backfill, part_a, part_p
+from bench.parts import FULL, QUICK, Figure, Sizes, part_b, part_c
 
-PARTS: dict[str, Callable[[Sizes, Path], list[Figure]]] = {"a": part_a, "b": part_b, "c": part_c}
+# Each part, in the order `all` runs them (a and p share one data set and one DuckDB load).
+PARTS: dict[str, Callable[[Backfill], list[Figure]]] = {
+    "a": part_a,
+    "p": part_p,
+    "b": lambda backfill: part_b(backfill.sizes, backfill.tmp),
+    "c": lambda backfill: part_c(backfill.sizes, backfill.tmp),
+}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.run_bench", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--part", choices=["a", "b", "c", "all"], default="all", help="part to run (default all)"
-    )
+    parser.add_argument("--part", choices=[*PARTS, "all"], default="all", help="part to run (default all)")
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test under a minute")
-    parser.add_argument("--sessions", type=int, help="sessions of part a (default 500000; quick 20000)")
-    parser.add_argument("--bots", type=int, help="bots of part a (default 5; quick 2)")
-    parser.add_argument("--days", type=int, help="days the sessions of part a span (default 120; quick 30)")
+    parser.add_argument("--sessions", type=int, help="sessions of parts a, p (default 500000; quick 20000)")
+    parser.add_argument("--bots", type=int, help="bots of parts a, p (default 5; quick 2)")
+    parser.add_argument("--days", type=int, help="days of sessions of parts a, p (default 120; quick 30)")
     return parser.parse_args(argv)
 
 
@@ -68,9 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = list(PARTS) if args.part == "all" else [args.part]
     started = time.perf_counter()
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory(prefix="kore-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="kore-bench-") as folder, ExitStack() as stack:
+        backfill = Backfill(sizes, Path(folder), stack)
         for part in chosen:
-            figures += PARTS[part](sizes, Path(folder))
+            figures += PARTS[part](backfill)
     figures.append(("", "benchmark wall time", f"{time.perf_counter() - started:.0f} s"))
     print_table(figures)
     failed = any(value.startswith("MISMATCH") for _, _, value in figures)

@@ -7,17 +7,19 @@ parent can take the child's own peak RSS from ``os.wait4``.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, Job
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, POSTGRES, Job
 
 
 def run_pipeline(job: Job) -> dict[str, Any]:
-    """Load the job's bots with the real source and pipeline into a fresh DuckDB file.
+    """Load the job's bots with the real source and pipeline into a fresh DuckDB file (or a fresh
+    PostgreSQL schema).
 
     Args:
         job: The pipeline job.
@@ -25,12 +27,17 @@ def run_pipeline(job: Job) -> dict[str, Any]:
     Returns:
         Seconds of the whole load and of its steps, requests, sessions and rows loaded.
     """
-    from pipelines.kore_sessions_pipeline import load_sessions, make_pipeline
+    from pipelines.kore_sessions_pipeline import file_format_for, load_sessions, make_pipeline
     from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
 
     now = datetime.fromisoformat(job.now)
+    if job.destination == POSTGRES and job.postgres_url:
+        os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = job.postgres_url
     pipeline = make_pipeline(
-        "duckdb", pipelines_dir=Path(job.workdir) / "pipelines", duckdb_path=job.duckdb_path
+        job.destination,
+        dataset_name=job.dataset,
+        pipelines_dir=Path(job.workdir) / "pipelines",
+        duckdb_path=job.duckdb_path,
     )
     run = SourceRun()
     source = kore_sessions(
@@ -60,6 +67,7 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         "rate_limited": summary.rate_limited,
         "sessions": summary.sessions_fetched,
         "packages": summary.packages,
+        "file_format": file_format_for(pipeline),
     }
 
 

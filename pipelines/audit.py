@@ -31,6 +31,7 @@ from sources.kore_sessions.budget import budget_path, shared_budget
 from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE
 from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
+from .erasures import erased_count
 from .kore_sessions_pipeline import finish_pending, load_sessions, source_state
 from .models import build_models, built_settings
 
@@ -220,9 +221,7 @@ class Auditor:
         checks = []
         for group in stretches(slices):
             counts = api_day_counts(group, held, api_count)
-            checks += [
-                DayCheck(p.day, bot, p.start, p.end, counts[p.day], held[p.day]) for p in group
-            ]
+            checks += [DayCheck(p.day, bot, p.start, p.end, counts[p.day], held[p.day]) for p in group]
         return checks
 
     def _repair(self, counter: SessionCounter, result: AuditResult) -> None:
@@ -278,11 +277,12 @@ class Auditor:
 
 
 def _count_held(sql: Any, bot: str, start: datetime, end: datetime) -> int:
-    """Sessions of `bot` in the warehouse that started in [start, end]."""
+    """Sessions of `bot` that started in [start, end] and the warehouse holds, or holds out on
+    purpose (erased at a user's request: the API may still have them)."""
     where, args = _range_filter(bot, start, end)
     table = sql.make_qualified_table_name(SESSIONS_TABLE)
     rows = sql.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE {where}", *args)
-    return int(rows[0][0])
+    return int(rows[0][0]) + erased_count(sql, None if bot == ALL_BOTS_KEY else bot, start, end)
 
 
 def _held_ids(sql: Any, bot: str, start: datetime, end: datetime) -> Iterator[str]:

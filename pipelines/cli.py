@@ -7,44 +7,31 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from dlt.common.configuration.exceptions import ConfigurationException
-from dlt.pipeline.exceptions import PipelineStepFailed
-
-from sources.kore_sessions import (
-    ConfigError,
-    InvalidRecordError,
-    KoreApiError,
-)
 from sources.kore_sessions.options import option_infos
 
 from .audit import DEFAULT_AUDIT_DAYS
 from .commands import (
     DEFAULT_REPORT_FILE,
-    EXIT_CONFIG,
-    EXIT_FAILED,
     command_audit,
     command_demo,
     command_export,
+    command_forget,
     command_load,
+    command_lookup,
     command_models,
     command_report,
 )
 from .export import EXPORT_FORMATS
+from .failures import EXIT_CONFIG, EXIT_FAILED, LOGGER_NAME, describe_failure, setup_logging
 from .kore_sessions_pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
 )
-from .lock import RunLockedError
-from .models import ModelError
-from .redaction import RedactingFilter, known_secrets, redact
-from .report import ReportError
+from .redaction import known_secrets, redact
 
-# Errors a person can act on from their message alone (no exception name needed).
-PLAIN_ERRORS = (KoreApiError, InvalidRecordError, ModelError, ReportError, RunLockedError)
-
-logger = logging.getLogger("kore_sessions")
+logger = logging.getLogger(LOGGER_NAME)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,15 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="kore-sessions", description="Load Kore.ai bot sessions into a warehouse.")
     parser.add_argument("--version", action="version", version=f"kore-sessions {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (_load, _audit, _models, _report, _export, _forget, _lookup, _demo):
+        add(commands)
+    return parser
+
+
+def _load(commands: Any) -> None:
+    """`load`: one incremental run, or a bounded backfill."""
     load = commands.add_parser("load", help="load sessions incrementally (or a bounded range)")
     _add_source_arguments(load, with_dates=True)
     _add_warehouse_arguments(load)
     _add_model_arguments(load)
     load.add_argument("--no-models", action="store_true", help="do not rebuild the SQL models")
     load.set_defaults(handler=command_load)
+
+
+def _audit(commands: Any) -> None:
+    """`audit`: the warehouse against the API's counts per day and bot."""
     audit = commands.add_parser("audit", help="compare the warehouse with the API's counts per day and bot")
     audit.add_argument(
-        "--days", type=positive_int, help=f"the last N UTC days, today included ({DEFAULT_AUDIT_DAYS})"
+        "--days",
+        type=positive_int,
+        help=f"the last N UTC days, today included (default {DEFAULT_AUDIT_DAYS})",
     )
     audit.add_argument("--start", dest="audit_start", help="first day (YYYY-MM-DD, UTC) or instant")
     audit.add_argument("--end", dest="audit_end", help="last day (YYYY-MM-DD, UTC, whole) or instant")
@@ -84,28 +84,81 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_arguments(audit)
     _add_warehouse_arguments(audit)
     audit.set_defaults(handler=command_audit)
+
+
+def _models(commands: Any) -> None:
+    """`models`: build or refresh the SQL models."""
     models = commands.add_parser("models", help="build or refresh the SQL models in the dataset")
     _add_warehouse_arguments(models)
     _add_model_arguments(models)
-    models.add_argument("--days", type=positive_int, default=7, help="days shown in the printed table")
+    models.add_argument(
+        "--days", type=positive_int, default=7, help="days shown in the printed table (default 7)"
+    )
     models.set_defaults(handler=command_models)
+
+
+def _report(commands: Any) -> None:
+    """`report`: the HTML containment report."""
     report = commands.add_parser("report", help="write a self-contained HTML containment report")
     _add_warehouse_arguments(report)
-    report.add_argument("--output", default=DEFAULT_REPORT_FILE, help="HTML file to write")
-    report.add_argument("--days", type=positive_int, default=30, help="days the report covers")
+    report.add_argument(
+        "--output", default=DEFAULT_REPORT_FILE, help=f"HTML file to write (default {DEFAULT_REPORT_FILE})"
+    )
+    report.add_argument("--days", type=positive_int, default=30, help="days the report covers (default 30)")
     report.set_defaults(handler=command_report)
+
+
+def _export(commands: Any) -> None:
+    """`export`: the marts as files."""
     export = commands.add_parser("export", help="write the marts as Parquet or CSV files")
     _add_warehouse_arguments(export)
-    export.add_argument("--format", choices=EXPORT_FORMATS, default="parquet", dest="file_format")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="parquet",
+        dest="file_format",
+        help="file format (default parquet)",
+    )
     export.add_argument("directory", help="folder to write <mart>.<format> files into")
     export.set_defaults(handler=command_export)
+
+
+def _forget(commands: Any) -> None:
+    """`forget`: erase one person's sessions."""
+    forget = commands.add_parser(
+        "forget", help="erase a person's sessions from the warehouse (erasure requests)"
+    )
+    forget.add_argument(
+        "--user-id", dest="user_ids", action="append", required=True, help="the user id (repeatable)"
+    )
+    _add_warehouse_arguments(forget)
+    forget.set_defaults(handler=command_forget)
+
+
+def _lookup(commands: Any) -> None:
+    """`lookup`: sessions as the API has them now."""
+    lookup = commands.add_parser("lookup", help="print sessions as the API has them now, loading nothing")
+    wanted = lookup.add_mutually_exclusive_group(required=True)
+    wanted.add_argument("--session-id", dest="session_ids", action="append", help="a session id (repeatable)")
+    wanted.add_argument("--call-id", help="an external voice call id (the API's callId filter)")
+    lookup.add_argument(
+        "--days", type=positive_int, default=7, help="days a call id is looked for in (default 7)"
+    )
+    lookup.add_argument(
+        "--pipelines-dir", help="where the rate budget is kept (default dlt's pipelines folder)"
+    )
+    _add_source_arguments(lookup)
+    lookup.set_defaults(handler=command_lookup)
+
+
+def _demo(commands: Any) -> None:
+    """`demo`: the whole pipeline against the sandbox."""
     demo = commands.add_parser("demo", help="run the whole pipeline against a local sandbox API")
-    demo.add_argument("--dir", default="demo", help="folder for the DuckDB file and dlt state")
-    demo.add_argument("--days", type=int, default=35, help="days of generated sessions")
-    demo.add_argument("--per-day", type=int, default=60, help="sessions per bot and day")
+    demo.add_argument("--dir", default="demo", help="folder for the DuckDB file and dlt state (default demo)")
+    demo.add_argument("--days", type=int, default=35, help="days of generated sessions (default 35)")
+    demo.add_argument("--per-day", type=int, default=60, help="sessions per bot and day (default 60)")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(handler=command_demo)
-    return parser
 
 
 def _add_source_arguments(command: argparse.ArgumentParser, with_dates: bool = False) -> None:
@@ -132,6 +185,11 @@ def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
     """Flags saying which warehouse and dataset a command works on."""
     command.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
     command.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset of the sessions and models")
+    command.add_argument(
+        "--pipeline-name",
+        help="the pipeline (a partition of bots): its own state, lock and staging dataset (default "
+        "dlt's pipeline_name key, else kore_sessions)",
+    )
     command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
     command.add_argument("--duckdb-file", help=f"DuckDB database file (default ./{DEFAULT_DUCKDB_FILE})")
 
@@ -149,11 +207,26 @@ def positive_int(text: str) -> int:
 
 def _add_model_arguments(command: argparse.ArgumentParser) -> None:
     """Flags of the model settings; each overrides its key in [models]."""
-    command.add_argument("--time-zone", dest="reporting_time_zone", help="reporting time zone (IANA)")
+    command.add_argument(
+        "--time-zone", dest="reporting_time_zone", help="reporting time zone, IANA (default UTC)"
+    )
     for scope in ("active", "non-interactive", "developer"):
         command.add_argument(
             f"--include-{scope}", action="store_true", default=None, help=f"count {scope} sessions too"
         )
+    command.add_argument(
+        "--tag",
+        dest="tag_names",
+        action="append",
+        help="a tag the tag mart slices by (repeatable; "
+        "default: tags with few distinct values whose name is not personal)",
+    )
+    command.add_argument(
+        "--include-personal-data",
+        action="store_true",
+        default=None,
+        help="keep user_id and call_id in fct_sessions (NULL by default)",
+    )
 
 
 def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -168,48 +241,6 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         logger.debug("failure", exc_info=True)
         print(f"kore-sessions: error: {redact(message, known_secrets())}", file=sys.stderr)
         return code
-
-
-def describe_failure(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one-line reason of a failure, unwrapping dlt's step errors."""
-    root = _root_cause(exc)
-    if isinstance(root, ConfigError | ConfigurationException):
-        return EXIT_CONFIG, _one_line(root)
-    if isinstance(root, PLAIN_ERRORS):
-        return EXIT_FAILED, _one_line(root)
-    step = exc.step if isinstance(exc, PipelineStepFailed) else None
-    where = f"{step} step failed: " if step else ""
-    return EXIT_FAILED, where + f"{type(root).__name__}: {_one_line(root)}"
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost error a person can act on."""
-    seen: set[int] = set()
-    current = exc
-    while id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (ConfigError, *PLAIN_ERRORS)):
-            return current
-        inner = current.__cause__ or current.__context__
-        if inner is None:
-            return current
-        current = inner
-    return current
-
-
-def _one_line(exc: BaseException) -> str:
-    """The message of an error folded onto one line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def setup_logging(quiet: bool) -> None:
-    """Progress lines on stderr, with secrets redacted."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[kore-sessions] %(message)s"))
-    handler.addFilter(RedactingFilter())
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
 
 
 def package_version() -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,29 +19,51 @@ from sources.kore_sessions.settings import SESSIONS_TABLE
 from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
 from .console import recent_containment_lines
 from .export import export_marts
-from .kore_sessions_pipeline import PIPELINE_NAME, count_rows, duckdb_file, load_sessions, make_pipeline
-from .lock import pipeline_lock
+from .failures import EXIT_DIFFERENCES
+from .kore_sessions_pipeline import (
+    PIPELINE_NAME,
+    check_pipeline_name,
+    count_rows,
+    duckdb_file,
+    inspect_command,
+    load_sessions,
+    make_pipeline,
+)
+from .leftovers import loaded_anything, nothing_left_if_failed, run_files
+from .lock import pipeline_lock, pipelines_folder
 from .model_settings import ModelSettings
 from .models import ModelError, build_models
 from .report import write_report
 
 # File `kore-sessions report` writes when no --output is given.
 DEFAULT_REPORT_FILE = "kore_containment_report.html"
-# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
-# 3 the audit found (or left) differences.
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_DIFFERENCES = 3
 
 
-def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
-    """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
-    if must_exist and args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
+def require_warehouse(args: argparse.Namespace) -> None:
+    """Fail (creating nothing) when the flags name a DuckDB file that is not there."""
+    if args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
         raise ModelError(
             f"no DuckDB file at {duckdb_file(args.duckdb_file)}: load sessions first, "
             "or name the file with --duckdb-file"
         )
-    return make_pipeline(args.destination, args.dataset, args.pipelines_dir, args.duckdb_file)
+
+
+def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
+    """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
+    if must_exist:
+        require_warehouse(args)
+    return make_pipeline(
+        args.destination, args.dataset, args.pipelines_dir, args.duckdb_file, pipeline_name(args)
+    )
+
+
+def pipeline_name(args: argparse.Namespace) -> str:
+    """The pipeline (partition) the command works on: `--pipeline-name`, else dlt's
+    `pipeline_name` key (env `PIPELINE_NAME`), else the default one."""
+    configured = dlt.config.get("pipeline_name")
+    return check_pipeline_name(
+        args.pipeline_name or (configured if isinstance(configured, str) else PIPELINE_NAME)
+    )
 
 
 def model_settings(args: argparse.Namespace) -> ModelSettings:
@@ -49,12 +73,16 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
         include_active=args.include_active,
         include_non_interactive=args.include_non_interactive,
         include_developer=args.include_developer,
+        tag_names=args.tag_names,
+        include_personal_data=args.include_personal_data,
     )
 
 
 def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The source options given on the command line (the rest resolve from config)."""
     overrides = {key: getattr(args, key) for key in option_names() if getattr(args, key, None) is not None}
+    if args.all_bots and args.bot_ids:
+        raise ConfigError("give either --bot or --all-bots, not both")
     if args.all_bots:
         overrides["bot_ids"] = None
     elif args.bot_ids:
@@ -65,26 +93,41 @@ def source_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_load(args: argparse.Namespace) -> int:
-    """`kore-sessions load`: one incremental run, or a bounded backfill."""
+    """`kore-sessions load`: one incremental run, or a bounded backfill.
+
+    A run that fails before loading anything removes what it created (see `leftovers`).
+    """
+    name = pipeline_name(args)
     settings = None if args.no_models else model_settings(args)
     run = SourceRun()
     source = kore_sessions(**source_overrides(args), run=run)
-    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions load"):
-        pipeline = warehouse_pipeline(args)
-        summary = load_sessions(pipeline, source, run)
-        for line in summary.lines():
+    duckdb_path = duckdb_file(args.duckdb_file) if args.destination == "duckdb" else None
+    made = run_files(pipelines_folder(args.pipelines_dir), name, duckdb_path)
+    opened: list[dlt.Pipeline] = []
+    with (
+        nothing_left_if_failed(made, lambda: loaded_anything(opened[0] if opened else None)),
+        pipeline_lock(args.pipelines_dir, name, "kore-sessions load"),
+    ):
+        opened.append(warehouse_pipeline(args))
+        for line in load_sessions(opened[0], source, run).lines():
             print(line)
-        if settings is None:
-            return 0
-        loaded = count_rows(pipeline, SESSIONS_TABLE)
-        if loaded is None:
-            print(f"models: not built, destination {args.destination} has no SQL client")
-        elif loaded == 0:
-            print("models: not built, no sessions loaded yet")
-        else:
-            for line in build_models(pipeline, settings).lines():
-                print(line)
+        if args.pipelines_dir or name != PIPELINE_NAME:  # dlt's CLI looks elsewhere by default
+            print(f"inspect: {inspect_command(opened[0])}")
+        if settings is not None:
+            build_after_load(opened[0], settings, args.destination)
     return 0
+
+
+def build_after_load(pipeline: dlt.Pipeline, settings: ModelSettings, destination: str) -> None:
+    """Rebuild the models after a load, where the warehouse has sessions and a SQL client."""
+    loaded = count_rows(pipeline, SESSIONS_TABLE)
+    if loaded is None:
+        print(f"models: not built, destination {destination} has no SQL client")
+    elif loaded == 0:
+        print("models: not built, no sessions loaded yet")
+    else:
+        for line in build_models(pipeline, settings).lines():
+            print(line)
 
 
 def command_audit(args: argparse.Namespace) -> int:
@@ -93,7 +136,8 @@ def command_audit(args: argparse.Namespace) -> int:
     options = resolve_options(**overrides)
     audit_range = audit_range_of(args, options.run_config().clock())
     purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
-    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, purpose):
+    require_warehouse(args)
+    with pipeline_lock(args.pipelines_dir, pipeline_name(args), purpose):
         pipeline = warehouse_pipeline(args, must_exist=True)
         result = Auditor(pipeline, options, overrides).run(audit_range, repair=args.repair)
     for line in result.lines():
@@ -122,9 +166,11 @@ def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
 
 def command_models(args: argparse.Namespace) -> int:
     """`kore-sessions models`: (re)build the models and print the last days' containment."""
-    with pipeline_lock(args.pipelines_dir, PIPELINE_NAME, "kore-sessions models"):
-        pipeline = warehouse_pipeline(args, must_exist=True)
-        for line in build_models(pipeline, model_settings(args)).lines():
+    settings = model_settings(args)
+    require_warehouse(args)
+    with pipeline_lock(args.pipelines_dir, pipeline_name(args), "kore-sessions models"):
+        pipeline = warehouse_pipeline(args)
+        for line in build_models(pipeline, settings).lines():
             print(line)
     print()
     for line in recent_containment_lines(pipeline, args.days):
@@ -141,9 +187,44 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_export(args: argparse.Namespace) -> int:
     """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
+    folder = Path(args.directory)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file, not a folder: give the folder to write the marts into")
     pipeline = warehouse_pipeline(args, must_exist=True)
     for exported in export_marts(pipeline, Path(args.directory), args.file_format):
         print(f"{exported.path}  {exported.rows} rows")
+    return 0
+
+
+def command_forget(args: argparse.Namespace) -> int:
+    """`kore-sessions forget`: erase the sessions of the users named, rebuild the marts."""
+    from .forget import forget_users
+
+    require_warehouse(args)
+    with pipeline_lock(args.pipelines_dir, pipeline_name(args), "kore-sessions forget"):
+        pipeline = warehouse_pipeline(args, must_exist=True)
+        for line in forget_users(pipeline, args.user_ids).lines():
+            print(line)
+    return 0
+
+
+def command_lookup(args: argparse.Namespace) -> int:
+    """`kore-sessions lookup`: sessions by id or call id as the API has them, one JSON a line."""
+    from .lookup import by_call_id, by_session_ids, lookup_client
+
+    options = resolve_options(**source_overrides(args))
+    config = options.run_config()
+    with lookup_client(options, args.pipelines_dir) as client:
+        if args.call_id:
+            found = by_call_id(
+                client, config.bot_keys, args.call_id, config.clock(), args.days, config.page_size
+            )
+        else:
+            found = by_session_ids(client, config.bot_keys, args.session_ids)
+    for session in found.sessions:
+        print(json.dumps(session, sort_keys=True))
+    if found.missing:
+        print(f"not found: {', '.join(found.missing)}", file=sys.stderr)
     return 0
 
 
@@ -152,5 +233,3 @@ def command_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.dir, days=args.days, per_day=args.per_day)
-
-

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import shlex
 import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +16,11 @@ from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions, res
 
 from .audit import Auditor, AuditRange
 from .console import recent_containment_lines
-from .kore_sessions_pipeline import LoadSummary, load_sessions, make_pipeline
+from .kore_sessions_pipeline import inspect_command, load_sessions, make_pipeline
 from .model_settings import ModelSettings
 from .models import build_models
 from .report import write_report
+from .summary import LoadSummary
 
 # Bots of the demo account.
 DEMO_BOTS = (
@@ -130,4 +133,6 @@ def _print_models(pipeline: dlt.Pipeline, database: Path, report: Path) -> None:
         print(f"   {line}")
     print(f"\nreport: {write_report(pipeline, report)}")
     query = f"SELECT * FROM {pipeline.dataset_name}.fct_containment_weekly"
-    print(f"query: python -c \"import duckdb; duckdb.connect('{database}').sql('{query}').show()\"")
+    code = f'import duckdb; duckdb.connect("{database}", read_only=True).sql("{query}").show()'
+    print(f"query: {shlex.join([sys.executable, '-c', code])}")
+    print(f"inspect: {inspect_command(pipeline)}")

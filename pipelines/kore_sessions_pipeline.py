@@ -1,25 +1,40 @@
-"""The kore_sessions dlt pipeline: build it, load sessions, and report what a run did."""
+"""The kore_sessions dlt pipeline: build it (one per partition of bots), and load sessions.
+
+A load finishes what an interrupted run left, then runs the source package by package while
+its run says more is left. Extract and normalize run freely (partitions in parallel); each load
+step, and each build of the models, takes its turn on the dataset (`lock.warehouse_turn`).
+"""
 
 from __future__ import annotations
 
-import shutil
+import re
+import shlex
+import sys
 import time
-from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.destination.reference import Destination
-from dlt.common.storages.load_storage import LoadStorage
-from dlt.common.storages.normalize_storage import NormalizeStorage
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 
-from sources.kore_sessions import SourceRun
-from sources.kore_sessions.settings import SESSIONS_TABLE, SOURCE_NAME
+from sources.kore_sessions import ConfigError, SourceRun
+from sources.kore_sessions.settings import ALL_BOTS_KEY, SESSIONS_TABLE, SOURCE_NAME
 
+from .erasures import erased_keys
+from .lock import warehouse_turn
+from .summary import LoadSummary
+from .working_folder import mend_working_folder, prune_loaded_jobs
+
+# The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
+# A partition's pipeline name: dlt also names a schema after it, so an identifier (small
+# letters, digits, `_`), and never `__` (dlt issue #3427: such a name breaks the restore of its
+# state from the destination).
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|_(?!_))*$")
+MAX_PIPELINE_NAME = 64
 DEFAULT_DATASET = "kore_sessions"
 # DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
 # database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
@@ -27,106 +42,8 @@ DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
 # DuckDB while loading and building models: a memory limit (it spills to disk beyond it), and
 # no insertion order to keep, which lets large INSERT ... SELECT statements stream.
 DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
-# dlt's normalize and load storages in a pipeline's working folder (dlt's Pipeline names them
-# so), and the package folders the load storage holds.
-NORMALIZE_FOLDER = "normalize"
-LOAD_FOLDER = "load"
-LOAD_PACKAGE_FOLDERS = (
-    LoadStorage.NEW_PACKAGES_FOLDER,
-    LoadStorage.NORMALIZED_FOLDER,
-    LoadStorage.LOADED_FOLDER,
-)
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
-
-
-@dataclass
-class LoadSummary:
-    """What one `load` did, for the CLI's closing lines: the source's run, and the warehouse."""
-
-    run: SourceRun = field(default_factory=SourceRun)
-    sessions_new: int | None = None
-    sessions_updated: int | None = None
-    sessions_total: int | None = None
-    pending_packages_finished: int = 0
-    packages: int = 0
-    seconds: float = 0.0
-    destination: str = ""
-    dataset: str = ""
-    location: str = ""
-
-    @property
-    def windows(self) -> int:
-        """Windows completed."""
-        return self.run.totals.windows
-
-    @property
-    def requests(self) -> int:
-        """Requests sent (retries included)."""
-        return self.run.client.requests
-
-    @property
-    def retries(self) -> int:
-        """Requests sent again."""
-        return self.run.client.retries
-
-    @property
-    def rate_limited(self) -> int:
-        """Answers 429 (or the documented rate-limit message)."""
-        return self.run.client.rate_limited
-
-    @property
-    def sessions_fetched(self) -> int:
-        """Sessions fetched by window or by id."""
-        return self.run.totals.sessions + self.run.totals.refreshed
-
-    @property
-    def sessions_refreshed(self) -> int:
-        """Open (or held) sessions fetched by id or by their small window."""
-        return self.run.totals.refreshed
-
-    @property
-    def sessions_deleted(self) -> int:
-        """Sessions the API called invalid, deleted from the warehouse."""
-        return self.run.totals.deleted
-
-    @property
-    def legacy_bots(self) -> list[str]:
-        """Bots whose server answered in the pre-9.0 shape."""
-        return sorted(self.run.legacy_bots)
-
-    @property
-    def undocumented_containment(self) -> dict[str, int]:
-        """Containment values the docs do not list, with their counts."""
-        return dict(self.run.undocumented_containment)
-
-    def lines(self) -> list[str]:
-        """The summary as short human-readable lines."""
-        changes = (
-            f"{self.sessions_new} new, {self.sessions_updated} updated"
-            if self.sessions_new is not None
-            else "new/updated not counted on this destination"
-        )
-        lines = [
-            f"windows: {self.windows}  requests: {self.requests}  retries: {self.retries} "
-            f"(rate limited: {self.rate_limited})",
-            f"sessions: {self.sessions_fetched} fetched ({changes}), "
-            f"{self.sessions_refreshed} open sessions refreshed, {self.sessions_deleted} deleted",
-            f"time: {self.seconds:.1f} s  destination: {self.destination} "
-            f"dataset: {self.dataset} {self.location}".rstrip(),
-        ]
-        if self.sessions_total is not None:
-            lines.insert(2, f"sessions in the warehouse: {self.sessions_total}")
-        if self.legacy_bots:
-            lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
-        if self.undocumented_containment:
-            found = ", ".join(f"{value!r} x{n}" for value, n in sorted(self.undocumented_containment.items()))
-            lines.append(f"undocumented containment values, loaded as sent: {found}")
-        if self.packages > 1:
-            lines.append(f"loaded as {self.packages} packages, each committed with its state")
-        if self.pending_packages_finished:
-            lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
-        return lines
 
 
 def make_pipeline(
@@ -134,19 +51,33 @@ def make_pipeline(
     dataset_name: str = DEFAULT_DATASET,
     pipelines_dir: str | Path | None = None,
     duckdb_path: str | Path | None = None,
+    pipeline_name: str = PIPELINE_NAME,
 ) -> dlt.Pipeline:
-    """Build the `kore_sessions` pipeline.
+    """Build a `kore_sessions` pipeline: the default one, or a partition's.
 
     Args:
         destination: A dlt destination name or object (default DuckDB).
         dataset_name: Dataset (schema) to load into.
         pipelines_dir: Where dlt keeps this pipeline's working state (default dlt's own).
         duckdb_path: File of the DuckDB database, when the destination is DuckDB.
+        pipeline_name: The pipeline (partition) name; each has its own state and, unless it
+            is the default, its own staging dataset `<dataset>_staging_<name>`.
+
+    Raises:
+        ConfigError: the pipeline name cannot work.
     """
+    check_pipeline_name(pipeline_name)
+    params = (
+        {}
+        if pipeline_name == PIPELINE_NAME
+        else {"staging_dataset_name_layout": f"%s_staging_{pipeline_name}"}
+    )
     if destination == "duckdb":
-        destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path))
+        destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path), **params)
+    elif isinstance(destination, str):
+        destination = Destination.from_reference(destination, **params)
     pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline_name,
         destination=destination,
         dataset_name=dataset_name,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
@@ -155,31 +86,14 @@ def make_pipeline(
     return pipeline
 
 
-def mend_working_folder(working_dir: Path) -> None:
-    """Finish a working folder that a killed run left half made, as dlt would have.
-
-    dlt has two steps a SIGKILL can split, and each leaves a folder every later run fails on:
-    - it makes its load storage as `load/` and then the package folders, and takes the storage
-      as ready once `load/` exists (`FileNotFoundError: .../load/normalized/.`): the missing
-      folders are made, empty;
-    - a normalized package is committed by renaming it into `load/normalized/` and then
-      deleting its extracted copy (`OSError: Directory not empty: load/new/<id> ->
-      load/normalized/<id>` when the copy is normalized again): the rename is atomic, so the
-      committed package is whole and the extracted copy left behind is deleted.
-    """
-    load = working_dir / LOAD_FOLDER
-    if load.is_dir():
-        for name in LOAD_PACKAGE_FOLDERS:
-            (load / name).mkdir(exist_ok=True)
-    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
-    if not extracted.is_dir():
-        return
-    for package in extracted.iterdir():
-        committed = (
-            load / name / package.name for name in (LoadStorage.NORMALIZED_FOLDER, LoadStorage.LOADED_FOLDER)
+def check_pipeline_name(name: str) -> str:
+    """A pipeline name dlt can keep and restore, or a one-line ConfigError."""
+    if not PIPELINE_NAME_PATTERN.match(name) or len(name) > MAX_PIPELINE_NAME:
+        raise ConfigError(
+            f"pipeline name {name!r} cannot be used: a small letter, then small letters, digits and "
+            f"single '_', at most {MAX_PIPELINE_NAME} characters ('__' breaks dlt's state restore)"
         )
-        if any(path.is_dir() for path in committed):
-            shutil.rmtree(package)
+    return name
 
 
 def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
@@ -211,7 +125,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
         return 0
     pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
     pipeline.normalize()
-    pipeline.load()
+    with warehouse_turn(pipeline):
+        pipeline.load()
     return pending
 
 
@@ -228,10 +143,15 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
     """
     started = time.monotonic()
     summary = LoadSummary(run=run, destination=pipeline.destination.destination_name)
+    with warehouse_turn(pipeline):
+        if pipeline.config.restore_from_destination:
+            pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
+        before = count_sessions(pipeline, run.bot_keys)
+        run.erased = erased_keys(pipeline)  # sessions users had erased are not loaded again
     summary.pending_packages_finished = finish_pending(pipeline)
-    before = count_rows(pipeline, SESSIONS_TABLE)
     summary.packages = run_until_caught_up(pipeline, source, run)
-    after = count_rows(pipeline, SESSIONS_TABLE)
+    with warehouse_turn(pipeline):
+        after = count_sessions(pipeline, run.bot_keys)
     summary.seconds = time.monotonic() - started
     summary.dataset = pipeline.dataset_name
     summary.sessions_total = after
@@ -248,12 +168,17 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
     each bot per load package); return how many packages were loaded.
 
     Each package is committed with its state before the next is extracted, so memory stays
-    bounded and a crash loses at most the package in progress.
+    bounded and a crash loses at most the package in progress. Only the load step waits for
+    the dataset's turn: partitions extract from the API in parallel.
     """
     file_format = file_format_for(pipeline)
     packages = 0
     while True:
-        pipeline.run(source.clone(), loader_file_format=file_format)
+        pipeline.extract(source.clone(), loader_file_format=file_format)
+        pipeline.normalize()
+        with warehouse_turn(pipeline):
+            pipeline.load()
+        prune_loaded_jobs(Path(pipeline.working_dir))
         packages += 1
         if not run.more_to_fetch:
             return packages
@@ -282,6 +207,34 @@ def count_rows(pipeline: dlt.Pipeline, table: str) -> int | None:
             return int(rows[0][0])
     except Exception:  # destinations without a SQL client (e.g. filesystem)
         return None
+
+
+def count_sessions(pipeline: dlt.Pipeline, bots: tuple[str, ...]) -> int | None:
+    """Sessions of these bots in the warehouse (of every bot on the admin route), so that a
+    partition counts its own while others load beside it; None when not countable."""
+    if not bots or ALL_BOTS_KEY in bots:
+        return count_rows(pipeline, SESSIONS_TABLE)
+    try:
+        with pipeline.sql_client() as client:
+            if not client.has_dataset():
+                return 0
+            table = client.make_qualified_table_name(SESSIONS_TABLE)
+            marks = ", ".join(["%s"] * len(bots))
+            try:
+                rows = client.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE bot_id IN ({marks})", *bots)
+            except Exception:  # the table does not exist before the first load
+                return 0
+            return int(rows[0][0])
+    except Exception:  # destinations without a SQL client (e.g. filesystem)
+        return None
+
+
+def inspect_command(pipeline: dlt.Pipeline) -> str:
+    """The `dlt pipeline ... info` command that finds this pipeline, to copy and run as is."""
+    dlt_cli = Path(sys.executable).with_name("dlt")
+    program = str(dlt_cli) if dlt_cli.exists() else "dlt"
+    words = [program, "pipeline", "--pipelines-dir", pipeline.pipelines_dir, pipeline.pipeline_name, "info"]
+    return shlex.join(words)
 
 
 def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:

@@ -11,19 +11,29 @@ finds it taken.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
+from .failures import ActionableError
 
-class RunLockedError(Exception):
+# Beside a DuckDB file: the lock its loads (of several partitions) take turns on.
+DUCKDB_TURN_SUFFIX = ".kore-lock"
+# The turns this process holds: a turn taken again inside one must not wait for itself.
+_TURNS_HELD: set[str] = set()
+
+
+class RunLockedError(ActionableError):
     """Another run of the same pipeline holds the lock."""
 
 
@@ -111,6 +121,71 @@ def _holder(handle: IO[str]) -> str:
 
 
 def pipeline_lock(pipelines_dir: str | Path | None, pipeline_name: str, purpose: str) -> RunLock:
-    """The lock of one pipeline: `<pipelines dir>/<pipeline name>.lock` (dlt's folder by default)."""
+    """The lock of one pipeline: `<pipelines dir>/<pipeline name>.lock`."""
+    return RunLock(pipelines_folder(pipelines_dir) / f"{pipeline_name}.lock", purpose)
+
+
+def pipelines_folder(pipelines_dir: str | Path | None) -> Path:
+    """Where the pipelines are kept: the folder given, else dlt's own."""
     folder = Path(pipelines_dir) if pipelines_dir else Path(get_dlt_pipelines_dir())
-    return RunLock(folder.expanduser().resolve() / f"{pipeline_name}.lock", purpose)
+    return folder.expanduser().resolve()
+
+
+@contextmanager
+def warehouse_turn(pipeline: Any) -> Iterator[None]:
+    """Hold the dataset's turn while touching its tables (state sync, loads, model builds).
+
+    Partitions (pipelines of their own, one dataset) extract from the API in parallel, but
+    their loads and model builds change the same tables (schema changes, merges, drop and
+    create): they take turns. On PostgreSQL through an advisory lock of the dataset, which the
+    server drops if the process dies; on DuckDB, which allows one process in its file at a
+    time, through a file lock beside it (`<file>.kore-lock`). Other warehouses go as they are
+    (partitions there are not tested live).
+    """
+    destination = pipeline.destination.destination_name
+    credentials = pipeline.destination_client().config.credentials
+    if destination == "postgres":
+        turn = _advisory_lock(credentials.to_native_representation(), pipeline.dataset_name)
+        key = f"postgres:{pipeline.dataset_name}"
+    elif destination == "duckdb":
+        path = Path(f"{credentials.database}{DUCKDB_TURN_SUFFIX}")
+        turn, key = _file_turn(path), f"duckdb:{path}"
+    else:
+        turn, key = nullcontext(), ""
+    if key in _TURNS_HELD:  # this process has the turn already (a build inside a repair, say)
+        yield
+        return
+    with turn:
+        _TURNS_HELD.add(key)
+        try:
+            yield
+        finally:
+            _TURNS_HELD.discard(key)
+
+
+@contextmanager
+def _advisory_lock(dsn: str, dataset: str) -> Iterator[None]:
+    """A PostgreSQL session advisory lock of the dataset, held while the block runs."""
+    import psycopg2  # PostgreSQL's driver comes with dlt's postgres extra
+
+    digest = hashlib.sha256(f"kore_sessions:{dataset}".encode()).digest()
+    connection = psycopg2.connect(dsn)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (int.from_bytes(digest[:8], "big", signed=True),))
+        yield
+    finally:
+        connection.close()  # ends the session, and with it the advisory lock
+
+
+@contextmanager
+def _file_turn(path: Path) -> Iterator[None]:
+    """An exclusive file lock, waited for (the kernel drops it if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

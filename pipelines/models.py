@@ -25,7 +25,9 @@ from sqlglot import exp
 from sources.kore_sessions.schema import child_sql_columns
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
-from .model_settings import ModelSettings
+from .failures import ActionableError
+from .lock import warehouse_turn
+from .model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
 
 # Where the model files live: `sql/<layer>/<model name>.sql`.
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -44,7 +46,7 @@ OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = child_sql_columns()
 GRAIN_PATTERN = re.compile(r"Grain:[^(]*\(([^)]*)\)", re.DOTALL)
 
 
-class ModelError(Exception):
+class ModelError(ActionableError):
     """A model file is wrong (bad SQL, unknown layer, a cycle) or the warehouse lacks its input."""
 
 
@@ -217,6 +219,12 @@ def settings_statement(settings: ModelSettings, dialect: str, schema: str, built
         "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
         "include_non_interactive": exp.cast(exp.Boolean(this=settings.include_non_interactive), "BOOLEAN"),
         "include_developer": exp.cast(exp.Boolean(this=settings.include_developer), "BOOLEAN"),
+        "tag_allow_list": exp.cast(
+            exp.null() if settings.tag_allow_list is None else exp.Literal.string(settings.tag_allow_list),
+            "VARCHAR",
+        ),
+        "tag_max_values": exp.cast(exp.Literal.number(settings.tag_max_values), "BIGINT"),
+        "include_personal_data": exp.cast(exp.Boolean(this=settings.include_personal_data), "BOOLEAN"),
         "built_at": exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ"),
     }
     query = exp.select(*(value.as_(name) for name, value in values.items()))
@@ -249,14 +257,13 @@ def build_models(
     started = time.monotonic()
     settings = settings or ModelSettings.from_config()
     models = discover_models(sql_dir)
-    with pipeline.sql_client() as client:
+    with warehouse_turn(pipeline), pipeline.sql_client() as client:
         dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
         schema = client.dataset_name
         existing = _existing_relations(client, schema)
         if SESSIONS_TABLE not in existing:
             raise ModelError(
-                f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first "
-                "(`kore-sessions load`)"
+                f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first (`kore-sessions load`)"
             )
         stand_ins = source_stand_ins(_existing_columns(client, schema), schema)
         statements = _drop_statements(models, existing, dialect, schema)
@@ -269,17 +276,25 @@ def build_models(
 
 
 def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
-    """The settings the models were last built with, or None when they were never built."""
+    """The settings the models were last built with, or None when they were never built (a
+    setting the recorded row predates takes its default)."""
     with pipeline.sql_client() as client:
         if SETTINGS_TABLE not in _existing_relations(client, client.dataset_name):
             return None
         table = client.make_qualified_table_name(SETTINGS_TABLE)
-        rows = client.execute_sql(
-            "SELECT reporting_time_zone, include_active, include_non_interactive, include_developer "
-            f"FROM {table}"
-        )
-    zone, active, non_interactive, developer = rows[0]
-    return ModelSettings(str(zone), bool(active), bool(non_interactive), bool(developer))
+        with client.execute_query(f"SELECT * FROM {table}") as cursor:
+            names = [column[0] for column in cursor.description]
+            row = dict(zip(names, cursor.fetchall()[0], strict=True))
+    allow_list = row.get("tag_allow_list")
+    return ModelSettings(
+        reporting_time_zone=str(row["reporting_time_zone"]),
+        include_active=bool(row["include_active"]),
+        include_non_interactive=bool(row["include_non_interactive"]),
+        include_developer=bool(row["include_developer"]),
+        tag_names=tuple(name for name in str(allow_list).split(",") if name) if allow_list else (),
+        tag_max_values=int(row.get("tag_max_values") or DEFAULT_TAG_MAX_VALUES),
+        include_personal_data=bool(row.get("include_personal_data")),
+    )
 
 
 def _existing_relations(client: Any, schema: str) -> dict[str, str]:
@@ -319,5 +334,3 @@ def _drop_statements(
         )
         statements.append(drop.sql(dialect=dialect, identify=True))
     return statements
-
-

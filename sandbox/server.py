@@ -224,10 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome.dropped:
             self.close_connection = True
             return
-        if isinstance(outcome.payload, str):
-            data, content_type = outcome.payload.encode(), "text/html"
-        else:
-            data, content_type = json.dumps(outcome.payload).encode(), "application/json"
+        data, content_type = self._encode(outcome.payload)
         self.send_response(outcome.status)
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
         for name, value in outcome.headers.items():
@@ -238,6 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _encode(self, payload: Any) -> tuple[bytes, str]:
+        """The body of an answer and its content type: text as an HTML page, the rest as JSON."""
+        if isinstance(payload, str):
+            return payload.encode(), "text/html"
+        return json.dumps(payload).encode(), "application/json"
 
     def _write_truncated(self, data: bytes, with_length: bool) -> None:
         if with_length:

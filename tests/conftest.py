@@ -15,11 +15,11 @@ import psycopg2
 import pytest
 
 from pipelines.kore_sessions_pipeline import (
-    LoadSummary,
     load_sessions,
     make_pipeline,
     source_state,
 )
+from pipelines.summary import LoadSummary
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
 from sources.kore_sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS

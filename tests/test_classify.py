@@ -28,6 +28,23 @@ def test_retry_after_is_read() -> None:
     assert caught.value.retry_after == 7.0
 
 
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"total": 1, "sessions": [{"score": NaN}], "big": 123456789012345678901234567890}', {}),
+        (
+            '{"total": 1, "sessions": [{"channel": "rtm"}]}'.encode("utf-16"),
+            {"Content-Type": "application/json; charset=utf-16"},
+        ),
+    ],
+    ids=["nan-and-big-int", "utf-16"],
+)
+def test_bodies_json_takes_are_taken(body: bytes, headers: dict[str, str]) -> None:
+    """orjson parses pages fast; what it refuses and `json` takes is still read, as before."""
+    payload = classify_response(httpx.Response(200, content=body, headers=headers))
+    assert payload["total"] == 1 and len(payload["sessions"]) == 1
+
+
 def test_truncated_json_is_retryable() -> None:
     with pytest.raises(RetryableError, match="JSON"):
         classify_response(answer(200, '{"total": 3, "sessions": [{"sessionId"'))

@@ -37,7 +37,7 @@ def test_load_builds_the_models(live_server: SandboxServer, tmp_path: Path) -> N
     env = cli_env(live_server, tmp_path)
     result = kore(["load", "--time-zone", "Asia/Kolkata"], env, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "models: 14 built (4 views, 10 tables)" in result.stdout
+    assert "models: 15 built (4 views, 11 tables)" in result.stdout
     assert "days in Asia/Kolkata" in result.stdout
     total = warehouse_rows(tmp_path, "SELECT SUM(sessions) FROM kore_sessions.fct_containment_daily")
     assert total == [(counted_in_sandbox(live_server),)]
@@ -93,8 +93,12 @@ def test_models_report_and_export(live_server: SandboxServer, tmp_path: Path) ->
             if file_format == "csv":
                 with path.open(newline="") as handle:
                     rows = list(csv.reader(handle))
-                columns = [d[0] for d in duckdb.connect(str(tmp_path / DATABASE), read_only=True)
-                           .sql(f"SELECT * FROM kore_sessions.{mart} LIMIT 0").description]
+                columns = [
+                    d[0]
+                    for d in duckdb.connect(str(tmp_path / DATABASE), read_only=True)
+                    .sql(f"SELECT * FROM kore_sessions.{mart} LIMIT 0")
+                    .description
+                ]
                 assert rows[0] == columns and len(rows) - 1 == expected, mart
             else:
                 assert pq.read_table(path).num_rows == expected, mart

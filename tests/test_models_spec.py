@@ -68,6 +68,8 @@ SETTINGS = {
     "kolkata": ModelSettings(reporting_time_zone=IST),
     "kolkata-active": ModelSettings(reporting_time_zone=IST, include_active=True),
     "non-interactive-and-developer": ModelSettings(include_non_interactive=True, include_developer=True),
+    "tags-allow-listed": ModelSettings(tag_names=("callId", "resolved")),
+    "one-value-a-tag": ModelSettings(tag_max_values=1),
 }
 
 
@@ -129,7 +131,13 @@ SESSIONS_9X = [
     session("a01", A, utc(10, 25, 23, 50), 120, messages=4, tasks=1),
     # 10-26 Mon / 10-25 Sun (New York: previous week) / 10-26; two languages
     session(
-        "a02", A, utc(10, 26, 0, 10), 60, "dropOff", langs=("en", "es"), messages=2,
+        "a02",
+        A,
+        utc(10, 26, 0, 10),
+        60,
+        "dropOff",
+        langs=("en", "es"),
+        messages=2,
         session_tags=(("intent", "Track Order"),),
     ),
     # 10-26 / 10-26 / 10-26 23:50 (Kolkata midnight is 18:30 UTC)
@@ -152,33 +160,70 @@ SESSIONS_9X = [
     session("a10", A, utc(11, 1, 7), 30, langs=(), messages=2, tasks=1),
     # open at NOW (ends 13:00): the API shows selfService, 5 messages, 1 task, 3600 s so far
     session(
-        "a11", A, utc(11, 1, 11), 7200, "dropOff", messages=10, tasks=2,
+        "a11",
+        A,
+        utc(11, 1, 11),
+        7200,
+        "dropOff",
+        messages=10,
+        tasks=2,
         user_tags=(("regular", "returning"),),
     ),
     # bot B, all on 10-28 UTC and New York; tags of every JSON type
     session(
-        "b01", B, utc(10, 28, 12), 100, messages=5, tasks=1,
+        "b01",
+        B,
+        utc(10, 28, 12),
+        100,
+        messages=5,
+        tasks=1,
         user_tags=(("regular", "vip"), ("regular", "vip")),
         session_tags=(("intent", "Pay Bill"), ("csatScore", 5), ("waitSeconds", 63.6), ("resolved", True)),
     ),
     session(
-        "b02", B, utc(10, 28, 13), 200, "agent", messages=12, tasks=2,
+        "b02",
+        B,
+        utc(10, 28, 13),
+        200,
+        "agent",
+        messages=12,
+        tasks=2,
         user_tags=(("regular", "vip"),),
         session_tags=(("intent", "Pay Bill"), ("resolved", False)),
     ),
     session(
-        "b03", B, utc(10, 28, 14), 50, "dropOff", channel="sms", langs=("es",), messages=3,
+        "b03",
+        B,
+        utc(10, 28, 14),
+        50,
+        "dropOff",
+        channel="sms",
+        langs=("es",),
+        messages=3,
         user_tags=(("regular", "newuser"), ("premium", True)),
     ),
     session("b04", B, utc(10, 28, 15), 5, non_interactive=True, session_tags=(("intent", "Pay Bill"),)),
     session(
-        "b05", B, utc(10, 28, 16), 80, "agent", developer=True, messages=6, tasks=1,
+        "b05",
+        B,
+        utc(10, 28, 16),
+        80,
+        "agent",
+        developer=True,
+        messages=6,
+        tasks=1,
         user_tags=(("regular", "vip"),),
         session_tags=(("intent", "Pay Bill"), ("escalated", True)),
     ),
     # 10-28 / 10-28 / 10-29 00:30
     session(
-        "b06", B, utc(10, 28, 19), 40, channel="korevg", messages=3, tasks=1,
+        "b06",
+        B,
+        utc(10, 28, 19),
+        40,
+        channel="korevg",
+        messages=3,
+        tasks=1,
         session_tags=(("callId", "c-0001"),),
     ),
     # isDeveloper null: counts as not developer
@@ -190,7 +235,14 @@ SESSIONS_LEGACY = [
     session("c01", L, utc(10, 30, 10), 60, messages=2, tasks=1),
     # non-interactive in truth, but the old API cannot say so: counts as interactive
     session(
-        "c02", L, utc(10, 30, 11), 30, "dropOff", channel="ivrVoice", non_interactive=True, messages=1,
+        "c02",
+        L,
+        utc(10, 30, 11),
+        30,
+        "dropOff",
+        channel="ivrVoice",
+        non_interactive=True,
+        messages=1,
         user_tags=(("regular", "newuser"),),
     ),
     session("c03", L, utc(10, 30, 12), 90, "agent", developer=True, messages=5, tasks=1),
@@ -424,9 +476,8 @@ BY_TAG_UTC = {
     (d(10, 28), B, "session", "waitSeconds", "63.6"): (1, 1, 0, 0),
     (d(10, 28), B, "session", "resolved", "true"): (1, 1, 0, 0),
     (d(10, 28), B, "session", "resolved", "false"): (1, 0, 0, 1),
-    (d(10, 28), B, "session", "callId", "c-0001"): (1, 1, 0, 0),
     (d(10, 30), L, "user", "regular", "newuser"): (1, 0, 1, 0),  # c02
-}
+}  # b01's callId is a call's id, not a kind of session: only an allow list slices by it
 
 # (mart, settings) -> its rows. The daily default is in test_daily_defaults_with_rates.
 CONTAINMENT: dict[tuple[str, str], dict[tuple, tuple[int, ...]]] = {
@@ -526,6 +577,14 @@ CONTAINMENT: dict[tuple[str, str], dict[tuple, tuple[int, ...]]] = {
         (d(10, 28), B, "session", "intent", "Pay Bill"): (3, 2, 0, 1),  # + b04
     },
     (BY_TAG, "active"): {**BY_TAG_UTC, (d(11, 1), A, "user", "regular", "returning"): (1, 1, 0, 0)},  # a11
+    (BY_TAG, "tags-allow-listed"): {  # only the named tags, callId too (the user asked for it)
+        (d(10, 28), B, "session", "resolved", "true"): (1, 1, 0, 0),
+        (d(10, 28), B, "session", "resolved", "false"): (1, 0, 0, 1),
+        (d(10, 28), B, "session", "callId", "c-0001"): (1, 1, 0, 0),
+    },
+    (BY_TAG, "one-value-a-tag"): {  # regular, intent and resolved show 2+ values in the data
+        key: row for key, row in BY_TAG_UTC.items() if key[3] not in ("regular", "intent", "resolved")
+    },
     (BY_TAG, "new-york"): {
         **without(BY_TAG_UTC, (d(10, 26), A, "session", "intent", "Track Order")),
         (d(10, 25), A, "session", "intent", "Track Order"): (1, 0, 1, 0),  # a02 20:10 EDT
@@ -688,6 +747,13 @@ def test_fct_sessions(hand: Loaded) -> None:
     assert all(row[3] for row in fct_sessions(hand.build(ALL_IN)).values())
 
 
+def test_personal_data_stays_out_of_fct_sessions_unless_asked_for(hand: Loaded) -> None:
+    query = "SELECT COUNT(user_id), COUNT(call_id) FROM fct_sessions"
+    assert hand.build(SETTINGS["default"]).query(query) == [(0, 0)]
+    personal = hand.build(ModelSettings(include_personal_data=True))
+    assert personal.query(f"{query} WHERE user_id LIKE 'u-%'") == [(len(SESSIONS_UTC), 1)], "b01's callId"
+
+
 # keys and accepted values ------------------------------------------------------------------
 
 
@@ -769,7 +835,9 @@ def expected_counts(
 
 
 def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[tuple, tuple[int, ...]]:
-    """Tag counts per UTC day, for tags whose values are not JSON objects."""
+    """Tag counts per UTC day, for tags whose values are not JSON objects, of the tags the README
+    says are sliced: the allow list, else few distinct values and a name that is not personal."""
+    sliced = sliced_tags(views, settings)
     found: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for view in views:
         if not in_scope(view, settings):
@@ -782,10 +850,31 @@ def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[
             if not isinstance(tag["value"], dict)
         }
         for scope, name, value in tags:
+            if (scope, name) not in sliced:
+                continue
             row = found[(day, view["botId"], scope, name, value)]
             row[0] += 1
             row[OUTCOME_INDEX[view["containmentType"]]] += 1
     return {key: tuple(row) for key, row in found.items()}
+
+
+def sliced_tags(views: list[dict[str, Any]], settings: ModelSettings) -> set[tuple[str, str]]:
+    """(scope, name) of the tags the tag mart slices by, over every loaded session."""
+    values: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+    for view in views:
+        for scope, key in (("user", "userTags"), ("session", "sessionTags")):
+            for tag in view["tags"][key]:
+                values[(scope, tag["name"])].add(tag_text(tag["value"]))
+    if settings.tag_names:
+        return {tag for tag in values if tag[1] in settings.tag_names}
+    personal = ("caller", "phone", "number", "mail", "name")
+    return {
+        (scope, name)
+        for (scope, name), seen in values.items()
+        if len(seen - {None}) <= settings.tag_max_values
+        and not any(word in name.lower() for word in personal)
+        and not name.lower().endswith("id")
+    }
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -5,11 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pipelines.kore_sessions_pipeline import file_format_for
 from pipelines.model_settings import ModelSettings
 from pipelines.models import build_models
-from sandbox import SandboxServer
+from sandbox import GeneratedSession, SandboxServer
 
-from .conftest import NOW, api_time, assert_matches_sandbox, counted_in_sandbox
+from .conftest import (
+    BOTS,
+    HISTORY_START,
+    NOW,
+    api_time,
+    assert_matches_sandbox,
+    counted_in_sandbox,
+    make_apps,
+)
 
 SESSION_VALUES = (
     "session_id, bot_id, channel, user_id, start_time, end_time, session_type, containment_type, "
@@ -49,3 +58,44 @@ def test_postgres_backfill_incremental_refresh_and_delete(
 
     build_models(loader.pipeline, ModelSettings())
     assert loader.query("SELECT SUM(sessions) FROM fct_containment_daily") == [(counted_in_sandbox(server),)]
+
+
+def test_postgres_takes_the_bulk_path_and_keeps_empty_text(make_loader: Any, postgres_dsn: str) -> None:
+    """Arrow tables reach PostgreSQL as Parquet through ADBC (not row by row), and what the API
+    sent comes back as sent: an empty string stays empty (dlt's CSV COPY would make it NULL),
+    a null stays null, on PostgreSQL as on DuckDB."""
+    start = NOW - timedelta(hours=5)
+    session = GeneratedSession(
+        session_id="empty-text",
+        bot_id=BOTS[0],
+        user_id="",
+        channel="rtm",
+        start=start,
+        end=start + timedelta(minutes=4),
+        session_tags=(("topic", ""), ("callerNumber", None), ("intent", "billing")),
+    )
+    tags_sql = "SELECT name, value, value_type FROM sessions__session_tags ORDER BY name"
+    loaded = {}
+    with SandboxServer([session], apps=make_apps(), now=NOW) as server:
+        for destination in ("postgres", "duckdb"):
+            loader = make_loader(server, destination)
+            loader.run(start_date=HISTORY_START.isoformat(), bot_ids=[BOTS[0]])
+            loaded[destination] = (loader.query("SELECT user_id FROM sessions"), loader.query(tags_sql))
+            if destination == "postgres":
+                assert file_format_for(loader.pipeline) == "parquet"
+                load_info = loader.pipeline.last_trace.last_load_info
+                jobs = [job for package in load_info.load_packages for job in package.jobs["completed_jobs"]]
+                formats = {
+                    job.job_file_info.file_format
+                    for job in jobs
+                    if job.job_file_info.table_name.startswith("sessions")
+                }
+                assert formats == {"parquet", "sql"}  # the data as Parquet, then the merge statements
+    assert loaded["postgres"] == loaded["duckdb"]
+    users, tags = loaded["postgres"]
+    assert users == [("",)]
+    assert [(name, value) for name, value, _ in tags] == [
+        ("callerNumber", None),
+        ("intent", "billing"),
+        ("topic", ""),
+    ]

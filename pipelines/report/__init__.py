@@ -1,12 +1,17 @@
-"""`kore-sessions report`: one self-contained HTML file with the containment charts.
+"""`kore-sessions report`: one self-contained HTML file with the containment views.
 
-The report reads the containment marts (`fct_containment_daily` and
-`fct_containment_daily_by_channel`), sums their counts and computes every rate from the sums,
-so an "all bots" rate is never an average of per-bot rates. plotly.js is inlined, so the file
-opens in any browser without a server or a network.
+The report reads the marts (containment per day, week, month, channel, language and tag,
+`fct_sessions` for the session behaviour, `dim_bots`) with `kore_model_settings` and
+`_dlt_loads`, sums their counts and computes every rate from the sums, so an "all bots" rate
+is never an average of per-bot rates. plotly.js is inlined, so the file opens in any browser
+without a server or a network. It never shows a user id, caller number, call id or session id:
+it reads aggregates only, and tag values pass `privacy.select_tags`.
 
-One concern a module: `data` reads the marts, `counts` sums them into rates, `figures` draws
-the plotly charts and `page` fills the HTML template `page.html` with them.
+One concern a module: `data` reads the marts into `records`, `freshness` says how recent they
+are and which day is partial, `counts` sums them into rates, `names` gives channels and
+languages readable names, `privacy` picks the tag values that may be shown, `figures` draws
+the plotly trend, `tables` and `sections` write the HTML, and `page` fills the template
+`page.html` with them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ from pathlib import Path
 
 import dlt
 
-from .counts import ChannelCounts, DailyCounts, Totals, total
-from .data import ReportData, ReportError, read_report_data
+from .counts import DailyCounts, SliceCounts, TagCounts, Totals, total
+from .data import ReportError, read_report_data
 from .figures import ALL_BOTS, build_figures
 from .page import render_report
+from .records import Behaviour, BotSpan, ReportData
 
 __all__ = [
     "ALL_BOTS",
-    "ChannelCounts",
+    "Behaviour",
+    "BotSpan",
     "DailyCounts",
     "ReportData",
     "ReportError",
+    "SliceCounts",
+    "TagCounts",
     "Totals",
     "build_figures",
     "read_report_data",
@@ -47,7 +56,7 @@ def write_report(pipeline: dlt.Pipeline, path: Path, days: int = 30) -> Path:
         The resolved path of the written file.
 
     Raises:
-        ReportError: When the containment models are not built in the dataset.
+        ReportError: When the models are not built in the dataset.
     """
     page = render_report(read_report_data(pipeline, days))
     path = Path(path)

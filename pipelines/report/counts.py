@@ -1,7 +1,7 @@
 """Outcome counts of the containment marts and the rates computed from their sums.
 
-A rate over several bots, channels or days is always the summed count divided by the summed
-sessions, never an average of rates.
+A rate over several bots, channels, days or tag values is always the summed count divided by
+the summed sessions, never an average of rates.
 """
 
 from __future__ import annotations
@@ -10,12 +10,32 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+
+class Outcomes(Protocol):
+    """Anything carrying the four outcome counts."""
+
+    @property
+    def sessions(self) -> int:
+        """Sessions counted."""
+
+    @property
+    def self_service(self) -> int:
+        """Sessions the bot contained."""
+
+    @property
+    def drop_off(self) -> int:
+        """Sessions the user left midway."""
+
+    @property
+    def agent(self) -> int:
+        """Sessions handed over to a human."""
 
 
 @dataclass(frozen=True)
 class DailyCounts:
-    """Session outcomes of one bot on one day."""
+    """Session outcomes of one bot on one day (or in the week or month starting on `day`)."""
 
     day: date
     bot_id: str
@@ -26,12 +46,33 @@ class DailyCounts:
 
 
 @dataclass(frozen=True)
-class ChannelCounts:
-    """Session outcomes of one bot on one channel on one day."""
+class SliceCounts:
+    """Session outcomes of one bot on one day in one slice: a channel or a language code."""
 
     day: date
     bot_id: str
-    channel: str
+    key: str
+    sessions: int
+    self_service: int
+    drop_off: int
+    agent: int
+
+
+@dataclass(frozen=True)
+class TagCounts:
+    """Session outcomes of the sessions carrying one tag value, summed over bots and days.
+
+    Attributes:
+        scope: `session` or `user`.
+        name: The tag's name.
+        value: The tag's value as text (None when the tag had none).
+        distinct_values: How many values the tag had in the same days, this one included.
+    """
+
+    scope: str
+    name: str
+    value: str | None
+    distinct_values: int
     sessions: int
     self_service: int
     drop_off: int
@@ -47,7 +88,7 @@ class Totals:
     drop_off: int = 0
     agent: int = 0
 
-    def __add__(self, other: Totals | DailyCounts | ChannelCounts) -> Totals:
+    def __add__(self, other: Outcomes) -> Totals:
         """The sum of two sets of counts."""
         return Totals(
             self.sessions + other.sessions,
@@ -77,8 +118,8 @@ class Totals:
         return ratio(self.agent, self.sessions)
 
 
-# What `sum_by` groups: daily or channel counts.
-Row = TypeVar("Row", DailyCounts, ChannelCounts)
+# What `sum_by` groups: any rows with outcome counts.
+Row = TypeVar("Row", DailyCounts, SliceCounts, TagCounts)
 # What `sum_by` groups them by: a day, a channel, a bot.
 Key = TypeVar("Key", bound=Hashable)
 
@@ -96,11 +137,11 @@ def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def total(rows: Iterable[Totals | DailyCounts | ChannelCounts]) -> Totals:
+def total(rows: Iterable[Outcomes]) -> Totals:
     """Sum the counts of `rows`.
 
     Args:
-        rows: Daily or channel counts (or totals) to add up.
+        rows: Daily, slice or tag counts (or totals) to add up.
 
     Returns:
         The summed counts; their rates are computed from the sums.
@@ -115,7 +156,7 @@ def sum_by(rows: Iterable[Row], key: Callable[[Row], Key]) -> dict[Key, Totals]:
     """Sum counts per key, e.g. per day or per channel.
 
     Args:
-        rows: Daily or channel counts of any bots.
+        rows: Counts of any bots.
         key: What to group by, from a row.
 
     Returns:
@@ -124,4 +165,16 @@ def sum_by(rows: Iterable[Row], key: Callable[[Row], Key]) -> dict[Key, Totals]:
     sums: dict[Key, Totals] = defaultdict(Totals)
     for row in rows:
         sums[key(row)] = sums[key(row)] + row
-    return sums
+    return dict(sums)
+
+
+def by_sessions(sums: dict[Key, Totals]) -> list[tuple[Key, Totals]]:
+    """The sums, most sessions first (ties in key order).
+
+    Args:
+        sums: Summed counts per key (keys of one type, sortable).
+
+    Returns:
+        (key, totals) pairs, most sessions first.
+    """
+    return sorted(sums.items(), key=lambda item: (-item[1].sessions, str(item[0])))

@@ -1,56 +1,113 @@
-"""Reading the report's data: the containment marts of a dataset and the scope they count.
+"""Reading the report's data: the marts of a dataset, the scope they count and how recent they are.
 
-Works on any SQL destination of dlt (DuckDB, PostgreSQL): the SQL is plain, and its one
-parameter is `%s`, which every dlt SQL client takes.
+Works on any SQL destination of dlt (DuckDB, PostgreSQL): the SQL is plain, and its
+parameters are `%s`, which every dlt SQL client takes. Only aggregates are read: no user id,
+caller number, call id or session id ever leaves the warehouse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from ..failures import ActionableError
 from ..model_settings import ModelSettings
 from ..models import SETTINGS_TABLE
-from .counts import ChannelCounts, DailyCounts
+from .counts import DailyCounts, SliceCounts, TagCounts
+from .freshness import Freshness, Period, add_months, as_utc, month_start, week_start
+from .names import UNKNOWN_CODE
+from .privacy import TAG_MAX_DISTINCT
+from .records import DEFAULT_SCOPE, Behaviour, BotSpan, ReportData
 
 # The mart with one row per day and bot: the trend, the table and the period come from it.
 DAILY_TABLE = "fct_containment_daily"
-# The mart with one row per day, bot and channel: the channel split comes from it.
+# The mart of one row per day, bot and channel: the channel view.
 CHANNEL_TABLE = "fct_containment_daily_by_channel"
+# The mart of one row per day, bot and language: the language view.
+LANGUAGE_TABLE = "fct_containment_daily_by_language"
+# The mart of one row per week and bot: the week view.
+WEEKLY_TABLE = "fct_containment_weekly"
+# The mart of one row per month and bot: the month view.
+MONTHLY_TABLE = "fct_containment_monthly"
+# The mart of one row per day, bot and tag value: the tag view.
+TAG_TABLE = "fct_containment_by_tag"
+# The mart of one row per session: the behaviour view aggregates it in the warehouse.
+SESSIONS_MART = "fct_sessions"
+# The mart of one row per bot: the span of each bot's sessions and the newest session.
+BOTS_TABLE = "dim_bots"
+# What `kore-sessions models` builds that the report reads; one missing: not built.
+REQUIRED_TABLES = frozenset(
+    {
+        DAILY_TABLE,
+        CHANNEL_TABLE,
+        LANGUAGE_TABLE,
+        WEEKLY_TABLE,
+        MONTHLY_TABLE,
+        TAG_TABLE,
+        SESSIONS_MART,
+        BOTS_TABLE,
+        SETTINGS_TABLE,
+    }
+)
+# dlt's record of load packages: the "last load" of the data-as-of line (status 0: loaded).
+LOADS_TABLE = "_dlt_loads"
 # The scope columns of the models' settings table, in ModelSettings' field order.
 SCOPE_COLUMNS = "reporting_time_zone, include_active, include_non_interactive, include_developer"
-# What the marts count unless kore_model_settings says otherwise (the models' defaults).
-DEFAULT_SCOPE = ModelSettings().describe()
-# How a session without a channel shows in the channel split.
-NO_CHANNEL = "(none)"
+# Weeks the week view shows, up to the latest: a quarter.
+WEEKS_SHOWN = 13
+# Months the month view shows, up to the latest: a year.
+MONTHS_SHOWN = 12
+# The counts every containment mart has, in DailyCounts' order.
+COUNT_COLUMNS = "sessions, self_service, drop_off, agent"
+# Period counts per tag value, with how many values each tag has; only the top values a tag
+# come back (the page shows no more), so an id-like tag never sends all its values.
+TAG_SQL = """
+WITH per_value AS (
+    SELECT tag_scope, tag_name, tag_value, SUM(sessions) AS sessions,
+        SUM(self_service) AS self_service, SUM(drop_off) AS drop_off, SUM(agent) AS agent
+    FROM {table} WHERE day >= %s AND day <= %s
+    GROUP BY tag_scope, tag_name, tag_value
+),
+ranked AS (
+    SELECT per_value.*,
+        COUNT(*) OVER (PARTITION BY tag_scope, tag_name) AS distinct_values,
+        ROW_NUMBER() OVER (PARTITION BY tag_scope, tag_name ORDER BY sessions DESC, tag_value) AS value_rank
+    FROM per_value
+)
+SELECT tag_scope, tag_name, tag_value, distinct_values, sessions, self_service, drop_off, agent
+FROM ranked WHERE value_rank <= %s ORDER BY tag_scope, tag_name, value_rank
+"""
+# Session behaviour per bot and for all bots (GROUPING = 1), over the sessions whose status is
+# in scope: the definitions of fct_session_behaviour_daily, over the whole period at once
+# (percentiles of days cannot be added up).
+BEHAVIOUR_SQL = """
+SELECT GROUPING(bot_id) AS all_bots, bot_id, COUNT(*) AS sessions,
+    COUNT(*) FILTER (WHERE is_interactive) AS interactive,
+    COUNT(*) FILTER (WHERE is_developer) AS developer,
+    AVG(CAST(message_count AS DOUBLE PRECISION)) AS messages_per_session,
+    AVG(CAST(task_count AS DOUBLE PRECISION)) AS tasks_per_session,
+    PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY duration_seconds) AS p50,
+    PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY duration_seconds) AS p90,
+    PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY duration_seconds) AS p95
+FROM {table} WHERE is_status_in_scope AND day >= %s AND day <= %s
+GROUP BY ROLLUP (bot_id) ORDER BY all_bots, bot_id
+"""
 
 
-class ReportError(Exception):
-    """The report cannot be made from what is in the warehouse."""
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything the report shows."""
-
-    dataset: str
-    reporting_time_zone: str
-    generated_at: datetime
-    daily: list[DailyCounts]
-    channels: list[ChannelCounts]
-    scope: str = DEFAULT_SCOPE
+class ReportError(ActionableError):
+    """The report cannot be made from what is in the warehouse (the message says what to run)."""
 
 
 def read_report_data(pipeline: dlt.Pipeline, days: int = 30) -> ReportData:
-    """Read the last `days` days of the containment marts.
+    """Read the last `days` days of the marts, with the weeks and months up to them.
 
     The period ends on the latest day present in `fct_containment_daily` and covers `days`
-    calendar days up to it. Works on any SQL destination of dlt (DuckDB, PostgreSQL).
+    calendar days up to it (fewer when the data starts later). Works on any SQL destination
+    of dlt (DuckDB, PostgreSQL).
 
     Args:
         pipeline: The `kore_sessions` pipeline whose dataset holds the marts.
@@ -61,7 +118,7 @@ def read_report_data(pipeline: dlt.Pipeline, days: int = 30) -> ReportData:
 
     Raises:
         ValueError: When `days` is below 1.
-        ReportError: When the containment models are not built in the dataset.
+        ReportError: When the models are not built in the dataset.
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
@@ -71,56 +128,135 @@ def read_report_data(pipeline: dlt.Pipeline, days: int = 30) -> ReportData:
         try:
             if not client.has_dataset():
                 raise _not_built(dataset)
-            return _read_period(client, dataset, generated_at, days)
+            relations = _relations(client)
+            if not relations >= REQUIRED_TABLES:
+                raise _not_built(dataset)
+            return _read(client, dataset, generated_at, days, LOADS_TABLE in relations)
         except DatabaseUndefinedRelation as exc:
             raise _not_built(dataset) from exc
 
 
-def _read_period(client: Any, dataset: str, generated_at: datetime, days: int) -> ReportData:
-    """The marts' rows of the `days` days up to their latest day, with the scope they count."""
-    daily_table = client.make_qualified_table_name(DAILY_TABLE)
-    channel_table = client.make_qualified_table_name(CHANNEL_TABLE)
-    latest = client.execute_sql(
-        f"SELECT day, reporting_time_zone FROM {daily_table} ORDER BY day DESC LIMIT 1"
-    )
-    client.execute_sql(f"SELECT 1 FROM {channel_table} WHERE 1 = 0")
-    if not latest:
-        return ReportData(dataset, "", generated_at, [], [])
-    last_day, time_zone = _as_date(latest[0][0]), str(latest[0][1] or "")
-    first_day = last_day - timedelta(days=days - 1)
-    daily = client.execute_sql(_period_sql(daily_table, "day, bot_id"), first_day)
-    channels = client.execute_sql(_period_sql(channel_table, "day, bot_id, channel"), first_day)
+def _read(client: Any, dataset: str, generated_at: datetime, days: int, has_loads: bool) -> ReportData:
+    """Every mart's rows of the period, with the scope and the freshness of the data."""
+    zone, scope = _settings(client)
+    spans = _bots(client)
+    newest = max((bot.last_session_at for bot in spans if bot.last_session_at), default=None)
+    freshness = Freshness(zone, _last_load(client) if has_loads else None, newest)
+    first_data_day, last_day = _day_span(client)
+    if last_day is None or first_data_day is None:
+        return ReportData(
+            dataset, zone, generated_at, [], [], scope, bots=spans, last_load_at=freshness.last_load_at
+        )
+    period = Period.of(max(first_data_day, last_day - timedelta(days=days - 1)), last_day, freshness)
+    first, totals_last = period.first_day, period.totals_last
+    weeks_from = week_start(last_day) - timedelta(weeks=WEEKS_SHOWN - 1)
+    months_from = add_months(month_start(last_day), 1 - MONTHS_SHOWN)
     return ReportData(
         dataset=dataset,
-        reporting_time_zone=time_zone,
+        reporting_time_zone=zone,
         generated_at=generated_at,
-        daily=[_daily_row(row) for row in daily or []],
-        channels=[_channel_row(row) for row in channels or []],
-        scope=_scope(client),
+        daily=[_daily(row) for row in _select(client, DAILY_TABLE, "day", first, last_day)],
+        channels=[_slice(row) for row in _select(client, CHANNEL_TABLE, "day", first, last_day, "channel")],
+        scope=scope,
+        languages=[_slice(r) for r in _select(client, LANGUAGE_TABLE, "day", first, last_day, "language")],
+        weekly=[_daily(row) for row in _select(client, WEEKLY_TABLE, "week_start", weeks_from, last_day)],
+        monthly=[_daily(row) for row in _select(client, MONTHLY_TABLE, "month_start", months_from, last_day)],
+        tags=_tags(client, first, totals_last),
+        behaviour=_behaviour(client, first, totals_last),
+        bots=spans,
+        last_load_at=freshness.last_load_at,
+        newest_session_at=newest,
+        first_day=first,
+        first_data_day=first_data_day,
     )
 
 
-def _scope(client: Any) -> str:
-    """What the marts counted, from the settings they were built with."""
+def _relations(client: Any) -> set[str]:
+    """Names of the tables and views of the dataset."""
+    rows = client.execute_sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", client.dataset_name
+    )
+    return {str(name) for (name,) in rows or []}
+
+
+def _settings(client: Any) -> tuple[str, str]:
+    """The reporting time zone and what the marts counted, from the settings they were built with."""
     settings_table = client.make_qualified_table_name(SETTINGS_TABLE)
     rows = client.execute_sql(f"SELECT {SCOPE_COLUMNS} FROM {settings_table}")
     if not rows:
-        return DEFAULT_SCOPE
+        return "", DEFAULT_SCOPE
     zone, active, non_interactive, developer = rows[0]
-    return ModelSettings(str(zone), bool(active), bool(non_interactive), bool(developer)).describe()
+    settings = ModelSettings(str(zone), bool(active), bool(non_interactive), bool(developer))
+    return settings.reporting_time_zone, settings.describe()
+
+
+def _last_load(client: Any) -> datetime | None:
+    """The newest successful load of the dataset (UTC), None when none is recorded."""
+    table = client.make_qualified_table_name(LOADS_TABLE)
+    rows = client.execute_sql(f"SELECT MAX(inserted_at) FROM {table} WHERE status = 0")
+    return as_utc(rows[0][0]) if rows else None
+
+
+def _bots(client: Any) -> list[BotSpan]:
+    """Every bot with loaded sessions, and the span of its sessions."""
+    table = client.make_qualified_table_name(BOTS_TABLE)
+    rows = client.execute_sql(
+        f"SELECT bot_id, first_session_at, last_session_at FROM {table} ORDER BY bot_id"
+    )
+    return [BotSpan(str(bot), as_utc(first), as_utc(last)) for bot, first, last in rows or []]
+
+
+def _day_span(client: Any) -> tuple[date | None, date | None]:
+    """The first and latest day of `fct_containment_daily`."""
+    table = client.make_qualified_table_name(DAILY_TABLE)
+    rows = client.execute_sql(f"SELECT MIN(day), MAX(day) FROM {table}")
+    first, last = rows[0] if rows else (None, None)
+    return (None if first is None else _as_date(first)), (None if last is None else _as_date(last))
+
+
+def _select(client: Any, mart: str, period: str, first: date, last: date, key: str = "") -> list[Any]:
+    """A containment mart's counts from `first` to `last` (its period column), keys first."""
+    table = client.make_qualified_table_name(mart)
+    keys = ", ".join(column for column in (period, "bot_id", key) if column)
+    sql = (
+        f"SELECT {keys}, {COUNT_COLUMNS} FROM {table} WHERE {period} >= %s AND {period} <= %s ORDER BY {keys}"
+    )
+    return client.execute_sql(sql, first, last) or []
+
+
+def _tags(client: Any, first: date, last: date) -> list[TagCounts]:
+    """Counts per tag value over the days, the top values of each tag."""
+    table = client.make_qualified_table_name(TAG_TABLE)
+    rows = client.execute_sql(TAG_SQL.format(table=table), first, last, TAG_MAX_DISTINCT)
+    return [
+        TagCounts(
+            str(scope), str(name), None if value is None else str(value), int(distinct), *_counts(counts)
+        )
+        for scope, name, value, distinct, *counts in rows or []
+    ]
+
+
+def _behaviour(client: Any, first: date, last: date) -> list[Behaviour]:
+    """Session behaviour per bot and for all bots (bot_id None) over the days."""
+    table = client.make_qualified_table_name(SESSIONS_MART)
+    rows = client.execute_sql(BEHAVIOUR_SQL.format(table=table), first, last)
+    return [
+        Behaviour(
+            None if all_bots else str(bot),
+            int(sessions or 0),
+            int(interactive or 0),
+            int(developer or 0),
+            *(None if value is None else float(value) for value in measures),
+        )
+        for all_bots, bot, sessions, interactive, developer, *measures in rows or []
+        if sessions
+    ]
 
 
 def _not_built(dataset: str) -> ReportError:
     """The error for a dataset without the containment marts."""
     return ReportError(
         f"the containment models are not built in dataset {dataset}: run `kore-sessions models` first"
-    )
-
-
-def _period_sql(table: str, keys: str) -> str:
-    """Rows of a mart from a first day on (one `%s` parameter, which dlt's clients all take)."""
-    return (
-        f"SELECT {keys}, sessions, self_service, drop_off, agent FROM {table} WHERE day >= %s ORDER BY {keys}"
     )
 
 
@@ -139,12 +275,12 @@ def _counts(values: Sequence[Any]) -> tuple[int, int, int, int]:
     return sessions, self_service, drop_off, agent
 
 
-def _daily_row(row: Sequence[Any]) -> DailyCounts:
-    """A `fct_containment_daily` row."""
+def _daily(row: Sequence[Any]) -> DailyCounts:
+    """A row of a mart per day (or week or month) and bot."""
     return DailyCounts(_as_date(row[0]), str(row[1]), *_counts(row[2:6]))
 
 
-def _channel_row(row: Sequence[Any]) -> ChannelCounts:
-    """A `fct_containment_daily_by_channel` row."""
-    channel = NO_CHANNEL if row[2] is None else str(row[2])
-    return ChannelCounts(_as_date(row[0]), str(row[1]), channel, *_counts(row[3:7]))
+def _slice(row: Sequence[Any]) -> SliceCounts:
+    """A row of a mart per day, bot and channel or language."""
+    key = UNKNOWN_CODE if row[2] is None else str(row[2])
+    return SliceCounts(_as_date(row[0]), str(row[1]), key, *_counts(row[3:7]))

@@ -13,7 +13,6 @@ from dlt.sources import DltResource
 
 from .answers import KoreApiError
 from .arrow import page_tables, table_hints
-from .budget import budget_path, shared_budget
 from .client import KoreClient
 from .config import ConfigError, RepairPlan, RunConfig
 from .credentials import KoreCredentials
@@ -40,6 +39,7 @@ __all__ = [
 
 lend_resource_to_nested_tables()
 
+
 @dlt.source(name=SOURCE_NAME)
 def kore_sessions(
     run: SourceRun | None = None,
@@ -63,7 +63,9 @@ def kore_sessions(
     """
     resolved = resolve_options(**options)
     config = replace(resolved.run_config(clock), repair=repair)
-    return sessions_resource(config, resolved, run or SourceRun())
+    run = run or SourceRun()
+    run.bot_keys = config.bot_keys
+    return sessions_resource(config, resolved, run)
 
 
 def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
@@ -76,16 +78,7 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         run.begin_package()
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         load_id = dlt.current.load_package_state()["load_id"]
-        with KoreClient(
-            config.host,
-            options.credentials,
-            requests_per_minute=config.requests_per_minute,
-            requests_per_hour=config.requests_per_hour,
-            retry_policy=options.retry_policy(),
-            seconds_per_minute=options.seconds_per_minute,
-            budget=shared_budget(budget_path(options.rate_budget_file, _pipelines_dir())),
-            stats=run.client,
-        ) as client:
+        with options.open_client(_pipelines_dir(), stats=run.client) as client:
             cap = PageCap(config.page_size)
             extractors = {
                 bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap)

@@ -49,6 +49,7 @@ from .timestamps import format_api_timestamp
 
 logger = logging.getLogger("kore_sessions")
 
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long a request is retried."""
@@ -78,6 +79,11 @@ class ClientStats:
         """Back to zero (a new run)."""
         with self._lock:
             self.requests = self.retries = self.rate_limited = 0
+
+
+# Connections a host may refuse before it has answered at all, before the run gives up on it:
+# two, so that one dropped at start is retried, but a wrong host or port fails in seconds.
+FIRST_CONNECTS_BEFORE_FAILING = 2
 
 
 def budget_limits(per_minute: int, per_hour: int, seconds_per_minute: float) -> list[Limit]:
@@ -120,6 +126,7 @@ class KoreClient:
         self.credentials = credentials
         self.retry_policy = retry_policy or RetryPolicy()
         self.stats = stats or ClientStats()
+        self._contact = FirstContact(self.host)
         self._limits = budget_limits(requests_per_minute, requests_per_hour, seconds_per_minute)
         self._budget = budget or shared_budget(None)
         self._http = httpx.Client(
@@ -147,6 +154,7 @@ class KoreClient:
         skip: int,
         limit: int,
         containment_type: str | None = None,
+        call_id: str | None = None,
     ) -> SessionsPage:
         """Fetch one page of the sessions that started in [date_from, date_to].
 
@@ -157,6 +165,7 @@ class KoreClient:
             skip: Sessions to skip (newest first).
             limit: Page size asked for; the server may return fewer.
             containment_type: Optional filter (only needed for pre-9.0 servers).
+            call_id: Optional external voice call id (the API's `callId` filter).
         """
         body = {
             "dateFrom": format_api_timestamp(date_from),
@@ -164,8 +173,8 @@ class KoreClient:
             "skip": skip,
             "limit": limit,
         }
-        params = {"containmentType": containment_type} if containment_type else None
-        return parse_sessions_page(self._post(bot_key, body, params))
+        params = {k: v for k, v in (("containmentType", containment_type), ("callId", call_id)) if v}
+        return parse_sessions_page(self._post(bot_key, body, params or None))
 
     def lookup_sessions(self, bot_key: str, session_ids: Sequence[str]) -> SessionsPage:
         """Fetch sessions by id (at most 50); ids the API does not know come back as invalid."""
@@ -201,10 +210,14 @@ class KoreClient:
         headers = {AUTH_HEADER: self.credentials.mint_jwt()}
         try:
             response = self._http.post(path, json=body, params=params, headers=headers)
+        except httpx.ConnectError as exc:
+            self._contact.refused(exc)
+            raise RetryableError(f"connection problem (ConnectError: {exc})") from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise RetryableError(f"connection problem ({type(exc).__name__}: {exc})") from exc
+        self._contact.reached = True
         return classify_response(response)
 
     def _wait(self, state: RetryCallState) -> float:
@@ -227,7 +240,43 @@ class KoreClient:
         if getattr(error, "status", None) == 429:
             self.stats.count("rate_limited")
         wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning("retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error)
+        level = logging.WARNING if self._contact.reached else logging.DEBUG  # before contact: fails fast
+        logger.log(level, "retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error)
+
+
+class FirstContact:
+    """Whether a host has answered yet, and the rule for connections it refuses before it has:
+    a wrong host or port is not worth minutes of retries, so the run fails once
+    `FIRST_CONNECTS_BEFORE_FAILING` connections were refused and none answered. Once the host
+    has answered, connection problems are retried as any other."""
+
+    def __init__(self, host: str) -> None:
+        """No contact yet with `host`."""
+        self.host = host
+        self.reached = False
+        self._refused = 0
+        self._lock = threading.Lock()
+
+    def refused(self, exc: httpx.ConnectError) -> None:
+        """Count a refused (or unresolved) connection.
+
+        Raises:
+            KoreApiError: the host has refused every connection so far, enough of them.
+        """
+        with self._lock:
+            self._refused += 0 if self.reached else 1
+            refused = self._refused
+        if not self.reached and refused >= FIRST_CONNECTS_BEFORE_FAILING:
+            raise KoreApiError(
+                f"cannot connect to {self.host} ({_reason(exc)}): check the host and its port, e.g. "
+                "https://platform.kore.ai (SOURCES__KORE_SESSIONS__HOST or --host)"
+            ) from exc
+
+
+def _reason(exc: httpx.ConnectError) -> str:
+    """Why a connection failed, in words (the OS's own message without its errno)."""
+    text = str(exc).split("] ", 1)[-1] or type(exc).__name__
+    return text.strip() or "no connection"
 
 
 def _route(bot_key: str) -> str:
@@ -235,5 +284,3 @@ def _route(bot_key: str) -> str:
     if bot_key == ALL_BOTS_KEY:
         return ADMIN_SESSIONS_PATH
     return BOT_SESSIONS_PATH.format(bot_id=httpx.URL(bot_key).raw_path.decode())
-
-

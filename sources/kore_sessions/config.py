@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .settings import (
     ALL_BOTS_KEY,
+    CLOCK_SKEW_ALLOWANCE,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_WINDOWS_PER_RUN,
     MAX_IN_FLIGHT,
@@ -145,6 +146,8 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
         raise ConfigError("end_date needs a start_date: a bounded backfill has both ends")
     if start is None:
         start = clock() - timedelta(days=DEFAULT_BACKFILL_DAYS)
+    elif start > clock() + CLOCK_SKEW_ALLOWANCE:
+        raise ConfigError(f"start_date {start:%Y-%m-%dT%H:%M:%SZ} is in the future: no session is there yet")
     if end is not None and end <= start:
         raise ConfigError(f"end_date {end:%Y-%m-%dT%H:%M:%SZ} is not after start_date")
     for name, low, high in CHECKED_RANGES:

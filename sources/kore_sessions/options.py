@@ -10,12 +10,19 @@ from datetime import datetime
 from typing import Any, Optional
 
 from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationValueError,
+    ConfigValueCannotBeCoercedException,
+)
 from dlt.common.configuration.specs import BaseConfiguration
 
-from .client import RetryPolicy
-from .config import RunConfig, build_run_config
+from .budget import budget_path, shared_budget
+from .client import ClientStats, KoreClient, RetryPolicy
+from .config import ConfigError, RunConfig, build_run_config
 from .credentials import KoreCredentials
 from .settings import (
+    DEFAULT_ALGORITHM,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_LOOKBACK_MINUTES,
@@ -28,6 +35,7 @@ from .settings import (
     DEFAULT_RETRY_DEADLINE,
     DEFAULT_WINDOW_HOURS,
     DEFAULT_WINDOWS_PER_RUN,
+    KEY_PAIR_ALGORITHMS,
     SOURCE_NAME,
 )
 
@@ -97,6 +105,29 @@ class KoreSessionsOptions(BaseConfiguration):
         """How often and how long a request is retried."""
         return RetryPolicy(self.max_attempts, self.backoff_initial, self.backoff_max, self.retry_deadline)
 
+    def open_client(self, pipelines_dir: str | None, stats: ClientStats | None = None) -> KoreClient:
+        """A client of the configured host, its limits and retries, counting its requests in the
+        rate budget of the pipelines folder (shared by every process that loads from it).
+
+        Args:
+            pipelines_dir: The pipelines folder whose budget file is shared (None: this process).
+            stats: The counters to count into (default: the client's own).
+
+        Raises:
+            ConfigError: the first setting that cannot work, on one line.
+        """
+        config = self.run_config()
+        return KoreClient(
+            config.host,
+            self.credentials,
+            requests_per_minute=config.requests_per_minute,
+            requests_per_hour=config.requests_per_hour,
+            retry_policy=self.retry_policy(),
+            seconds_per_minute=self.seconds_per_minute,
+            budget=shared_budget(budget_path(self.rate_budget_file, pipelines_dir)),
+            stats=stats,
+        )
+
 
 def option_names() -> tuple[str, ...]:
     """The names of every option, in declaration order."""
@@ -147,14 +178,61 @@ def resolve_options(**overrides: Any) -> KoreSessionsOptions:
 
     Raises:
         TypeError: an override that is not an option.
-        ConfigurationException: a required option is missing or a value has the wrong type.
+        ConfigError: required options are missing, or a value has the wrong type (one line,
+            naming the keys and where to set them).
     """
     unknown = sorted(set(overrides) - set(option_names()))
     if unknown:
         raise TypeError(f"kore_sessions has no option {', '.join(unknown)}")
     given = {name: value for name, value in overrides.items() if value is not None}
-    options = resolve_configuration(KoreSessionsOptions(), sections=CONFIG_SECTIONS, explicit_value=given)
+    try:
+        options = resolve_configuration(KoreSessionsOptions(), sections=CONFIG_SECTIONS, explicit_value=given)
+    except ConfigValueCannotBeCoercedException as exc:
+        kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(exc.hint, str(exc.hint))
+        raise ConfigError(
+            f"{exc.field_name} {exc.field_value!r} is not {kind} ({_where(exc.field_name)})"
+        ) from exc
+    except (ConfigFieldMissingException, ConfigurationValueError):  # missing, or the app's key missing
+        options = resolve_configuration(
+            KoreSessionsOptions(), sections=CONFIG_SECTIONS, explicit_value=given, accept_partial=True
+        )
     for name, value in overrides.items():
         if value is None:
             setattr(options, name, None)
+    missing = missing_keys(options)
+    if not missing and not options.is_resolved():
+        options = resolve_configuration(options, sections=CONFIG_SECTIONS)  # says what else is wrong
+    if missing:
+        places = ", ".join(_env_name(key.split(" ")[0]) for key in missing)
+        raise ConfigError(
+            f"missing configuration: {', '.join(missing)}; set them under [sources.kore_sessions] in "
+            f".dlt/config.toml and .dlt/secrets.toml, or as {places}"
+        )
     return options
+
+
+def missing_keys(options: KoreSessionsOptions) -> list[str]:
+    """The keys a run needs that are not set: host, a bot, the app's id and its key."""
+    missing = [] if options.host else ["host"]
+    if not options.bot_ids and not options.all_bots:
+        missing.append("bot_ids (or all_bots)")
+    credentials = options.credentials
+    if credentials is None or not credentials.client_id:
+        missing.append("credentials.client_id")
+    algorithm = str(getattr(credentials, "algorithm", None) or DEFAULT_ALGORITHM).upper()
+    if algorithm in KEY_PAIR_ALGORITHMS:
+        if credentials is None or not credentials.private_key:
+            missing.append("credentials.private_key")
+    elif credentials is None or not credentials.client_secret:
+        missing.append("credentials.client_secret")
+    return missing
+
+
+def _env_name(key: str) -> str:
+    """The environment variable of an option key, e.g. SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID."""
+    return "__".join(part.upper() for part in (*CONFIG_SECTIONS, *key.split(".")))
+
+
+def _where(key: str) -> str:
+    """Where an option is set, in words."""
+    return f"{_env_name(key)} or {key} under [sources.kore_sessions]"

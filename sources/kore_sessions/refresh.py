@@ -101,7 +101,9 @@ class Refresher:
         for raw in page.sessions:
             row = to_row(raw)
             self.run.server_clock.observe(row["start_time"])
-            if row["session_id"] in asked:
+            if self.run.is_erased(row["session_id"]):
+                self.state.forget(row["session_id"])  # a user had it erased: no longer refreshed
+            elif row["session_id"] in asked:
                 yield row
         for session_id in asked.intersection(page.invalid_sessions):
             yield self._deletion(session_id)
@@ -110,7 +112,7 @@ class Refresher:
         """Fetch a session through the small window around its start_time (keeps its tags)."""
         window = Window(started - POINT_WINDOW_HALF_WIDTH, started + POINT_WINDOW_HALF_WIDTH)
         for raw, containment_type in self._window_sessions(window):
-            if raw.get("sessionId") == session_id:
+            if raw.get("sessionId") == session_id and not self.run.is_erased(session_id):
                 row = to_row(raw, containment_type)
                 self.run.server_clock.observe(row["start_time"])
                 self._fetched(row)
@@ -134,18 +136,10 @@ class Refresher:
             )
 
     def _pages(self, window: Window, containment_type: str | None) -> Iterator[SessionsPage]:
-        """Every page of a window, one request after another, as its paging plans them."""
-        label = f"{bot_label(self.bot_key)}: window {window}"
-        paging = WindowPaging(0, containment_type, self.cap, label)
-        queue = deque([paging.first()])
-        while queue:
-            request = queue.popleft()
-            page = self.client.get_sessions_page(
-                self.bot_key, window.start, window.end, request.skip, request.limit, containment_type
-            )
+        """Every page of a window, one request after another (counted in the run)."""
+        for page in window_pages(self.client, self.bot_key, window, self.cap, containment_type):
             self.run.add("pages")
             yield page
-            queue.extend(paging.take(request, page))
 
     def _deletion(self, session_id: str) -> dict[str, Any]:
         """A row that deletes a session the API reports it no longer has."""
@@ -157,6 +151,26 @@ class Refresher:
             session_id,
         )
         return {"session_id": session_id, DELETED_COLUMN: True}
+
+
+def window_pages(
+    client: KoreClient,
+    bot_key: str,
+    window: Window,
+    cap: PageCap,
+    containment_type: str | None = None,
+    call_id: str | None = None,
+) -> Iterator[SessionsPage]:
+    """Every page of one window, one request after another, as its `WindowPaging` plans them."""
+    paging = WindowPaging(0, containment_type, cap, f"{bot_label(bot_key)}: window {window}")
+    queue = deque([paging.first()])
+    while queue:
+        request = queue.popleft()
+        page = client.get_sessions_page(
+            bot_key, window.start, window.end, request.skip, request.limit, containment_type, call_id=call_id
+        )
+        yield page
+        queue.extend(paging.take(request, page))
 
 
 def mark_legacy(shape: AnswerShape, run: SourceRun, bot_key: str) -> None:

@@ -7,6 +7,7 @@ whether more is left (`more_to_fetch`); the summary of the run is read from it (
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,8 @@ class SourceRun:
         undocumented_containment: Containment values the docs do not list, with their counts.
         bots: Where each bot stands.
         server_clock: The server's clock as its answers showed it.
+        bot_keys: The bots the source covers (`*`: every bot of the account), set by the source.
+        erased: Hashed ids (`erased_key`) of sessions a user had erased: never loaded again.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -86,6 +89,8 @@ class SourceRun:
     undocumented_containment: dict[str, int] = field(default_factory=dict)
     bots: dict[str, BotRun] = field(default_factory=dict)
     server_clock: ServerClock = field(default_factory=ServerClock)
+    bot_keys: tuple[str, ...] = ()
+    erased: frozenset[str] = frozenset()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -113,7 +118,16 @@ class SourceRun:
         self.legacy_bots.clear()
         self.undocumented_containment.clear()
 
+    def is_erased(self, session_id: str) -> bool:
+        """Whether a user had this session erased (it must not be loaded again)."""
+        return bool(self.erased) and erased_key(session_id) in self.erased
+
     @property
     def more_to_fetch(self) -> bool:
         """Whether a bot's windows were cut and another load package is due."""
         return any(bot.more_to_fetch for bot in self.bots.values())
+
+
+def erased_key(session_id: str) -> str:
+    """How an erased session is remembered: a hash of its id, so no id is kept in clear."""
+    return hashlib.sha256(f"kore-sessions erased {session_id}".encode()).hexdigest()

@@ -14,13 +14,21 @@ languages AS (
     SELECT * FROM stg_kore__session_languages
 ),
 
-tags AS (
+all_tags AS (
     -- A tag listed twice on a session counts once (UNION removes the repeats).
     SELECT session_id, 'session' AS tag_scope, tag_name, tag_value
     FROM stg_kore__session_tags
     UNION
     SELECT session_id, 'user' AS tag_scope, tag_name, tag_value
     FROM stg_kore__user_tags
+),
+
+tags AS (
+    -- Only the tags that describe kinds of sessions (int_tags__sliced says which).
+    SELECT all_tags.*
+    FROM all_tags
+    INNER JOIN int_tags__sliced AS sliced
+        ON sliced.tag_scope = all_tags.tag_scope AND sliced.tag_name = all_tags.tag_name
 ),
 
 rollups AS (

@@ -29,7 +29,8 @@ classified AS (
         COALESCE(sessions.is_developer, FALSE) AS is_developer_session,
         settings.include_active,
         settings.include_non_interactive,
-        settings.include_developer
+        settings.include_developer,
+        settings.include_personal_data
     FROM sessions
     CROSS JOIN settings
 ),
@@ -59,8 +60,9 @@ final AS (
         derived.session_id,
         derived.bot_id,
         derived.channel,
-        derived.user_id,
-        call_ids.call_id,
+        -- Personal data stays in the raw tables unless asked for (`include_personal_data`).
+        CASE WHEN derived.include_personal_data THEN derived.user_id END AS user_id,
+        CASE WHEN derived.include_personal_data THEN call_ids.call_id END AS call_id,
         derived.started_at,
         derived.ended_at,
         derived.reporting_time_zone,

@@ -1,0 +1,188 @@
+"""The backfill parts: (a) the pipeline into DuckDB against the floor, (p) the same backfill into
+PostgreSQL against DuckDB. Both use one data set, one server and one DuckDB run of the pipeline
+when they run together, so their ratios are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bench import postgres
+from bench.fast_server import FastSandboxServer
+from bench.harness import (
+    NOW,
+    ChildRun,
+    DataSet,
+    api_requests,
+    make_data,
+    minimum_requests,
+    owned_windows,
+    run_child,
+    sandbox_app,
+)
+from bench.jobs import POSTGRES, REFERENCE, Job
+from bench.parts import Figure, Sizes, base_job, check_rows, describe_data, say
+from sandbox import RequestRecord
+
+# The issue's bounds: pipeline time over the floor's (part a), PostgreSQL over DuckDB (part p),
+# and the pipeline's peak RSS of a 1M-session backfill (part a, `--sessions 1000000`).
+FLOOR_RATIO_TARGET = 1.5
+POSTGRES_RATIO_TARGET = 1.3
+RSS_TARGET_MB = 300
+
+
+@dataclass
+class Backfill:
+    """The data set, server and DuckDB pipeline run of parts a and p, each made once, on demand.
+
+    Attributes:
+        sizes: The sizes of the run.
+        tmp: Folder of the children's files.
+        stack: Closes the server at the end of the benchmark.
+    """
+
+    sizes: Sizes
+    tmp: Path
+    stack: ExitStack
+    _data: DataSet | None = None
+    _server: FastSandboxServer | None = None
+    _duckdb: tuple[ChildRun, list[RequestRecord]] | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> DataSet:
+        """The generated sessions."""
+        if self._data is None:
+            self._data = make_data(self.sizes.a_sessions, self.sizes.a_bots, self.sizes.a_days, seed=7)
+            describe_data(self._data)
+        return self._data
+
+    @property
+    def server(self) -> FastSandboxServer:
+        """The server of the data set, started (its pages encoded first, not timed)."""
+        if self._server is None:
+            began = time.perf_counter()
+            server = FastSandboxServer(
+                self.data.sessions, apps=[sandbox_app()], now=NOW, page_cap=self.sizes.a_page_cap
+            )
+            self._server = self.stack.enter_context(server)
+            say(f"   server: {self.data.visible} sessions encoded in {time.perf_counter() - began:.1f} s")
+        return self._server
+
+    def job(self, name: str) -> Job:
+        """A pipeline job over every bot, in its own folder."""
+        return base_job(self.server, self.data, self.tmp / name, page_size=self.sizes.a_page_cap)
+
+    def run(self, job: Job) -> tuple[ChildRun, list[RequestRecord]]:
+        """Run a child against the server; its run and the requests it made."""
+        self.server.clear_requests()
+        run = run_child(job)
+        return run, self.server.requests
+
+    def duckdb_run(self) -> tuple[ChildRun, list[RequestRecord]]:
+        """The pipeline's backfill into DuckDB (run once, shared by both parts)."""
+        if self._duckdb is None:
+            self._duckdb = self.run(self.job("pipeline-duckdb"))
+        return self._duckdb
+
+
+def part_a(backfill: Backfill) -> list[Figure]:
+    """Backfill into DuckDB without limits: the pipeline against the floor, time and memory."""
+    sizes = backfill.sizes
+    say(f"\n== (a) backfill of {sizes.a_sessions} sessions, {sizes.a_bots} bots, no rate limits, DuckDB")
+    data, cap = backfill.data, sizes.a_page_cap
+    pipeline, log = backfill.duckdb_run()
+    floor_job = replace(backfill.job("floor"), kind=REFERENCE, windows=owned_windows(log))
+    floor_job = replace(floor_job, workers=pipeline_workers(floor_job))
+    floor, floor_log = backfill.run(floor_job)
+    figures = run_figures("a", "pipeline", pipeline, log, data, cap)
+    figures += run_figures("a", "floor", floor, floor_log, data, cap)
+    time_ratio = pipeline.seconds / floor.seconds
+    rss_ratio = pipeline.peak_rss_mb / floor.peak_rss_mb
+    within_time = "yes" if time_ratio <= FLOOR_RATIO_TARGET else "NO"
+    within_rss = "yes" if pipeline.peak_rss_mb <= RSS_TARGET_MB else "NO"
+    say(f"   pipeline/floor: time x{time_ratio:.2f} (<= x{FLOOR_RATIO_TARGET}), peak RSS x{rss_ratio:.2f}")
+    say(f"   PEAK RSS of the pipeline: {pipeline.peak_rss_mb:.0f} MB (<= {RSS_TARGET_MB} MB: {within_rss})")
+    return [
+        ("a", "sessions generated (visible)", f"{len(data.sessions)} ({data.visible})"),
+        *figures,
+        ("a", "time pipeline/floor", f"x{time_ratio:.2f} (<= x{FLOOR_RATIO_TARGET}: {within_time})"),
+        ("a", "peak RSS pipeline/floor", f"x{rss_ratio:.2f}"),
+        ("a", f"pipeline peak RSS <= {RSS_TARGET_MB} MB", within_rss),
+    ]
+
+
+def part_p(backfill: Backfill) -> list[Figure]:
+    """The same backfill into PostgreSQL, against the pipeline's DuckDB time of this run."""
+    sizes = backfill.sizes
+    say(f"\n== (p) backfill of {sizes.a_sessions} sessions into PostgreSQL, against DuckDB")
+    why_not = postgres.unreachable(postgres.POSTGRES_URL)
+    if why_not:
+        say(f"   skipped: PostgreSQL does not answer ({why_not})")
+        return [("p", "PostgreSQL", f"skipped ({why_not[:60]})")]
+    data, cap = backfill.data, sizes.a_page_cap
+    duckdb, _ = backfill.duckdb_run()
+    job = replace(
+        backfill.job("pipeline-postgres"),
+        destination=POSTGRES,
+        postgres_url=postgres.POSTGRES_URL,
+        dataset=f"kore_bench_{os.getpid()}",
+    )
+    postgres.drop_dataset(postgres.POSTGRES_URL, job.dataset)
+    try:
+        run, log = backfill.run(job)
+    finally:
+        postgres.drop_dataset(postgres.POSTGRES_URL, job.dataset)
+    figures = run_figures("p", "postgres", run, log, data, cap)
+    ratio = run.seconds / duckdb.seconds
+    within = "yes" if ratio <= POSTGRES_RATIO_TARGET else "NO"
+    say(
+        f"   PostgreSQL/DuckDB: time x{ratio:.2f} ({run.seconds:.1f} s vs {duckdb.seconds:.1f} s, "
+        f"loader file format {run.result.get('file_format')}; target <= x{POSTGRES_RATIO_TARGET})"
+    )
+    return [
+        *figures,
+        ("p", "loader file format", str(run.result.get("file_format"))),
+        ("p", "time PostgreSQL/DuckDB", f"x{ratio:.2f} (<= x{POSTGRES_RATIO_TARGET}: {within})"),
+    ]
+
+
+def pipeline_workers(job: Job) -> int:
+    """Threads of the pipeline's request pool for a job's bots (as `extract.fetch_concurrently`)."""
+    from sources.kore_sessions.settings import MAX_WORKERS
+
+    return min(MAX_WORKERS, job.max_in_flight * max(1, len(job.bots)))
+
+
+def run_figures(
+    part: str, label: str, run: ChildRun, log: Sequence[RequestRecord], data: DataSet, cap: int
+) -> list[Figure]:
+    """Figures of one backfill, printed as well."""
+    made = len(api_requests(log))
+    minimum, windows = minimum_requests(log, data, cap)
+    rate = run.result["rows"] / run.seconds
+    sandbox_busy = run.sandbox_cpu_seconds / run.wall_seconds
+    say(
+        f"   {label}: {run.seconds:.1f} s, {rate:,.0f} sessions/s, {made} requests "
+        f"(minimum {minimum} for {windows} windows), peak RSS {run.peak_rss_mb:.0f} MB, "
+        f"server CPU {sandbox_busy:.0%} of the child's {run.wall_seconds:.1f} s"
+    )
+    if "steps" in run.result:
+        steps = ", ".join(
+            f"{step} {run.step_seconds(step):.1f} s (RSS up to {run.step_peak_rss_mb(step):.0f} MB)"
+            for step in run.result["steps"]
+        )
+        say(f"   {label} steps of its last load package (of {run.result.get('packages', 1)}): {steps}")
+    verdict = check_rows(label, run, data)
+    return [
+        (part, f"{label} time", f"{run.seconds:.1f} s"),
+        (part, f"{label} sessions/s", f"{rate:,.0f}"),
+        (part, f"{label} requests / minimum", f"{made} / {minimum}"),
+        (part, f"{label} peak RSS", f"{run.peak_rss_mb:.0f} MB"),
+        (part, f"{label} server CPU busy", f"{sandbox_busy:.0%}"),
+        (part, f"{label} rows check", verdict),
+    ]

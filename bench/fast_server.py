@@ -1,0 +1,128 @@
+"""The sandbox API with listing pages answered from pre-serialized JSON, so the server is not
+what the benchmark measures.
+
+The sandbox (`sandbox.SandboxServer`) builds every answer from scratch: it walks every session
+of the window to count its ``total``, derives each session's view and JSON-encodes the page. At
+1,000 sessions a page that costs it tens of milliseconds per request on the benchmark's shared
+cores, enough to set the pace of a fast client. `FastSandboxServer` answers the same requests
+with the same pages (same sessions, order, ``total`` and ``moreAvailable``), but each visible
+session is encoded once, up front, and a page is only a join of those bytes. Everything else
+(auth, rate limits, faults, the request log, id lookups, filters, a moved clock) goes through
+the sandbox unchanged.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer
+from sandbox.api import parse_body, parse_query
+from sandbox.app import SandboxApi
+from sandbox.messages import Request
+from sandbox.server import _Handler  # the sandbox's transport, extended to send raw bytes
+from sandbox.state import SandboxState
+from sandbox.store import SessionStore
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A JSON answer already serialized."""
+
+    data: bytes
+
+
+class PageIndex:
+    """Per bot, the sessions visible at one instant, oldest first, each already encoded."""
+
+    def __init__(self, store: SessionStore, now: datetime, legacy: bool) -> None:
+        """Encode every session the API shows at ``now`` (the slow part, done once)."""
+        self.store, self.now, self.legacy = store, now, legacy
+        self.starts: dict[str, list[datetime]] = {}
+        self.encoded: dict[str, list[bytes]] = {}
+        for bot in store.bot_ids:
+            sessions = store.everything(frozenset({bot}))[::-1]  # oldest first
+            views = [(session.start, session.view(now, legacy=legacy)) for session in sessions]
+            visible = [(start, view) for start, view in views if view is not None]
+            self.starts[bot] = [start for start, _ in visible]
+            self.encoded[bot] = [orjson.dumps(view) for _, view in visible]
+
+    def serves(self, state: SandboxState) -> bool:
+        """Whether the index still shows what the sandbox would (same sessions, clock, shape)."""
+        return state.store is self.store and state.now == self.now and state.legacy == self.legacy
+
+    def page(self, bot: str, date_from: datetime, date_to: datetime, skip: int, size: int) -> Encoded:
+        """Sessions with ``date_from <= start <= date_to``, newest first, ``skip`` then ``size``."""
+        starts, encoded = self.starts.get(bot, []), self.encoded.get(bot, [])
+        low, high = bisect_left(starts, date_from), bisect_right(starts, date_to)
+        total = high - low
+        last = high - skip  # newest first: the page ends (exclusive) here, counted from the oldest
+        first = max(low, last - size)
+        chunk = encoded[first:last][::-1] if last > low else []
+        more = "true" if skip + len(chunk) < total else "false"
+        head = f'{{"total":{total},"moreAvailable":{more},"sessions":['.encode()
+        return Encoded(head + b",".join(chunk) + b"]}")
+
+
+class FastApi(SandboxApi):
+    """The sandbox application, answering plain listing requests of one bot from a `PageIndex`."""
+
+    def __init__(
+        self, state: SandboxState, apps: Iterable[SandboxApp], rate_limit: RateLimit | tuple[int, int] | None
+    ) -> None:
+        """The sandbox application over ``state``, with its sessions encoded now."""
+        super().__init__(state, apps, rate_limit)
+        self.index = PageIndex(state.store, state.now, state.legacy)
+
+    def _answer(self, bots: frozenset[str] | None, request: Request) -> Any:
+        state = self.state
+        query = parse_query(request.query, parse_body(request.body), state.now)
+        plain = (
+            query.session_ids is None
+            and query.user_id is None
+            and query.session_type is None
+            and query.containment is None
+            and query.call_id is None
+        )
+        if plain and bots is not None and len(bots) == 1 and self.index.serves(state):
+            size = min(query.limit, state.page_cap)
+            return self.index.page(next(iter(bots)), query.date_from, query.date_to, query.skip, size)
+        return super()._answer(bots, request)
+
+
+class _FastHandler(_Handler):
+    """The sandbox's handler, sending pre-serialized answers as they are."""
+
+    def _encode(self, payload: Any) -> tuple[bytes, str]:
+        if isinstance(payload, Encoded):
+            return payload.data, "application/json"
+        return super()._encode(payload)
+
+
+class FastSandboxServer(SandboxServer):
+    """`SandboxServer` with pre-serialized listing pages (same constructor)."""
+
+    def __init__(
+        self,
+        sessions: Iterable[GeneratedSession],
+        apps: Iterable[SandboxApp] = (),
+        *,
+        rate_limit: RateLimit | tuple[int, int] | None = None,
+        **settings: Any,
+    ) -> None:
+        """As `SandboxServer`; every visible session is encoded here, before any request."""
+        apps = list(apps)
+        super().__init__(sessions, apps, rate_limit=rate_limit, **settings)
+        self.api = FastApi(self, apps, rate_limit)
+
+    def start(self) -> FastSandboxServer:
+        """Serve as the sandbox does, through the handler that sends pre-serialized pages."""
+        super().start()
+        if self._httpd is not None:
+            self._httpd.RequestHandlerClass = _FastHandler
+        return self

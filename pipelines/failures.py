@@ -1,0 +1,85 @@
+"""Failures as a person reads them: one line, the exit code the README promises, no secret.
+
+Used by the command line and by the orchestration, so it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.kore_sessions import ConfigError, InvalidRecordError, KoreApiError
+
+from .redaction import RedactingFilter
+
+# Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
+# 3 the audit found (or left) differences.
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_DIFFERENCES = 3
+# The logger every progress line goes through.
+LOGGER_NAME = "kore_sessions"
+
+
+class ActionableError(Exception):
+    """An error whose message alone tells a person what to do (no exception name needed)."""
+
+
+# DuckDB's answer when another process holds its file (a BI tool, a shell, another load).
+DUCKDB_HELD = re.compile(r'Could not set lock on file "(?P<file>[^"]+)".*?\(PID (?P<pid>\d+)\)', re.DOTALL)
+# Errors a person can act on from their message alone (no exception name needed).
+PLAIN_ERRORS = (KoreApiError, InvalidRecordError, ActionableError)
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one-line reason of a failure, unwrapping dlt's step errors."""
+    root = _root_cause(exc)
+    if isinstance(root, ConfigError | ConfigurationException):
+        return EXIT_CONFIG, _one_line(root)
+    if isinstance(root, PLAIN_ERRORS):
+        return EXIT_FAILED, _one_line(root)
+    held = DUCKDB_HELD.search(str(root))
+    if held:
+        return EXIT_FAILED, (
+            f"the DuckDB file {held['file']} is open in another process (pid {held['pid']}): DuckDB "
+            "allows one process at a time; close it (a BI tool, a Python shell) or wait for that "
+            "run, or load into PostgreSQL"
+        )
+    step = exc.step if isinstance(exc, PipelineStepFailed) else None
+    where = f"{step} step failed: " if step else ""
+    return EXIT_FAILED, where + f"{type(root).__name__}: {_one_line(root)}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error a person can act on."""
+    seen: set[int] = set()
+    current = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConfigError, ConfigurationException, *PLAIN_ERRORS)):
+            return current
+        inner = current.__cause__ or current.__context__
+        if inner is None:
+            return current
+        current = inner
+    return current
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error folded onto one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def setup_logging(quiet: bool) -> None:
+    """Progress lines on stderr, with secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[kore-sessions] %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False

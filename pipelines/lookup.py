@@ -1,0 +1,63 @@
+"""`kore-sessions lookup`: sessions as the API has them now, by session id or by voice call id.
+
+Nothing is loaded: the answers are printed as the API gave them, one JSON object a line, for
+someone tracing a conversation (a session id from a log, a call id from a contact-center
+system). A session id is asked for on every configured bot's route (50 ids a request); a call
+id through the API's `callId` filter over the last days, in windows under 7 days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sources.kore_sessions import KoreClient, KoreSessionsOptions
+from sources.kore_sessions.paging import PageCap
+from sources.kore_sessions.refresh import window_pages
+from sources.kore_sessions.settings import MAX_IDS_PER_LOOKUP
+from sources.kore_sessions.windows import plan_windows
+
+
+@dataclass
+class Found:
+    """The sessions a lookup found, and the ids it did not."""
+
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def lookup_client(options: KoreSessionsOptions, pipelines_dir: str | None) -> KoreClient:
+    """A client within the same rate budget as `load`."""
+    return options.open_client(pipelines_dir)
+
+
+def by_session_ids(client: KoreClient, bot_keys: Sequence[str], session_ids: Sequence[str]) -> Found:
+    """Sessions by id, asked on each bot's route until every id is found."""
+    found, wanted = Found(), list(dict.fromkeys(session_ids))
+    for bot in bot_keys:
+        for start in range(0, len(wanted), MAX_IDS_PER_LOOKUP):
+            page = client.lookup_sessions(bot, wanted[start : start + MAX_IDS_PER_LOOKUP])
+            found.sessions += page.sessions
+        seen = {session.get("sessionId") for session in found.sessions}
+        wanted = [session_id for session_id in wanted if session_id not in seen]
+        if not wanted:
+            break
+    found.missing = wanted
+    return found
+
+
+def by_call_id(
+    client: KoreClient, bot_keys: Sequence[str], call_id: str, now: datetime, days: int, page_size: int
+) -> Found:
+    """Sessions of one voice call, through the API's `callId` filter over the last `days`."""
+    found = Found()
+    for bot in bot_keys:
+        for window in plan_windows(now - timedelta(days=days), now, timedelta(days=6)):
+            pages = window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
+            found.sessions += [session for page in pages for session in page.sessions]
+    unique = {session.get("sessionId"): session for session in found.sessions}
+    found.sessions = list(unique.values())
+    found.missing = [] if found.sessions else [call_id]
+    return found

@@ -1,0 +1,96 @@
+"""What one `load` did: the source's run and the warehouse's counts, as the CLI prints them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sources.kore_sessions import SourceRun
+
+
+@dataclass
+class LoadSummary:
+    """What one `load` did, for the CLI's closing lines: the source's run, and the warehouse."""
+
+    run: SourceRun = field(default_factory=SourceRun)
+    sessions_new: int | None = None
+    sessions_updated: int | None = None
+    sessions_total: int | None = None
+    pending_packages_finished: int = 0
+    packages: int = 0
+    seconds: float = 0.0
+    destination: str = ""
+    dataset: str = ""
+    location: str = ""
+
+    @property
+    def windows(self) -> int:
+        """Windows completed."""
+        return self.run.totals.windows
+
+    @property
+    def requests(self) -> int:
+        """Requests sent (retries included)."""
+        return self.run.client.requests
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again."""
+        return self.run.client.retries
+
+    @property
+    def rate_limited(self) -> int:
+        """Answers 429 (or the documented rate-limit message)."""
+        return self.run.client.rate_limited
+
+    @property
+    def sessions_fetched(self) -> int:
+        """Sessions fetched by window or by id."""
+        return self.run.totals.sessions + self.run.totals.refreshed
+
+    @property
+    def sessions_refreshed(self) -> int:
+        """Open (or held) sessions fetched by id or by their small window."""
+        return self.run.totals.refreshed
+
+    @property
+    def sessions_deleted(self) -> int:
+        """Sessions the API called invalid, deleted from the warehouse."""
+        return self.run.totals.deleted
+
+    @property
+    def legacy_bots(self) -> list[str]:
+        """Bots whose server answered in the pre-9.0 shape."""
+        return sorted(self.run.legacy_bots)
+
+    @property
+    def undocumented_containment(self) -> dict[str, int]:
+        """Containment values the docs do not list, with their counts."""
+        return dict(self.run.undocumented_containment)
+
+    def lines(self) -> list[str]:
+        """The summary as short human-readable lines."""
+        changes = (
+            f"{self.sessions_new} new, {self.sessions_updated} updated"
+            if self.sessions_new is not None
+            else "new/updated not counted on this destination"
+        )
+        lines = [
+            f"windows: {self.windows}  requests: {self.requests}  retries: {self.retries} "
+            f"(rate limited: {self.rate_limited})",
+            f"sessions: {self.sessions_fetched} fetched ({changes}), "
+            f"{self.sessions_refreshed} open sessions refreshed, {self.sessions_deleted} deleted",
+            f"time: {self.seconds:.1f} s  destination: {self.destination} "
+            f"dataset: {self.dataset} {self.location}".rstrip(),
+        ]
+        if self.sessions_total is not None:
+            lines.insert(2, f"sessions in the warehouse: {self.sessions_total}")
+        if self.legacy_bots:
+            lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
+        if self.undocumented_containment:
+            found = ", ".join(f"{value!r} x{n}" for value, n in sorted(self.undocumented_containment.items()))
+            lines.append(f"undocumented containment values, loaded as sent: {found}")
+        if self.packages > 1:
+            lines.append(f"loaded as {self.packages} packages, each committed with its state")
+        if self.pending_packages_finished:
+            lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
+        return lines

@@ -1,0 +1,64 @@
+"""dlt's working folder of a pipeline, mended where a killed run left it half made."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dlt.common.storages.load_storage import LoadStorage
+from dlt.common.storages.normalize_storage import NormalizeStorage
+
+# dlt's normalize and load storages in a pipeline's working folder (dlt's Pipeline names them
+# so), and the package folders the load storage holds.
+NORMALIZE_FOLDER = "normalize"
+# Where a loaded package keeps its data files (dlt's PackageStorage names it so).
+COMPLETED_JOBS_FOLDER = "completed_jobs"
+LOAD_FOLDER = "load"
+LOAD_PACKAGE_FOLDERS = (
+    LoadStorage.NEW_PACKAGES_FOLDER,
+    LoadStorage.NORMALIZED_FOLDER,
+    LoadStorage.LOADED_FOLDER,
+)
+
+
+def mend_working_folder(working_dir: Path) -> None:
+    """Finish a working folder that a killed run left half made, as dlt would have.
+
+    dlt has two steps a SIGKILL can split, and each leaves a folder every later run fails on:
+    - it makes its load storage as `load/` and then the package folders, and takes the storage
+      as ready once `load/` exists (`FileNotFoundError: .../load/normalized/.`): the missing
+      folders are made, empty;
+    - a normalized package is committed by renaming it into `load/normalized/` and then
+      deleting its extracted copy (`OSError: Directory not empty: load/new/<id> ->
+      load/normalized/<id>` when the copy is normalized again): the rename is atomic, so the
+      committed package is whole and the extracted copy left behind is deleted.
+    """
+    load = working_dir / LOAD_FOLDER
+    if load.is_dir():
+        for name in LOAD_PACKAGE_FOLDERS:
+            (load / name).mkdir(exist_ok=True)
+    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
+    if not extracted.is_dir():
+        return
+    for package in extracted.iterdir():
+        committed = (
+            load / name / package.name for name in (LoadStorage.NORMALIZED_FOLDER, LoadStorage.LOADED_FOLDER)
+        )
+        if any(path.is_dir() for path in committed):
+            shutil.rmtree(package)
+
+
+def prune_loaded_jobs(working_dir: Path) -> int:
+    """Delete the data files of packages already loaded; return how many were deleted.
+
+    dlt keeps every loaded package's files (`load/loaded/<id>/completed_jobs/`) as history: a
+    second copy of every session, personal data included, that grows with each load. The
+    warehouse holds the data; the package's state and schema files stay.
+    """
+    loaded = working_dir / LOAD_FOLDER / LoadStorage.LOADED_FOLDER
+    deleted = 0
+    for job in loaded.glob(f"*/{COMPLETED_JOBS_FOLDER}/*"):
+        if job.is_file():
+            job.unlink()
+            deleted += 1
+    return deleted

@@ -1,0 +1,177 @@
+"""A new user's mistakes: each answered in one line on stderr, with the exit code the README
+promises, naming what to fix, with no library warning or exception name, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sandbox import SandboxServer
+
+from .cli_helpers import cli_env, kore
+from .conftest import BOTS, CLIENT_ID
+
+# A Python exception's name, which a person should never have to read.
+EXCEPTION_NAME = re.compile(r"\b\w+(Error|Exception|Warning)\b")
+CONFIGURED = {
+    "SOURCES__KORE_SESSIONS__HOST": "http://127.0.0.1:9",
+    "SOURCES__KORE_SESSIONS__BOT_IDS": BOTS[0],
+    "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID": CLIENT_ID,
+    "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret",
+}
+TOMORROW = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+
+
+def bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment with no configuration of the project at all."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "MODELS__"))
+    }
+    return {**env, "DLT_DATA_DIR": str(tmp_path / "dlt_home"), "RUNTIME__DLTHUB_TELEMETRY": "false", **extra}
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
+    """Exit `code`, and exactly one stderr line that names the problem in words."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, result.stderr
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("kore-sessions: error: "), line
+    assert not EXCEPTION_NAME.search(line), f"an exception name reached the user: {line}"
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+MISTAKES = [
+    # (command line, configuration, exit code, what the line must name)
+    (
+        ["load"],
+        {},
+        2,
+        [
+            "missing configuration: host, bot_ids (or all_bots), credentials.client_id, "
+            "credentials.client_secret",
+            "SOURCES__KORE_SESSIONS__HOST",
+        ],
+    ),
+    (
+        ["load"],
+        {"SOURCES__KORE_SESSIONS__HOST": "https://x"},
+        2,
+        ["missing configuration: bot_ids (or all_bots)"],
+    ),
+    (
+        ["load"],
+        {**CONFIGURED, "SOURCES__KORE_SESSIONS__PAGE_SIZE": "abc"},
+        2,
+        ["page_size 'abc' is not a whole number", "SOURCES__KORE_SESSIONS__PAGE_SIZE"],
+    ),
+    (
+        ["load"],
+        {**CONFIGURED, "SOURCES__KORE_SESSIONS__WINDOW_HOURS": "x"},
+        2,
+        ["window_hours 'x' is not a number"],
+    ),
+    (
+        ["load"],
+        {**CONFIGURED, "SOURCES__KORE_SESSIONS__ALL_BOTS": "maybe"},
+        2,
+        ["all_bots 'maybe' is not true or false"],
+    ),
+    (
+        ["load"],
+        {**CONFIGURED, "SOURCES__KORE_SESSIONS__CREDENTIALS__ALGORITHM": "XX9"},
+        2,
+        ["credentials.algorithm 'XX9' is not supported"],
+    ),
+    (
+        ["load"],
+        {**CONFIGURED, "SOURCES__KORE_SESSIONS__CREDENTIALS__ALGORITHM": "RS256"},
+        2,
+        ["missing configuration: credentials.private_key"],
+    ),
+    (["load", "--host", "not a url"], CONFIGURED, 2, ["is not a URL"]),
+    (["load", "--all-bots", "--bot", "b"], CONFIGURED, 2, ["either --bot or --all-bots"]),
+    (["load"], {**CONFIGURED, "SOURCES__KORE_SESSIONS__ALL_BOTS": "true"}, 2, ["not both"]),
+    (["load", "--start", "2026-13-45"], CONFIGURED, 2, ["start_date"]),
+    (["load", "--start", TOMORROW], CONFIGURED, 2, ["is in the future"]),
+    (["load", "--end", "2026-01-01"], CONFIGURED, 2, ["--end needs --start"]),
+    (["load", "--page-size", "0"], CONFIGURED, 2, ["page_size must be at least 1"]),
+    (["load", "--window-hours", "200"], CONFIGURED, 2, ["under 7 days"]),
+    (["load", "--max-in-flight", "0"], CONFIGURED, 2, ["max_in_flight"]),
+    (["load", "--retention-days", "3"], CONFIGURED, 2, ["retention_days must be at least 15"]),
+    (["load", "--pipeline-name", "a__b"], CONFIGURED, 2, ["pipeline name 'a__b'"]),
+    (["load", "--page-size", "many"], CONFIGURED, 2, ["--page-size", "invalid int value"]),
+    (["load", "--colour"], CONFIGURED, 2, ["unrecognized arguments: --colour"]),
+    (["lod"], CONFIGURED, 2, ["invalid choice: 'lod'"]),
+    ([], CONFIGURED, 2, ["the following arguments are required"]),
+    (["models", "--days", "x"], CONFIGURED, 2, ["must be a whole number"]),
+    (["models", "--time-zone", "CET"], CONFIGURED, 2, ["unknown reporting time zone 'CET'"]),
+    (["models"], CONFIGURED, 1, ["no DuckDB file at", "load sessions first"]),
+    (["report"], CONFIGURED, 1, ["no DuckDB file at"]),
+    (["audit", "--days", "3", "--start", "2026-01-01"], CONFIGURED, 2, ["either --days or --start/--end"]),
+    (["audit", "--start", TOMORROW], CONFIGURED, 2, ["is in the future"]),
+    (["export", "--format", "xml", "out"], CONFIGURED, 2, ["invalid choice: 'xml'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "code", "fragments"),
+    MISTAKES,
+    ids=[" ".join(m[0]) + f" {i}" for i, m in enumerate(MISTAKES)],
+)
+def test_a_mistake_is_answered_in_one_line(
+    args: list[str], config: dict[str, str], code: int, fragments: list[str], tmp_path: Path
+) -> None:
+    result = kore(args, bare_env(tmp_path, **config), tmp_path)
+    assert_one_line(result, code, *fragments)
+    assert not any(tmp_path.iterdir()), f"left behind: {sorted(p.name for p in tmp_path.iterdir())}"
+
+
+def test_export_into_a_file_names_the_path(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    result = kore(["export", "--format", "csv", "afile"], bare_env(tmp_path, **CONFIGURED), tmp_path)
+    assert_one_line(result, 2, "afile is a file, not a folder")
+
+
+def test_version_and_defaults_in_help(tmp_path: Path) -> None:
+    version = kore(["--version"], bare_env(tmp_path), tmp_path)
+    assert version.returncode == 0 and re.fullmatch(r"kore-sessions \d+\.\d+\.\d+\n", version.stdout)
+    shown = kore(["load", "--help"], bare_env(tmp_path), tmp_path).stdout
+    for default in ("(default 1000)", "(default 144)", "(default 60)", "(default 1800)", "(default 4)"):
+        assert default in " ".join(shown.split()), default
+
+
+def test_a_wrong_port_fails_at_once_with_a_hint_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Nothing answers on the host's port: the first requests are refused, the run gives up at
+    once (not after minutes of retries) naming the host, and removes what it made."""
+    result = kore(["load"], bare_env(tmp_path, **CONFIGURED), tmp_path)
+    assert_one_line(result, 1, "cannot connect to http://127.0.0.1:9", "check the host and its port")
+    assert not any(tmp_path.iterdir()), f"left behind: {sorted(p.name for p in tmp_path.rglob('*'))}"
+
+
+def test_a_short_wrong_secret_is_one_401_line_without_pyjwt_warnings(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    env = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET="short")
+    result = kore(["load"], env, tmp_path)
+    assert_one_line(result, 1, "HTTP 401", "client id and secret")
+    assert not (tmp_path / "kore_warehouse.duckdb").exists(), "nothing loaded, nothing left"
+
+
+def test_a_run_after_a_refused_one_starts_clean_and_loads(live_server: SandboxServer, tmp_path: Path) -> None:
+    refused = kore(
+        ["load"],
+        cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET="x"),
+        tmp_path,
+    )
+    assert refused.returncode == 1
+    loaded = kore(["load", "--no-models"], cli_env(live_server, tmp_path), tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "finished" not in loaded.stdout, "no package was left by the refused run"
