@@ -155,8 +155,10 @@ def _demo(commands: Any) -> None:
     """`demo`: the whole pipeline against the sandbox."""
     demo = commands.add_parser("demo", help="run the whole pipeline against a local sandbox API")
     demo.add_argument("--dir", default="demo", help="folder for the DuckDB file and dlt state (default demo)")
-    demo.add_argument("--days", type=int, default=35, help="days of generated sessions (default 35)")
-    demo.add_argument("--per-day", type=int, default=60, help="sessions per bot and day (default 60)")
+    demo.add_argument("--days", type=positive_int, default=35, help="days of generated sessions (default 35)")
+    demo.add_argument(
+        "--per-day", type=positive_int, default=60, help="sessions per bot and day (default 60)"
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(handler=command_demo)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from .export import export_marts
 from .failures import EXIT_DIFFERENCES
 from .kore_sessions_pipeline import (
     PIPELINE_NAME,
+    check_dataset_name,
     check_pipeline_name,
     count_rows,
     duckdb_file,
@@ -40,7 +43,9 @@ DEFAULT_REPORT_FILE = "kore_containment_report.html"
 
 
 def require_warehouse(args: argparse.Namespace) -> None:
-    """Fail (creating nothing) when the flags name a DuckDB file that is not there."""
+    """Fail (creating nothing) when the flags name a DuckDB file that is not there (a dataset
+    name that cannot work is named first: a mistake in the command comes before its effect)."""
+    check_dataset_name(args.dataset)
     if args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
         raise ModelError(
             f"no DuckDB file at {duckdb_file(args.duckdb_file)}: load sessions first, "
@@ -97,25 +102,32 @@ def command_load(args: argparse.Namespace) -> int:
 
     A run that fails before loading anything removes what it created (see `leftovers`).
     """
-    name = pipeline_name(args)
     settings = None if args.no_models else model_settings(args)
     run = SourceRun()
     source = kore_sessions(**source_overrides(args), run=run)
-    duckdb_path = duckdb_file(args.duckdb_file) if args.destination == "duckdb" else None
-    made = run_files(pipelines_folder(args.pipelines_dir), name, duckdb_path)
     opened: list[dlt.Pipeline] = []
-    with (
-        nothing_left_if_failed(made, lambda: loaded_anything(opened[0] if opened else None)),
-        pipeline_lock(args.pipelines_dir, name, "kore-sessions load"),
-    ):
+    with pipeline_turn(args, "kore-sessions load", lambda: loaded_anything(opened[0] if opened else None)):
         opened.append(warehouse_pipeline(args))
         for line in load_sessions(opened[0], source, run).lines():
             print(line)
-        if args.pipelines_dir or name != PIPELINE_NAME:  # dlt's CLI looks elsewhere by default
+        if args.pipelines_dir or pipeline_name(args) != PIPELINE_NAME:  # dlt's CLI looks elsewhere
             print(f"inspect: {inspect_command(opened[0])}")
         if settings is not None:
             build_after_load(opened[0], settings, args.destination)
     return 0
+
+
+@contextmanager
+def pipeline_turn(
+    args: argparse.Namespace, purpose: str, kept: Callable[[], bool] = lambda: False
+) -> Iterator[None]:
+    """The pipeline's run lock for one command; if the command fails and `kept()` says nothing
+    is worth keeping, what it created (lock, folders, a new DuckDB file) is removed again."""
+    name = pipeline_name(args)
+    duckdb_path = duckdb_file(args.duckdb_file) if args.destination == "duckdb" else None
+    made = run_files(pipelines_folder(args.pipelines_dir), name, duckdb_path)
+    with nothing_left_if_failed(made, kept), pipeline_lock(args.pipelines_dir, name, purpose):
+        yield
 
 
 def build_after_load(pipeline: dlt.Pipeline, settings: ModelSettings, destination: str) -> None:
@@ -137,9 +149,10 @@ def command_audit(args: argparse.Namespace) -> int:
     audit_range = audit_range_of(args, options.run_config().clock())
     purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
     require_warehouse(args)
-    with pipeline_lock(args.pipelines_dir, pipeline_name(args), purpose):
-        pipeline = warehouse_pipeline(args, must_exist=True)
-        result = Auditor(pipeline, options, overrides).run(audit_range, repair=args.repair)
+    opened: list[dlt.Pipeline] = []
+    with pipeline_turn(args, purpose, lambda: loaded_anything(opened[0] if opened else None)):
+        opened.append(warehouse_pipeline(args, must_exist=True))
+        result = Auditor(opened[0], options, overrides).run(audit_range, repair=args.repair)
     for line in result.lines():
         print(line)
     return EXIT_DIFFERENCES if result.differing else 0
@@ -168,7 +181,7 @@ def command_models(args: argparse.Namespace) -> int:
     """`kore-sessions models`: (re)build the models and print the last days' containment."""
     settings = model_settings(args)
     require_warehouse(args)
-    with pipeline_lock(args.pipelines_dir, pipeline_name(args), "kore-sessions models"):
+    with pipeline_turn(args, "kore-sessions models"):
         pipeline = warehouse_pipeline(args)
         for line in build_models(pipeline, settings).lines():
             print(line)
@@ -180,6 +193,9 @@ def command_models(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """`kore-sessions report`: write the HTML report and print its path."""
+    if Path(args.output).is_dir():
+        raise ConfigError(f"{args.output} is a folder: give the HTML file to write (--output)")
+    check_folders_on_the_way(Path(args.output).parent)
     pipeline = warehouse_pipeline(args, must_exist=True)
     print(write_report(pipeline, Path(args.output), days=args.days))
     return 0
@@ -187,13 +203,21 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_export(args: argparse.Namespace) -> int:
     """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
-    folder = Path(args.directory)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder} is a file, not a folder: give the folder to write the marts into")
+    check_folders_on_the_way(Path(args.directory))
     pipeline = warehouse_pipeline(args, must_exist=True)
     for exported in export_marts(pipeline, Path(args.directory), args.file_format):
         print(f"{exported.path}  {exported.rows} rows")
     return 0
+
+
+def check_folders_on_the_way(folder: Path) -> None:
+    """Refuse, in one line, a folder to write into when it, or the nearest part of its path that
+    exists, is a file."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise ConfigError(f"{place} is a file, not a folder: give a folder to write into")
+            return
 
 
 def command_forget(args: argparse.Namespace) -> int:
@@ -201,7 +225,7 @@ def command_forget(args: argparse.Namespace) -> int:
     from .forget import forget_users
 
     require_warehouse(args)
-    with pipeline_lock(args.pipelines_dir, pipeline_name(args), "kore-sessions forget"):
+    with pipeline_turn(args, "kore-sessions forget"):
         pipeline = warehouse_pipeline(args, must_exist=True)
         for line in forget_users(pipeline, args.user_ids).lines():
             print(line)

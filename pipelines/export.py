@@ -63,7 +63,6 @@ def export_marts(pipeline: dlt.Pipeline, directory: Path, file_format: str) -> l
     """
     if file_format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {file_format!r}: use {' or '.join(EXPORT_FORMATS)}")
-    directory.mkdir(parents=True, exist_ok=True)
     marts = [model for model in discover_models() if model.layer == "marts"]
     written = []
     with pipeline.sql_client() as client:
@@ -74,6 +73,7 @@ def export_marts(pipeline: dlt.Pipeline, directory: Path, file_format: str) -> l
                 f"the marts are not built in dataset {client.dataset_name} (missing {missing[0]}): "
                 "run `kore-sessions models` first"
             )
+        directory.mkdir(parents=True, exist_ok=True)
         for mart in marts:
             path = directory / f"{mart.name}.{file_format}"
             rows = _write_mart(client, mart, schemas[mart.name], path, file_format)

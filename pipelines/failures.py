@@ -9,7 +9,8 @@ import logging
 import re
 import sys
 
-from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.kore_sessions import ConfigError, InvalidRecordError, KoreApiError
@@ -38,10 +39,21 @@ PLAIN_ERRORS = (KoreApiError, InvalidRecordError, ActionableError)
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line reason of a failure, unwrapping dlt's step errors."""
     root = _root_cause(exc)
+    if isinstance(root, UnknownDestinationModule):
+        return EXIT_CONFIG, (
+            f"unknown destination {root.ref!r}: give a dlt destination name, e.g. duckdb, postgres, "
+            "bigquery, snowflake, filesystem (--destination)"
+        )
+    if isinstance(root, ConfigFieldMissingException) and root.spec_name != "KoreSessionsOptions":
+        return EXIT_CONFIG, _missing_destination_config(root)
     if isinstance(root, ConfigError | ConfigurationException):
         return EXIT_CONFIG, _one_line(root)
     if isinstance(root, PLAIN_ERRORS):
         return EXIT_FAILED, _one_line(root)
+    if isinstance(root, OSError) and root.filename and root.strerror:
+        return EXIT_FAILED, f"{root.strerror}: {root.filename}"
+    if type(root).__name__ == "OperationalError":  # the warehouse's driver could not reach it
+        return EXIT_FAILED, f"the warehouse cannot be reached: {_one_line(root)}"
     held = DUCKDB_HELD.search(str(root))
     if held:
         return EXIT_FAILED, (
@@ -52,6 +64,17 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     step = exc.step if isinstance(exc, PipelineStepFailed) else None
     where = f"{step} step failed: " if step else ""
     return EXIT_FAILED, where + f"{type(root).__name__}: {_one_line(root)}"
+
+
+def _missing_destination_config(exc: ConfigFieldMissingException) -> str:
+    """The destination's settings that are missing, and where to set them, on one line."""
+    kind = getattr(exc.config, "destination_type", None) or "<destination>"
+    example = f"DESTINATION__{kind.upper()}__{exc.fields[0].upper()}" if exc.fields else ""
+    return (
+        f"missing configuration of the {kind} destination: {', '.join(exc.fields)}; set it in "
+        f".dlt/secrets.toml under [destination.{kind}] or as {example} (e.g. a connection string "
+        "postgresql://user:password@host:5432/database)"
+    )
 
 
 def _root_cause(exc: BaseException) -> BaseException:

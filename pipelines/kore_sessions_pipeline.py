@@ -36,6 +36,10 @@ PIPELINE_NAME = "kore_sessions"
 PIPELINE_NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|_(?!_))*$")
 MAX_PIPELINE_NAME = 64
 DEFAULT_DATASET = "kore_sessions"
+# A dataset name as dlt's snake_case naming keeps it unchanged; PostgreSQL cuts identifiers
+# at 63 bytes, and dlt adds `_staging_<pipeline>` beside it, so names stay well short of that.
+DATASET_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_DATASET_NAME = 40
 # DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
 # database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
 DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
@@ -67,6 +71,7 @@ def make_pipeline(
         ConfigError: the pipeline name cannot work.
     """
     check_pipeline_name(pipeline_name)
+    check_dataset_name(dataset_name)
     params = (
         {}
         if pipeline_name == PIPELINE_NAME
@@ -92,6 +97,17 @@ def check_pipeline_name(name: str) -> str:
         raise ConfigError(
             f"pipeline name {name!r} cannot be used: a small letter, then small letters, digits and "
             f"single '_', at most {MAX_PIPELINE_NAME} characters ('__' breaks dlt's state restore)"
+        )
+    return name
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name every destination keeps as given, or a one-line ConfigError (dlt would
+    otherwise rename it quietly, e.g. `Bad-Name` to `bad_name`, and load somewhere else)."""
+    if not DATASET_NAME_PATTERN.match(name) or len(name) > MAX_DATASET_NAME:
+        raise ConfigError(
+            f"dataset name {name!r} cannot be used: a small letter or '_', then small letters, digits "
+            f"and '_', at most {MAX_DATASET_NAME} characters (--dataset)"
         )
     return name
 

@@ -56,6 +56,8 @@ def run_files(pipelines_dir: Path, pipeline_name: str, duckdb_path: Path | None)
         files += [Path(f"{duckdb_path}{s}") for s in BESIDE_DATABASE]
     folders = [Made(pipelines_dir / pipeline_name, "tree"), Made(pipelines_dir, "empty folder")]
     folders.append(Made(pipelines_dir.parent, "empty folder"))  # dlt's home, if this run made it
+    if duckdb_path is not None:
+        folders.append(Made(duckdb_path.parent, "empty folder"))  # e.g. --duckdb-file new/x.duckdb
     return [*(Made(path) for path in files), *folders]
 
 

@@ -3,9 +3,13 @@ promises, naming what to fix, with no library warning or exception name, and not
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import subprocess
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,6 +122,28 @@ MISTAKES = [
     (["audit", "--days", "3", "--start", "2026-01-01"], CONFIGURED, 2, ["either --days or --start/--end"]),
     (["audit", "--start", TOMORROW], CONFIGURED, 2, ["is in the future"]),
     (["export", "--format", "xml", "out"], CONFIGURED, 2, ["invalid choice: 'xml'"]),
+    (["load", "--destination", "bogus"], CONFIGURED, 2, ["unknown destination 'bogus'", "--destination"]),
+    (["models", "--destination", "bogus"], CONFIGURED, 2, ["unknown destination 'bogus'"]),
+    (
+        ["load", "--destination", "postgres"],
+        CONFIGURED,
+        2,
+        [
+            "missing configuration of the postgres destination: credentials",
+            "DESTINATION__POSTGRES__CREDENTIALS",
+        ],
+    ),
+    (
+        ["models", "--destination", "postgres"],
+        {**CONFIGURED, "DESTINATION__POSTGRES__CREDENTIALS": "postgresql://kore:wrong@127.0.0.1:9/kore"},
+        1,
+        ["the warehouse cannot be reached", "127.0.0.1"],
+    ),
+    (["load", "--dataset", "Bad-Name"], CONFIGURED, 2, ["dataset name 'Bad-Name' cannot be used"]),
+    (["models", "--dataset", "1abc"], CONFIGURED, 2, ["dataset name '1abc' cannot be used"]),
+    (["load", "--retry-deadline", "0"], CONFIGURED, 2, ["retry_deadline must be at least 1"]),
+    (["demo", "--per-day", "0"], CONFIGURED, 2, ["--per-day", "at least 1"]),
+    (["load", "--duckdb-file", "new/x.duckdb"], CONFIGURED, 1, ["cannot connect to http://127.0.0.1:9"]),
 ]
 
 
@@ -138,6 +164,46 @@ def test_export_into_a_file_names_the_path(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
     result = kore(["export", "--format", "csv", "afile"], bare_env(tmp_path, **CONFIGURED), tmp_path)
     assert_one_line(result, 2, "afile is a file, not a folder")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["export", "--format", "csv", "afile/sub"], "afile is a file, not a folder"),
+        (["report", "--output", "afile/r.html"], "afile is a file, not a folder"),
+        (["report", "--output", "."], ". is a folder: give the HTML file to write"),
+    ],
+    ids=["export-under-a-file", "report-under-a-file", "report-into-a-folder"],
+)
+def test_an_output_that_cannot_be_written_is_named(args: list[str], fragment: str, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    result = kore(args, bare_env(tmp_path, **CONFIGURED), tmp_path)
+    assert_one_line(result, 2, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_port_that_does_not_speak_http_fails_in_seconds(tmp_path: Path) -> None:
+    """A port of another service closes every connection without an answer: the run gives up
+    after a few tries (seconds, not minutes of retries), naming the host."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        closer = threading.Thread(target=_close_every_connection, args=(listener,), daemon=True)
+        closer.start()
+        started = time.monotonic()
+        env = bare_env(tmp_path, **{**CONFIGURED, "SOURCES__KORE_SESSIONS__HOST": f"http://127.0.0.1:{port}"})
+        result = kore(["load", "--backoff-max", "1"], env, tmp_path)
+        took = time.monotonic() - started
+    assert_one_line(result, 1, f"no HTTP answer from http://127.0.0.1:{port}", "check the host and its port")
+    assert took < 30, f"gave up after {took:.0f} s"
+    assert not any(tmp_path.iterdir()), f"left behind: {sorted(p.name for p in tmp_path.rglob('*'))}"
+
+
+def _close_every_connection(listener: socket.socket) -> None:
+    """Accept connections and close each at once, as a port of another service may."""
+    with contextlib.suppress(OSError):
+        while True:
+            connection, _ = listener.accept()
+            connection.close()
 
 
 def test_version_and_defaults_in_help(tmp_path: Path) -> None:

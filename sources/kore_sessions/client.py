@@ -84,6 +84,9 @@ class ClientStats:
 # Connections a host may refuse before it has answered at all, before the run gives up on it:
 # two, so that one dropped at start is retried, but a wrong host or port fails in seconds.
 FIRST_CONNECTS_BEFORE_FAILING = 2
+# Connections a host may close without an HTTP answer (a port of another service) before it has
+# answered at all: more than refusals, as a server under load may drop a few at start.
+FIRST_BROKEN_ANSWERS_BEFORE_FAILING = 4
 
 
 def budget_limits(per_minute: int, per_hour: int, seconds_per_minute: float) -> list[Limit]:
@@ -210,13 +213,11 @@ class KoreClient:
         headers = {AUTH_HEADER: self.credentials.mint_jwt()}
         try:
             response = self._http.post(path, json=body, params=params, headers=headers)
-        except httpx.ConnectError as exc:
-            self._contact.refused(exc)
-            raise RetryableError(f"connection problem (ConnectError: {exc})") from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"connection problem ({type(exc).__name__}: {exc})") from exc
+        except httpx.TransportError as exc:  # refused, not resolved, or closed without an answer
+            self._contact.failed(exc)
+            raise RetryableError(f"connection problem ({_reason(exc)})") from exc
         self._contact.reached = True
         return classify_response(response)
 
@@ -245,35 +246,39 @@ class KoreClient:
 
 
 class FirstContact:
-    """Whether a host has answered yet, and the rule for connections it refuses before it has:
+    """Whether a host has answered yet, and the rule for connections that fail before it has:
     a wrong host or port is not worth minutes of retries, so the run fails once
-    `FIRST_CONNECTS_BEFORE_FAILING` connections were refused and none answered. Once the host
-    has answered, connection problems are retried as any other."""
+    `FIRST_CONNECTS_BEFORE_FAILING` connections were refused (or
+    `FIRST_BROKEN_ANSWERS_BEFORE_FAILING` closed without an HTTP answer) and none answered.
+    Once the host has answered, connection problems are retried as any other."""
 
     def __init__(self, host: str) -> None:
         """No contact yet with `host`."""
         self.host = host
         self.reached = False
-        self._refused = 0
+        self._failed = 0
         self._lock = threading.Lock()
 
-    def refused(self, exc: httpx.ConnectError) -> None:
-        """Count a refused (or unresolved) connection.
+    def failed(self, exc: httpx.TransportError) -> None:
+        """Count a connection that was refused, not resolved or closed without an answer.
 
         Raises:
-            KoreApiError: the host has refused every connection so far, enough of them.
+            KoreApiError: the host has failed every connection so far, enough of them.
         """
+        refused = isinstance(exc, httpx.ConnectError)
+        limit = FIRST_CONNECTS_BEFORE_FAILING if refused else FIRST_BROKEN_ANSWERS_BEFORE_FAILING
         with self._lock:
-            self._refused += 0 if self.reached else 1
-            refused = self._refused
-        if not self.reached and refused >= FIRST_CONNECTS_BEFORE_FAILING:
+            self._failed += 0 if self.reached else 1
+            failed = self._failed
+        if not self.reached and failed >= limit:
+            what = "cannot connect to" if refused else "no HTTP answer from"
             raise KoreApiError(
-                f"cannot connect to {self.host} ({_reason(exc)}): check the host and its port, e.g. "
+                f"{what} {self.host} ({_reason(exc)}): check the host and its port, e.g. "
                 "https://platform.kore.ai (SOURCES__KORE_SESSIONS__HOST or --host)"
             ) from exc
 
 
-def _reason(exc: httpx.ConnectError) -> str:
+def _reason(exc: httpx.TransportError) -> str:
     """Why a connection failed, in words (the OS's own message without its errno)."""
     text = str(exc).split("] ", 1)[-1] or type(exc).__name__
     return text.strip() or "no connection"

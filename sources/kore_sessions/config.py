@@ -34,7 +34,7 @@ CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("max_attempts", 1, None),
     ("backoff_initial", 0, None),
     ("backoff_max", 0, None),
-    ("retry_deadline", 0, None),
+    ("retry_deadline", 1, None),  # seconds; 0 would give up at the first failure, whatever max_attempts says
     ("retention_days", 15, None),
 )
 

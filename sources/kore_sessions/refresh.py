@@ -46,6 +46,7 @@ class Refresher:
     def refresh_open_sessions(self) -> Iterator[dict[str, Any]]:
         """Bring every session open when the run began, and not fetched since, up to date."""
         stale = self.state.stale_open_sessions()
+        before = self.run.totals.refreshed
         yield from self.fetch_by_id(stale)
         for session_id in stale:
             if session_id in self.state.open_sessions and session_id not in self.state.bot.seen_open:
@@ -56,7 +57,8 @@ class Refresher:
                     session_id,
                 )
         if stale:
-            logger.info("%s: refreshed %d open sessions", bot_label(self.bot_key), len(stale))
+            fetched = self.run.totals.refreshed - before  # the others: deleted, erased or not found
+            logger.info("%s: refreshed %d of %d open sessions", bot_label(self.bot_key), fetched, len(stale))
 
     def verify_held(self, held: frozenset[str], listed: set[str]) -> Iterator[dict[str, Any]]:
         """Sessions the warehouse holds in repaired ranges that no window listed: fetched by id
