@@ -31,7 +31,7 @@ SCALED_LIMITS = RateLimit(per_minute=60, per_hour=1800, seconds_per_minute=2.0)
 
 @dataclass(frozen=True)
 class Sizes:
-    """Sizes of the three parts."""
+    """Sizes of the parts (a and p share the backfill sizes)."""
 
     a_sessions: int = 500_000
     a_bots: int = 5

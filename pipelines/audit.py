@@ -27,8 +27,7 @@ from sources.kore_sessions.audit import (
     ranges_to_reload,
     stretches,
 )
-from sources.kore_sessions.budget import budget_path, shared_budget
-from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE
+from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE, bot_label
 from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
 from .erasures import erased_count
@@ -183,22 +182,14 @@ class Auditor:
 
     def _client(self) -> KoreClient:
         """A client within the same rate budget as `load`."""
-        return KoreClient(
-            self.config.host,
-            self.options.credentials,
-            requests_per_minute=self.config.requests_per_minute,
-            requests_per_hour=self.config.requests_per_hour,
-            retry_policy=self.options.retry_policy(),
-            seconds_per_minute=self.options.seconds_per_minute,
-            budget=shared_budget(budget_path(self.options.rate_budget_file, self.pipeline.pipelines_dir)),
-        )
+        return self.options.open_client(self.pipeline.pipelines_dir)
 
     def _due_slices(self, bot: str, audit_range: AuditRange, result: AuditResult) -> list[DaySlice]:
         """The parts of the range's days that are due for `bot`: loaded from, up to its cursor."""
         state = source_state(self.pipeline).get("bots", {}).get(bot, {})
         cursor = parse_timestamp(state.get("cursor"))
         loaded_from = parse_timestamp(state.get("loaded_from")) or self.config.start_date
-        label = "all bots" if bot == ALL_BOTS_KEY else f"bot {bot}"
+        label = bot_label(bot)
         if cursor is None:
             result.notes.append(f"{label}: no session loaded yet, nothing is due")
             return []

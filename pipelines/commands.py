@@ -151,7 +151,7 @@ def command_audit(args: argparse.Namespace) -> int:
     require_warehouse(args)
     opened: list[dlt.Pipeline] = []
     with pipeline_turn(args, purpose, lambda: loaded_anything(opened[0] if opened else None)):
-        opened.append(warehouse_pipeline(args, must_exist=True))
+        opened.append(warehouse_pipeline(args))
         result = Auditor(opened[0], options, overrides).run(audit_range, repair=args.repair)
     for line in result.lines():
         print(line)
@@ -226,7 +226,7 @@ def command_forget(args: argparse.Namespace) -> int:
 
     require_warehouse(args)
     with pipeline_turn(args, "kore-sessions forget"):
-        pipeline = warehouse_pipeline(args, must_exist=True)
+        pipeline = warehouse_pipeline(args)
         for line in forget_users(pipeline, args.user_ids).lines():
             print(line)
     return 0
@@ -234,11 +234,11 @@ def command_forget(args: argparse.Namespace) -> int:
 
 def command_lookup(args: argparse.Namespace) -> int:
     """`kore-sessions lookup`: sessions by id or call id as the API has them, one JSON a line."""
-    from .lookup import by_call_id, by_session_ids, lookup_client
+    from .lookup import by_call_id, by_session_ids
 
     options = resolve_options(**source_overrides(args))
     config = options.run_config()
-    with lookup_client(options, args.pipelines_dir) as client:
+    with options.open_client(str(pipelines_folder(args.pipelines_dir))) as client:  # load's budget
         if args.call_id:
             found = by_call_id(
                 client, config.bot_keys, args.call_id, config.clock(), args.days, config.page_size

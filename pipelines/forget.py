@@ -24,7 +24,7 @@ from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from .erasures import ERASED_COLUMNS, ERASED_TABLE
 from .lock import warehouse_turn
-from .models import build_models, built_settings
+from .models import build_models, built_settings, existing_relations
 from .working_folder import prune_loaded_jobs
 
 # Ids per DELETE statement: well within any warehouse's limit on a statement's parameters.
@@ -110,7 +110,7 @@ def _remember(sql: Any, rows: list[tuple[str, str, datetime, datetime]]) -> None
 def _delete(sql: Any, ids: list[str]) -> int:
     """Delete sessions and their child rows; return how many child rows went. Only tables that
     exist are touched (a failed statement would abort a PostgreSQL transaction)."""
-    present = _tables(sql)
+    present = set(existing_relations(sql, sql.dataset_name))
     tables = [child.table for child in CHILD_TABLES if child.table in present]
     children = 0
     for chunk in _chunks(ids):
@@ -124,14 +124,6 @@ def _delete(sql: Any, ids: list[str]) -> int:
             table = sql.make_qualified_table_name(SESSIONS_TABLE)
             sql.execute_sql(f"DELETE FROM {table} WHERE session_id IN ({marks})", *chunk)
     return children
-
-
-def _tables(sql: Any) -> set[str]:
-    """The tables of the client's dataset."""
-    rows = sql.execute_sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", sql.dataset_name
-    )
-    return {str(name) for (name,) in rows or []}
 
 
 def _delete_staged_copies(sql: Any, ids: list[str]) -> None:

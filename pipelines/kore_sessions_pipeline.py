@@ -209,15 +209,18 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
     return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
 
 
-def count_rows(pipeline: dlt.Pipeline, table: str) -> int | None:
-    """Rows of a table in the destination; 0 if it does not exist yet, None if not countable."""
+def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -> int | None:
+    """Rows of a table in the destination (of these bots only, if any are named); 0 if it does
+    not exist yet, None if not countable."""
+    marks = ", ".join(["%s"] * len(bots))
+    where = f" WHERE bot_id IN ({marks})" if bots else ""
     try:
         with pipeline.sql_client() as client:
             if not client.has_dataset():
                 return 0
             qualified = client.make_qualified_table_name(table)
             try:
-                rows = client.execute_sql(f"SELECT COUNT(*) FROM {qualified}")
+                rows = client.execute_sql(f"SELECT COUNT(*) FROM {qualified}{where}", *bots)
             except Exception:  # the table does not exist before the first load
                 return 0
             return int(rows[0][0])
@@ -228,21 +231,7 @@ def count_rows(pipeline: dlt.Pipeline, table: str) -> int | None:
 def count_sessions(pipeline: dlt.Pipeline, bots: tuple[str, ...]) -> int | None:
     """Sessions of these bots in the warehouse (of every bot on the admin route), so that a
     partition counts its own while others load beside it; None when not countable."""
-    if not bots or ALL_BOTS_KEY in bots:
-        return count_rows(pipeline, SESSIONS_TABLE)
-    try:
-        with pipeline.sql_client() as client:
-            if not client.has_dataset():
-                return 0
-            table = client.make_qualified_table_name(SESSIONS_TABLE)
-            marks = ", ".join(["%s"] * len(bots))
-            try:
-                rows = client.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE bot_id IN ({marks})", *bots)
-            except Exception:  # the table does not exist before the first load
-                return 0
-            return int(rows[0][0])
-    except Exception:  # destinations without a SQL client (e.g. filesystem)
-        return None
+    return count_rows(pipeline, SESSIONS_TABLE, () if ALL_BOTS_KEY in bots else bots)
 
 
 def inspect_command(pipeline: dlt.Pipeline) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sources.kore_sessions import KoreClient, KoreSessionsOptions
+from sources.kore_sessions import KoreClient
 from sources.kore_sessions.paging import PageCap
 from sources.kore_sessions.refresh import window_pages
 from sources.kore_sessions.settings import MAX_IDS_PER_LOOKUP
@@ -26,11 +26,6 @@ class Found:
 
     sessions: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-
-
-def lookup_client(options: KoreSessionsOptions, pipelines_dir: str | None) -> KoreClient:
-    """A client within the same rate budget as `load`."""
-    return options.open_client(pipelines_dir)
 
 
 def by_session_ids(client: KoreClient, bot_keys: Sequence[str], session_ids: Sequence[str]) -> Found:

@@ -260,7 +260,7 @@ def build_models(
     with warehouse_turn(pipeline), pipeline.sql_client() as client:
         dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
         schema = client.dataset_name
-        existing = _existing_relations(client, schema)
+        existing = existing_relations(client, schema)
         if SESSIONS_TABLE not in existing:
             raise ModelError(
                 f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first (`kore-sessions load`)"
@@ -279,7 +279,7 @@ def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
     """The settings the models were last built with, or None when they were never built (a
     setting the recorded row predates takes its default)."""
     with pipeline.sql_client() as client:
-        if SETTINGS_TABLE not in _existing_relations(client, client.dataset_name):
+        if SETTINGS_TABLE not in existing_relations(client, client.dataset_name):
             return None
         table = client.make_qualified_table_name(SETTINGS_TABLE)
         with client.execute_query(f"SELECT * FROM {table}") as cursor:
@@ -297,7 +297,7 @@ def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
     )
 
 
-def _existing_relations(client: Any, schema: str) -> dict[str, str]:
+def existing_relations(client: Any, schema: str) -> dict[str, str]:
     """Tables and views of the schema, by name, with their type (BASE TABLE or VIEW)."""
     rows = client.execute_sql(
         "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s",

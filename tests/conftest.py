@@ -126,6 +126,16 @@ def live_server(recent_history: list) -> Iterator[SandboxServer]:
         yield server
 
 
+def drop_postgres_dataset(dataset: str) -> None:
+    """Drop a dataset's PostgreSQL schema and every staging schema dlt made beside it
+    (`<dataset>_staging`, a partition's `<dataset>_staging_<name>`)."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT schema_name FROM information_schema.schemata")
+        for (schema,) in cursor.fetchall():
+            if schema == dataset or schema.startswith(f"{dataset}_staging"):
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 class Loader:
     """Runs the real source and pipeline against a sandbox into DuckDB (a file) or PostgreSQL.
 
@@ -152,12 +162,8 @@ class Loader:
 
     def drop_dataset(self) -> None:
         """Drop the PostgreSQL schemas of this loader, with dlt's merge staging schema."""
-        if self.destination != "postgres":
-            return
-        dataset = self.pipeline.dataset_name
-        with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-            for schema in (dataset, f"{dataset}_staging"):
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if self.destination == "postgres":
+            drop_postgres_dataset(self.pipeline.dataset_name)
 
     def run(self, **overrides: Any) -> LoadSummary:
         """One load with test defaults; keyword arguments override source settings."""

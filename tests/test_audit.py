@@ -29,7 +29,7 @@ from sources.kore_sessions.audit import (
 from sources.kore_sessions.client import KoreApiError, SessionsPage
 
 from .cli_helpers import DATABASE, cli_env, expected, kore, loaded, normalized
-from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, REAL_NOW, api_time, make_apps
+from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, REAL_NOW, api_time, drop_postgres_dataset, make_apps
 
 T0 = datetime(2026, 11, 3, 12, 30, tzinfo=UTC)
 # The sandbox lags the command's clock by this much.
@@ -335,9 +335,7 @@ def test_audit_and_repair_on_postgres_keep_the_marts_in_step(
             cursor.execute(f"SELECT repaired, SUM(difference) FROM {audit_table} GROUP BY 1 ORDER BY 1")
             assert cursor.fetchall() == [(False, -4), (True, 0)], "before the repair (twice), and after"
     finally:
-        with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
-            for schema in (dataset, f"{dataset}_staging"):
-                cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_postgres_dataset(dataset)
 
 
 def test_the_admin_route_is_audited_for_the_whole_account(

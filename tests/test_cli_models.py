@@ -19,7 +19,7 @@ from pipelines.model_settings import ModelSettings
 from pipelines.models import build_models, discover_models
 from sandbox import SandboxServer
 
-from .conftest import POSTGRES_DSN, counted_in_sandbox
+from .conftest import POSTGRES_DSN, counted_in_sandbox, drop_postgres_dataset
 from .test_cli import DATABASE, cli_env, kore
 
 # The marts, which `export` writes one file each of.
@@ -121,9 +121,7 @@ def postgres_dataset(postgres_dsn: str) -> Iterator[str]:
     """A fresh dataset name on the test PostgreSQL server, dropped afterwards."""
     dataset = f"kore_cli_{uuid.uuid4().hex[:10]}"
     yield dataset
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        for schema in (dataset, f"{dataset}_staging"):
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_postgres_dataset(dataset)
 
 
 def test_postgres_and_duckdb_give_the_same_marts(

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg2
 import pytest
 
 from pipelines.orchestration import dagster_defs
@@ -44,6 +43,7 @@ from .conftest import (
     api_time,
     assert_matches_sandbox,
     counted_in_sandbox,
+    drop_postgres_dataset,
     make_apps,
 )
 
@@ -143,12 +143,7 @@ def dataset(postgres_dsn: str) -> Iterator[str]:
     """A fresh PostgreSQL dataset, dropped afterwards with every staging schema of it."""
     name = f"kore_dagster_{uuid.uuid4().hex[:8]}"
     yield name
-    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (f"{name}%",)
-        )
-        for (schema,) in cursor.fetchall():
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_postgres_dataset(name)
 
 
 @pytest.fixture

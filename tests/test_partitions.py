@@ -16,7 +16,7 @@ import pytest
 from sandbox import GeneratedSession, SandboxServer, generate_sessions
 
 from .cli_helpers import cli_env, expected, kore, normalized
-from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, counted_in_sandbox, make_apps
+from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, counted_in_sandbox, drop_postgres_dataset, make_apps
 
 # Three bots, one partition each.
 PARTITION_BOTS = [*BOTS, "st-aaaaaaaa-0000-4000-8000-000000000003"]
@@ -44,12 +44,7 @@ def postgres_dataset(postgres_dsn: str) -> Iterator[str]:
     """A fresh dataset, dropped afterwards with every staging schema of its partitions."""
     dataset = f"kore_parts_{uuid.uuid4().hex[:8]}"
     yield dataset
-    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (f"{dataset}%",)
-        )
-        for (schema,) in cursor.fetchall():
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_postgres_dataset(dataset)
 
 
 def load_partitions_at_once(

@@ -17,7 +17,7 @@ import pytest
 from sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
-from .conftest import POSTGRES_DSN, make_apps
+from .conftest import POSTGRES_DSN, drop_postgres_dataset, make_apps
 
 # A bot only the second command asks for: any request for it would show that it ran.
 OTHER_BOT = "st-bbbbbbbb-0000-4000-8000-000000000009"
@@ -44,9 +44,7 @@ def destination(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     request.getfixturevalue("postgres_dsn")
     dataset = f"kore_lock_{uuid.uuid4().hex[:8]}"
     yield {"flags": f"--destination postgres --dataset {dataset}", "dataset": dataset}
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        for schema in (dataset, f"{dataset}_staging"):
-            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    drop_postgres_dataset(dataset)
 
 
 def warehouse_rows(destination: dict[str, str], cwd: Path) -> dict[str, tuple]:

@@ -16,7 +16,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from ..failures import ActionableError
 from ..model_settings import ModelSettings
-from ..models import SETTINGS_TABLE
+from ..models import SETTINGS_TABLE, existing_relations
 from .counts import DailyCounts, SliceCounts, TagCounts
 from .freshness import Freshness, Period, add_months, as_utc, month_start, week_start
 from .names import UNKNOWN_CODE
@@ -128,7 +128,7 @@ def read_report_data(pipeline: dlt.Pipeline, days: int = 30) -> ReportData:
         try:
             if not client.has_dataset():
                 raise _not_built(dataset)
-            relations = _relations(client)
+            relations = set(existing_relations(client, client.dataset_name))
             if not relations >= REQUIRED_TABLES:
                 raise _not_built(dataset)
             return _read(client, dataset, generated_at, days, LOADS_TABLE in relations)
@@ -169,14 +169,6 @@ def _read(client: Any, dataset: str, generated_at: datetime, days: int, has_load
         first_day=first,
         first_data_day=first_data_day,
     )
-
-
-def _relations(client: Any) -> set[str]:
-    """Names of the tables and views of the dataset."""
-    rows = client.execute_sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", client.dataset_name
-    )
-    return {str(name) for (name,) in rows or []}
 
 
 def _settings(client: Any) -> tuple[str, str]:

@@ -64,7 +64,3 @@ class KoreCredentials(CredentialsConfiguration):
             # hint, and PyJWT's warning would only come before that line.
             warnings.simplefilter("ignore", InsecureKeyLengthWarning)
             return jwt.encode(claims, key, algorithm=self.algorithm)
-
-    def secret_values(self) -> list[str]:
-        """The strings that must never appear in logs, state or tables."""
-        return [value for value in (self.client_secret, self.private_key) if value]
