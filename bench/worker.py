@@ -87,6 +87,10 @@ def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
     job = Job.load(Path(argv[0]))
     if job.kind == PIPELINE:
+        from sources.kore_sessions.heap import tune_process_heap
+
+        tune_process_heap()  # as `kore-sessions` does at its start
+    if job.kind == PIPELINE:
         result = run_pipeline(job)
     else:
         from bench.reference import run_reference

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from sources.kore_sessions.heap import tune_process_heap
 from sources.kore_sessions.options import option_infos
 
 from .audit import DEFAULT_AUDIT_DAYS
@@ -36,6 +37,7 @@ logger = logging.getLogger(LOGGER_NAME)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
+    tune_process_heap()
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(quiet=getattr(args, "quiet", False))

@@ -7,6 +7,7 @@ step, and each build of the models, takes its turn on the dataset (`lock.warehou
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -120,7 +121,17 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     `destination.duckdb.credentials.global_config` win over this default.
     """
     extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
-    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config={**DUCKDB_SETTINGS, **dict(extra)})
+    if isinstance(extra, str):  # from an environment variable: a JSON object
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = None
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            "destination.duckdb.credentials.global_config must be a table of DuckDB settings "
+            '(DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\')'
+        )
+    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config={**DUCKDB_SETTINGS, **extra})
 
 
 def duckdb_file(duckdb_path: str | Path | None = None) -> Path:

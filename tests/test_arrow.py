@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from sources.kore_sessions.arrow import SESSION_FIELDS, page_tables
+from sources.kore_sessions.arrow import SESSION_FIELDS, TableBatches, page_tables
 from sources.kore_sessions.records import to_row
 
 RAW = {
@@ -78,3 +78,45 @@ def test_extra_values_of_mixed_types_become_text() -> None:
     rows = [to_row({**RAW, "sessionId": f"s-{i}", "mood": value}) for i, value in enumerate([1, "x", [1, 2]])]
     root = page_tables(rows, "l")["sessions"]
     assert root.column("mood").to_pylist() == ["1", "x", "[1,2]"]
+
+
+def _page(first: int, count: int, extra: dict | None = None) -> dict[str, pa.Table]:
+    rows = [
+        to_row({"sessionId": f"s{first + i}", "start_time": "2026-10-01T10:00:00Z", **(extra or {})})
+        for i in range(count)
+    ]
+    return page_tables(rows, "L")
+
+
+def test_batches_join_pages_until_the_threshold() -> None:
+    batches = TableBatches(max_sessions=5)
+    assert list(batches.add(_page(0, 2))) == []
+    assert list(batches.add(_page(2, 2))) == []
+    closed = dict(batches.add(_page(4, 2)))  # 6 sessions: the batch closes
+    assert closed["sessions"].column("session_id").to_pylist() == [f"s{i}" for i in range(6)]
+    assert list(batches.flush()) == []
+
+
+def test_a_page_of_another_schema_closes_its_tables_batch_first() -> None:
+    batches = TableBatches(max_sessions=100)
+    assert list(batches.add(_page(0, 2))) == []
+    closed = list(batches.add(_page(2, 1, {"newField": 1})))
+    assert [(name, table.num_rows) for name, table in closed] == [("sessions", 2)]
+    rest = dict(batches.flush())
+    assert rest["sessions"].column("new_field").to_pylist() == [1]
+    assert rest["sessions"].column("session_id").to_pylist() == ["s2"]
+
+
+def test_batches_keep_every_row_of_every_table_in_order() -> None:
+    pages = [_page(i * 3, 3, {"session_lang": ["en", "de"]}) for i in range(7)]
+    batches = TableBatches(max_sessions=4)
+    out: dict[str, list[pa.Table]] = {}
+    for page in pages:
+        for name, table in batches.add(page):
+            out.setdefault(name, []).append(table)
+    for name, table in batches.flush():
+        out.setdefault(name, []).append(table)
+    for name in pages[0]:
+        joined = pa.concat_tables(out[name])
+        assert joined.equals(pa.concat_tables([page[name] for page in pages]))
+    assert [t.num_rows for t in out["sessions"]] == [6, 6, 6, 3]

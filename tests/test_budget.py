@@ -93,8 +93,7 @@ def test_processes_sharing_a_file_never_overspend_together(tmp_path: Path) -> No
         """
     )
     workers = [
-        subprocess.Popen([sys.executable, "-c", script], stdin=PIPE, stdout=PIPE, text=True)
-        for _ in range(3)
+        subprocess.Popen([sys.executable, "-c", script], stdin=PIPE, stdout=PIPE, text=True) for _ in range(3)
     ]
     for worker in workers:  # every process has imported and opened the budget
         assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"

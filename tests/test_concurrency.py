@@ -87,9 +87,7 @@ def test_concurrent_requests_keep_the_rate_limit(history: list[GeneratedSession]
     request's way to the server is delayed by 0.6 s more than another's; a client whose
     concurrent requests overspent its budget would meet the server's limit. Nothing is lost."""
     limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=1.5)
-    with SandboxServer(
-        history, apps=make_apps(), now=LATER, page_cap=100, rate_limit=limit
-    ) as server:
+    with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=100, rate_limit=limit) as server:
         loader = Loader(server, tmp_path)
         limits = {"requests_per_minute": 8, "requests_per_hour": 1000, "seconds_per_minute": 2.0}
         summary = loader.run(window_hours=48, max_in_flight=4, **limits)

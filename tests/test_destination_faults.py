@@ -171,4 +171,3 @@ def test_postgres_stopped_before_the_load_step(
     summary = loader.run()
     assert summary.pending_packages_finished == 1
     assert_matches_sandbox(loader, server)
-

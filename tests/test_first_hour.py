@@ -144,6 +144,18 @@ MISTAKES = [
     (["load", "--retry-deadline", "0"], CONFIGURED, 2, ["retry_deadline must be at least 1"]),
     (["demo", "--per-day", "0"], CONFIGURED, 2, ["--per-day", "at least 1"]),
     (["load", "--duckdb-file", "new/x.duckdb"], CONFIGURED, 1, ["cannot connect to http://127.0.0.1:9"]),
+    (
+        ["load"],
+        {**CONFIGURED, "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": "memory_limit=1GB"},
+        2,
+        ["global_config must be a table of DuckDB settings"],
+    ),
+    (  # settings given as JSON in the environment are taken (the run gets as far as the API)
+        ["load"],
+        {**CONFIGURED, "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "1GB"}'},
+        1,
+        ["cannot connect to http://127.0.0.1:9"],
+    ),
 ]
 
 

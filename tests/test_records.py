@@ -1,5 +1,6 @@
 """Unit tests of the pure record transforms."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +10,7 @@ from sources.kore_sessions.records import (
     is_legacy_shape,
     normalize_containment,
     session_status,
+    tag_value_text,
     to_row,
 )
 from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
@@ -114,3 +116,37 @@ def test_an_undocumented_containment_value_is_kept_as_sent() -> None:
     raw = {"sessionId": "s-1", "start_time": "2026-11-01T10:00:00.000Z", "containmentType": "escalated"}
     assert to_row(raw)["containment_type"] == "escalated"
     assert to_row({**raw, "containmentType": "Selfservice"})["containment_type"] == "selfService"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -7, 2**70, 2.7, -0.0, 1e22, 1.5e-7, float("nan"), float("inf"), float("-inf"), 1.2345678901234567e19],
+)
+def test_a_number_tag_value_reads_as_json_writes_it(value: float) -> None:
+    assert tag_value_text(value) == (json.dumps(value), "number")
+
+
+def test_tag_keys_beyond_name_and_value_and_odd_tags_pass_through() -> None:
+    row = to_row(
+        {
+            "sessionId": "s1",
+            "start_time": "2026-10-01T10:00:00Z",
+            "tags": {"userTags": [{"name": "a", "value": 1, "source": "crm"}, "bare"], "extra": [1]},
+            "newField": {"x": 1},
+        }
+    )
+    first, second = row["user_tags"]
+    assert first == {"session_id": "s1", "position": 0, "name": "a", "value": "1", "value_type": "number"} | {
+        "source": "crm"
+    }
+    assert second == {
+        "session_id": "s1",
+        "position": 1,
+        "name": None,
+        "value": "bare",
+        "value_type": "string",
+    }
+    assert row["tags"] == {"extra": [1]}
+    assert row["newField"] == {"x": 1}
+    plain = to_row({"sessionId": "s2", "start_time": "2026-10-01T10:00:00Z", "tags": {"userTags": []}})
+    assert "tags" not in plain and "newField" not in plain

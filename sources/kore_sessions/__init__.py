@@ -12,17 +12,18 @@ import dlt
 from dlt.sources import DltResource
 
 from .answers import KoreApiError
-from .arrow import page_tables, table_hints
+from .arrow import TableBatches, page_tables, table_hints
 from .client import KoreClient
 from .config import ConfigError, RepairPlan, RunConfig
 from .credentials import KoreCredentials
 from .dlt_compat import lend_resource_to_nested_tables
 from .extract import BotExtractor, fetch_concurrently
+from .heap import lean_heap
 from .options import KoreSessionsOptions, resolve_options
 from .paging import PageCap
 from .records import InvalidRecordError
 from .run import SourceRun
-from .settings import SESSIONS_TABLE, SOURCE_NAME
+from .settings import ARROW_BATCH_SESSIONS, SESSIONS_TABLE, SOURCE_NAME
 
 __all__ = [
     "ConfigError",
@@ -78,18 +79,21 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         run.begin_package()
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         load_id = dlt.current.load_package_state()["load_id"]
-        with options.open_client(_pipelines_dir(), stats=run.client) as client:
+        with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
             cap = PageCap(config.page_size)
             extractors = {
                 bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap)
                 for bot_key in config.bot_keys
             }
-            batches = fetch_concurrently(extractors, config.max_in_flight)
+            pages = fetch_concurrently(extractors, config.max_in_flight)
             refreshed = (list(extractor.finish()) for extractor in extractors.values())
-            for rows in chain(batches, refreshed):
+            batches = TableBatches(ARROW_BATCH_SESSIONS)
+            for rows in chain(pages, refreshed):
                 if rows:
-                    for table_name, table in page_tables(rows, load_id).items():
+                    for table_name, table in batches.add(page_tables(rows, load_id)):
                         yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
+            for table_name, table in batches.flush():
+                yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
 
     return sessions
 

@@ -9,13 +9,14 @@ session's child rows whenever the session is loaded again (or deleted).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.extract.hints import TResourceHints
 
@@ -89,6 +90,40 @@ def page_tables(rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]
     return tables
 
 
+class TableBatches:
+    """Arrow tables of consecutive pages, joined into larger ones before they reach dlt.
+
+    dlt pays a fixed cost for every item it takes, so pages are handed on together: tables of
+    one name and one schema are joined (without copying) until the batch holds `max_sessions`
+    sessions; a table of another schema (a page with extra fields) first closes its name's batch.
+    """
+
+    def __init__(self, max_sessions: int) -> None:
+        """An empty batch that closes at `max_sessions` sessions."""
+        self.max_sessions = max_sessions
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.sessions = 0
+
+    def add(self, tables: dict[str, pa.Table]) -> Iterator[tuple[str, pa.Table]]:
+        """Take one page's tables; yield `(table name, table)` of the batches this closes."""
+        for name, table in tables.items():
+            held = self.pending.setdefault(name, [])
+            if held and held[0].schema != table.schema:
+                yield name, pa.concat_tables(held)
+                held.clear()
+            held.append(table)
+        self.sessions += tables[SESSIONS_TABLE].num_rows
+        if self.sessions >= self.max_sessions:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[tuple[str, pa.Table]]:
+        """Yield what is held, joined per table name, and start afresh."""
+        pending, self.pending, self.sessions = self.pending, {}, 0
+        for name, held in pending.items():
+            if held:
+                yield name, pa.concat_tables(held)
+
+
 def root_table(rows: list[dict[str, Any]], load_id: str) -> pa.Table:
     """`sessions` rows: typed columns, then the fields the API added, flattened."""
     table = _typed_table(rows, SESSION_FIELDS)
@@ -109,12 +144,9 @@ def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
             indexes.append(index)
     table = _typed_table(items, fields)
     table = _with_extras(table, _extras(items, frozenset(fields.names)))
-    keys = [
-        pa.array(parents, pa.string()),
-        pa.array(parents, pa.string()),
-        pa.array(indexes, pa.int64()),
-        pa.array([f"{parent}:{index}" for parent, index in zip(parents, indexes, strict=True)], pa.string()),
-    ]
+    parent_ids, positions = pa.array(parents, pa.string()), pa.array(indexes, pa.int64())
+    row_ids = pc.binary_join_element_wise(parent_ids, pc.cast(positions, pa.string()), ":")
+    keys = [parent_ids, parent_ids, positions, row_ids]
     for field, column in zip(NESTED_KEY_FIELDS, keys, strict=True):
         table = table.append_column(field, column)
     return table

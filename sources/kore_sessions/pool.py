@@ -16,13 +16,18 @@ Tag = TypeVar("Tag")
 
 
 class RequestPool(Generic[Tag]):
-    """A queue of calls per owner (bot), run at most `per_owner` at a time each."""
+    """A queue of calls per owner (bot), run at most `per_owner` at a time each.
+
+    At most `max_workers` calls are started and not yet handed back: more would not run any
+    sooner, and each finished call holds its result (a parsed page) until the caller takes it.
+    """
 
     def __init__(self, per_owner: int, max_workers: int) -> None:
         """Set the limits; threads start with the first call."""
         if per_owner < 1 or max_workers < 1:
             raise ValueError("per_owner and max_workers must be at least 1")
         self.per_owner = per_owner
+        self.max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kore")
         self._pending: dict[str, deque[tuple[Tag, Callable[[], Any]]]] = {}
         self._running: dict[Future[Any], tuple[str, Tag]] = {}
@@ -47,15 +52,21 @@ class RequestPool(Generic[Tag]):
                 yield owner, tag, future.result()
 
     def _start_what_fits(self) -> None:
-        """Start queued calls while their owner has room."""
+        """Start queued calls while their owner, and the pool, have room: one call per owner in
+        turn, the least busy first, so that every bot keeps requests going."""
         busy: dict[str, int] = {}
         for owner, _ in self._running.values():
             busy[owner] = busy.get(owner, 0) + 1
-        for owner, queue in self._pending.items():
-            while queue and busy.get(owner, 0) < self.per_owner:
-                tag, call = queue.popleft()
-                self._running[self._executor.submit(call)] = (owner, tag)
-                busy[owner] = busy.get(owner, 0) + 1
+        started = True
+        while started and len(self._running) < self.max_workers:
+            started = False
+            for owner in sorted(self._pending, key=lambda name: busy.get(name, 0)):
+                queue = self._pending[owner]
+                if queue and busy.get(owner, 0) < self.per_owner and len(self._running) < self.max_workers:
+                    tag, call = queue.popleft()
+                    self._running[self._executor.submit(call)] = (owner, tag)
+                    busy[owner] = busy.get(owner, 0) + 1
+                    started = True
 
     def close(self) -> None:
         """Drop what is queued, cancel what has not started, and wait for the rest."""

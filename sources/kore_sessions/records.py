@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .schema import KNOWN_API_FIELDS, SESSION_COLUMNS
 from .settings import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
 from .timestamps import parse_timestamp
+
+# (column, API field) of the columns a session's own fields fill, in order.
+ROW_FIELDS = tuple((column.name, column.api_field) for column in SESSION_COLUMNS if column.api_field)
+# The keys of a tag that become columns of its own; any other key passes through.
+TAG_KEYS = frozenset({"name", "value"})
 
 
 class InvalidRecordError(ValueError):
@@ -73,18 +79,14 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         "is_developer": _as_bool(raw.get("isDeveloper")),
         "session_status": session_status(raw),
     }
-    row: dict[str, Any] = {
-        column.name: converted.get(column.name, raw.get(column.api_field))
-        for column in SESSION_COLUMNS
-        if column.api_field
-    }
+    row: dict[str, Any] = {name: converted.get(name, raw.get(field)) for name, field in ROW_FIELDS}
     row["session_lang"] = [{"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []]
     row["user_tags"] = _tag_rows(session_id, tags.get("userTags"))
     row["session_tags"] = _tag_rows(session_id, tags.get("sessionTags"))
-    other_tags = {k: v for k, v in tags.items() if k not in ("userTags", "sessionTags")}
-    if other_tags:
-        row["tags"] = other_tags
-    row.update({k: v for k, v in raw.items() if k not in KNOWN_API_FIELDS})
+    if len(tags) > ("userTags" in tags) + ("sessionTags" in tags):
+        row["tags"] = {k: v for k, v in tags.items() if k not in ("userTags", "sessionTags")}
+    if not raw.keys() <= KNOWN_API_FIELDS:
+        row.update({k: v for k, v in raw.items() if k not in KNOWN_API_FIELDS})
     return row
 
 
@@ -104,8 +106,10 @@ def tag_value_text(value: Any) -> tuple[str | None, str]:
         return None, "null"
     if isinstance(value, bool):
         return ("true" if value else "false"), "boolean"
-    if isinstance(value, int | float):
-        return json.dumps(value), "number"
+    if isinstance(value, int):
+        return int.__repr__(value), "number"  # as json.dumps writes it, without its overhead
+    if isinstance(value, float):
+        return (float.__repr__(value) if math.isfinite(value) else json.dumps(value)), "number"
     if isinstance(value, str):
         return value, "string"
     kind = "array" if isinstance(value, list) else "object"
@@ -118,16 +122,11 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
     for position, tag in enumerate(tags if isinstance(tags, list) else []):
         tag = tag if isinstance(tag, dict) else {"name": None, "value": tag}
         value, value_type = tag_value_text(tag.get("value"))
-        rows.append(
-            {
-                "session_id": session_id,
-                "position": position,
-                "name": tag.get("name"),
-                "value": value,
-                "value_type": value_type,
-                **{k: v for k, v in tag.items() if k not in ("name", "value")},
-            }
-        )
+        row = {"session_id": session_id, "position": position, "name": tag.get("name"), "value": value}
+        row["value_type"] = value_type
+        if not tag.keys() <= TAG_KEYS:
+            row.update({k: v for k, v in tag.items() if k not in TAG_KEYS})
+        rows.append(row)
     return rows
 
 

@@ -1,0 +1,77 @@
+"""The process's heap: fewer malloc arenas and no caching Arrow pool for the whole program, and
+fewer garbage collections during an extraction, whose freed memory goes back to the system
+before the load step.
+
+Parsing a page makes tens of thousands of dicts and lists on worker threads. At Python's
+collector thresholds every 700 of them start a collection (and each full one walks every object
+dlt and the libraries hold); glibc gives each busy thread an arena of its own that keeps what it
+freed, and Arrow's default pool (jemalloc) keeps what it freed too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import pyarrow as pa
+
+from .settings import COLLECTOR_THRESHOLDS, MALLOC_ARENAS
+
+# glibc's mallopt parameter of the most arenas (malloc.h).
+M_ARENA_MAX = -8
+
+
+def tune_process_heap() -> None:
+    """At a program's start, before it starts threads: malloc arenas limited to MALLOC_ARENAS
+    (unless MALLOC_ARENA_MAX is set; glibc fixes the limit once threads have made arenas) and
+    Arrow's allocations on the system allocator (unless ARROW_DEFAULT_MEMORY_POOL is set)."""
+    libc = _glibc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+@contextmanager
+def lean_heap() -> Iterator[None]:
+    """Run the block with fewer garbage collections, and hand back what it freed.
+
+    On entry the objects alive are frozen (left out of collections, unless the program froze
+    some itself) and the thresholds raised; on exit both are put back, cyclic garbage is
+    collected and the free memory of the heap is returned to the system (glibc), so that the
+    load step starts from less.
+    """
+    thresholds = gc.get_threshold()
+    freezes = gc.get_freeze_count() == 0  # a program that froze objects itself keeps them so
+    if freezes:
+        gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if freezes:
+            gc.unfreeze()
+        gc.collect()
+        libc = _glibc()
+        if libc is not None:
+            libc.malloc_trim(0)
+
+
+@cache
+def _glibc() -> Any | None:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallopt"):
+        return None
+    return libc

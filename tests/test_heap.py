@@ -1,0 +1,56 @@
+"""The heap settings: the collector is put back after an extraction, Arrow's pool at start."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sources.kore_sessions.heap import lean_heap
+from sources.kore_sessions.settings import COLLECTOR_THRESHOLDS
+
+
+def test_lean_heap_raises_the_thresholds_and_puts_everything_back() -> None:
+    before = gc.get_threshold()
+    with lean_heap():
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_lean_heap_puts_everything_back_when_the_block_fails() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), lean_heap():
+        raise RuntimeError("failed page")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def _arrow_pool_backend(env: dict[str, str]) -> str:
+    code = (
+        "from sources.kore_sessions.heap import tune_process_heap; import pyarrow as pa; "
+        "tune_process_heap(); print(pa.default_memory_pool().backend_name)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return run.stdout.strip()
+
+
+def test_arrow_allocates_from_the_system_unless_told_otherwise() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    assert _arrow_pool_backend(env) == "system"
+    assert _arrow_pool_backend({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
+
+
+def test_objects_a_program_froze_itself_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with lean_heap():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
