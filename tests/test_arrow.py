@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import dlt
 import pyarrow as pa
 
-from sources.kore_sessions.arrow import SESSION_FIELDS, TableBatches, page_tables
+from sources.kore_sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
 from sources.kore_sessions.records import to_row
 
 RAW = {
@@ -97,7 +99,7 @@ def test_batches_join_pages_until_the_threshold() -> None:
     assert list(batches.flush()) == []
 
 
-def test_a_page_of_another_schema_closes_its_tables_batch_first() -> None:
+def test_a_page_of_another_schema_closes_the_whole_batch_first() -> None:
     batches = TableBatches(max_sessions=100)
     assert list(batches.add(_page(0, 2))) == []
     closed = list(batches.add(_page(2, 1, {"newField": 1})))
@@ -105,6 +107,30 @@ def test_a_page_of_another_schema_closes_its_tables_batch_first() -> None:
     rest = dict(batches.flush())
     assert rest["sessions"].column("new_field").to_pylist() == [1]
     assert rest["sessions"].column("session_id").to_pylist() == ["s2"]
+
+
+def test_a_child_table_of_another_schema_never_goes_before_its_sessions(tmp_path: Path) -> None:
+    """dlt refuses a child table it meets before its parent (a fresh schema: the first load)."""
+    plain = {"tags": {"userTags": [{"name": "a", "value": 1}]}}
+    richer = {"tags": {"userTags": [{"name": "a", "value": 1, "source": "crm"}]}}
+    pages = [_page(0, 2, plain), _page(2, 2, richer), _page(4, 2, plain)]
+    batches = TableBatches(max_sessions=100)
+    closed = [name for page in pages for name, _ in batches.add(page)] + [name for name, _ in batches.flush()]
+    assert closed == ["sessions", "sessions__user_tags"] * 3
+    hints = table_hints()
+
+    @dlt.resource(name="sessions", write_disposition="merge")
+    def sessions():  # type: ignore[no-untyped-def]
+        replay = TableBatches(max_sessions=100)
+        for page in pages:
+            for name, table in replay.add(page):
+                yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+        for name, table in replay.flush():
+            yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+
+    pipeline = dlt.pipeline("batches_order", destination="duckdb", pipelines_dir=str(tmp_path))
+    pipeline.extract(sessions(), loader_file_format="parquet")
+    assert "sessions__user_tags" in pipeline.default_schema.tables
 
 
 def test_batches_keep_every_row_of_every_table_in_order() -> None:

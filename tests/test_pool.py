@@ -90,3 +90,26 @@ def test_a_failed_call_raises_to_the_caller() -> None:
         pool.submit("a", 0, boom)
         with pytest.raises(RuntimeError, match="no answer"):
             list(pool.completed())
+
+
+def test_more_bots_than_workers_all_keep_moving() -> None:
+    """With more bots than workers, no bot waits for another to run out of calls."""
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def call(owner: str):
+        def run() -> None:
+            with lock:
+                started.append(owner)
+            time.sleep(0.005)
+
+        return run
+
+    with RequestPool[int](per_owner=1, max_workers=2) as pool:
+        for owner in ("a", "b", "c"):
+            for index in range(5):
+                pool.submit(owner, index, call(owner))
+        list(pool.completed())
+    assert len(started) == 15
+    assert set(started[:6]) == {"a", "b", "c"}, "".join(started)
+    assert Counter(started[:9]) == {"a": 3, "b": 3, "c": 3}, "".join(started)

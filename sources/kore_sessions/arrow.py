@@ -95,7 +95,8 @@ class TableBatches:
 
     dlt pays a fixed cost for every item it takes, so pages are handed on together: tables of
     one name and one schema are joined (without copying) until the batch holds `max_sessions`
-    sessions; a table of another schema (a page with extra fields) first closes its name's batch.
+    sessions. A page with a table of another schema (extra fields) first closes the whole batch,
+    `sessions` first: dlt must meet a parent table before its child tables.
     """
 
     def __init__(self, max_sessions: int) -> None:
@@ -106,18 +107,18 @@ class TableBatches:
 
     def add(self, tables: dict[str, pa.Table]) -> Iterator[tuple[str, pa.Table]]:
         """Take one page's tables; yield `(table name, table)` of the batches this closes."""
+        if any(
+            self.pending.get(name) and self.pending[name][0].schema != t.schema for name, t in tables.items()
+        ):
+            yield from self.flush()
         for name, table in tables.items():
-            held = self.pending.setdefault(name, [])
-            if held and held[0].schema != table.schema:
-                yield name, pa.concat_tables(held)
-                held.clear()
-            held.append(table)
+            self.pending.setdefault(name, []).append(table)
         self.sessions += tables[SESSIONS_TABLE].num_rows
         if self.sessions >= self.max_sessions:
             yield from self.flush()
 
     def flush(self) -> Iterator[tuple[str, pa.Table]]:
-        """Yield what is held, joined per table name, and start afresh."""
+        """Yield what is held, joined per table name (`sessions` first), and start afresh."""
         pending, self.pending, self.sessions = self.pending, {}, 0
         for name, held in pending.items():
             if held:

@@ -31,6 +31,8 @@ class RequestPool(Generic[Tag]):
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="kore")
         self._pending: dict[str, deque[tuple[Tag, Callable[[], Any]]]] = {}
         self._running: dict[Future[Any], tuple[str, Tag]] = {}
+        self._served: dict[str, int] = {}  # owner -> when a call of it last started
+        self._starts = 0
 
     def submit(self, owner: str, tag: Tag, call: Callable[[], Any]) -> None:
         """Queue `call` for `owner`; its result comes back from `completed` with `tag`."""
@@ -53,19 +55,24 @@ class RequestPool(Generic[Tag]):
 
     def _start_what_fits(self) -> None:
         """Start queued calls while their owner, and the pool, have room: one call per owner in
-        turn, the least busy first, so that every bot keeps requests going."""
+        turn, the least busy first and, among those, the one served longest ago, so that every
+        bot keeps requests going however many there are."""
         busy: dict[str, int] = {}
         for owner, _ in self._running.values():
             busy[owner] = busy.get(owner, 0) + 1
         started = True
         while started and len(self._running) < self.max_workers:
             started = False
-            for owner in sorted(self._pending, key=lambda name: busy.get(name, 0)):
+            for owner in sorted(
+                self._pending, key=lambda name: (busy.get(name, 0), self._served.get(name, -1))
+            ):
                 queue = self._pending[owner]
                 if queue and busy.get(owner, 0) < self.per_owner and len(self._running) < self.max_workers:
                     tag, call = queue.popleft()
                     self._running[self._executor.submit(call)] = (owner, tag)
                     busy[owner] = busy.get(owner, 0) + 1
+                    self._served[owner] = self._starts
+                    self._starts += 1
                     started = True
 
     def close(self) -> None:
