@@ -35,6 +35,27 @@ class Gauge:
         return run
 
 
+def start_order(owners: str, calls_each: int, per_owner: int, max_workers: int, seconds: float) -> list[str]:
+    """The owners of the calls in the order the pool started them."""
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def call(owner: str):
+        def run() -> None:
+            with lock:
+                started.append(owner)
+            time.sleep(seconds)
+
+        return run
+
+    with RequestPool[int](per_owner=per_owner, max_workers=max_workers) as pool:
+        for owner in owners:
+            for index in range(calls_each):
+                pool.submit(owner, index, call(owner))
+        list(pool.completed())
+    return started
+
+
 def test_results_held_never_exceed_the_workers_while_the_caller_is_slow() -> None:
     gauge = Gauge()
     pool = RequestPool[int](per_owner=4, max_workers=3)
@@ -63,22 +84,7 @@ def test_a_bot_never_runs_more_than_its_share() -> None:
 
 
 def test_every_bot_gets_a_turn_when_the_pool_is_smaller_than_their_shares() -> None:
-    started: list[str] = []
-    lock = threading.Lock()
-
-    def call(owner: str):
-        def run() -> None:
-            with lock:
-                started.append(owner)
-            time.sleep(0.01)
-
-        return run
-
-    with RequestPool[int](per_owner=4, max_workers=4) as pool:
-        for owner in ("a", "b", "c", "d"):
-            for index in range(8):
-                pool.submit(owner, index, call(owner))
-        list(pool.completed())
+    started = start_order("abcd", calls_each=8, per_owner=4, max_workers=4, seconds=0.01)
     assert sorted(started[:4]) == ["a", "b", "c", "d"], started[:8]
 
 
@@ -94,22 +100,7 @@ def test_a_failed_call_raises_to_the_caller() -> None:
 
 def test_more_bots_than_workers_all_keep_moving() -> None:
     """With more bots than workers, no bot waits for another to run out of calls."""
-    started: list[str] = []
-    lock = threading.Lock()
-
-    def call(owner: str):
-        def run() -> None:
-            with lock:
-                started.append(owner)
-            time.sleep(0.005)
-
-        return run
-
-    with RequestPool[int](per_owner=1, max_workers=2) as pool:
-        for owner in ("a", "b", "c"):
-            for index in range(5):
-                pool.submit(owner, index, call(owner))
-        list(pool.completed())
+    started = start_order("abc", calls_each=5, per_owner=1, max_workers=2, seconds=0.005)
     assert len(started) == 15
     assert set(started[:6]) == {"a", "b", "c"}, "".join(started)
     assert Counter(started[:9]) == {"a": 3, "b": 3, "c": 3}, "".join(started)

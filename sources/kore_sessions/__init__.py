@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from itertools import chain
@@ -87,15 +87,19 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
             }
             pages = fetch_concurrently(extractors, config.max_in_flight)
             refreshed = (list(extractor.finish()) for extractor in extractors.values())
-            batches = TableBatches(ARROW_BATCH_SESSIONS)
-            for rows in chain(pages, refreshed):
-                if rows:
-                    for table_name, table in batches.add(page_tables(rows, load_id)):
-                        yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
-            for table_name, table in batches.flush():
+            for table_name, table in batched_tables(chain(pages, refreshed), load_id):
                 yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
 
     return sessions
+
+
+def batched_tables(pages: Iterable[list[dict[str, Any]]], load_id: str) -> Iterator[tuple[str, Any]]:
+    """`(table name, Arrow table)` of pages of rows, joined into batches of ARROW_BATCH_SESSIONS."""
+    batches = TableBatches(ARROW_BATCH_SESSIONS)
+    for rows in pages:
+        if rows:
+            yield from batches.add(page_tables(rows, load_id))
+    yield from batches.flush()
 
 
 def _pipelines_dir() -> str | None:

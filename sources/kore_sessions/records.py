@@ -122,8 +122,13 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
     for position, tag in enumerate(tags if isinstance(tags, list) else []):
         tag = tag if isinstance(tag, dict) else {"name": None, "value": tag}
         value, value_type = tag_value_text(tag.get("value"))
-        row = {"session_id": session_id, "position": position, "name": tag.get("name"), "value": value}
-        row["value_type"] = value_type
+        row = {
+            "session_id": session_id,
+            "position": position,
+            "name": tag.get("name"),
+            "value": value,
+            "value_type": value_type,
+        }
         if not tag.keys() <= TAG_KEYS:
             row.update({k: v for k, v in tag.items() if k not in TAG_KEYS})
         rows.append(row)
