@@ -1,6 +1,6 @@
-"""The backfill parts: (a) the pipeline into DuckDB against the floor, (p) the same backfill into
-PostgreSQL against DuckDB. Both use one data set, one server and one DuckDB run of the pipeline
-when they run together, so their ratios are measured in the same run.
+"""The backfill parts: (a) the pipeline into DuckDB against the floor and against dlt alone,
+(p) the same backfill into PostgreSQL against DuckDB. Both use one data set, one server and one
+DuckDB run of the pipeline when they run together, so their ratios are measured in the same run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.harness import (
     run_child,
     sandbox_app,
 )
-from bench.jobs import POSTGRES, REFERENCE, Job
+from bench.jobs import DLT_ONLY, POSTGRES, REFERENCE, Job
 from bench.parts import Figure, Sizes, base_job, check_rows, describe_data, say
 from sandbox import RequestRecord
 
@@ -113,6 +113,28 @@ def part_a(backfill: Backfill) -> list[Figure]:
         ("a", "time pipeline/floor", f"x{time_ratio:.2f} (<= x{FLOOR_RATIO_TARGET}: {within_time})"),
         ("a", "peak RSS pipeline/floor", f"x{rss_ratio:.2f}"),
         ("a", f"pipeline peak RSS <= {RSS_TARGET_MB} MB", within_rss),
+        *dlt_only_figures(backfill, floor_job, pipeline, floor),
+    ]
+
+
+def dlt_only_figures(backfill: Backfill, floor_job: Job, pipeline: ChildRun, floor: ChildRun) -> list[Figure]:
+    """dlt's own merge of the same sessions, handed over ready-made, against the floor: the
+    nearest to the floor any pipeline that merges through dlt can come (`bench.dlt_only`)."""
+    run, _ = backfill.run(replace(floor_job, kind=DLT_ONLY, workdir=str(backfill.tmp / "dlt-only")))
+    verdict = check_rows("dlt alone", run, backfill.data)
+    over_floor, share = run.seconds / floor.seconds, run.seconds / pipeline.seconds
+    reachable = "yes" if over_floor <= FLOOR_RATIO_TARGET else "NO"
+    say(
+        f"   dlt alone: {run.seconds:.1f} s to extract, normalize and merge the ready-made tables "
+        f"(prepared untimed in {run.result['prepare_seconds']:.1f} s), x{over_floor:.2f} the floor, "
+        f"{share:.0%} of the pipeline's time"
+    )
+    say(f"   pipeline/floor x{FLOOR_RATIO_TARGET} reachable through dlt's merge: {reachable}")
+    return [
+        ("a", "dlt alone time", f"{run.seconds:.1f} s"),
+        ("a", "dlt alone rows check", verdict),
+        ("a", "time dlt alone/floor", f"x{over_floor:.2f} (<= x{FLOOR_RATIO_TARGET}: {reachable})"),
+        ("a", "dlt alone share of pipeline time", f"{share:.0%}"),
     ]
 
 

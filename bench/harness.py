@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from bench import postgres
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, POSTGRES, Job
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, POSTGRES, REFERENCE, Job
 from bench.reference import count_rows
 from sandbox import GeneratedSession, RequestRecord, SandboxApp, generate_sessions, make_bot_ids
 
@@ -152,7 +152,7 @@ def loaded_rows(job: Job) -> tuple[int, int]:
     check's own memory is not the child's."""
     if job.destination == POSTGRES:
         return postgres.count_rows(str(job.postgres_url), job.dataset)
-    table = f"{job.dataset}.sessions" if job.kind == PIPELINE else "sessions"
+    table = "sessions" if job.kind == REFERENCE else f"{job.dataset}.sessions"
     with duckdb.connect(str(job.duckdb_path), read_only=True) as connection:
         return count_rows(connection, table)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 PIPELINE = "pipeline"
 REFERENCE = "reference"
+DLT_ONLY = "dlt_only"
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
 CLIENT_ID = "cs-bench"
@@ -25,7 +26,8 @@ class Job:
     """One load of the sandbox's sessions into a fresh DuckDB file or PostgreSQL schema, in a child.
 
     Attributes:
-        kind: ``pipeline`` (the real dlt pipeline) or ``reference`` (the floor: plain httpx + DuckDB).
+        kind: ``pipeline`` (the real dlt pipeline), ``reference`` (the floor: plain httpx +
+            DuckDB) or ``dlt_only`` (dlt's merge of the same sessions, handed over ready-made).
         host: Base URL of the sandbox server.
         bots: Bot ids to load.
         start: ISO start of the backfill.
@@ -36,7 +38,7 @@ class Job:
         requests_per_minute: Client-side limit per bot.
         requests_per_hour: Client-side hourly limit per bot.
         seconds_per_minute: Real seconds of one limiter minute.
-        windows: ``(bot, date_from, date_to, owned_after)`` windows to page (reference only).
+        windows: ``(bot, date_from, date_to, owned_after)`` windows to page (not the pipeline).
         workers: Threads of all bots' requests together (the reference; the pipeline has its own).
         destination: ``duckdb`` (a fresh file in ``workdir``) or ``postgres`` (the pipeline only).
         postgres_url: The PostgreSQL database of a ``postgres`` job.

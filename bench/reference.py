@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import httpx
@@ -57,6 +57,9 @@ FROM arrow_tbl
 """
 
 Window = tuple[str, str, str, str | None]
+# What a page's kept sessions are turned into: flat Arrow columns (the floor), or anything else.
+Shaped = TypeVar("Shaped")
+Shape = Callable[[list[dict[str, Any]]], Shaped]
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,10 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What one page gave: its kept sessions as a batch, the window's total and the page's size."""
+class Answer(Generic[Shaped]):
+    """What one page gave: its kept sessions shaped, the window's total and the page's size."""
 
-    batch: pa.RecordBatch
+    kept: Shaped
     total: int
     size: int
 
@@ -86,7 +89,7 @@ def run_reference(job: Job) -> dict[str, Any]:
         Seconds of the fetch, of the insert and in all, requests sent and rows loaded.
     """
     started = time.perf_counter()
-    batches, requests = fetch_all(job)
+    batches, requests = fetch_all(job, to_batch)
     fetched = time.perf_counter()
     table = pa.Table.from_batches(batches, schema=SCHEMA)
     insert(job, table)
@@ -100,23 +103,31 @@ def run_reference(job: Job) -> dict[str, Any]:
     }
 
 
-def fetch_all(job: Job) -> tuple[list[pa.RecordBatch], int]:
-    """Every page of every window: bots in parallel, ``max_in_flight`` a bot, ``workers`` in all."""
+def fetch_all(job: Job, shape: Shape[Shaped]) -> tuple[list[Shaped], int]:
+    """Every page of every window: bots in parallel, ``max_in_flight`` a bot, ``workers`` in all.
+
+    Args:
+        job: The job (``windows`` set).
+        shape: Turns the sessions a page keeps into what is returned for it.
+
+    Returns:
+        Each page's kept sessions, shaped, and the number of requests sent.
+    """
     queues: dict[str, deque[Page]] = {bot: deque() for bot in job.bots}
     for window in job.windows:
         queues[window[0]].append(Page(window, 0))
-    running: dict[Future[Answer], Page] = {}
-    batches: list[pa.RecordBatch] = []
+    running: dict[Future[Answer[Shaped]], Page] = {}
+    pages: list[Shaped] = []
     with httpx.Client(base_url=job.host, timeout=120) as client, ThreadPoolExecutor(job.workers) as pool:
-        fetch: Callable[[Page], Answer] = lambda page: fetch_page(client, job, page)  # noqa: E731
+        fetch: Callable[[Page], Answer[Shaped]] = lambda page: fetch_page(client, job, page, shape)  # noqa: E731
         while True:
             start_what_fits(pool, fetch, queues, running, job)
             if not running:
-                return batches, len(batches)
+                return pages, len(pages)
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 page, answer = running.pop(future), future.result()
-                batches.append(answer.batch)
+                pages.append(answer.kept)
                 if page.skip == 0 and answer.size:
                     rest = range(answer.size, answer.total, answer.size)
                     queues[page.window[0]].extend(Page(page.window, skip) for skip in rest)
@@ -124,9 +135,9 @@ def fetch_all(job: Job) -> tuple[list[pa.RecordBatch], int]:
 
 def start_what_fits(
     pool: ThreadPoolExecutor,
-    fetch: Callable[[Page], Answer],
+    fetch: Callable[[Page], Answer[Any]],
     queues: dict[str, deque[Page]],
-    running: dict[Future[Answer], Page],
+    running: dict[Future[Answer[Any]], Page],
     job: Job,
 ) -> None:
     """Start queued pages while their bot has fewer than ``max_in_flight`` running."""
@@ -140,20 +151,20 @@ def start_what_fits(
             busy[bot] = busy.get(bot, 0) + 1
 
 
-def fetch_page(client: httpx.Client, job: Job, page: Page) -> Answer:
-    """One page, its sessions kept when the window owns them."""
+def fetch_page(client: httpx.Client, job: Job, page: Page, shape: Shape[Shaped]) -> Answer[Shaped]:
+    """One page, its sessions kept when the window owns them, shaped."""
     bot, date_from, date_to, owned_after = page.window
     body = {"dateFrom": date_from, "dateTo": date_to, "skip": page.skip, "limit": job.page_size}
     response = client.post(f"/api/public/bot/{bot}/getSessions", json=body, headers={"auth": token()})
     response.raise_for_status()
     answer = orjson.loads(response.content)
     sessions = answer["sessions"]
-    return Answer(to_batch(sessions, owned_after), int(answer["total"]), len(sessions))
+    kept = [s for s in sessions if owned_after is None or s["start_time"] > owned_after]  # same text format
+    return Answer(shape(kept), int(answer["total"]), len(sessions))
 
 
-def to_batch(sessions: list[dict[str, Any]], owned_after: str | None) -> pa.RecordBatch:
-    """Flat columns of the sessions that started after ``owned_after`` (same text format)."""
-    kept = [s for s in sessions if owned_after is None or s["start_time"] > owned_after]
+def to_batch(kept: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Flat columns of a page's kept sessions."""
     columns = {column: [s.get(name) for s in kept] for name, column in FIELDS.items()}
     return pa.RecordBatch.from_pydict(columns, schema=SCHEMA)
 

@@ -1,6 +1,6 @@
 """Child process entry point: ``python -m bench.worker JOB.json RESULT.json``.
 
-Runs one job (the real pipeline or the reference) and writes its figures as JSON, so the
+Runs one job (the real pipeline, the reference or dlt alone) and writes its figures as JSON, so the
 parent can take the child's own peak RSS from ``os.wait4``.
 """
 
@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, PIPELINE, POSTGRES, Job
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, DLT_ONLY, PIPELINE, POSTGRES, Job
 
 
 def run_pipeline(job: Job) -> dict[str, Any]:
@@ -86,12 +86,16 @@ def own_peak_rss_kb() -> int:
 def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
     job = Job.load(Path(argv[0]))
-    if job.kind == PIPELINE:
+    if job.kind in (PIPELINE, DLT_ONLY):
         from sources.kore_sessions.heap import tune_process_heap
 
         tune_process_heap()  # as `kore-sessions` does at its start
     if job.kind == PIPELINE:
         result = run_pipeline(job)
+    elif job.kind == DLT_ONLY:
+        from bench.dlt_only import run_dlt_only
+
+        result = run_dlt_only(job)
     else:
         from bench.reference import run_reference
 

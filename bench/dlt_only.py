@@ -1,0 +1,68 @@
+"""dlt alone: the time dlt itself takes to merge the backfill, with nothing else to do.
+
+Every page of the floor's windows is fetched and turned into the pipeline's own Arrow tables
+first (`records.to_row`, `arrow.page_tables`, joined as the source joins them), untimed. Then
+only dlt is timed: extract, normalize and the merge load of those tables into a fresh DuckDB
+file with the pipeline's settings (`make_pipeline`), in one load package (the pipeline loads
+several, so this is a lower bound). No pipeline that merges through dlt can be faster than
+this; its ratio to the floor says how close to the floor any such pipeline can get.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from bench.jobs import Job
+from bench.reference import fetch_all
+
+# `_dlt_load_id` of the ready-made tables: dlt's load id is only known once its extract starts,
+# and the value does not change what the merge does.
+READY_MADE_LOAD_ID = "0000000000.000000"
+
+
+def run_dlt_only(job: Job) -> dict[str, Any]:
+    """Fetch and transform every window of the job untimed, then time dlt's merge of it.
+
+    Args:
+        job: The job (``windows`` set, as the floor's).
+
+    Returns:
+        Seconds of dlt's run, seconds of the untimed preparation, requests and sessions.
+    """
+    from pipelines.kore_sessions_pipeline import PREFERRED_FILE_FORMAT, make_pipeline
+    from sources.kore_sessions import batched_tables
+    from sources.kore_sessions.arrow import table_hints
+    from sources.kore_sessions.records import to_row
+    from sources.kore_sessions.settings import SESSIONS_TABLE
+
+    prepared = time.perf_counter()
+    pages, requests = fetch_all(job, lambda kept: [to_row(raw) for raw in kept])
+    tables = list(batched_tables(pages, READY_MADE_LOAD_ID))
+    sessions = sum(table.num_rows for name, table in tables if name == SESSIONS_TABLE)
+    hints = table_hints()
+
+    @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
+    def ready_made() -> Iterator[Any]:
+        for name, table in tables:
+            yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+
+    started = time.perf_counter()
+    pipeline = make_pipeline(
+        job.destination,
+        dataset_name=job.dataset,
+        pipelines_dir=Path(job.workdir) / "pipelines",
+        duckdb_path=job.duckdb_path,
+    )
+    pipeline.run(ready_made(), loader_file_format=PREFERRED_FILE_FORMAT)
+    done = time.perf_counter()
+    return {
+        "seconds": done - started,
+        "prepare_seconds": started - prepared,
+        "requests": requests,
+        "sessions": sessions,
+    }
