@@ -142,7 +142,12 @@ def _lookup(commands: Any) -> None:
     lookup = commands.add_parser("lookup", help="print sessions as the API has them now, loading nothing")
     wanted = lookup.add_mutually_exclusive_group(required=True)
     wanted.add_argument("--session-id", dest="session_ids", action="append", help="a session id (repeatable)")
-    wanted.add_argument("--call-id", help="an external voice call id (the API's callId filter)")
+    wanted.add_argument(
+        "--call-id",
+        dest="call_ids",
+        action="append",
+        help="an external voice call id, the API's callId filter (repeatable)",
+    )
     lookup.add_argument(
         "--days", type=positive_int, default=7, help="days a call id is looked for in (default 7)"
     )

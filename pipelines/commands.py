@@ -21,7 +21,7 @@ from sources.kore_sessions.settings import SESSIONS_TABLE
 from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
 from .console import recent_containment_lines
 from .export import export_marts
-from .failures import EXIT_DIFFERENCES
+from .failures import EXIT_DIFFERENCES, EXIT_NOT_FOUND
 from .kore_sessions_pipeline import (
     PIPELINE_NAME,
     check_dataset_name,
@@ -234,14 +234,14 @@ def command_forget(args: argparse.Namespace) -> int:
 
 def command_lookup(args: argparse.Namespace) -> int:
     """`kore-sessions lookup`: sessions by id or call id as the API has them, one JSON a line."""
-    from .lookup import by_call_id, by_session_ids
+    from .lookup import by_call_ids, by_session_ids
 
     options = resolve_options(**source_overrides(args))
     config = options.run_config()
     with options.open_client(str(pipelines_folder(args.pipelines_dir))) as client:  # load's budget
-        if args.call_id:
-            found = by_call_id(
-                client, config.bot_keys, args.call_id, config.clock(), args.days, config.page_size
+        if args.call_ids:
+            found = by_call_ids(
+                client, config.bot_keys, args.call_ids, config.clock(), args.days, config.page_size
             )
         else:
             found = by_session_ids(client, config.bot_keys, args.session_ids)
@@ -249,6 +249,7 @@ def command_lookup(args: argparse.Namespace) -> int:
         print(json.dumps(session, sort_keys=True))
     if found.missing:
         print(f"not found: {', '.join(found.missing)}", file=sys.stderr)
+        return EXIT_NOT_FOUND
     return 0
 
 

@@ -18,10 +18,12 @@ from sources.kore_sessions import ConfigError, InvalidRecordError, KoreApiError
 from .redaction import RedactingFilter
 
 # Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
-# 3 the audit found (or left) differences.
+# 3 the command ran but its answer is incomplete: the audit found (or left) differences, a
+# lookup did not find every id (scripts tell "not there" from "could not ask").
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_DIFFERENCES = 3
+EXIT_NOT_FOUND = 3
 # The logger every progress line goes through.
 LOGGER_NAME = "kore_sessions"
 

@@ -43,16 +43,25 @@ def by_session_ids(client: KoreClient, bot_keys: Sequence[str], session_ids: Seq
     return found
 
 
-def by_call_id(
-    client: KoreClient, bot_keys: Sequence[str], call_id: str, now: datetime, days: int, page_size: int
+def by_call_ids(
+    client: KoreClient,
+    bot_keys: Sequence[str],
+    call_ids: Sequence[str],
+    now: datetime,
+    days: int,
+    page_size: int,
 ) -> Found:
-    """Sessions of one voice call, through the API's `callId` filter over the last `days`."""
-    found = Found()
-    for bot in bot_keys:
-        for window in plan_windows(now - timedelta(days=days), now, timedelta(days=6)):
-            pages = window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
-            found.sessions += [session for page in pages for session in page.sessions]
-    unique = {session.get("sessionId"): session for session in found.sessions}
-    found.sessions = list(unique.values())
-    found.missing = [] if found.sessions else [call_id]
-    return found
+    """Sessions of voice calls, through the API's `callId` filter over the last `days`."""
+    unique: dict[Any, dict[str, Any]] = {}
+    missing = []
+    for call_id in dict.fromkeys(call_ids):
+        sessions = [
+            session
+            for bot in bot_keys
+            for window in plan_windows(now - timedelta(days=days), now, timedelta(days=6))
+            for page in window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
+            for session in page.sessions
+        ]
+        unique.update((session.get("sessionId"), session) for session in sessions)
+        missing += [] if sessions else [call_id]
+    return Found(list(unique.values()), missing)

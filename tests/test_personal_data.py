@@ -110,7 +110,7 @@ def test_lookup_prints_sessions_as_the_api_has_them(live_server: SandboxServer, 
         env,
         tmp_path,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, "an id not found: the answer is incomplete"
     printed = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(printed, key=lambda s: s["sessionId"]) == sorted(
         [v for v in views if v["sessionId"] in wanted], key=lambda s: s["sessionId"]
@@ -123,3 +123,10 @@ def test_lookup_prints_sessions_as_the_api_has_them(live_server: SandboxServer, 
     assert by_call.returncode == 0, by_call.stderr
     assert [json.loads(line)["sessionId"] for line in by_call.stdout.splitlines()] == [voice["sessionId"]]
     assert all(r.query.get("callId") == call_id for r in live_server.requests if r.query.get("callId"))
+    two_calls = kore(
+        ["lookup", "--call-id", "no-such-call", "--call-id", call_id, "--days", "6"], env, tmp_path
+    )
+    assert two_calls.returncode == 3, two_calls.stderr
+    assert [json.loads(line)["sessionId"] for line in two_calls.stdout.splitlines()] == [voice["sessionId"]]
+    assert two_calls.stderr.strip().splitlines()[-1] == "not found: no-such-call"
+    assert {r.query.get("callId") for r in live_server.requests} >= {call_id, "no-such-call"}
