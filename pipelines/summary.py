@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sources.kore_sessions import SourceRun
+from sources.kore_sessions.timestamps import format_api_timestamp
 
 
 @dataclass
@@ -93,4 +94,17 @@ class LoadSummary:
             lines.append(f"loaded as {self.packages} packages, each committed with its state")
         if self.pending_packages_finished:
             lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
+        if self.run.earlier_start:
+            lines.append(self.earlier_start_line())
         return lines
+
+    def earlier_start_line(self) -> str:
+        """What to do when start_date lies before what bots with state have loaded."""
+        start = format_api_timestamp(min(start for start, _ in self.run.earlier_start.values()))
+        loaded_from = [loaded for _, loaded in self.run.earlier_start.values()]
+        first, last = format_api_timestamp(min(loaded_from)), format_api_timestamp(max(loaded_from))
+        return (
+            f"start {start} is before what {len(loaded_from)} bot(s) loaded first (from {first}): "
+            f"a run with state goes on from its cursor; load the earlier range once with "
+            f"--start {start} --end {last}"
+        )

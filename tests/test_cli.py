@@ -46,6 +46,30 @@ def test_flags_override_config(live_server: SandboxServer, tmp_path: Path) -> No
     assert {r.bot_id for r in live_server.requests} == {BOTS[0]}
 
 
+def test_an_earlier_start_on_a_pipeline_with_state_says_how_to_load_that_range(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """A run with state goes on from its cursor; it names the range `--start` asked for and did
+    not load, and the bounded backfill it prints loads exactly that range."""
+    env = cli_env(live_server, tmp_path)
+    later = REAL_NOW - timedelta(days=2)
+    first = kore(["load", "--start", later.isoformat()], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "before what" not in first.stdout, "a first run has nothing to say about it"
+    first_load = loaded(tmp_path)
+    assert first_load and len(first_load) < len(expected(live_server)), "the first run left older sessions"
+    earlier = kore(["load"], env, tmp_path)  # the configured start_date: 6 days back
+    assert earlier.returncode == 0, earlier.stderr
+    notice = next(line for line in earlier.stdout.splitlines() if "before what" in line)
+    assert f"before what {len(BOTS)} bot(s) loaded first" in notice
+    assert set(loaded(tmp_path)) == set(first_load), "an incremental run does not go back"
+    bounded = notice.split("load the earlier range once with ")[1].split()
+    backfill = kore(["load", *bounded], env, tmp_path)
+    assert backfill.returncode == 0, backfill.stderr
+    assert "before what" not in backfill.stdout
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+
+
 @pytest.mark.parametrize(
     ("args", "env_change", "message"),
     [

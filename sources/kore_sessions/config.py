@@ -60,7 +60,8 @@ class RepairPlan:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one run needs to know, checked."""
+    """Everything one run needs to know, checked (`start_date_given`: start_date was configured,
+    not the default)."""
 
     host: str
     bot_keys: tuple[str, ...]
@@ -75,6 +76,7 @@ class RunConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
     repair: RepairPlan | None = None
+    start_date_given: bool = False
 
     @property
     def bounded(self) -> bool:
@@ -144,6 +146,7 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
     end = parse_date_setting("end_date", options.end_date)
     if end is not None and start is None:
         raise ConfigError("end_date needs a start_date: a bounded backfill has both ends")
+    start_date_given = start is not None
     if start is None:
         start = clock() - timedelta(days=DEFAULT_BACKFILL_DAYS)
     elif start > clock() + CLOCK_SKEW_ALLOWANCE:
@@ -170,6 +173,7 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
         clock=clock,
         max_in_flight=int(options.max_in_flight),
         windows_per_run=int(options.windows_per_run),
+        start_date_given=start_date_given,
     )
 
 

@@ -42,11 +42,17 @@ class BotState:
     def incremental_start(self, config: RunConfig) -> datetime:
         """Where this package's windows begin: `start_date` on the first run (kept as
         `loaded_from`), else the cursor less the lookback, or where this run's previous package
-        stopped. A cursor of the first version (the loader's clock) is read a window behind."""
+        stopped. A cursor of the first version (the loader's clock) is read a window behind.
+        A configured `start_date` before `loaded_from` does not move a run with state back:
+        the run records it (`earlier_start`) so the summary can say how to load that range."""
         cursor = parse_timestamp(self.state.get("cursor"))
         if cursor is None:
             self.state.setdefault("loaded_from", format_api_timestamp(config.start_date))
-        elif self.state.get("version") != STATE_VERSION:
+            return incremental_start(None, config.start_date, config.lookback, self.bot.walked_through)
+        loaded_from = parse_timestamp(self.state.get("loaded_from"))
+        if config.start_date_given and loaded_from is not None and config.start_date < loaded_from:
+            self.run.earlier_start[self.bot_key] = (config.start_date, loaded_from)
+        if self.state.get("version") != STATE_VERSION:
             cursor -= config.window_span
         return incremental_start(cursor, config.start_date, config.lookback, self.bot.walked_through)
 

@@ -81,6 +81,8 @@ class SourceRun:
         server_clock: The server's clock as its answers showed it.
         bot_keys: The bots the source covers (`*`: every bot of the account), set by the source.
         erased: Hashed ids (`erased_key`) of sessions a user had erased: never loaded again.
+        earlier_start: Bots with state whose loaded range begins after the configured
+            start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -91,6 +93,7 @@ class SourceRun:
     server_clock: ServerClock = field(default_factory=ServerClock)
     bot_keys: tuple[str, ...] = ()
     erased: frozenset[str] = frozenset()
+    earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -117,6 +120,7 @@ class SourceRun:
         self.client.reset()
         self.legacy_bots.clear()
         self.undocumented_containment.clear()
+        self.earlier_start.clear()
 
     def is_erased(self, session_id: str) -> bool:
         """Whether a user had this session erased (it must not be loaded again)."""
