@@ -30,7 +30,9 @@ DEMO_BOTS = (
 )
 # The sandbox caps pages at this size, so the demo shows paging at work.
 DEMO_PAGE_CAP = 250
-# The clock moves this far between the demo's first and second run.
+# The sandbox's clock starts this far behind the real clock and moves to it between the demo's
+# two runs: the second run loads what the API shows at the real now, so the report's "data as
+# of" (the newest load) is after every session it shows.
 DEMO_CLOCK_STEP = timedelta(minutes=150)
 DATABASE_FILE = "kore_warehouse.duckdb"
 REPORT_FILE = "kore_containment_report.html"
@@ -54,8 +56,8 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
     """
     target = Path(folder).resolve()
     _reset(target)
-    now = datetime.now(UTC).replace(microsecond=0)
-    sessions = _demo_sessions(now, days, per_day)
+    sandbox_now = datetime.now(UTC).replace(microsecond=0) - DEMO_CLOCK_STEP
+    sessions = _demo_sessions(sandbox_now, days, per_day)
     client_id, client_secret = f"cs-demo-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     app = SandboxApp(client_id=client_id, client_secret=client_secret, kind="bot")
     credentials = KoreCredentials(client_id=client_id, client_secret=client_secret)
@@ -64,10 +66,10 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
     )
     options = {
         "bot_ids": list(DEMO_BOTS),
-        "start_date": (now - timedelta(days=days)).isoformat(),
+        "start_date": (sandbox_now - timedelta(days=days)).isoformat(),
         "credentials": credentials,
     }
-    with SandboxServer(sessions, apps=[app], now=now, page_cap=DEMO_PAGE_CAP) as server:
+    with SandboxServer(sessions, apps=[app], now=sandbox_now, page_cap=DEMO_PAGE_CAP) as server:
         print(f"sandbox Kore.ai API on {server.url}: {len(DEMO_BOTS)} bots, {days} days")
         options["host"] = server.url
         for step, title in enumerate(("first run: backfill", "second run: incremental")):

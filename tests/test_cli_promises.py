@@ -50,11 +50,12 @@ def window_requests(server: SandboxServer, bot: str) -> list[Any]:
 def demo_sandboxes(first: datetime, last: datetime, demo_days: int, per_day: int) -> list[SandboxServer]:
     """The sandboxes the demo may have served, as they stood at its end (not started: only their
     views are read). The demo generates its sessions from a fixed seed and the second it
-    started in, some second in [first, last]."""
+    started in, some second in [first, last]; its sandbox's clock starts DEMO_CLOCK_STEP before
+    that second and ends at it."""
     found = []
     moment = first.replace(microsecond=0)
     while moment <= last:
-        found.append(SandboxServer(_demo_sessions(moment, demo_days, per_day), now=moment + DEMO_CLOCK_STEP))
+        found.append(SandboxServer(_demo_sessions(moment - DEMO_CLOCK_STEP, demo_days, per_day), now=moment))
         moment += timedelta(seconds=1)
     return found
 
@@ -63,7 +64,8 @@ def test_demo_runs_end_to_end_and_loads_what_its_sandbox_served(tmp_path: Path) 
     """`kore-sessions demo --dir d --days 2 --per-day 10` in an empty folder: exit 0, the DuckDB
     file, the pipeline state and the HTML report are written there, the sessions table holds
     exactly what the demo's sandbox served after its clock moved on (open sessions closed as
-    it shows them), and the daily mart counts what the dashboards count."""
+    it shows them), the daily mart counts what the dashboards count, and the data is as of a
+    time after its newest session."""
     outside = ("SOURCES__", "DESTINATION__", "MODELS__")
     env = {k: v for k, v in os.environ.items() if not k.startswith(outside)}
     env.update(DLT_DATA_DIR=str(tmp_path / "dlt_home"), RUNTIME__DLTHUB_TELEMETRY="false")
@@ -86,6 +88,12 @@ def test_demo_runs_end_to_end_and_loads_what_its_sandbox_served(tmp_path: Path) 
     served = matching[0]
     total = rows(database, "SELECT SUM(sessions) FROM kore_sessions.fct_containment_daily")
     assert total == [(counted_in_sandbox(served),)]
+    [(newest_session, data_as_of)] = rows(
+        database,
+        "SELECT (SELECT MAX(start_time) FROM kore_sessions.sessions), "
+        "(SELECT MAX(inserted_at) FROM kore_sessions._dlt_loads WHERE status = 0)",
+    )
+    assert newest_session <= data_as_of, "the report's 'data as of' comes after every session it shows"
 
 
 # --- warehouse and output flags ----------------------------------------------------------------
