@@ -16,7 +16,6 @@ import dlt
 from sources.kore_sessions import ConfigError, SourceRun, kore_sessions, resolve_options
 from sources.kore_sessions.config import parse_date_setting
 from sources.kore_sessions.options import option_names
-from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
 from .console import recent_containment_lines
@@ -26,11 +25,11 @@ from .kore_sessions_pipeline import (
     PIPELINE_NAME,
     check_dataset_name,
     check_pipeline_name,
-    count_rows,
     duckdb_file,
     inspect_command,
     load_sessions,
     make_pipeline,
+    models_unbuildable,
 )
 from .leftovers import loaded_anything, nothing_left_if_failed, run_files
 from .lock import pipeline_lock, pipelines_folder
@@ -113,7 +112,7 @@ def command_load(args: argparse.Namespace) -> int:
         if args.pipelines_dir or pipeline_name(args) != PIPELINE_NAME:  # dlt's CLI looks elsewhere
             print(f"inspect: {inspect_command(opened[0])}")
         if settings is not None:
-            build_after_load(opened[0], settings, args.destination)
+            build_after_load(opened[0], settings)
     return 0
 
 
@@ -130,13 +129,11 @@ def pipeline_turn(
         yield
 
 
-def build_after_load(pipeline: dlt.Pipeline, settings: ModelSettings, destination: str) -> None:
+def build_after_load(pipeline: dlt.Pipeline, settings: ModelSettings) -> None:
     """Rebuild the models after a load, where the warehouse has sessions and a SQL client."""
-    loaded = count_rows(pipeline, SESSIONS_TABLE)
-    if loaded is None:
-        print(f"models: not built, destination {destination} has no SQL client")
-    elif loaded == 0:
-        print("models: not built, no sessions loaded yet")
+    why_not = models_unbuildable(pipeline)
+    if why_not:
+        print(f"models: not built, {why_not}")
     else:
         for line in build_models(pipeline, settings).lines():
             print(line)

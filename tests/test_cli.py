@@ -46,6 +46,13 @@ def test_flags_override_config(live_server: SandboxServer, tmp_path: Path) -> No
     assert {r.bot_id for r in live_server.requests} == {BOTS[0]}
 
 
+def test_a_load_that_found_no_session_says_why_the_models_are_not_built(tmp_path: Path) -> None:
+    with SandboxServer([], apps=make_apps(), now=REAL_NOW, bot_ids=BOTS) as empty:
+        result = kore(["load"], cli_env(empty, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "models: not built, no sessions loaded yet" in result.stdout.splitlines()
+
+
 def test_an_earlier_start_on_a_pipeline_with_state_says_how_to_load_that_range(
     live_server: SandboxServer, tmp_path: Path
 ) -> None:

@@ -31,16 +31,15 @@ from dlt.common.configuration.specs import BaseConfiguration
 
 from sources.kore_sessions import ConfigError, SourceRun, kore_sessions
 from sources.kore_sessions.config import parse_bot_ids
-from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from ..failures import EXIT_CONFIG, describe_failure, setup_logging
 from ..kore_sessions_pipeline import (
     DEFAULT_DATASET,
     PIPELINE_NAME,
     check_pipeline_name,
-    count_rows,
     load_sessions,
     make_pipeline,
+    models_unbuildable,
 )
 from ..lock import pipeline_lock
 from ..model_settings import ModelSettings
@@ -203,10 +202,9 @@ def build_containment_models(settings: OrchestrationSettings) -> dict[str, Any]:
     """`kore-sessions models` once the partitions have loaded; returns the asset's metadata."""
     with pipeline_lock(settings.pipelines_dir, PIPELINE_NAME, f"dagster {MODELS_ASSET}"):
         pipeline = warehouse_pipeline(settings, PIPELINE_NAME)
-        loaded = count_rows(pipeline, SESSIONS_TABLE)
-        if not loaded:
-            why = "no sessions loaded yet" if loaded == 0 else f"{settings.destination} has no SQL client"
-            return {"built": False, "reason": why}
+        why_not = models_unbuildable(pipeline)
+        if why_not:
+            return {"built": False, "reason": why_not}
         built = build_models(pipeline, ModelSettings.from_config())
     return {
         "built": True,
