@@ -141,11 +141,14 @@ def _lookup(commands: Any) -> None:
     """`lookup`: sessions as the API has them now."""
     lookup = commands.add_parser("lookup", help="print sessions as the API has them now, loading nothing")
     wanted = lookup.add_mutually_exclusive_group(required=True)
-    wanted.add_argument("--session-id", dest="session_ids", action="append", help="a session id (repeatable)")
+    wanted.add_argument(
+        "--session-id", dest="session_ids", action="append", type=an_id, help="a session id (repeatable)"
+    )
     wanted.add_argument(
         "--call-id",
         dest="call_ids",
         action="append",
+        type=an_id,
         help="an external voice call id, the API's callId filter (repeatable)",
     )
     lookup.add_argument(
@@ -201,6 +204,13 @@ def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
     command.add_argument("--duckdb-file", help=f"DuckDB database file (default ./{DEFAULT_DUCKDB_FILE})")
+
+
+def an_id(text: str) -> str:
+    """An argparse type: an id, not blank (a blank `callId` would filter nothing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    return text.strip()
 
 
 def positive_int(text: str) -> int:

@@ -20,7 +20,7 @@ from sources.kore_sessions.options import option_names
 from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
 from .console import recent_containment_lines
 from .export import export_marts
-from .failures import EXIT_DIFFERENCES, EXIT_NOT_FOUND
+from .failures import EXIT_INCOMPLETE
 from .kore_sessions_pipeline import (
     PIPELINE_NAME,
     check_dataset_name,
@@ -29,12 +29,11 @@ from .kore_sessions_pipeline import (
     inspect_command,
     load_sessions,
     make_pipeline,
-    models_unbuildable,
 )
 from .leftovers import loaded_anything, nothing_left_if_failed, run_files
 from .lock import pipeline_lock, pipelines_folder
 from .model_settings import ModelSettings
-from .models import ModelError, build_models
+from .models import ModelError, build_models, models_unbuildable
 from .report import write_report
 
 # File `kore-sessions report` writes when no --output is given.
@@ -152,7 +151,7 @@ def command_audit(args: argparse.Namespace) -> int:
         result = Auditor(opened[0], options, overrides).run(audit_range, repair=args.repair)
     for line in result.lines():
         print(line)
-    return EXIT_DIFFERENCES if result.differing else 0
+    return EXIT_INCOMPLETE if result.differing else 0
 
 
 def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
@@ -246,7 +245,7 @@ def command_lookup(args: argparse.Namespace) -> int:
         print(json.dumps(session, sort_keys=True))
     if found.missing:
         print(f"not found: {', '.join(found.missing)}", file=sys.stderr)
-        return EXIT_NOT_FOUND
+        return EXIT_INCOMPLETE
     return 0
 
 

@@ -22,8 +22,7 @@ from .redaction import RedactingFilter
 # lookup did not find every id (scripts tell "not there" from "could not ask").
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-EXIT_DIFFERENCES = 3
-EXIT_NOT_FOUND = 3
+EXIT_INCOMPLETE = 3
 # The logger every progress line goes through.
 LOGGER_NAME = "kore_sessions"
 

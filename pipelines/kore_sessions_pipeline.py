@@ -220,14 +220,6 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
     return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
 
 
-def models_unbuildable(pipeline: dlt.Pipeline) -> str | None:
-    """Why the models cannot be built on the pipeline's dataset yet, or None when they can."""
-    loaded = count_rows(pipeline, SESSIONS_TABLE)
-    if loaded is None:
-        return f"destination {pipeline.destination.destination_name} has no SQL client"
-    return "no sessions loaded yet" if loaded == 0 else None
-
-
 def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -> int | None:
     """Rows of a table in the destination (of these bots only, if any are named); 0 if it does
     not exist yet, None if not countable."""

@@ -17,7 +17,7 @@ from sources.kore_sessions import KoreClient
 from sources.kore_sessions.paging import PageCap
 from sources.kore_sessions.refresh import window_pages
 from sources.kore_sessions.settings import MAX_IDS_PER_LOOKUP
-from sources.kore_sessions.windows import plan_windows
+from sources.kore_sessions.windows import Window, plan_windows
 
 
 @dataclass
@@ -52,16 +52,25 @@ def by_call_ids(
     page_size: int,
 ) -> Found:
     """Sessions of voice calls, through the API's `callId` filter over the last `days`."""
+    windows = plan_windows(now - timedelta(days=days), now, timedelta(days=6))
     unique: dict[Any, dict[str, Any]] = {}
     missing = []
     for call_id in dict.fromkeys(call_ids):
-        sessions = [
-            session
-            for bot in bot_keys
-            for window in plan_windows(now - timedelta(days=days), now, timedelta(days=6))
-            for page in window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
-            for session in page.sessions
-        ]
+        sessions = call_sessions(client, bot_keys, windows, call_id, page_size)
+        if not sessions:
+            missing.append(call_id)
         unique.update((session.get("sessionId"), session) for session in sessions)
-        missing += [] if sessions else [call_id]
     return Found(list(unique.values()), missing)
+
+
+def call_sessions(
+    client: KoreClient, bot_keys: Sequence[str], windows: Sequence[Window], call_id: str, page_size: int
+) -> list[dict[str, Any]]:
+    """The sessions of one voice call in the windows, on each bot's route."""
+    return [
+        session
+        for bot in bot_keys
+        for window in windows
+        for page in window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
+        for session in page.sessions
+    ]

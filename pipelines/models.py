@@ -26,6 +26,7 @@ from sources.kore_sessions.schema import child_sql_columns
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from .failures import ActionableError
+from .kore_sessions_pipeline import count_rows
 from .lock import warehouse_turn
 from .model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
 
@@ -234,6 +235,14 @@ def settings_statement(settings: ModelSettings, dialect: str, schema: str, built
         expression=query,
     )
     return create.sql(dialect=dialect, identify=True)
+
+
+def models_unbuildable(pipeline: dlt.Pipeline) -> str | None:
+    """Why the models cannot be built on the pipeline's dataset yet, or None when they can."""
+    loaded = count_rows(pipeline, SESSIONS_TABLE)
+    if loaded is None:
+        return f"destination {pipeline.destination.destination_name} has no SQL client"
+    return "no sessions loaded yet" if loaded == 0 else None
 
 
 def build_models(

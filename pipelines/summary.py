@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sources.kore_sessions import SourceRun
+from sources.kore_sessions.settings import ALL_BOTS_KEY
 from sources.kore_sessions.timestamps import format_api_timestamp
 
 
@@ -99,12 +100,16 @@ class LoadSummary:
         return lines
 
     def earlier_start_line(self) -> str:
-        """What to do when start_date lies before what bots with state have loaded."""
-        start = format_api_timestamp(min(start for start, _ in self.run.earlier_start.values()))
-        loaded_from = [loaded for _, loaded in self.run.earlier_start.values()]
+        """What to do when start_date lies before what bots with state have loaded: one bounded
+        backfill up to the latest `loaded_from` of them (bots that began earlier merge again
+        what they hold, which changes nothing)."""
+        earlier = self.run.earlier_start
+        start = format_api_timestamp(min(start for start, _ in earlier.values()))
+        loaded_from = [loaded for _, loaded in earlier.values()]
         first, last = format_api_timestamp(min(loaded_from)), format_api_timestamp(max(loaded_from))
+        who = "the account's bots" if ALL_BOTS_KEY in earlier else f"{len(earlier)} bot(s)"
         return (
-            f"start {start} is before what {len(loaded_from)} bot(s) loaded first (from {first}): "
+            f"start {start} is before what {who} loaded first (from {first}): "
             f"a run with state goes on from its cursor; load the earlier range once with "
             f"--start {start} --end {last}"
         )

@@ -75,6 +75,9 @@ def test_an_earlier_start_on_a_pipeline_with_state_says_how_to_load_that_range(
     assert backfill.returncode == 0, backfill.stderr
     assert "before what" not in backfill.stdout
     assert normalized(loaded(tmp_path)) == expected(live_server)
+    again = kore(["load"], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "before what" not in again.stdout, "the backfill moved loaded_from back: nothing left to say"
 
 
 @pytest.mark.parametrize(

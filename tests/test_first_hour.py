@@ -143,6 +143,8 @@ MISTAKES = [
     (["models", "--dataset", "1abc"], CONFIGURED, 2, ["dataset name '1abc' cannot be used"]),
     (["load", "--retry-deadline", "0"], CONFIGURED, 2, ["retry_deadline must be at least 1"]),
     (["demo", "--per-day", "0"], CONFIGURED, 2, ["--per-day", "at least 1"]),
+    (["lookup", "--call-id", " "], CONFIGURED, 2, ["--call-id", "must not be blank"]),
+    (["lookup", "--session-id", ""], CONFIGURED, 2, ["--session-id", "must not be blank"]),
     (["load", "--duckdb-file", "new/x.duckdb"], CONFIGURED, 1, ["cannot connect to http://127.0.0.1:9"]),
     (
         ["load"],

@@ -39,11 +39,10 @@ from ..kore_sessions_pipeline import (
     check_pipeline_name,
     load_sessions,
     make_pipeline,
-    models_unbuildable,
 )
 from ..lock import pipeline_lock
 from ..model_settings import ModelSettings
-from ..models import build_models
+from ..models import build_models, models_unbuildable
 from ..redaction import known_secrets, redact
 from ..summary import LoadSummary
 

@@ -80,7 +80,7 @@ class RunConfig:
 
     @property
     def bounded(self) -> bool:
-        """A backfill with an end (or a repair) leaves the incremental state alone."""
+        """A backfill with an end (or a repair) leaves the cursor alone."""
         return self.end_date is not None or self.repair is not None
 
 

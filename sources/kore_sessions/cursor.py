@@ -5,7 +5,8 @@ bot key (`*` on the admin route):
 - `cursor`: the newest `start_time` the server has shown in windows that are complete together
   with every window before them. It follows the server's data, never the loader's clock, so a
   server whose clock lags (or sessions it shows late) cannot leave sessions behind it.
-- `loaded_from`: where the first backfill began (the audit checks nothing before it).
+- `loaded_from`: where the loaded range begins: the first backfill's start, moved back by a
+  bounded backfill that reaches it (the audit checks nothing before it).
 - `server_seen`: the newest `start_time` the server has shown (for any bot of the run), a
   lower bound of the server's clock for the rules that depend on it.
 - `open_sessions`: `{session_id: start_time}` of sessions last seen active, refreshed on every
@@ -103,6 +104,14 @@ class BotState:
     def save_open_sessions(self) -> None:
         """Write the open sessions into the state."""
         self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
+
+    def bounded_backfill_loaded(self, start: datetime, end: datetime) -> None:
+        """A bounded backfill of `[start, end]` is loaded: when it reaches the loaded range
+        (`loaded_from` within it), that range now begins at `start`. One that leaves a gap
+        before `loaded_from` changes nothing: the gap was never loaded."""
+        loaded_from = parse_timestamp(self.state.get("loaded_from"))
+        if loaded_from is not None and start < loaded_from <= end:
+            self.state["loaded_from"] = format_api_timestamp(start)
 
     def finish_run(self) -> None:
         """At the end of the bot's incremental run: the server's clock as its answers showed it,

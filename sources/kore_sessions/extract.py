@@ -110,7 +110,9 @@ class BotExtractor:
             if self.config.repair is not None and self.listed is not None:
                 held = self.config.repair.held_ids.get(self.bot_key, frozenset())
                 yield from self.refresher.verify_held(held, self.listed)
-            elif not self.config.bounded:
+            elif self.config.end_date is not None:
+                self.state.bounded_backfill_loaded(self.config.start_date, self.config.end_date)
+            else:
                 yield from self.refresher.refresh_open_sessions()
                 self.state.finish_run()
             bot.finished = True

@@ -52,7 +52,7 @@ class KoreSessionsOptions(BaseConfiguration):
         bot_ids: One or more bot ids (a list, a JSON list or a comma-separated string).
         all_bots: Use the Admin Console route that covers every bot of the account.
         start_date: Where the first backfill starts when there is no state (default 30 days ago).
-        end_date: With start_date, a bounded backfill that leaves the incremental state alone.
+        end_date: With start_date, a bounded backfill that leaves the cursor alone.
         page_size: Sessions asked for per request (the server may cap it).
         window_hours: Span of one request's window, under 7 days.
         lookback_minutes: How far behind its cursor each run reads again, for late arrivals.
