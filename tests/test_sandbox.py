@@ -407,6 +407,14 @@ def test_legacy_shape(generated: list[GeneratedSession]) -> None:
 # faults, latency, rate limits ---------------------------------------------------
 
 
+def test_clear_faults_drops_queued_faults_and_random_rates(server: SandboxServer) -> None:
+    server.inject("500", count=3)
+    server.set_fault_rates({"503": 1.0})
+    server.clear_faults()
+    assert [call(server).status_code for _ in range(3)] == [200, 200, 200]
+    assert [r.fault for r in server.requests] == [None, None, None]
+
+
 def test_each_fault_kind_is_seen_by_a_client(server: SandboxServer) -> None:
     server.fault_latency = 0.3
     server.inject("429")
