@@ -60,20 +60,18 @@ class RequestPool(Generic[Tag]):
         busy: dict[str, int] = {}
         for owner, _ in self._running.values():
             busy[owner] = busy.get(owner, 0) + 1
-        started = True
-        while started and len(self._running) < self.max_workers:
-            started = False
-            for owner in sorted(
-                self._pending, key=lambda name: (busy.get(name, 0), self._served.get(name, -1))
-            ):
-                queue = self._pending[owner]
-                if queue and busy.get(owner, 0) < self.per_owner and len(self._running) < self.max_workers:
-                    tag, call = queue.popleft()
-                    self._running[self._executor.submit(call)] = (owner, tag)
-                    busy[owner] = busy.get(owner, 0) + 1
-                    self._served[owner] = self._starts
-                    self._starts += 1
-                    started = True
+        while len(self._running) < self.max_workers:
+            ready = [
+                name for name, queue in self._pending.items() if queue and busy.get(name, 0) < self.per_owner
+            ]
+            if not ready:
+                return
+            owner = min(ready, key=lambda name: (busy.get(name, 0), self._served.get(name, -1)))
+            tag, call = self._pending[owner].popleft()
+            self._running[self._executor.submit(call)] = (owner, tag)
+            busy[owner] = busy.get(owner, 0) + 1
+            self._served[owner] = self._starts
+            self._starts += 1
 
     def close(self) -> None:
         """Drop what is queued, cancel what has not started, and wait for the rest."""
