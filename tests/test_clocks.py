@@ -16,6 +16,7 @@ import pytest
 
 from sandbox import GeneratedSession, SandboxServer, generate_sessions
 from sources.kore_sessions.settings import CLOCK_SKEW_ALLOWANCE
+from sources.kore_sessions.timestamps import format_api_timestamp
 from sources.kore_sessions.windows import plan_windows
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps, tag_text
@@ -206,7 +207,6 @@ def test_a_cursor_from_before_it_followed_the_data_is_read_again_one_window_behi
     from sources.kore_sessions.extract import BotExtractor
     from sources.kore_sessions.options import KoreSessionsOptions
     from sources.kore_sessions.run import SourceRun
-    from sources.kore_sessions.timestamps import format_api_timestamp
 
     options = KoreSessionsOptions(
         host="http://127.0.0.1:9", bot_ids=[BOTS[0]], start_date=HISTORY_FROM, page_size=100, window_hours=48
@@ -219,3 +219,44 @@ def test_a_cursor_from_before_it_followed_the_data_is_read_again_one_window_behi
     state = {"cursor": format_api_timestamp(old_cursor), "version": 2}
     new = BotExtractor(None, BOTS[0], state, config, SourceRun())  # type: ignore[arg-type]
     assert new.windows[0].start == old_cursor - timedelta(minutes=60)
+
+
+@pytest.mark.parametrize(
+    "loader_ahead", [timedelta(hours=7), timedelta(hours=-3)], ids=["server-lags", "leads"]
+)
+def test_an_earlier_start_is_loaded_by_its_bounded_backfill_whichever_clock_is_ahead(
+    arriving: list[GeneratedSession], tmp_path: Path, loader_ahead: timedelta
+) -> None:
+    """A start_date moved back on a pipeline with state: the incremental run names the range
+    and leaves its cursor where the server's data put it; the bounded backfill of that range
+    loads it and moves `loaded_from` back; later runs, with sessions still arriving, lose
+    nothing and say nothing more."""
+    later_start = HISTORY_FROM + timedelta(days=5)
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        clock = ManualClock(NOW + loader_ahead)
+        loader.clock = clock
+        assert not loader.run(start_date=later_start.isoformat()).run.earlier_start
+        server.advance(timedelta(minutes=100))
+        clock.advance(timedelta(minutes=95))
+        noticed = loader.run(start_date=HISTORY_FROM.isoformat())
+        assert set(noticed.run.earlier_start) == set(BOTS)
+        assert any(
+            line.startswith(f"start {format_api_timestamp(HISTORY_FROM)} is before")
+            for line in noticed.lines()
+        )
+        [(oldest,)] = loader.query("SELECT MIN(start_time) FROM sessions")
+        assert oldest >= later_start, "no run went back"
+        cursors = {bot: loader.state()["bots"][bot]["cursor"] for bot in BOTS}
+        assert all(
+            loader.state()["bots"][bot]["loaded_from"] == format_api_timestamp(later_start) for bot in BOTS
+        )
+        loader.run(start_date=HISTORY_FROM.isoformat(), end_date=later_start.isoformat())
+        bots = loader.state()["bots"]
+        assert {bot: bots[bot]["cursor"] for bot in BOTS} == cursors, "a bounded backfill leaves the cursor"
+        assert all(bots[bot]["loaded_from"] == format_api_timestamp(HISTORY_FROM) for bot in BOTS)
+        server.advance(timedelta(minutes=100))
+        clock.advance(timedelta(minutes=97))
+        after = loader.run(start_date=HISTORY_FROM.isoformat())
+        assert not after.run.earlier_start
+        assert_matches_sandbox(loader, server, until=clock() + CLOCK_SKEW_ALLOWANCE)
