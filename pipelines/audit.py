@@ -1,19 +1,25 @@
 """`kore-sessions audit`: the warehouse's sessions per UTC day and bot against the API's counts.
 
-What is due: for each bot, the days from where its loading began (`loaded_from`) to its cursor
-(the newest session the server has shown); sessions after the cursor are not yet due, days
-older than the platform keeps (`retention_days`) are not checked. Each check is recorded in
-`kore_audit` for BI tools. `--repair` reloads exactly the ranges that differ as a bounded
-backfill (the incremental state stays where it is) and checks those days again.
+What is due: for each bot, the days from where its loading began (`loaded_from`, else the
+configured start) up to the later of its cursor (the newest session the server has shown it)
+and the settled time (now less a grace period): what the API shows as settled must be loaded,
+so a loader that stopped moving is found however healthy its older days look, and a bot that
+was never loaded counts every settled session as missing. Days older than the platform keeps
+(`retention_days`) are not checked. Each check is recorded in `kore_audit` for BI tools.
+`--repair` reloads exactly the ranges that differ as a bounded backfill (the incremental state
+stays where it is) and checks those days again. An audit that checked nothing says so and does
+not pass: `NothingToAuditError` names the pipelines that do have state.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -27,11 +33,20 @@ from sources.kore_sessions.audit import (
     ranges_to_reload,
     stretches,
 )
-from sources.kore_sessions.settings import ALL_BOTS_KEY, RETENTION_MARGIN, SESSIONS_TABLE, bot_label
+from sources.kore_sessions.settings import (
+    ALL_BOTS_KEY,
+    RETENTION_MARGIN,
+    SESSIONS_TABLE,
+    SOURCE_NAME,
+    bot_label,
+)
 from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
+from .dataset import existing_relations
 from .erasures import erased_count
+from .failures import ActionableError
 from .kore_sessions_pipeline import finish_pending, load_sessions, source_state
+from .lock import warehouse_turn
 from .models import build_models, built_settings
 
 # The table of every check, for BI tools: one row per day and bot per audit.
@@ -47,8 +62,18 @@ AUDIT_COLUMNS = (
     ("checked_at", "TIMESTAMP WITH TIME ZONE"),
     ("repaired", "BOOLEAN"),
 )
+# dlt's table of the pipelines' states in a dataset (one row per state version and pipeline).
+STATE_TABLE = "_dlt_pipeline_state"
 # Days `audit` checks when no range is given, ending now.
 DEFAULT_AUDIT_DAYS = 7
+# Sessions the API shows older than this must be in the warehouse, cursor or not: a scheduled
+# load (every 15 minutes) has had a dozen chances by then, and a server whose clock or index
+# lags by less still shows nothing that old that the loader could not have read yet.
+DEFAULT_GRACE_HOURS = 3.0
+
+
+class NothingToAuditError(ActionableError):
+    """The audit had nothing to check: no bot x day was compared, so it cannot pass."""
 
 
 @dataclass
@@ -75,6 +100,7 @@ class AuditResult:
 
     checks: list[DayCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bots: tuple[str, ...] = ()
     requests: int = 0
     reloaded: int = 0
     deleted: int = 0
@@ -141,6 +167,7 @@ class Auditor:
         options: KoreSessionsOptions,
         overrides: dict[str, Any],
         clock: Callable[[], datetime] | None = None,
+        grace: timedelta = timedelta(hours=DEFAULT_GRACE_HOURS),
     ) -> None:
         """Prepare an audit.
 
@@ -149,23 +176,32 @@ class Auditor:
             options: The source's resolved options (host, bots, credentials, limits).
             overrides: The options given explicitly, for the repair's source.
             clock: The loader's clock (tests); the system clock by default.
+            grace: How old a session the API shows must be to be due whatever the cursor says.
         """
         self.pipeline = pipeline
         self.options = options
         self.overrides = overrides
         self.clock = clock
+        self.grace = grace
         self.config = options.run_config(clock)
+        self.bots_state: dict[str, Any] = {}
 
     def run(self, audit_range: AuditRange, repair: bool = False) -> AuditResult:
         """Check every due day of every bot; with `repair`, reload what differs and check again."""
         started = time.monotonic()
-        result = AuditResult()
+        result = AuditResult(bots=self.config.bot_keys)
         finish_pending(self.pipeline)
-        self.pipeline.sync_destination()
+        with warehouse_turn(self.pipeline):
+            self.pipeline.sync_destination()
+        self.bots_state = source_state(self.pipeline).get("bots", {})
+        if not self.bots_state:
+            raise NothingToAuditError(no_state(self.pipeline))
         with self._client() as client:
             counter = SessionCounter(client, self.config.page_size)
             for bot in self.config.bot_keys:
                 result.checks += self._check_bot(counter, bot, audit_range, result)
+            if not result.checks:
+                raise NothingToAuditError("nothing was due in the range: " + "; ".join(result.notes))
             self._record(result.checks, audit_range.now)
             if repair:
                 result.differed_before_repair = len(result.differing)
@@ -185,18 +221,24 @@ class Auditor:
         return self.options.open_client(self.pipeline.pipelines_dir)
 
     def _due_slices(self, bot: str, audit_range: AuditRange, result: AuditResult) -> list[DaySlice]:
-        """The parts of the range's days that are due for `bot`: loaded from, up to its cursor."""
-        state = source_state(self.pipeline).get("bots", {}).get(bot, {})
+        """The parts of the range's days that are due for `bot`: from where its loading began up
+        to its cursor or, if later, the settled time (now less the grace period)."""
+        state = self.bots_state.get(bot, {})
         cursor = parse_timestamp(state.get("cursor"))
         loaded_from = parse_timestamp(state.get("loaded_from")) or self.config.start_date
         label = bot_label(bot)
+        settled = audit_range.now - self.grace
         if cursor is None:
-            result.notes.append(f"{label}: no session loaded yet, nothing is due")
-            return []
+            result.notes.append(f"{label}: never loaded by this pipeline: every settled session is due")
+        elif cursor < settled:
+            result.notes.append(
+                f"{label}: the cursor stands at {_text(cursor)}: sessions the API shows up to "
+                f"{_text(settled)} are due (loads may have stopped)"
+            )
         kept = audit_range.now - timedelta(days=self.options.retention_days) + RETENTION_MARGIN
         first_kept = datetime.combine(kept.date() + timedelta(days=1), datetime.min.time(), UTC)
         start = max(audit_range.start, loaded_from, first_kept)
-        end = min(audit_range.end, cursor)
+        end = min(audit_range.end, settled if cursor is None else max(cursor, settled))
         if start > end:
             result.notes.append(f"{label}: nothing due in the range (loaded from {_text(loaded_from)})")
         return day_slices(start, end)
@@ -206,7 +248,7 @@ class Auditor:
     ) -> list[DayCheck]:
         """The checks of one bot: a request per stretch of up to 7 days, more only where they differ."""
         slices = self._due_slices(bot, audit_range, result)
-        with self.pipeline.sql_client() as sql:
+        with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
             held = {piece.day: _count_held(sql, bot, piece.start, piece.end) for piece in slices}
         api_count = counter.counter(bot)
         checks = []
@@ -219,7 +261,7 @@ class Auditor:
         """Reload the ranges that differ, delete what the API calls invalid, and check again."""
         ranges: dict[str, list[tuple[datetime, datetime]]] = {}
         held_ids: dict[str, frozenset[str]] = {}
-        with self.pipeline.sql_client() as sql:
+        with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
             for check in result.differing:
                 found = ranges_to_reload(
                     check.start,
@@ -238,13 +280,14 @@ class Auditor:
         summary = load_sessions(self.pipeline, source, run)
         result.reloaded, result.deleted = summary.sessions_fetched, summary.sessions_deleted
         result.requests += summary.requests
-        settings = built_settings(self.pipeline)
-        if settings is not None:  # the marts follow the sessions, counted as they were
-            build_models(self.pipeline, settings)
-            result.models_rebuilt = True
+        with warehouse_turn(self.pipeline):
+            settings = built_settings(self.pipeline)
+            if settings is not None:  # the marts follow the sessions, counted as they were
+                build_models(self.pipeline, settings)
+                result.models_rebuilt = True
         differing = result.differing
         result.checks = [c for c in result.checks if not c.difference]
-        with self.pipeline.sql_client() as sql:
+        with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
             for check in differing:
                 held = _count_held(sql, check.bot, check.start, check.end)
                 api = counter.count(check.bot, check.start, check.end)
@@ -254,7 +297,7 @@ class Auditor:
         """Append the checks to `kore_audit` (made on first use)."""
         if not checks:
             return
-        with self.pipeline.sql_client() as sql:
+        with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
             table = sql.make_qualified_table_name(AUDIT_TABLE)
             columns = ", ".join(f"{name} {kind}" for name, kind in AUDIT_COLUMNS)
             sql.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
@@ -297,3 +340,41 @@ def _range_filter(bot: str, start: datetime, end: datetime) -> tuple[str, list[A
 def _text(moment: datetime) -> str:
     """An instant as the API writes it, for messages."""
     return format_api_timestamp(moment)
+
+
+def no_state(pipeline: dlt.Pipeline) -> str:
+    """Why a pipeline without state has nothing to audit, and which pipelines have state."""
+    others = [other for other in pipelines_with_state(pipeline) if other != pipeline.pipeline_name]
+    where = f"in {pipeline.pipelines_dir} or dataset {pipeline.dataset_name}"
+    if not others:
+        return f"nothing to audit: no pipeline has loaded sessions {where}"
+    return (
+        f"nothing to audit: pipeline {pipeline.pipeline_name} has no state {where}; pipelines with state: "
+        f"{', '.join(others)} (audit one with --pipeline-name NAME, or all with --all-pipelines)"
+    )
+
+
+def pipelines_with_state(pipeline: dlt.Pipeline) -> list[str]:
+    """Pipelines that have loaded sessions: those with state in the pipeline's pipelines folder,
+    and those whose state is kept in its dataset (`_dlt_pipeline_state`), sorted."""
+    names = {
+        folder.parent.name
+        for folder in Path(pipeline.pipelines_dir).glob("*/state.json")
+        if _has_bots(folder)
+    }
+    with warehouse_turn(pipeline), pipeline.sql_client() as sql:
+        if STATE_TABLE in existing_relations(sql, sql.dataset_name):
+            table = sql.make_qualified_table_name(STATE_TABLE)
+            rows = sql.execute_sql(f"SELECT DISTINCT pipeline_name FROM {table}")
+            names.update(str(name) for (name,) in rows or [])
+    return sorted(names)
+
+
+def _has_bots(state_file: Path) -> bool:
+    """Whether a pipeline's local state holds a bot of this source."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    resources = state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
+    return bool(resources.get(SESSIONS_TABLE, {}).get("bots"))

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from sources.kore_sessions.heap import tune_process_heap
 from sources.kore_sessions.options import option_infos
 
-from .audit import DEFAULT_AUDIT_DAYS
+from .audit import DEFAULT_AUDIT_DAYS, DEFAULT_GRACE_HOURS
 from .commands import (
     DEFAULT_REPORT_FILE,
     command_audit,
@@ -30,6 +30,7 @@ from .kore_sessions_pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
 )
+from .lock import DEFAULT_TURN_TIMEOUT, TurnWait
 from .redaction import known_secrets, redact
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(quiet=getattr(args, "quiet", False))
+    TurnWait.set(getattr(args, "turn_timeout", None))
     return run_guarded(args.handler, args)
 
 
@@ -83,6 +85,18 @@ def _audit(commands: Any) -> None:
     audit.add_argument("--start", dest="audit_start", help="first day (YYYY-MM-DD, UTC) or instant")
     audit.add_argument("--end", dest="audit_end", help="last day (YYYY-MM-DD, UTC, whole) or instant")
     audit.add_argument("--repair", action="store_true", help="reload the ranges that differ")
+    audit.add_argument(
+        "--grace-hours",
+        type=non_negative_float,
+        default=DEFAULT_GRACE_HOURS,
+        help="sessions the API shows older than this must be loaded, wherever the cursor stands "
+        f"(default {DEFAULT_GRACE_HOURS:g})",
+    )
+    audit.add_argument(
+        "--all-pipelines",
+        action="store_true",
+        help="audit every pipeline (partition) with state in the dataset, each for its own bots",
+    )
     _add_source_arguments(audit)
     _add_warehouse_arguments(audit)
     audit.set_defaults(handler=command_audit)
@@ -204,6 +218,12 @@ def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
     command.add_argument("--duckdb-file", help=f"DuckDB database file (default ./{DEFAULT_DUCKDB_FILE})")
+    command.add_argument(
+        "--turn-timeout",
+        type=non_negative_float,
+        help="seconds to wait while another process loads into the dataset or builds its models "
+        f"(default {DEFAULT_TURN_TIMEOUT:g})",
+    )
 
 
 def an_id(text: str) -> str:
@@ -211,6 +231,17 @@ def an_id(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be blank")
     return text.strip()
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:

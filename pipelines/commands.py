@@ -16,8 +16,16 @@ import dlt
 from sources.kore_sessions import ConfigError, SourceRun, kore_sessions, resolve_options
 from sources.kore_sessions.config import parse_date_setting
 from sources.kore_sessions.options import option_names
+from sources.kore_sessions.settings import ALL_BOTS_KEY
 
-from .audit import DEFAULT_AUDIT_DAYS, Auditor, AuditRange
+from .audit import (
+    DEFAULT_AUDIT_DAYS,
+    Auditor,
+    AuditRange,
+    AuditResult,
+    NothingToAuditError,
+    pipelines_with_state,
+)
 from .console import recent_containment_lines
 from .export import export_marts
 from .failures import EXIT_INCOMPLETE
@@ -29,15 +37,19 @@ from .kore_sessions_pipeline import (
     inspect_command,
     load_sessions,
     make_pipeline,
+    source_state,
 )
-from .leftovers import loaded_anything, nothing_left_if_failed, run_files
-from .lock import pipeline_lock, pipelines_folder
+from .leftovers import loaded_anything, working_folder_kept_only_if_used
+from .lock import pipeline_lock, pipelines_folder, warehouse_turn
 from .model_settings import ModelSettings
 from .models import ModelError, build_models, models_unbuildable
+from .redaction import known_secrets, redact
 from .report import write_report
 
 # File `kore-sessions report` writes when no --output is given.
 DEFAULT_REPORT_FILE = "kore_containment_report.html"
+# What a load's lock file says of its holder; the one command refused at once beside a run.
+LOAD_PURPOSE = "kore-sessions load"
 
 
 def require_warehouse(args: argparse.Namespace) -> None:
@@ -51,12 +63,15 @@ def require_warehouse(args: argparse.Namespace) -> None:
         )
 
 
-def warehouse_pipeline(args: argparse.Namespace, must_exist: bool = False) -> dlt.Pipeline:
-    """The pipeline of the warehouse the flags name; with `must_exist`, a DuckDB file must be there."""
+def warehouse_pipeline(
+    args: argparse.Namespace, must_exist: bool = False, name: str | None = None
+) -> dlt.Pipeline:
+    """The pipeline of the warehouse the flags name (or pipeline `name` of it); with `must_exist`,
+    a DuckDB file must be there."""
     if must_exist:
         require_warehouse(args)
     return make_pipeline(
-        args.destination, args.dataset, args.pipelines_dir, args.duckdb_file, pipeline_name(args)
+        args.destination, args.dataset, args.pipelines_dir, args.duckdb_file, name or pipeline_name(args)
     )
 
 
@@ -104,7 +119,7 @@ def command_load(args: argparse.Namespace) -> int:
     run = SourceRun()
     source = kore_sessions(**source_overrides(args), run=run)
     opened: list[dlt.Pipeline] = []
-    with pipeline_turn(args, "kore-sessions load", lambda: loaded_anything(opened[0] if opened else None)):
+    with pipeline_turn(args, LOAD_PURPOSE, lambda: loaded_anything(opened[0] if opened else None)):
         opened.append(warehouse_pipeline(args))
         for line in load_sessions(opened[0], source, run).lines():
             print(line)
@@ -117,14 +132,22 @@ def command_load(args: argparse.Namespace) -> int:
 
 @contextmanager
 def pipeline_turn(
-    args: argparse.Namespace, purpose: str, kept: Callable[[], bool] = lambda: False
+    args: argparse.Namespace,
+    purpose: str,
+    kept: Callable[[], bool] = lambda: False,
+    name: str | None = None,
 ) -> Iterator[None]:
     """The pipeline's run lock for one command; if the command fails and `kept()` says nothing
-    is worth keeping, what it created (lock, folders, a new DuckDB file) is removed again."""
-    name = pipeline_name(args)
-    duckdb_path = duckdb_file(args.duckdb_file) if args.destination == "duckdb" else None
-    made = run_files(pipelines_folder(args.pipelines_dir), name, duckdb_path)
-    with nothing_left_if_failed(made, kept), pipeline_lock(args.pipelines_dir, name, purpose):
+    is worth keeping, the pipeline's working folder it made goes again (see `leftovers`).
+
+    `load` is refused at once while another run of its pipeline holds the lock (two scheduled
+    loads overlapping: the later has nothing to add); every other command waits for its turn.
+    """
+    name = name or pipeline_name(args)
+    folder = pipelines_folder(args.pipelines_dir) / name
+    lock = pipeline_lock(args.pipelines_dir, name, purpose, wait=purpose != LOAD_PURPOSE)
+    # The lock first: a run that does not get it has made nothing, and cleans nothing up.
+    with lock, working_folder_kept_only_if_used(folder, kept):
         yield
 
 
@@ -139,19 +162,65 @@ def build_after_load(pipeline: dlt.Pipeline, settings: ModelSettings) -> None:
 
 
 def command_audit(args: argparse.Namespace) -> int:
-    """`kore-sessions audit`: API counts against the warehouse per UTC day and bot."""
+    """`kore-sessions audit`: API counts against the warehouse per UTC day and bot, for one
+    pipeline or (`--all-pipelines`) every pipeline with state in the dataset."""
+    if args.all_pipelines and args.pipeline_name:
+        raise ConfigError("give either --pipeline-name or --all-pipelines, not both")
     overrides = source_overrides(args)
     options = resolve_options(**overrides)
     audit_range = audit_range_of(args, options.run_config().clock())
-    purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
     require_warehouse(args)
+    names = [pipeline_name(args)]
+    if args.all_pipelines:
+        names = pipelines_with_state(warehouse_pipeline(args)) or names
+    results = []
+    try:
+        for name in names:
+            results.append(audit_pipeline(args, name, overrides, audit_range))
+    except NothingToAuditError as exc:
+        print(f"kore-sessions: {redact(str(exc), known_secrets())}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    for result in results:
+        for line in result.lines():
+            print(line)
+    unloaded = unaudited_bots(options.run_config().bot_keys, results) if args.all_pipelines else []
+    if unloaded:
+        print(f"audit: configured but loaded by no pipeline (every session missing): {', '.join(unloaded)}")
+    return EXIT_INCOMPLETE if unloaded or any(result.differing for result in results) else 0
+
+
+def unaudited_bots(configured: tuple[str, ...], results: list[AuditResult]) -> list[str]:
+    """Configured bots that no audited pipeline holds."""
+    audited = {bot for result in results for bot in result.bots}
+    return sorted(set(configured) - audited)
+
+
+def audit_pipeline(
+    args: argparse.Namespace, name: str, overrides: dict[str, Any], audit_range: AuditRange
+) -> AuditResult:
+    """Audit one pipeline in its run lock; with `--all-pipelines`, the bots its state holds."""
+    purpose = "kore-sessions audit --repair" if args.repair else "kore-sessions audit"
     opened: list[dlt.Pipeline] = []
-    with pipeline_turn(args, purpose, lambda: loaded_anything(opened[0] if opened else None)):
-        opened.append(warehouse_pipeline(args))
-        result = Auditor(opened[0], options, overrides).run(audit_range, repair=args.repair)
-    for line in result.lines():
-        print(line)
-    return EXIT_INCOMPLETE if result.differing else 0
+    with pipeline_turn(args, purpose, lambda: loaded_anything(opened[0] if opened else None), name):
+        opened.append(warehouse_pipeline(args, name=name))
+        if args.all_pipelines:
+            overrides = {**overrides, **bots_of(opened[0])}
+        grace = timedelta(hours=args.grace_hours)
+        auditor = Auditor(opened[0], resolve_options(**overrides), overrides, grace=grace)
+        if args.all_pipelines:
+            print(f"pipeline {name}:")
+        return auditor.run(audit_range, repair=args.repair)
+
+
+def bots_of(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The source options naming the bots a pipeline's state holds (restored from the dataset
+    when this machine has none)."""
+    with warehouse_turn(pipeline):
+        pipeline.sync_destination()
+    bots = sorted(source_state(pipeline).get("bots", {}))
+    if bots == [ALL_BOTS_KEY]:
+        return {"all_bots": True, "bot_ids": None}
+    return {"bot_ids": bots or None, "all_bots": False} if bots else {}
 
 
 def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
@@ -179,11 +248,12 @@ def command_models(args: argparse.Namespace) -> int:
     require_warehouse(args)
     with pipeline_turn(args, "kore-sessions models"):
         pipeline = warehouse_pipeline(args)
-        for line in build_models(pipeline, settings).lines():
-            print(line)
-    print()
-    for line in recent_containment_lines(pipeline, args.days):
-        print(line)
+        with warehouse_turn(pipeline):
+            for line in build_models(pipeline, settings).lines():
+                print(line)
+            print()
+            for line in recent_containment_lines(pipeline, args.days):
+                print(line)
     return 0
 
 
@@ -193,7 +263,9 @@ def command_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.output} is a folder: give the HTML file to write (--output)")
     check_folders_on_the_way(Path(args.output).parent)
     pipeline = warehouse_pipeline(args, must_exist=True)
-    print(write_report(pipeline, Path(args.output), days=args.days))
+    with warehouse_turn(pipeline):  # not beside a load: it would fail, or fail the load
+        written = write_report(pipeline, Path(args.output), days=args.days)
+    print(written)
     return 0
 
 
@@ -201,8 +273,10 @@ def command_export(args: argparse.Namespace) -> int:
     """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
     check_folders_on_the_way(Path(args.directory))
     pipeline = warehouse_pipeline(args, must_exist=True)
-    for exported in export_marts(pipeline, Path(args.directory), args.file_format):
-        print(f"{exported.path}  {exported.rows} rows")
+    with warehouse_turn(pipeline):  # the marts as one build left them, not half rebuilt
+        exported = export_marts(pipeline, Path(args.directory), args.file_format)
+    for written in exported:
+        print(f"{written.path}  {written.rows} rows")
     return 0
 
 
@@ -244,7 +318,7 @@ def command_lookup(args: argparse.Namespace) -> int:
     for session in found.sessions:
         print(json.dumps(session, sort_keys=True))
     if found.missing:
-        print(f"not found: {', '.join(found.missing)}", file=sys.stderr)
+        print(found.missing_line(), file=sys.stderr)
         return EXIT_INCOMPLETE
     return 0
 

@@ -1,4 +1,5 @@
-"""Failures as a person reads them: one line, the exit code the README promises, no secret.
+"""Failures as a person reads them: one line, the exit code the README promises, no secret
+and no value of a session (see `redaction`).
 
 Used by the command line and by the orchestration, so it imports nothing heavy.
 """
@@ -15,7 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.kore_sessions import ConfigError, InvalidRecordError, KoreApiError
 
-from .redaction import RedactingFilter
+from .redaction import RedactingFilter, known_secrets, redact
 
 # Exit codes: 0 success, 1 the run failed, 2 the configuration or the command is wrong,
 # 3 the command ran but its answer is incomplete: the audit found (or left) differences, a
@@ -25,6 +26,8 @@ EXIT_CONFIG = 2
 EXIT_INCOMPLETE = 3
 # The logger every progress line goes through.
 LOGGER_NAME = "kore_sessions"
+# dlt's own logger (its warnings reach the same stderr), named after dlt's run context.
+DLT_LOGGER_NAME = "dlt"
 
 
 class ActionableError(Exception):
@@ -38,7 +41,17 @@ PLAIN_ERRORS = (KoreApiError, InvalidRecordError, ActionableError)
 
 
 def describe_failure(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one-line reason of a failure, unwrapping dlt's step errors."""
+    """Exit code and one-line reason of a failure, unwrapping dlt's step errors.
+
+    The reason has every credential masked and every value a library quoted from the data
+    withheld: whatever the error, its line names at most a session id and a field.
+    """
+    code, reason = _describe(exc)
+    return code, redact(reason, known_secrets())
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one-line reason of a failure, as its error tells it."""
     root = _root_cause(exc)
     if isinstance(root, UnknownDestinationModule):
         return EXIT_CONFIG, (
@@ -99,11 +112,22 @@ def _one_line(exc: BaseException) -> str:
 
 
 def setup_logging(quiet: bool) -> None:
-    """Progress lines on stderr, with secrets redacted."""
+    """Progress lines on stderr, with secrets redacted and values of the data withheld (dlt's
+    own log lines too)."""
+    redacting = RedactingFilter()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[kore-sessions] %(message)s"))
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(redacting)
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers[:] = [handler]
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
+    _guard(logging.getLogger(DLT_LOGGER_NAME), redacting)
+
+
+def _guard(logger: logging.Logger, redacting: RedactingFilter) -> None:
+    """Put `redacting` on a logger whose handlers are not ours (dlt sets its own up), in place
+    of the one an earlier setup put there."""
+    for old in [f for f in logger.filters if isinstance(f, RedactingFilter)]:
+        logger.removeFilter(old)
+    logger.addFilter(redacting)

@@ -22,9 +22,10 @@ from sources.kore_sessions.run import erased_key
 from sources.kore_sessions.schema import CHILD_TABLES
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
+from .dataset import existing_relations
 from .erasures import ERASED_COLUMNS, ERASED_TABLE
 from .lock import warehouse_turn
-from .models import build_models, built_settings, existing_relations
+from .models import build_models, built_settings
 from .working_folder import prune_loaded_jobs
 
 # Ids per DELETE statement: well within any warehouse's limit on a statement's parameters.
@@ -64,21 +65,22 @@ def forget_users(pipeline: dlt.Pipeline, user_ids: Sequence[str]) -> Forgotten:
         What was removed.
     """
     result = Forgotten(users=len(set(user_ids)))
-    with warehouse_turn(pipeline), pipeline.sql_client() as sql:
-        found = _sessions_of(sql, sorted(set(user_ids)))
-        ids = [session_id for session_id, _, _ in found]
-        now = datetime.now(UTC)
-        _create_erased_table(sql)
-        with sql.begin_transaction():
-            _remember(sql, [(erased_key(sid), bot, started, now) for sid, bot, started in found])
-            result.child_rows = _delete(sql, ids)
-        result.sessions, result.by_bot = len(ids), Counter(bot for _, bot, _ in found)
-        _delete_staged_copies(sql, ids)
+    with warehouse_turn(pipeline):  # loads of every partition wait, then apply the erasures
+        with pipeline.sql_client() as sql:
+            found = _sessions_of(sql, sorted(set(user_ids)))
+            ids = [session_id for session_id, _, _ in found]
+            now = datetime.now(UTC)
+            _create_erased_table(sql)
+            with sql.begin_transaction():
+                _remember(sql, [(erased_key(sid), bot, started, now) for sid, bot, started in found])
+                result.child_rows = _delete(sql, ids)
+            result.sessions, result.by_bot = len(ids), Counter(bot for _, bot, _ in found)
+            _delete_staged_copies(sql, ids)
+        settings = built_settings(pipeline)
+        if settings is not None and ids:
+            build_models(pipeline, settings)  # in the same turn: no reader sees marts with them
+            result.models_rebuilt = True
     prune_loaded_jobs(Path(pipeline.working_dir))
-    settings = built_settings(pipeline)
-    if settings is not None and ids:
-        build_models(pipeline, settings)
-        result.models_rebuilt = True
     return result
 
 

@@ -2,7 +2,10 @@
 
 A load finishes what an interrupted run left, then runs the source package by package while
 its run says more is left. Extract and normalize run freely (partitions in parallel); each load
-step, and each build of the models, takes its turn on the dataset (`lock.warehouse_turn`).
+step, and each build of the models, takes its turn on the dataset (`lock.warehouse_turn`), and
+every load step first takes the sessions users had erased out of what it loads (`erasures`).
+Nothing is created in the warehouse before the first load step: a run that fails before it
+leaves no DuckDB file behind, and so never has one to remove.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dlt.extract.source import DltSource
 from sources.kore_sessions import ConfigError, SourceRun
 from sources.kore_sessions.settings import ALL_BOTS_KEY, SESSIONS_TABLE, SOURCE_NAME
 
-from .erasures import erased_keys
+from .dataset import count_rows, warehouse_exists
+from .erasures import keep_erasures_out
 from .lock import warehouse_turn
 from .summary import LoadSummary
 from .working_folder import mend_working_folder, prune_loaded_jobs
@@ -152,9 +156,16 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
         return 0
     pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
     pipeline.normalize()
-    with warehouse_turn(pipeline):
-        pipeline.load()
+    load_step(pipeline)
     return pending
+
+
+def load_step(pipeline: dlt.Pipeline) -> None:
+    """Load the normalized packages in the dataset's turn, without the sessions users had erased
+    (read again in the turn, so an erasure made at any moment before holds)."""
+    with warehouse_turn(pipeline):
+        keep_erasures_out(pipeline)
+        pipeline.load()
 
 
 def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> LoadSummary:
@@ -170,11 +181,12 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
     """
     started = time.monotonic()
     summary = LoadSummary(run=run, destination=pipeline.destination.destination_name)
-    with warehouse_turn(pipeline):
-        if pipeline.config.restore_from_destination:
-            pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
-        before = count_sessions(pipeline, run.bot_keys)
-        run.erased = erased_keys(pipeline)  # sessions users had erased are not loaded again
+    before: int | None = 0
+    if warehouse_exists(pipeline):  # else there is nothing to restore or count, and none is made
+        with warehouse_turn(pipeline):
+            if pipeline.config.restore_from_destination:
+                pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
+            before = count_sessions(pipeline, run.bot_keys)
     summary.pending_packages_finished = finish_pending(pipeline)
     summary.packages = run_until_caught_up(pipeline, source, run)
     with warehouse_turn(pipeline):
@@ -203,8 +215,7 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
     while True:
         pipeline.extract(source.clone(), loader_file_format=file_format)
         pipeline.normalize()
-        with warehouse_turn(pipeline):
-            pipeline.load()
+        load_step(pipeline)
         prune_loaded_jobs(Path(pipeline.working_dir))
         packages += 1
         if not run.more_to_fetch:
@@ -218,25 +229,6 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
     if pipeline.destination.destination_name == "postgres" and not find_spec("adbc_driver_postgresql"):
         return None  # dlt loads parquet into PostgreSQL only through the ADBC driver
     return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
-
-
-def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -> int | None:
-    """Rows of a table in the destination (of these bots only, if any are named); 0 if it does
-    not exist yet, None if not countable."""
-    marks = ", ".join(["%s"] * len(bots))
-    where = f" WHERE bot_id IN ({marks})" if bots else ""
-    try:
-        with pipeline.sql_client() as client:
-            if not client.has_dataset():
-                return 0
-            qualified = client.make_qualified_table_name(table)
-            try:
-                rows = client.execute_sql(f"SELECT COUNT(*) FROM {qualified}{where}", *bots)
-            except Exception:  # the table does not exist before the first load
-                return 0
-            return int(rows[0][0])
-    except Exception:  # destinations without a SQL client (e.g. filesystem)
-        return None
 
 
 def count_sessions(pipeline: dlt.Pipeline, bots: tuple[str, ...]) -> int | None:

@@ -22,10 +22,25 @@ from sources.kore_sessions.windows import Window, plan_windows
 
 @dataclass
 class Found:
-    """The sessions a lookup found, and the ids it did not."""
+    """The sessions a lookup found, and the ids it did not.
+
+    Attributes:
+        sessions: The sessions as the API gave them.
+        missing: The ids not found.
+        asked: The call ids asked for, in order (empty for a lookup by session id).
+    """
 
     sessions: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+
+    def missing_line(self) -> str:
+        """What was not found, as stderr says it: session ids by themselves; call ids (which
+        name a person's call, and stderr may reach cron mail) by their place on the command line."""
+        if not self.asked:
+            return f"not found: {', '.join(self.missing)}"
+        places = [f"#{self.asked.index(call_id) + 1}" for call_id in self.missing]
+        return f"not found: --call-id {', '.join(places)} (of {len(self.asked)})"
 
 
 def by_session_ids(client: KoreClient, bot_keys: Sequence[str], session_ids: Sequence[str]) -> Found:
@@ -60,7 +75,7 @@ def by_call_ids(
         if not sessions:
             missing.append(call_id)
         unique.update((session.get("sessionId"), session) for session in sessions)
-    return Found(list(unique.values()), missing)
+    return Found(list(unique.values()), missing, list(dict.fromkeys(call_ids)))
 
 
 def call_sessions(

@@ -14,7 +14,8 @@ from sources.kore_sessions import ConfigError
 # Config section of the model settings, e.g. [models] reporting_time_zone = "Europe/Berlin".
 CONFIG_SECTION = "models"
 # Without an allow list, a tag with more distinct values than this describes people or single
-# sessions (caller numbers, call ids), not kinds of sessions: the tag mart leaves it out.
+# sessions (caller numbers, call ids), not kinds of sessions: the tag mart leaves it out (and
+# a tag with fewer whose name or any value looks personal, `pipelines.personal_data`).
 DEFAULT_TAG_MAX_VALUES = 25
 
 
@@ -42,7 +43,9 @@ class ModelSettings:
         include_non_interactive: Count sessions where the user wrote nothing.
         include_developer: Count sessions of the bot's developers.
         tag_names: The tags the tag mart slices by (an allow list); none given: every tag with at
-            most `tag_max_values` distinct values whose name does not look personal.
+            most `tag_max_values` distinct values of which neither the name nor any value looks
+            personal (`pipelines.personal_data`). The report prints no personal-looking value
+            of a listed tag either.
         tag_max_values: Most distinct values a tag may have to be sliced by without the list.
         include_personal_data: Keep `user_id` and `call_id` in `fct_sessions` (NULL otherwise).
     """

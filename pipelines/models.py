@@ -25,8 +25,8 @@ from sqlglot import exp
 from sources.kore_sessions.schema import child_sql_columns
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
+from .dataset import count_rows, existing_relations
 from .failures import ActionableError
-from .kore_sessions_pipeline import count_rows
 from .lock import warehouse_turn
 from .model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
 
@@ -214,7 +214,14 @@ def source_stand_ins(present: Mapping[str, set[str]], schema: str) -> dict[str, 
 
 
 def settings_statement(settings: ModelSettings, dialect: str, schema: str, built_at: datetime) -> str:
-    """`CREATE TABLE kore_model_settings AS SELECT ...`: the one row the models read."""
+    """`CREATE TABLE kore_model_settings AS SELECT ...`: the one row the models read.
+
+    Besides the settings it holds the personal-data rule's two patterns
+    (`pipelines.personal_data`), which `int_tags__sliced` reads: they are constants, not
+    settings, and are written on every build.
+    """
+    from .personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN  # the rule, stated once
+
     values = {
         "reporting_time_zone": exp.cast(exp.Literal.string(settings.reporting_time_zone), "VARCHAR"),
         "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
@@ -226,6 +233,8 @@ def settings_statement(settings: ModelSettings, dialect: str, schema: str, built
         ),
         "tag_max_values": exp.cast(exp.Literal.number(settings.tag_max_values), "BIGINT"),
         "include_personal_data": exp.cast(exp.Boolean(this=settings.include_personal_data), "BOOLEAN"),
+        "personal_name_pattern": exp.cast(exp.Literal.string(SQL_NAME_PATTERN), "VARCHAR"),
+        "personal_value_pattern": exp.cast(exp.Literal.string(SQL_VALUE_PATTERN), "VARCHAR"),
         "built_at": exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ"),
     }
     query = exp.select(*(value.as_(name) for name, value in values.items()))
@@ -238,10 +247,16 @@ def settings_statement(settings: ModelSettings, dialect: str, schema: str, built
 
 
 def models_unbuildable(pipeline: dlt.Pipeline) -> str | None:
-    """Why the models cannot be built on the pipeline's dataset yet, or None when they can."""
-    loaded = count_rows(pipeline, SESSIONS_TABLE)
+    """Why the models cannot be built on the pipeline's dataset yet, or None when they can.
+
+    Raises:
+        Exception: the warehouse's own error when it cannot be read (never taken for "no
+            SQL client": a load whose models could not be built must not exit 0).
+    """
+    with warehouse_turn(pipeline):
+        loaded = count_rows(pipeline, SESSIONS_TABLE)
     if loaded is None:
-        return f"destination {pipeline.destination.destination_name} has no SQL client"
+        return f"destination {pipeline.destination.destination_name} is not a SQL warehouse"
     return "no sessions loaded yet" if loaded == 0 else None
 
 
@@ -304,15 +319,6 @@ def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
         tag_max_values=int(row.get("tag_max_values") or DEFAULT_TAG_MAX_VALUES),
         include_personal_data=bool(row.get("include_personal_data")),
     )
-
-
-def existing_relations(client: Any, schema: str) -> dict[str, str]:
-    """Tables and views of the schema, by name, with their type (BASE TABLE or VIEW)."""
-    rows = client.execute_sql(
-        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s",
-        schema,
-    )
-    return {str(name): str(kind) for name, kind in rows or []}
 
 
 def _existing_columns(client: Any, schema: str) -> dict[str, set[str]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sources.kore_sessions import SourceRun
-from sources.kore_sessions.settings import ALL_BOTS_KEY
+from sources.kore_sessions.settings import ALL_BOTS_KEY, UNRESOLVED_OPEN_PATIENCE, bot_label
 from sources.kore_sessions.timestamps import format_api_timestamp
 
 
@@ -97,6 +98,16 @@ class LoadSummary:
             lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
         if self.run.earlier_start:
             lines.append(self.earlier_start_line())
+        if self.run.unresolved:
+            lines.append(
+                "open sessions found neither by id nor in their window, refreshed again next run: "
+                + _per_bot(self.run.unresolved)
+            )
+        if self.run.given_up:
+            lines.append(
+                f"open sessions unfound for {_hours(UNRESOLVED_OPEN_PATIENCE)}, no longer refreshed (left "
+                f"as loaded, still active): {_per_bot(self.run.given_up)}"
+            )
         return lines
 
     def earlier_start_line(self) -> str:
@@ -113,3 +124,21 @@ class LoadSummary:
             f"a run with state goes on from its cursor; load the earlier range once with "
             f"--start {start} --end {last}"
         )
+
+
+# Session ids named per bot in a summary line; more are counted, not listed.
+IDS_SHOWN = 5
+
+
+def _per_bot(ids: dict[str, list[str]]) -> str:
+    """`bot X: 2 (id, id); bot Y: ...` with at most IDS_SHOWN ids each."""
+    parts = []
+    for bot, found in sorted(ids.items()):
+        shown = ", ".join(sorted(found)[:IDS_SHOWN]) + (", ..." if len(found) > IDS_SHOWN else "")
+        parts.append(f"{bot_label(bot)}: {len(found)} ({shown})")
+    return "; ".join(parts)
+
+
+def _hours(span: timedelta) -> str:
+    """A span in whole hours, as the summary says it."""
+    return f"{span.total_seconds() / 3600:g} h"

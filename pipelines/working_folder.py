@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+from dlt.common.storages.load_package import PackageStorage
 from dlt.common.storages.load_storage import LoadStorage
 from dlt.common.storages.normalize_storage import NormalizeStorage
 
@@ -62,3 +64,11 @@ def prune_loaded_jobs(working_dir: Path) -> int:
             job.unlink()
             deleted += 1
     return deleted
+
+
+def pending_job_files(working_dir: Path) -> Iterator[Path]:
+    """The data files the next load step will load: the jobs of normalized packages not yet
+    loaded, and those a killed load step had started (dlt starts them again)."""
+    normalized = working_dir / LOAD_FOLDER / LoadStorage.NORMALIZED_FOLDER
+    for folder in (PackageStorage.NEW_JOBS_FOLDER, PackageStorage.STARTED_JOBS_FOLDER):
+        yield from sorted(path for path in normalized.glob(f"*/{folder}/*") if path.is_file())

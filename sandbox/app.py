@@ -99,8 +99,16 @@ class SandboxApi:
         now = state.now
         query = parse_query(request.query, parse_body(request.body), now)
         if query.session_ids is not None:
-            return lookup_sessions(state.store, bots, query.session_ids, now, state.legacy)
-        return list_sessions(state.store, bots, query, now, state.page_cap, state.legacy)
+            answer = lookup_sessions(state.store, bots, query.session_ids, now, state.legacy)
+            return state.hidden.from_lookup(answer)
+        hidden = state.hidden
+        if not hidden.listing:
+            return list_sessions(state.store, bots, query, now, state.page_cap, state.legacy)
+        shown = state.store.without(hidden.listing)
+        answer = list_sessions(shown, bots, query, now, state.page_cap, state.legacy)
+        if hidden.in_totals:
+            answer["total"] = list_sessions(state.store, bots, query, now, 1, state.legacy)["total"]
+        return answer
 
     def _fault_outcome(self, fault: str, route: Route, request: Request) -> Outcome:
         status = ERROR_FAULTS.get(fault)
@@ -113,11 +121,13 @@ class SandboxApi:
             return Outcome(status, server_error_payload(status), fault=fault)
         if fault == "bad_shape":
             return Outcome(200, BAD_SHAPE_BODY, fault=fault)
-        # drop and truncate: the body a successful answer would have had.
+        # drop, truncate and short: the body a successful answer would have had.
         try:
             payload = self._answer(route.bots, request)
         except ApiError as error:
             payload = error.body
+        if fault == "short":
+            payload = cut_short(payload)
         return Outcome(200, payload, fault=fault)
 
     def _record(self, request: Request, route: Route | None, outcome: Outcome) -> RequestRecord:
@@ -133,6 +143,16 @@ class SandboxApi:
             claims=outcome.claims,
             sandbox_now=self.state.now,
         )
+
+
+def cut_short(payload: Any) -> Any:
+    """A listing with the last third of its page left out (at least one session of a page of
+    two or more), its `total` and `moreAvailable` as the whole page had them: a server that
+    cuts pages short."""
+    sessions = payload.get("sessions") if isinstance(payload, dict) else None
+    if not isinstance(sessions, list) or len(sessions) < 2 or "invalidSessions" in payload:
+        return payload
+    return {**payload, "sessions": sessions[: len(sessions) - max(1, len(sessions) // 3)]}
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

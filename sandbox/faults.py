@@ -20,6 +20,7 @@ FAULT_KINDS = (
     "truncate_length",  # 200, half a JSON body, Content-Length of the full body, closed
     "latency",  # normal answer after a delay (SandboxServer.fault_latency seconds)
     "bad_shape",  # 200 with valid JSON that is not the documented shape (`sessions` an object)
+    "short",  # 200, the page with its last third of sessions left out; total and moreAvailable as if whole
 )
 
 

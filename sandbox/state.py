@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,31 @@ from sandbox.store import SessionStore
 
 # Seconds the `latency` fault waits: longer than a client's short timeouts, short for a test.
 DEFAULT_FAULT_LATENCY = 1.5
+
+
+@dataclass(frozen=True)
+class HiddenSessions:
+    """Sessions the API has but does not show, as an index that lags may: the `sessionId`
+    lookup neither returns them nor calls them invalid, and listings may leave them out.
+
+    Attributes:
+        lookup: Ids the lookup passes over in silence.
+        listing: Ids the listings leave out.
+        in_totals: The listings' `total` still counts the sessions they leave out (a server
+            whose total disagrees with its own pages).
+    """
+
+    lookup: frozenset[str] = frozenset()
+    listing: frozenset[str] = frozenset()
+    in_totals: bool = False
+
+    def from_lookup(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """A lookup's answer without the hidden sessions, and without them among the invalid."""
+        if not self.lookup:
+            return answer
+        sessions = [view for view in answer["sessions"] if view.get("sessionId") not in self.lookup]
+        invalid = [i for i in answer["invalidSessions"] if i not in self.lookup]
+        return {**answer, "total": len(sessions), "sessions": sessions, "invalidSessions": invalid}
 
 
 class SandboxState(SandboxClock):
@@ -65,6 +91,7 @@ class SandboxState(SandboxClock):
         self.faults = FaultPlan()
         self.log = RequestLog()
         self.latency = 0.0
+        self.hidden = HiddenSessions()
         self._lock = threading.Lock()
 
     # faults, latency -------------------------------------------------------
@@ -75,7 +102,8 @@ class SandboxState(SandboxClock):
         Args:
             kind: ``429``, ``500``, ``502``, ``503``, ``drop``, ``truncate`` (no
                 Content-Length), ``truncate_length`` (full Content-Length),
-                ``bad_shape`` (200, `sessions` not a list) or
+                ``bad_shape`` (200, `sessions` not a list), ``short`` (200, the page's last
+                third left out, `total` and `moreAvailable` as if whole) or
                 ``latency`` (normal answer after ``fault_latency`` seconds).
             count: How many consecutive API requests get it.
         """
@@ -117,6 +145,19 @@ class SandboxState(SandboxClock):
     def bot_ids(self) -> list[str]:
         """Every bot of the account."""
         return self.store.bot_ids
+
+    def hide_sessions(
+        self, from_lookup: Iterable[str] = (), from_listing: Iterable[str] = (), in_totals: bool = False
+    ) -> None:
+        """Have the API pass over sessions it still has: the id lookup neither returns them nor
+        calls them invalid, listings leave them out (an index that lags). Replaces what was hidden.
+
+        Args:
+            from_lookup: Ids the `sessionId` lookup passes over in silence.
+            from_listing: Ids the listings leave out.
+            in_totals: The listings' `total` counts them all the same.
+        """
+        self.hidden = HiddenSessions(frozenset(from_lookup), frozenset(from_listing), in_totals)
 
     def remove_sessions(self, session_ids: Iterable[str]) -> None:
         """Delete sessions from the account, as the platform does (retention, erasure)."""

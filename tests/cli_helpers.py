@@ -58,6 +58,23 @@ def kore(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
+def kore_patched(
+    patch: str, args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run `kore-sessions` with `patch` (Python source, e.g. a dlt step that kills the process at
+    a chosen moment) executed first, and capture its output."""
+    script = f"{patch}\nimport sys\nfrom pipelines.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def loaded(cwd: Path) -> dict[str, tuple]:
     """Sessions in the command's DuckDB file, by id (and no id twice)."""
     return loaded_from(cwd / DATABASE)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import dlt
 import pyarrow as pa
+import pytest
 
 from sources.kore_sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
-from sources.kore_sessions.records import to_row
+from sources.kore_sessions.records import InvalidRecordError, to_row
 
 RAW = {
     "sessionId": "s-1",
@@ -146,3 +147,34 @@ def test_batches_keep_every_row_of_every_table_in_order() -> None:
         joined = pa.concat_tables(out[name])
         assert joined.equals(pa.concat_tables([page[name] for page in pages]))
     assert [t.num_rows for t in out["sessions"]] == [6, 6, 6, 3]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "column"),
+    [
+        ("noOfMessagesExchanged", "jane.doe@example.com", "sessions.no_of_messages_exchanged"),
+        ("noOfTasksExecuted", ["jane.doe@example.com"], "sessions.no_of_tasks_executed"),
+        ("userId", {"email": "jane.doe@example.com"}, "sessions.user_id"),
+    ],
+)
+def test_a_value_that_does_not_fit_its_column_is_named_by_session_and_column(
+    field: str, value: object, column: str
+) -> None:
+    """pyarrow quotes a value it cannot convert ("Could not convert 'jane@...'"): the error
+    names the session and the column instead, and the value's JSON type, never the value."""
+    rows = [to_row(RAW), to_row({**RAW, "sessionId": "s-2", field: value})]
+    with pytest.raises(InvalidRecordError) as caught:
+        page_tables(rows, "l")
+    message = str(caught.value)
+    assert message.startswith(f"session s-2: {column} holds "), message
+    assert "jane" not in message
+
+
+def test_a_tag_that_does_not_fit_names_its_table() -> None:
+    """A tag whose name is not text: the child table and column are named, not the tag."""
+    raw = {**RAW, "tags": {"userTags": [{"name": 20550, "value": "jane.doe@example.com"}]}}
+    with pytest.raises(
+        InvalidRecordError, match=r"^session s-1: sessions__user_tags\.name holds a number"
+    ) as caught:
+        page_tables([to_row(raw)], "l")
+    assert "jane" not in str(caught.value) and "20550" not in str(caught.value)

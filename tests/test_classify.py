@@ -91,3 +91,42 @@ def test_documented_rate_limit_message_is_retried_whatever_its_status() -> None:
     with pytest.raises(RetryableError) as caught:
         classify_response(answer(403, body))
     assert caught.value.status == 429
+
+
+# A person's data in an answer that is not the documented shape.
+USER_ID = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            {"total": 1, "sessions": {USER_ID: {"userId": USER_ID}}},
+            "got an object (1 key); the answer is an object (sessions, total)",
+        ),
+        (
+            {"sessions": [{"userId": USER_ID}, USER_ID], USER_ID: 1},
+            "got an array of 2 items (object, string); the answer is an object (sessions and 1 other key)",
+        ),
+        (
+            {"moreAvailable": False, "userId": USER_ID},
+            "got null; the answer is an object (moreAvailable, userId)",
+        ),
+    ],
+    ids=["object", "array-of-mixed", "missing"],
+)
+def test_a_bad_shape_is_described_by_its_shape_never_its_values(payload: dict, expected: str) -> None:
+    """Types and schema key names only: no value, and no key that is itself data (an e-mail)."""
+    with pytest.raises(KoreApiError) as caught:
+        parse_sessions_page(payload)
+    message = str(caught.value)
+    assert message.endswith(expected), message
+    assert "jane" not in message
+
+
+def test_an_error_body_without_a_message_is_described_by_its_shape() -> None:
+    """A refusal whose JSON body has no message: its shape is shown, not its values."""
+    with pytest.raises(KoreApiError) as caught:
+        classify_response(answer(400, '{"request": {"userId": "jane.doe@example.com"}, "code": 7}'))
+    assert "no message in the body, which is an object (code, request)" in str(caught.value)
+    assert "jane" not in str(caught.value)

@@ -197,3 +197,45 @@ def test_export_streams_chunks_with_the_warehouse_types(
     if sessions is not None:
         assert sessions.schema.field("call_id").type == pa.string(), "a mostly-NULL column keeps its type"
         assert sessions.schema.field("day").type == pa.date32()
+
+
+def test_a_destination_of_files_loads_and_says_it_builds_no_models(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """`filesystem` holds files, not a SQL warehouse: the load succeeds (exit 0) and says the
+    models are not built, and why."""
+    env = cli_env(live_server, tmp_path, DESTINATION__FILESYSTEM__BUCKET_URL=str(tmp_path / "bucket"))
+    result = kore(["load", "--destination", "filesystem"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "models: not built, destination filesystem is not a SQL warehouse" in result.stdout
+    assert list((tmp_path / "bucket").rglob("*.parquet")), "the sessions are in the bucket"
+
+
+def test_a_warehouse_that_cannot_be_read_is_not_taken_for_one_without_sql(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """Whether the models can be built is asked of the warehouse; when another process holds the
+    DuckDB file the question fails (so the load fails), instead of passing for a destination
+    without a SQL client (which would let the load exit 0 without models)."""
+    import subprocess
+    import sys
+
+    from pipelines.kore_sessions_pipeline import make_pipeline
+    from pipelines.models import models_unbuildable
+
+    env = cli_env(live_server, tmp_path)
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    code = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / DATABASE)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        pipeline = make_pipeline("duckdb", pipelines_dir=tmp_path / "p", duckdb_path=tmp_path / DATABASE)
+        with pytest.raises(Exception, match="lock"):
+            models_unbuildable(pipeline)
+    finally:
+        holder.kill()
+        holder.wait()

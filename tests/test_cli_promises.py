@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from .cli_helpers import (
     cli_env,
     expected,
     kore,
+    kore_patched,
     loaded,
     loaded_from,
     normalized,
@@ -355,7 +354,7 @@ def test_command_line_misuse_is_one_line_and_exit_2(
 # the load folder and before it deleted the extracted copy ("Committing storage, do not kill
 # this process", says dlt): the moment a SIGKILL at random hits now and then.
 KILLED_AFTER_NORMALIZE_COMMIT = """
-import os, signal, sys
+import os, signal
 from dlt.common.storages.load_storage import LoadStorage
 
 commit = LoadStorage.commit_new_load_package
@@ -365,8 +364,6 @@ def commit_then_die(self, load_id):
     os.kill(os.getpid(), signal.SIGKILL)
 
 LoadStorage.commit_new_load_package = commit_then_die
-from pipelines.cli import main
-sys.exit(main(sys.argv[1:]))
 """
 
 
@@ -377,15 +374,7 @@ def test_killed_while_normalize_commits_then_rerun_gives_exactly_the_sandbox(
     copy (both are left on disk): the next `load` has nothing to clean up by hand, it finishes
     the package and ends at exactly the sandbox, as the README promises of any SIGKILL."""
     env = cli_env(live_server, tmp_path)
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_NORMALIZE_COMMIT, "load", "--quiet", "--no-models"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    killed = kore_patched(KILLED_AFTER_NORMALIZE_COMMIT, ["load", "--quiet", "--no-models"], env, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert live_server.requests, "killed after fetching"
     left = packages(tmp_path, EXTRACTED) & packages(tmp_path, NORMALIZED)

@@ -15,6 +15,7 @@ from sources.kore_sessions.client import SessionsPage
 from sources.kore_sessions.config import build_run_config
 from sources.kore_sessions.extract import BotExtractor
 from sources.kore_sessions.options import KoreSessionsOptions
+from sources.kore_sessions.paging import MAX_WINDOW_ATTEMPTS, IncompleteWindowError
 from sources.kore_sessions.run import SourceRun
 from sources.kore_sessions.timestamps import format_api_timestamp
 
@@ -166,11 +167,56 @@ def test_a_window_that_moved_while_paged_is_read_again() -> None:
     assert rows == [] and done == [] and extractor.state.state["cursor"]
 
 
-def test_a_total_the_paging_never_reaches_is_not_chased() -> None:
-    """A server whose `total` is larger than what its pages hold ends the window on
-    `moreAvailable: false`; the window is not read again."""
+def test_a_total_the_paging_never_reaches_fails_the_run_naming_the_window() -> None:
+    """A server whose pages never reach the window's `total`: the gap is asked for, the window
+    is read again, and after the last reading the run fails in one line naming the bot, the
+    window and the counts; the cursor has not moved (nothing of the window is passed over)."""
     extractor = one_window_extractor(page_size=5)
+    (request,) = extractor.plan()
+    for reading in range(1, MAX_WINDOW_ATTEMPTS + 1):
+        rows, follow = extractor.handle(request, _page(["a", "b"], more=False, total=50))
+        assert len(rows) == (2 if reading == 1 else 0)
+        assert [f.skip for f in follow] == [2], "the gap after the short page is asked for"
+        if reading == MAX_WINDOW_ATTEMPTS:
+            with pytest.raises(IncompleteWindowError) as failed:
+                extractor.handle(follow[0], _page([], more=False, total=50))
+            break
+        rows, again = extractor.handle(follow[0], _page([], more=False, total=50))
+        assert rows == [] and [(r.skip, r.window_index) for r in again] == [(0, 0)], "read again"
+        request = again[0]
+    message = str(failed.value)
+    assert BOTS[0] in message and "2 of the 50 sessions" in message and "3 readings" in message
+    assert str(extractor.windows[0]) in message
+    assert "cursor" not in extractor.state.state, "the cursor never moved past the window"
+
+
+def test_a_page_cut_short_in_the_middle_is_filled_without_reading_the_window_again() -> None:
+    """Once the cap (2) is known, the window's pages are planned from its total (6); a planned
+    page that comes back with one session instead of two is followed at once by a request for
+    the session it left out, and the window completes with every session in one reading."""
+    extractor = one_window_extractor(page_size=2)
+    extractor.cap.learned = 2
     (first,) = extractor.plan()
-    rows, follow = extractor.handle(first, _page(["a", "b"], more=False, total=50))
-    assert len(rows) == 2 and follow == []
-    assert extractor.state.state["cursor"]
+    rows, planned = extractor.handle(first, _page(["a", "b"], more=True, total=6))
+    assert [r.skip for r in planned] == [2, 4]
+    rows, gap = extractor.handle(planned[0], _page(["c"], more=True, total=6))
+    assert [r["session_id"] for r in rows] == ["c"] and [r.skip for r in gap] == [3]
+    rows, none_yet = extractor.handle(planned[1], _page(["e", "f"], more=False, total=6))
+    assert none_yet == []
+    rows, done = extractor.handle(gap[0], _page(["d", "e"], more=True, total=6))
+    assert [r["session_id"] for r in rows] == ["d"] and done == []
+    assert extractor.state.state["cursor"], "complete in one reading: the cursor moved"
+
+
+def test_the_readings_of_a_window_count_together() -> None:
+    """Sessions that shifted across page edges differ between readings; what every reading
+    gave counts towards the total, so a window read twice is complete once both together
+    hold every session."""
+    extractor = one_window_extractor(page_size=2)
+    (first,) = extractor.plan()
+    _, follow = extractor.handle(first, _page(["a", "b"], more=True, total=4))
+    _, again = extractor.handle(follow[0], _page(["b", "c"], more=False, total=4))
+    assert [(r.skip, r.window_index) for r in again] == [(0, 0)], "d was missed: read again"
+    _, follow = extractor.handle(again[0], _page(["d", "a"], more=True, total=4))
+    _, done = extractor.handle(follow[0], _page(["a", "b"], more=False, total=4))
+    assert done == [] and extractor.state.state["cursor"], "a, b, c, d over two readings: complete"

@@ -28,6 +28,7 @@ import pytest
 
 from pipelines.model_settings import ModelSettings
 from pipelines.models import build_models, discover_models
+from pipelines.personal_data import looks_personal_name, looks_personal_value
 from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, NOW, Loader, api_time, tag_text
@@ -836,7 +837,7 @@ def expected_counts(
 
 def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[tuple, tuple[int, ...]]:
     """Tag counts per UTC day, for tags whose values are not JSON objects, of the tags the README
-    says are sliced: the allow list, else few distinct values and a name that is not personal."""
+    says are sliced: the allow list, else few distinct values and nothing that looks personal."""
     sliced = sliced_tags(views, settings)
     found: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for view in views:
@@ -859,7 +860,9 @@ def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[
 
 
 def sliced_tags(views: list[dict[str, Any]], settings: ModelSettings) -> set[tuple[str, str]]:
-    """(scope, name) of the tags the tag mart slices by, over every loaded session."""
+    """(scope, name) of the tags the tag mart slices by, over every loaded session: the allow list,
+    else few values, a name that does not look personal and no value that does (the rule of
+    `pipelines.personal_data`, which tests/test_personal_data_rule.py runs in each engine)."""
     values: dict[tuple[str, str], set[str | None]] = defaultdict(set)
     for view in views:
         for scope, key in (("user", "userTags"), ("session", "sessionTags")):
@@ -867,13 +870,12 @@ def sliced_tags(views: list[dict[str, Any]], settings: ModelSettings) -> set[tup
                 values[(scope, tag["name"])].add(tag_text(tag["value"]))
     if settings.tag_names:
         return {tag for tag in values if tag[1] in settings.tag_names}
-    personal = ("caller", "phone", "number", "mail", "name")
     return {
         (scope, name)
         for (scope, name), seen in values.items()
         if len(seen - {None}) <= settings.tag_max_values
-        and not any(word in name.lower() for word in personal)
-        and not name.lower().endswith("id")
+        and not looks_personal_name(name)
+        and not any(looks_personal_value(value) for value in seen)
     }
 
 

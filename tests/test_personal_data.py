@@ -128,5 +128,6 @@ def test_lookup_prints_sessions_as_the_api_has_them(live_server: SandboxServer, 
     )
     assert two_calls.returncode == 3, two_calls.stderr
     assert [json.loads(line)["sessionId"] for line in two_calls.stdout.splitlines()] == [voice["sessionId"]]
-    assert two_calls.stderr.strip().splitlines()[-1] == "not found: no-such-call"
+    assert two_calls.stderr.strip().splitlines()[-1] == "not found: --call-id #1 (of 2)"
+    assert "no-such-call" not in two_calls.stderr, "a call id names a person's call: not echoed"
     assert {r.query.get("callId") for r in live_server.requests} >= {call_id, "no-such-call"}

@@ -1,6 +1,7 @@
 """Unit tests of the pure record transforms."""
 
 import json
+import traceback
 from datetime import UTC, datetime
 
 import pytest
@@ -100,8 +101,43 @@ def test_records_without_id_or_start_are_refused() -> None:
         to_row({k: v for k, v in SAMPLE.items() if k != "sessionId"})
     with pytest.raises(InvalidRecordError, match="no start_time"):
         to_row({k: v for k, v in SAMPLE.items() if k != "start_time"})
-    with pytest.raises(InvalidRecordError, match="bad timestamp"):
+    with pytest.raises(InvalidRecordError, match="start_time is not a timestamp"):
         to_row({**SAMPLE, "start_time": "yesterday-ish"})
+
+
+# Values of SAMPLE that are a person's data (or could be): none may reach a message.
+SAMPLE_VALUES = (SAMPLE["userId"], "+1123456789", "callerNumber", "tier", "korevg", SAMPLE["botId"])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sessionId": None}, "a session without a sessionId (fields present: botId, channel, "),
+        ({"sessionId": 42}, "a session whose sessionId is a number, not text (fields present: "),
+        (
+            {"start_time": "Jane Doe"},
+            f"session {SAMPLE['sessionId']}: start_time is not a timestamp (it is a string)",
+        ),
+        (
+            {"end_time": {"by": "u-8c4ca335"}},
+            f"session {SAMPLE['sessionId']}: end_time is not a timestamp (it is an object)",
+        ),
+        ({"start_time": None}, f"session {SAMPLE['sessionId']} has no start_time"),
+    ],
+    ids=["no-id", "id-not-text", "bad-start", "bad-end", "no-start"],
+)
+def test_a_refused_record_is_named_by_its_id_and_field_never_by_its_values(
+    change: dict[str, object], expected: str
+) -> None:
+    """The error names the session id and the field (or, without an id, the fields present),
+    never the user id, a tag or any other value of the session, the bad one included."""
+    with pytest.raises(InvalidRecordError) as caught:
+        to_row({**SAMPLE, **change})
+    message = str(caught.value)
+    assert message.startswith(expected), message
+    printed = "".join(traceback.format_exception(caught.value))  # a parser's chained message too
+    for value in (*SAMPLE_VALUES, "Jane Doe"):
+        assert value not in printed, f"{value!r} in {printed!r}"
 
 
 def test_status_without_session_status_is_unknown_unless_no_end_time() -> None:

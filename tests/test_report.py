@@ -191,7 +191,7 @@ def sample_tags() -> list[TagCounts]:
         tag("user", "segment", "gold", 6, (12, 7, 3, 2)),
         tag("user", "segment", '{"tier":"gold"}', 6, (3, 1, 1, 1)),
         *(tag("user", "segment", value, 6, (2, 1, 1, 0)) for value in PERSONAL_VALUES[1:]),
-        tag("user", "loyaltyNumber", "A1", 40, (2, 2, 0, 0)),
+        tag("user", "loyaltyLevel", "A1", 40, (2, 2, 0, 0)),
     ]
 
 
@@ -625,7 +625,7 @@ def test_tags_show_category_values_and_never_a_personal_one() -> None:
     }
     assert (
         "Values not shown: callerNumber (session tag, 2 values: named like personal data); "
-        "loyaltyNumber (user tag, 40 values: too many to slice)." in page
+        "loyaltyLevel (user tag, 40 values: too many to slice)." in page
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from pipelines.lock import RunLock
 from sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
@@ -106,19 +107,43 @@ def test_a_second_load_while_one_runs_exits_at_once_and_changes_nothing(
     assert normalized(warehouse_rows(destination, tmp_path)) == expected(slow_server)
 
 
-def test_audit_repair_while_a_load_runs_exits_at_once(slow_server: SandboxServer, tmp_path: Path) -> None:
+def test_audit_repair_while_a_load_runs_waits_for_it_then_audits(
+    slow_server: SandboxServer, tmp_path: Path
+) -> None:
+    """`audit --repair` beside a running load of its pipeline neither fails nor disturbs it: it
+    says once that it waits, takes the lock when the load ends, and audits what it loaded."""
     env = cli_env(slow_server, tmp_path)
     assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
-    slow_server.set_latency(4.0)
+    slow_server.set_latency(2.0)
     running = start_load(env, tmp_path, "")
     lock_file = tmp_path / "dlt_home" / "pipelines" / "kore_sessions.lock"
     while not (lock_file.read_text() if lock_file.exists() else "").startswith(f'{{"pid": {running.pid},'):
         assert running.poll() is None
         time.sleep(0.05)
-    audit = kore(["audit", "--repair"], env, tmp_path)
-    assert running.poll() is None, "the load was still running"
-    assert audit.returncode == 1 and "another run of this pipeline" in audit.stderr
+    audit = kore(["audit", "--repair", "--days", "2"], env, tmp_path)
+    assert running.poll() is not None, "the audit waited for the load to end"
     assert running.wait(timeout=300) == 0
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "waiting for the run of this pipeline" in audit.stderr
+    assert "0 differ" in audit.stdout
+
+
+def test_a_lock_held_past_the_turn_timeout_fails_the_waiting_command_in_one_line(
+    slow_server: SandboxServer, tmp_path: Path
+) -> None:
+    """A command that waits for its pipeline's lock gives up after `--turn-timeout` seconds,
+    in one line naming the holder and the lock file (exit 1)."""
+    env = cli_env(slow_server, tmp_path)
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    lock_file = tmp_path / "dlt_home" / "pipelines" / "kore_sessions.lock"
+    with RunLock(lock_file, "a long task"):
+        started = time.monotonic()
+        audit = kore(["audit", "--quiet", "--turn-timeout", "2"], env, tmp_path)
+        waited = time.monotonic() - started
+    assert audit.returncode == 1
+    lines = audit.stderr.strip().splitlines()
+    assert len(lines) == 1 and "still in progress" in lines[0] and str(lock_file) in lines[0], lines
+    assert "a long task" in lines[0] and waited >= 2
 
 
 def test_the_lock_of_a_killed_run_is_taken_over(slow_server: SandboxServer, tmp_path: Path) -> None:

@@ -556,3 +556,40 @@ def test_a_sandbox_bug_is_answered_with_a_500(generated: list[GeneratedSession])
     state.store = None  # type: ignore[assignment]
     broken = api.handle(Request("POST", BOT_PATH, {}, b"", mint(), NOW))
     assert broken.status == 500 and broken.payload["errors"][0]["msg"].startswith("Sandbox error:")
+
+
+# pages cut short and sessions the API passes over --------------------------------------
+
+
+def test_a_short_page_leaves_its_last_third_out_but_keeps_total_and_more_available(
+    server: SandboxServer,
+) -> None:
+    body = {"dateFrom": format_time(NOW - timedelta(days=2)), "dateTo": format_time(NOW), "limit": 30}
+    whole = call(server, body).json()
+    server.inject("short")
+    cut = call(server, body).json()
+    assert len(whole["sessions"]) == 30 and len(cut["sessions"]) == 20
+    assert cut["sessions"] == whole["sessions"][:20]
+    assert (cut["total"], cut["moreAvailable"]) == (whole["total"], whole["moreAvailable"])
+    assert server.requests[-1].fault == "short"
+
+
+def test_hidden_sessions_are_passed_over_in_silence(server: SandboxServer) -> None:
+    window = {"dateFrom": format_time(NOW - timedelta(days=2)), "dateTo": format_time(NOW), "limit": 1000}
+    listed = call(server, window).json()
+    first, second = listed["sessions"][0]["sessionId"], listed["sessions"][1]["sessionId"]
+    server.hide_sessions(from_lookup=[first])
+    looked_up = call(server, {"sessionId": [first, second, "nope"]}).json()
+    assert [s["sessionId"] for s in looked_up["sessions"]] == [second]
+    assert looked_up["invalidSessions"] == ["nope"], "neither returned nor called invalid"
+    assert call(server, window).json()["total"] == listed["total"], "still listed"
+    server.hide_sessions(from_listing=[first])
+    unlisted = call(server, window).json()
+    assert unlisted["total"] == listed["total"] - 1
+    assert first not in {s["sessionId"] for s in unlisted["sessions"]}
+    server.hide_sessions(from_listing=[first], in_totals=True)
+    counted = call(server, window).json()
+    assert counted["total"] == listed["total"], "the total still counts it"
+    assert first not in {s["sessionId"] for s in counted["sessions"]}
+    server.hide_sessions()
+    assert call(server, window).json() == listed

@@ -199,7 +199,7 @@ def load_partition(partition: Partition, settings: OrchestrationSettings) -> Loa
 
 def build_containment_models(settings: OrchestrationSettings) -> dict[str, Any]:
     """`kore-sessions models` once the partitions have loaded; returns the asset's metadata."""
-    with pipeline_lock(settings.pipelines_dir, PIPELINE_NAME, f"dagster {MODELS_ASSET}"):
+    with pipeline_lock(settings.pipelines_dir, PIPELINE_NAME, f"dagster {MODELS_ASSET}", wait=True):
         pipeline = warehouse_pipeline(settings, PIPELINE_NAME)
         why_not = models_unbuildable(pipeline)
         if why_not:

@@ -2,18 +2,21 @@
 
 The report reads no per-session table, so user ids, caller numbers and call ids can only reach
 it as tag values of `fct_containment_by_tag`. Every tag value the page shows passes
-`select_tags`, which lists no value of a tag whose name says it is personal, no value of a tag
-with more than `TAG_MAX_DISTINCT` values in the period (values that many are identifiers, not
-categories), and no value that looks like a phone number, an e-mail address, an IP address or
-an id, whatever the tag.
+`select_tags`, which lists no value of a tag whose name looks personal, no value of a tag with
+more than `TAG_MAX_DISTINCT` values in the period (values that many are identifiers, not
+categories), and no value that looks personal (a phone number, an e-mail or IP address, an
+id), whatever the tag. What looks personal is the rule of `pipelines.personal_data`, the one
+the tag mart slices by; the report applies it again to every tag the mart holds, so a tag a
+user named in `[models] tag_names` (which the mart then slices whatever its name and values)
+still shows no caller number, user id, call id or session id here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..personal_data import looks_personal_name, looks_personal_value
 from .counts import TagCounts
 
 # A tag with more values than this in the period is not sliced: few values make a category.
@@ -22,49 +25,6 @@ TAG_MAX_DISTINCT = 25
 TAG_VALUES_SHOWN = 10
 # Tags listed, most tagged sessions first, so the section stays readable.
 TAG_NAMES_SHOWN = 12
-# Tag names that hold personal data (lower case, without separators): none of their values show.
-PERSONAL_NAME = re.compile(
-    r"caller|phone|mobile|msisdn|^ani$|dnis|e?mail|userid|callid|sessionid|customerid"
-    r"|account(?:id|number|no)|ssn|address|firstname|lastname|fullname|^ip$|ipaddress|token|password|secret"
-)
-# Values that look personal: a phone or other long number (7+ digits, separators allowed), an
-# e-mail or SIP address (any `@`), an IPv4 address, a UUID, a long hex id (MongoDB ObjectId,
-# hashes) or a long token mixing letters and digits (`u-...`, `st-...` ids, API keys).
-PERSONAL_VALUE = re.compile(
-    r"\d(?:[\s().\-/]*\d){6,}"
-    r"|@"
-    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b"
-    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|\b[0-9a-f]{12,}\b"
-    r"|\b(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{16,}\b",
-    re.IGNORECASE,
-)
-# Characters dropped from a tag name before PERSONAL_NAME looks at it.
-NAME_SEPARATORS = re.compile(r"[\s_\-.]")
-
-
-def looks_personal_name(name: str) -> bool:
-    """Whether a tag's name says its values are personal (e.g. `callerNumber`, `user_id`).
-
-    Args:
-        name: The tag's name.
-
-    Returns:
-        True for a name that holds personal data.
-    """
-    return bool(PERSONAL_NAME.search(NAME_SEPARATORS.sub("", name.lower())))
-
-
-def looks_personal_value(value: str | None) -> bool:
-    """Whether a tag value looks like a phone number, an address or an id.
-
-    Args:
-        value: The tag value as text, or None.
-
-    Returns:
-        True for a value the report must not print.
-    """
-    return value is not None and bool(PERSONAL_VALUE.search(value))
 
 
 @dataclass(frozen=True)

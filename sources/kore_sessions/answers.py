@@ -8,6 +8,8 @@ rate-limit message whatever its status) and what fails at once (400, 401, 403, 4
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +36,11 @@ FAIL_FAST_HINTS = {
 RATE_LIMIT_MARKER = "rate limit for this api has been reached"
 # Longest piece of an error body quoted in a message.
 MAX_QUOTED_BODY = 300
+# Key names a shape may name: identifiers of a schema; any other key (an e-mail, a user id used
+# as a key) could be a person's data, so it is counted, never shown.
+SCHEMA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+# Most key names a shape names (a shape is a hint, not a dump of the answer).
+MAX_NAMED_KEYS = 12
 
 
 class KoreApiError(Exception):
@@ -122,7 +129,7 @@ def parse_sessions_page(payload: dict[str, Any]) -> SessionsPage:
     if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
         raise KoreApiError(
             "answer is not the documented shape: 'sessions' must be a list of objects, got "
-            f"{_quote(json.dumps(payload)[:MAX_QUOTED_BODY])}"
+            f"{describe_shape(sessions, named=False)}; the answer is {describe_shape(payload)}"
         )
     invalid = payload.get("invalidSessions") or []
     return SessionsPage(
@@ -149,7 +156,71 @@ def _api_message(response: httpx.Response) -> str:
         for key in ("message", "msg", "error"):
             if isinstance(payload.get(key), str):
                 return payload[key]
-    return _quote(json.dumps(payload)[:MAX_QUOTED_BODY])
+    return f"no message in the body, which is {describe_shape(payload)}"
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value: object, array, string, number, boolean or null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, Mapping) else "array"
+
+
+def a_json_type(value: Any) -> str:
+    """The JSON type of a value with its article, for a message: `a string`, `an object`, `null`."""
+    kind = json_type(value)
+    if kind == "null":
+        return kind
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def key_names(values: Mapping[Any, Any], named: bool = True) -> str:
+    """The keys of an object, for a message: `a, b, c`, `a, b and 2 other keys`, or `3 keys`.
+
+    Only names that look like a schema's identifiers are shown (at most MAX_NAMED_KEYS), so a
+    key that is itself data (an id, an e-mail) never reaches a message: it is counted.
+
+    Args:
+        values: The object.
+        named: False where the keys are likely data (an object in place of a list of
+            sessions): every key is only counted.
+    """
+    names = sorted(k for k in values if isinstance(k, str) and SCHEMA_KEY.fullmatch(k)) if named else []
+    shown = names[:MAX_NAMED_KEYS]
+    others = len(values) - len(shown)
+    if not shown:
+        return _count(others, "key")
+    listed = ", ".join(shown)
+    return f"{listed} and {_count(others, 'other key')}" if others else listed
+
+
+def describe_shape(value: Any, named: bool = True) -> str:
+    """A decoded JSON value described by its shape, never by its values.
+
+    Examples: `an object (moreAvailable, sessions, total)`, `an object (3 keys)`, `an array
+    of 3 items (object, string)`, `a string`.
+
+    Args:
+        value: The decoded value.
+        named: Whether an object's schema-like key names may be shown (see `key_names`).
+    """
+    if isinstance(value, Mapping) and value:
+        return f"an object ({key_names(value, named)})"
+    if isinstance(value, list) and value:
+        items = ", ".join(sorted({json_type(item) for item in value}))
+        return f"an array of {_count(len(value), 'item')} ({items})"
+    return f"an empty {json_type(value)}" if isinstance(value, Mapping | list) else a_json_type(value)
+
+
+def _count(count: int, noun: str) -> str:
+    """`1 item`, `3 items`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.extract.hints import TResourceHints
 
+from .answers import a_json_type
+from .records import InvalidRecordError
 from .schema import CHILD_TABLES, SESSION_COLUMNS, TIMESTAMP, arrow_schema, dlt_columns
 from .settings import PRIMARY_KEY, SESSIONS_TABLE
 
@@ -39,6 +41,9 @@ NESTED_KEY_FIELDS = [
     pa.field("_dlt_id", pa.string(), nullable=False),
 ]
 NAMING = NamingConvention()
+# What pyarrow raises on a value that does not fit a column's type; its message quotes the
+# value ("Could not convert 'jane@example.com' with type str"), so it is never passed on.
+ARROW_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 # Keys of a row that are not extra fields of `sessions`.
 KNOWN_ROOT_KEYS = frozenset(SESSION_FIELDS.names) | frozenset(child.key for child in CHILD_TABLES)
 # Column hints of the dlt keys, as dlt's own normalizer sets them.
@@ -127,7 +132,7 @@ class TableBatches:
 
 def root_table(rows: list[dict[str, Any]], load_id: str) -> pa.Table:
     """`sessions` rows: typed columns, then the fields the API added, flattened."""
-    table = _typed_table(rows, SESSION_FIELDS)
+    table = _typed_table(rows, SESSION_FIELDS, SESSIONS_TABLE)
     table = _with_extras(table, _extras(rows, KNOWN_ROOT_KEYS))
     ids = table.column(PRIMARY_KEY)
     table = table.append_column(ROOT_KEY_FIELDS[0], pa.array([load_id] * len(rows), pa.string()))
@@ -143,7 +148,7 @@ def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
             items.append(item)
             parents.append(row[PRIMARY_KEY])
             indexes.append(index)
-    table = _typed_table(items, fields)
+    table = _typed_table(items, fields, f"{SESSIONS_TABLE}__{key}")
     table = _with_extras(table, _extras(items, frozenset(fields.names)))
     parent_ids, positions = pa.array(parents, pa.string()), pa.array(indexes, pa.int64())
     row_ids = pc.binary_join_element_wise(parent_ids, pc.cast(positions, pa.string()), ":")
@@ -153,10 +158,34 @@ def child_table(rows: list[dict[str, Any]], key: str) -> pa.Table:
     return table
 
 
-def _typed_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+def _typed_table(rows: list[dict[str, Any]], schema: pa.Schema, table: str) -> pa.Table:
     """The typed columns of rows, built column by column (missing values as None)."""
-    columns = [pa.array([row.get(field.name) for row in rows], field.type) for field in schema]
+    columns = [_typed_column(rows, field, table) for field in schema]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _typed_column(rows: list[dict[str, Any]], field: pa.Field, table: str) -> pa.Array:
+    """One typed column of rows; InvalidRecordError (naming the session and the column, not
+    the value) when a value does not fit its type."""
+    values = [row.get(field.name) for row in rows]
+    try:
+        return pa.array(values, field.type)
+    except ARROW_CONVERSION_ERRORS:
+        raise _misfit(rows, values, field, table) from None
+
+
+def _misfit(rows: list[dict[str, Any]], values: list[Any], field: pa.Field, table: str) -> InvalidRecordError:
+    """The error naming the first session whose value does not fit the column: its id, the
+    column and the value's JSON type, never the value (it may be a person's data)."""
+    for row, value in zip(rows, values, strict=True):
+        try:
+            pa.array([value], field.type)
+        except ARROW_CONVERSION_ERRORS:
+            return InvalidRecordError(
+                f"session {row.get(PRIMARY_KEY)}: {table}.{field.name} holds {a_json_type(value)}, "
+                f"which does not fit its type {field.type}"
+            )
+    return InvalidRecordError(f"{table}.{field.name}: the page's values do not fit its type {field.type}")
 
 
 def _extras(rows: list[dict[str, Any]], known: frozenset[str]) -> list[dict[str, Any]] | None:

@@ -11,6 +11,8 @@ bot key (`*` on the admin route):
   lower bound of the server's clock for the rules that depend on it.
 - `open_sessions`: `{session_id: start_time}` of sessions last seen active, refreshed on every
   run until closed.
+- `unresolved`: `{session_id: [first missed, misses]}` of open sessions that neither the id
+  lookup nor their window returned: refreshed for UNRESOLVED_OPEN_PATIENCE, then given up.
 - `version`: STATE_VERSION; a cursor without it was the loader's clock (the first version).
 """
 
@@ -21,7 +23,14 @@ from typing import Any
 
 from .config import RunConfig
 from .run import SourceRun
-from .settings import CONTAINMENT_TYPES, STATE_VERSION, STATUS_ACTIVE, UNKNOWN_STATUS_QUIET_PERIOD
+from .settings import (
+    CONTAINMENT_TYPES,
+    STATE_VERSION,
+    STATUS_ACTIVE,
+    UNKNOWN_STATUS_QUIET_PERIOD,
+    UNRESOLVED_MIN_MISSES,
+    UNRESOLVED_OPEN_PATIENCE,
+)
 from .timestamps import format_api_timestamp, parse_timestamp
 from .windows import Window, incremental_start
 
@@ -73,6 +82,7 @@ class BotState:
         session_id = row["session_id"]
         if self.bot.open_at_start and session_id in self.bot.open_at_start:
             self.bot.seen_open.add(session_id)
+        self.state.get("unresolved", {}).pop(session_id, None)
         if self.may_be_open(row):
             self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
         else:
@@ -98,12 +108,29 @@ class BotState:
         return {s: parse_timestamp(self.open_sessions[s]) for s in stale if s in self.open_sessions}
 
     def forget(self, session_id: str) -> None:
-        """No longer refresh a session (deleted, or not found where it started)."""
+        """No longer refresh a session (deleted, or given up)."""
         self.open_sessions.pop(session_id, None)
+        self.state.get("unresolved", {}).pop(session_id, None)
+
+    def missed(self, session_id: str, now: datetime) -> None:
+        """An open session the run looked for by id and in its window, and found in neither: it
+        stays in refresh (named in the summary) until it has been missed for
+        UNRESOLVED_OPEN_PATIENCE and at least UNRESOLVED_MIN_MISSES runs; then it is given up."""
+        unresolved = self.state.setdefault("unresolved", {})
+        first_text, misses = unresolved.get(session_id, [format_api_timestamp(now), 0])
+        first, misses = parse_timestamp(first_text) or now, int(misses) + 1
+        if misses >= UNRESOLVED_MIN_MISSES and now - first >= UNRESOLVED_OPEN_PATIENCE:
+            self.forget(session_id)
+            self.run.given_up.setdefault(self.bot_key, []).append(session_id)
+            return
+        unresolved[session_id] = [format_api_timestamp(first), misses]
+        self.run.unresolved.setdefault(self.bot_key, []).append(session_id)
 
     def save_open_sessions(self) -> None:
-        """Write the open sessions into the state."""
+        """Write the open sessions into the state (and only their unresolved marks)."""
         self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
+        unresolved = self.state.get("unresolved", {})
+        self.state["unresolved"] = {s: unresolved[s] for s in sorted(unresolved) if s in self.open_sessions}
 
     def bounded_backfill_loaded(self, start: datetime, end: datetime) -> None:
         """A bounded backfill of `[start, end]` is loaded: when it reaches the loaded range

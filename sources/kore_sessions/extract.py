@@ -130,8 +130,6 @@ class BotExtractor:
         rows = []
         for raw in page.sessions:
             row = to_row(raw, request.containment_type)
-            if self.run.is_erased(row["session_id"]):
-                continue  # a user had it erased: not loaded again, not tracked
             if self.listed is not None:
                 self.listed.add(row["session_id"])
             self.run.server_clock.observe(row["start_time"])

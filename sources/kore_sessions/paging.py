@@ -2,10 +2,15 @@
 
 A `WindowPaging` takes the answers to its requests in any order (`take`) and says which
 requests follow: the rest of the window's pages, planned at once from the first page's `total`
-once the server's page cap is known (`PageCap`), else one after another. When no page is left
-it checks the distinct sessions against the `total` and starts the window again if the list
-moved while it was paged. `AnswerShape` says which containment types to ask for: none, or
-each of them once a server answers in the pre-9.0 shape.
+once the server's page cap is known (`PageCap`), else one after another; a page that comes
+back shorter than asked while the total says more follows is followed by a request for the
+gap at once. When no page is left it checks the distinct sessions against the `total`: if
+fewer (the list moved while it was paged, or the server cut pages short), the window is read
+again, and the sessions of every reading count together. A window that stays short after
+`MAX_WINDOW_ATTEMPTS` readings fails the run (`IncompleteWindowError`): it is never passed
+over, so the cursor never moves past sessions the API counted but did not give.
+`AnswerShape` says which containment types to ask for: none, or each of them once a server
+answers in the pre-9.0 shape.
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ from .settings import CONTAINMENT_TYPES
 
 logger = logging.getLogger("kore_sessions")
 
-# Readings of a window whose sessions came out fewer than the API's total (the list moved).
+# Readings of a window whose sessions came out fewer than the API's total (the list moved, or
+# pages came back short): sessions shifted across a page edge while paging are found by the next
+# reading, so three readings make a window that is read whole at least once almost certain.
 MAX_WINDOW_ATTEMPTS = 3
+
+
+class IncompleteWindowError(KoreApiError):
+    """A window gave fewer distinct sessions than its `total` in every reading."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,9 @@ class WindowPaging:
         cap: The server's page cap, shared by every window of the run.
         label: How the window reads in messages.
         generation: Requests of an older generation (before a pre-9.0 switch) are stale.
-        ids: Distinct sessions seen in this reading (only while the window is open).
-        done: Every page is in and the count is right (or was read as often as allowed).
+        ids: Distinct sessions seen in every reading so far (only while the window is open).
+        done: Every page is in and the distinct sessions reach the total.
+        attempts: Readings of the window so far.
     """
 
     window_index: int
@@ -89,13 +101,14 @@ class WindowPaging:
     done: bool = False
     attempts: int = 1
     _outstanding: set[int] = field(default_factory=set)
+    _asked: set[int] = field(default_factory=set)
     _frontier: int = 0
     _frontier_more: bool = False
     _total: int | None = None
 
     def first(self) -> PageRequest:
         """The window's first page (its answer shows the shape, the cap and the total)."""
-        self._outstanding = {0}
+        self._outstanding, self._asked = {0}, {0}
         return self._request(0)
 
     def take(self, request: PageRequest, page: SessionsPage) -> list[PageRequest]:
@@ -116,39 +129,51 @@ class WindowPaging:
         skips: list[int] = []
         if request.skip == 0 and page.more_available and self._total and self.cap.learned:
             skips = list(range(end, self._total, self.cap.learned))
+        elif self._cut_short(request, page, end):
+            skips = [end]  # the sessions the page left out, up to where the next page begins
         if not skips and not self._outstanding and self._frontier_more:
             skips = [self._frontier]
+        skips = [skip for skip in skips if skip not in self._asked]
         if not skips and not self._outstanding:
             return self._close()
         self._outstanding.update(skips)
-        return [self._request(skip) for skip in skips]
+        self._asked.update(skips)
+        return [self._request(skip, self._room_after(skip)) for skip in skips]
 
-    def _request(self, skip: int) -> PageRequest:
-        """A page of this window."""
-        return PageRequest(self.window_index, self.containment_type, skip, self.cap.limit, self.generation)
+    def _room_after(self, skip: int) -> int:
+        """The page size to ask at `skip`: the cap, or less where a page already asked begins."""
+        following = min((asked for asked in self._asked if asked > skip), default=None)
+        return self.cap.limit if following is None else min(self.cap.limit, following - skip)
+
+    def _cut_short(self, request: PageRequest, page: SessionsPage, end: int) -> bool:
+        """Whether a page holds fewer sessions than asked (and the cap allows) while the window's
+        total says more follow it: the server left a gap the planned pages do not cover."""
+        asked = min(request.limit, self.cap.learned or request.limit)
+        return bool(page.sessions) and len(page.sessions) < asked and end < (self._total or 0)
+
+    def _request(self, skip: int, limit: int | None = None) -> PageRequest:
+        """A page of this window (of the cap's size unless given)."""
+        size = self.cap.limit if limit is None else limit
+        return PageRequest(self.window_index, self.containment_type, skip, size, self.generation)
 
     def _close(self) -> list[PageRequest]:
         """Check the finished window against the total the API gave; read it again if short.
 
-        Only when the pages reached the total and still held fewer distinct sessions (the list
-        moved while it was paged); a server whose `total` disagrees with its own paging is
-        trusted on `moreAvailable`, not asked again.
+        Raises:
+            IncompleteWindowError: still short after MAX_WINDOW_ATTEMPTS readings.
         """
         total, seen = self._total, len(self.ids)
-        if total is not None and self._frontier >= total > seen:
-            if self.attempts < MAX_WINDOW_ATTEMPTS:
-                logger.warning(
-                    "%s gave %d of %d sessions (the list moved while paging); reading again",
-                    self.label,
-                    seen,
-                    total,
+        if total is not None and total > seen:
+            if self.attempts >= MAX_WINDOW_ATTEMPTS:
+                raise IncompleteWindowError(
+                    f"{self.label} gave {seen} of the {total} sessions its total counts, in "
+                    f"{self.attempts} readings: nothing of this load package was loaded and the cursor "
+                    "stays before the window; the next run reads it again"
                 )
-                self.attempts += 1
-                self.ids, self._frontier, self._frontier_more, self._total = set(), 0, False, None
-                return [self.first()]
-            logger.warning(
-                "%s still gives %d of %d sessions after %d readings", self.label, seen, total, self.attempts
-            )
+            logger.info("%s gave %d of %d sessions; reading it again", self.label, seen, total)
+            self.attempts += 1
+            self._frontier, self._frontier_more, self._total = 0, False, None
+            return [self.first()]
         self.done = True
         self.ids = set()  # only needed while the window is open: memory stays bounded
         return []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
+from .answers import a_json_type, key_names
 from .schema import KNOWN_API_FIELDS, SESSION_COLUMNS
 from .settings import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
 from .timestamps import parse_timestamp
@@ -14,6 +16,9 @@ from .timestamps import parse_timestamp
 ROW_FIELDS = tuple((column.name, column.api_field) for column in SESSION_COLUMNS if column.api_field)
 # The keys of a tag that become columns of its own; any other key passes through.
 TAG_KEYS = frozenset({"name", "value"})
+# What parsing an instant raises on a value that is not one (pendulum's ParserError is a
+# ValueError; a year beyond datetime's range overflows).
+TIMESTAMP_ERRORS = (ValueError, OverflowError)
 
 
 class InvalidRecordError(ValueError):
@@ -35,11 +40,16 @@ def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
 
 
 def session_id_of(raw: dict[str, Any]) -> str:
-    """The session's id, or InvalidRecordError."""
+    """The session's id, or InvalidRecordError naming the fields it has (never their values)."""
     session_id = raw.get("sessionId")
-    if not isinstance(session_id, str) or not session_id:
-        raise InvalidRecordError(f"session without a sessionId: {_preview(raw)}")
-    return session_id
+    if isinstance(session_id, str) and session_id:
+        return session_id
+    fields = key_names(raw)
+    if session_id is None or session_id == "":
+        raise InvalidRecordError(f"a session without a sessionId (fields present: {fields})")
+    raise InvalidRecordError(
+        f"a session whose sessionId is {a_json_type(session_id)}, not text (fields present: {fields})"
+    )
 
 
 def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str, Any]:
@@ -58,13 +68,10 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         InvalidRecordError: the session has no id or no parsable start_time.
     """
     session_id = session_id_of(raw)
-    try:
-        start_time = parse_timestamp(raw.get("start_time"))
-        end_time = parse_timestamp(raw.get("end_time"))
-    except ValueError as exc:
-        raise InvalidRecordError(f"session {session_id}: bad timestamp ({exc})") from exc
+    start_time = _instant(raw, session_id, "start_time")
+    end_time = _instant(raw, session_id, "end_time")
     if start_time is None:
-        raise InvalidRecordError(f"session {session_id} has no start_time: {_preview(raw)}")
+        raise InvalidRecordError(f"session {session_id} has no start_time")
     raw_session_type = raw.get("sessionType")
     tags = raw.get("tags") if isinstance(raw.get("tags"), dict) else {}
     converted = {
@@ -149,6 +156,14 @@ def _as_bool(value: Any) -> bool | None:
     return str(value).strip().lower() in ("1", "true", "yes")
 
 
-def _preview(raw: dict[str, Any]) -> str:
-    """A short one-line view of a record, for error messages."""
-    return json.dumps(raw, default=str)[:200]
+def _instant(raw: dict[str, Any], session_id: str, name: str) -> datetime | None:
+    """A timestamp field of a session, or InvalidRecordError naming the session and the field.
+
+    The message never quotes the value (nor the parser's message, which does): a malformed
+    field may hold anything, a person's data included.
+    """
+    try:
+        return parse_timestamp(raw.get(name))
+    except TIMESTAMP_ERRORS:
+        kind = a_json_type(raw.get(name))
+        raise InvalidRecordError(f"session {session_id}: {name} is not a timestamp (it is {kind})") from None

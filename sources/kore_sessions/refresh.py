@@ -2,8 +2,10 @@
 
 The id lookup (50 ids a request) blanks session tags of sessions older than 14 days on the
 server's clock, so a session older than the horizon is fetched by a small window around its
-start_time instead, paged by the same `WindowPaging` as every other window. Ids the API
-reports in `invalidSessions` are deleted from the warehouse, and only those.
+start_time instead, paged by the same `WindowPaging` as every other window; so is a session the
+lookup neither returns nor calls invalid. Ids the API reports in `invalidSessions` are deleted
+from the warehouse, and only those. An open session found in neither place stays in refresh for
+a bounded time (`BotState.missed`), named in the summary, then is given up.
 """
 
 from __future__ import annotations
@@ -50,12 +52,12 @@ class Refresher:
         yield from self.fetch_by_id(stale)
         for session_id in stale:
             if session_id in self.state.open_sessions and session_id not in self.state.bot.seen_open:
-                self.state.forget(session_id)
                 logger.warning(
-                    "%s: open session %s was not found around its start_time; no longer refreshed",
+                    "%s: open session %s was found neither by id nor in its window",
                     bot_label(self.bot_key),
                     session_id,
                 )
+                self.state.missed(session_id, self.now)
         if stale:
             fetched = self.run.totals.refreshed - before  # the others: deleted, erased or not found
             logger.info("%s: refreshed %d of %d open sessions", bot_label(self.bot_key), fetched, len(stale))
@@ -80,12 +82,18 @@ class Refresher:
         old = {s: started for s, started in sessions.items() if started is not None and started < horizon}
         ids = sorted(set(sessions) - set(old))
         for start in range(0, len(ids), MAX_IDS_PER_LOOKUP):
-            for row in self._lookup(ids[start : start + MAX_IDS_PER_LOOKUP]):
+            chunk = ids[start : start + MAX_IDS_PER_LOOKUP]
+            answered: set[str] = set()
+            for row in self._lookup(chunk):
+                answered.add(row["session_id"])
                 if row.get(DELETED_COLUMN) is None and row["start_time"] < horizon:
                     old[row["session_id"]] = row["start_time"]
                     continue
                 self._fetched(row)
                 yield row
+            for session_id in chunk:  # neither returned nor invalid: read where it started
+                if session_id not in answered and sessions[session_id] is not None:
+                    old[session_id] = sessions[session_id]
         for session_id, started in sorted(old.items()):
             yield from self._by_window(session_id, started)
 
@@ -103,9 +111,7 @@ class Refresher:
         for raw in page.sessions:
             row = to_row(raw)
             self.run.server_clock.observe(row["start_time"])
-            if self.run.is_erased(row["session_id"]):
-                self.state.forget(row["session_id"])  # a user had it erased: no longer refreshed
-            elif row["session_id"] in asked:
+            if row["session_id"] in asked:
                 yield row
         for session_id in asked.intersection(page.invalid_sessions):
             yield self._deletion(session_id)
@@ -114,7 +120,7 @@ class Refresher:
         """Fetch a session through the small window around its start_time (keeps its tags)."""
         window = Window(started - POINT_WINDOW_HALF_WIDTH, started + POINT_WINDOW_HALF_WIDTH)
         for raw, containment_type in self._window_sessions(window):
-            if raw.get("sessionId") == session_id and not self.run.is_erased(session_id):
+            if raw.get("sessionId") == session_id:
                 row = to_row(raw, containment_type)
                 self.run.server_clock.observe(row["start_time"])
                 self._fetched(row)

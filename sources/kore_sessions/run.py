@@ -80,9 +80,10 @@ class SourceRun:
         bots: Where each bot stands.
         server_clock: The server's clock as its answers showed it.
         bot_keys: The bots the source covers (`*`: every bot of the account), set by the source.
-        erased: Hashed ids (`erased_key`) of sessions a user had erased: never loaded again.
         earlier_start: Bots with state whose loaded range begins after the configured
             start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
+        unresolved: Open sessions found neither by id nor in their window, still refreshed, per bot.
+        given_up: Open sessions unfound for UNRESOLVED_OPEN_PATIENCE, no longer refreshed, per bot.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -92,8 +93,9 @@ class SourceRun:
     bots: dict[str, BotRun] = field(default_factory=dict)
     server_clock: ServerClock = field(default_factory=ServerClock)
     bot_keys: tuple[str, ...] = ()
-    erased: frozenset[str] = frozenset()
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    unresolved: dict[str, list[str]] = field(default_factory=dict)
+    given_up: dict[str, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -121,10 +123,8 @@ class SourceRun:
         self.legacy_bots.clear()
         self.undocumented_containment.clear()
         self.earlier_start.clear()
-
-    def is_erased(self, session_id: str) -> bool:
-        """Whether a user had this session erased (it must not be loaded again)."""
-        return bool(self.erased) and erased_key(session_id) in self.erased
+        self.unresolved.clear()
+        self.given_up.clear()
 
     @property
     def more_to_fetch(self) -> bool:
@@ -133,5 +133,6 @@ class SourceRun:
 
 
 def erased_key(session_id: str) -> str:
-    """How an erased session is remembered: a hash of its id, so no id is kept in clear."""
+    """How an erased session is remembered: a hash of its id, so no id is kept in clear (the
+    pipeline keeps erased sessions out where rows reach the warehouse: `pipelines.erasures`)."""
     return hashlib.sha256(f"kore-sessions erased {session_id}".encode()).hexdigest()

@@ -83,6 +83,15 @@ STATUS_ACTIVE = "active"
 # refreshed, until its last activity (end_time) is at least this far in the past.
 UNKNOWN_STATUS_QUIET_PERIOD = timedelta(minutes=30)
 
+# An open session that neither the id lookup nor its own window returns (and the API does not
+# call invalid) stays in refresh this long, and at least UNRESOLVED_MIN_MISSES runs: a day rides
+# out an index lag or an outage of a 15-minute schedule; a session still unfound by then is gone
+# without a deletion notice, and refreshing it for ever would cost a request a run. It is then
+# named in the summary and left as loaded (only `invalidSessions` deletes).
+UNRESOLVED_OPEN_PATIENCE = timedelta(hours=24)
+# So that a loader that did not run for a day still tries a few times before giving up.
+UNRESOLVED_MIN_MISSES = 4
+
 # Retry policy: attempts per request, the backoff's first and longest wait, and a time bound.
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BACKOFF_INITIAL = 1.0

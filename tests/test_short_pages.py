@@ -1,0 +1,67 @@
+"""Pages cut short: the gap is asked for, a window short of its total is read again, and one that
+stays short fails the run naming it; never a silent loss."""
+
+from __future__ import annotations
+
+import json
+from math import ceil
+from pathlib import Path
+
+import pytest
+
+from sandbox import SandboxServer
+
+from .cli_helpers import PIPELINE_FOLDER, cli_env, expected, kore, loaded, normalized
+from .conftest import BOTS, api_time
+
+
+def cursors(cwd: Path) -> dict[str, str | None]:
+    """Each bot's cursor in the command's pipeline state."""
+    state = json.loads((cwd / PIPELINE_FOLDER / "state.json").read_text())
+    bots = state["sources"]["kore_sessions"]["resources"]["sessions"]["bots"]
+    return {bot: bots[bot].get("cursor") for bot in bots}
+
+
+@pytest.mark.parametrize("rate", [0.3, 1.0], ids=["sometimes", "always"])
+def test_pages_cut_short_are_filled_and_nothing_is_lost(
+    live_server: SandboxServer, tmp_path: Path, rate: float
+) -> None:
+    """A server that leaves the last third out of some (or every) page, while its total and
+    `moreAvailable` say the page was whole: the load asks for each gap and ends with every
+    session, in one reading of each window."""
+    live_server.set_fault_rates({"short": rate}, seed=3)
+    unlimited = ["--requests-per-minute", "10000", "--requests-per-hour", "100000"]
+    result = kore(["load", "--no-models", *unlimited], cli_env(live_server, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert any(record.fault == "short" for record in live_server.requests)
+    live_server.clear_faults()
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+    assert "reading it again" not in result.stderr, "the gaps were filled without reading windows again"
+    pages = ceil(len(live_server.visible_sessions()) / 16) + 12  # at a cap learned from a cut page
+    assert len(live_server.requests) <= 3 * pages, "a gap costs a request or two, not a window"
+
+
+def test_a_window_that_stays_short_of_its_total_fails_and_keeps_its_cursor(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """A session the listings count in their total but never give: the window is read three
+    times, then the run fails in one line naming the bot, the window and the counts; the cursor
+    stays where it was, so once the server gives the session, the next run loads it."""
+    env = cli_env(live_server, tmp_path)
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    before = cursors(tmp_path)
+    newest = max(live_server.visible_sessions(BOTS[0]), key=lambda view: api_time(view["start_time"]))
+    hidden = newest["sessionId"]  # in the next run's window (from the cursor less the lookback)
+    live_server.hide_sessions(from_listing=[hidden], in_totals=True)
+    failed = kore(["load", "--no-models", "--quiet"], env, tmp_path)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert BOTS[0] in lines[0] and "window" in lines[0] and "3 readings" in lines[0], lines[0]
+    assert " of the " in lines[0] and "sessions its total counts" in lines[0]
+    assert cursors(tmp_path) == before, "the cursor did not move past the short window"
+    live_server.hide_sessions()
+    again = kore(["load", "--no-models"], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert hidden in loaded(tmp_path)
+    assert normalized(loaded(tmp_path)) == expected(live_server)
