@@ -278,6 +278,7 @@ class Auditor:
         plan = RepairPlan(ranges=ranges, held_ids=held_ids)
         source = kore_sessions(run=run, clock=self.clock, repair=plan, **self.overrides)
         summary = load_sessions(self.pipeline, source, run)
+        summary.check_complete()
         result.reloaded, result.deleted = summary.sessions_fetched, summary.sessions_deleted
         result.requests += summary.requests
         with warehouse_turn(self.pipeline):
@@ -344,7 +345,8 @@ def _text(moment: datetime) -> str:
 
 def no_state(pipeline: dlt.Pipeline) -> str:
     """Why a pipeline without state has nothing to audit, and which pipelines have state."""
-    others = [other for other in pipelines_with_state(pipeline) if other != pipeline.pipeline_name]
+    folder = Path(pipeline.pipelines_dir)
+    others = [other for other in pipelines_with_state(pipeline, folder) if other != pipeline.pipeline_name]
     where = f"in {pipeline.pipelines_dir} or dataset {pipeline.dataset_name}"
     if not others:
         return f"nothing to audit: no pipeline has loaded sessions {where}"
@@ -354,13 +356,14 @@ def no_state(pipeline: dlt.Pipeline) -> str:
     )
 
 
-def pipelines_with_state(pipeline: dlt.Pipeline) -> list[str]:
-    """Pipelines that have loaded sessions: those with state in the pipeline's pipelines folder,
-    and those whose state is kept in its dataset (`_dlt_pipeline_state`), sorted."""
+def pipelines_with_state(pipeline: dlt.Pipeline, pipelines_dir: Path) -> list[str]:
+    """Pipelines that have loaded sessions into the pipeline's dataset: those with such state in
+    the pipelines folder, and those whose state is kept in the dataset (`_dlt_pipeline_state`;
+    the audit passes over any of them that holds no bot of this source), sorted."""
     names = {
-        folder.parent.name
-        for folder in Path(pipeline.pipelines_dir).glob("*/state.json")
-        if _has_bots(folder)
+        state.parent.name
+        for state in pipelines_dir.glob("*/state.json")
+        if _has_bots(state, pipeline.dataset_name)
     }
     with warehouse_turn(pipeline), pipeline.sql_client() as sql:
         if STATE_TABLE in existing_relations(sql, sql.dataset_name):
@@ -370,11 +373,13 @@ def pipelines_with_state(pipeline: dlt.Pipeline) -> list[str]:
     return sorted(names)
 
 
-def _has_bots(state_file: Path) -> bool:
-    """Whether a pipeline's local state holds a bot of this source."""
+def _has_bots(state_file: Path, dataset: str) -> bool:
+    """Whether a pipeline's local state holds a bot of this source loaded into `dataset`."""
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return False
+    if state.get("dataset_name") != dataset:
         return False
     resources = state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
     return bool(resources.get(SESSIONS_TABLE, {}).get("bots"))

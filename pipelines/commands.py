@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from .model_settings import ModelSettings
 from .models import ModelError, build_models, models_unbuildable
 from .redaction import known_secrets, redact
 from .report import write_report
+from .working_folder import prune_loaded_jobs
 
 # File `kore-sessions report` writes when no --output is given.
 DEFAULT_REPORT_FILE = "kore_containment_report.html"
@@ -61,6 +63,16 @@ def require_warehouse(args: argparse.Namespace) -> None:
             f"no DuckDB file at {duckdb_file(args.duckdb_file)}: load sessions first, "
             "or name the file with --duckdb-file"
         )
+
+
+@contextmanager
+def reader_pipeline(args: argparse.Namespace) -> Iterator[dlt.Pipeline]:
+    """The warehouse the flags name, through a pipeline kept in a temporary folder: a command
+    that owns no pipeline (`models`, `report`, `export`, `forget`) needs no pipeline's lock (it
+    takes the dataset's turn) and creates nothing in the pipelines folder."""
+    require_warehouse(args)
+    with tempfile.TemporaryDirectory(prefix="kore-sessions-") as folder:
+        yield make_pipeline(args.destination, args.dataset, folder, args.duckdb_file, pipeline_name(args))
 
 
 def warehouse_pipeline(
@@ -121,8 +133,10 @@ def command_load(args: argparse.Namespace) -> int:
     opened: list[dlt.Pipeline] = []
     with pipeline_turn(args, LOAD_PURPOSE, lambda: loaded_anything(opened[0] if opened else None)):
         opened.append(warehouse_pipeline(args))
-        for line in load_sessions(opened[0], source, run).lines():
+        summary = load_sessions(opened[0], source, run)
+        for line in summary.lines():
             print(line)
+        summary.check_complete()
         if args.pipelines_dir or pipeline_name(args) != PIPELINE_NAME:  # dlt's CLI looks elsewhere
             print(f"inspect: {inspect_command(opened[0])}")
         if settings is not None:
@@ -169,24 +183,38 @@ def command_audit(args: argparse.Namespace) -> int:
     overrides = source_overrides(args)
     options = resolve_options(**overrides)
     audit_range = audit_range_of(args, options.run_config().clock())
-    require_warehouse(args)
+    if args.destination == "duckdb" and not duckdb_file(args.duckdb_file).exists():
+        return nothing_to_audit(f"nothing to audit: no DuckDB file at {duckdb_file(args.duckdb_file)}")
     names = [pipeline_name(args)]
     if args.all_pipelines:
-        names = pipelines_with_state(warehouse_pipeline(args)) or names
-    results = []
-    try:
-        for name in names:
-            results.append(audit_pipeline(args, name, overrides, audit_range))
-    except NothingToAuditError as exc:
-        print(f"kore-sessions: {redact(str(exc), known_secrets())}", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    for result in results:
+        with reader_pipeline(args) as reader:
+            names = pipelines_with_state(reader, pipelines_folder(args.pipelines_dir)) or names
+    results: list[tuple[str, AuditResult]] = []
+    for name in names:
+        try:
+            results.append((name, audit_pipeline(args, name, overrides, audit_range)))
+        except NothingToAuditError as exc:
+            if not args.all_pipelines:
+                return nothing_to_audit(str(exc))
+            print(f"pipeline {name}: not a pipeline of kore-sessions bots, passed over")
+    if not results:
+        return nothing_to_audit("nothing to audit: no pipeline of the dataset has loaded sessions")
+    for name, result in results:
+        if args.all_pipelines:
+            print(f"pipeline {name}:")
         for line in result.lines():
             print(line)
-    unloaded = unaudited_bots(options.run_config().bot_keys, results) if args.all_pipelines else []
+    audited = [result for _, result in results]
+    unloaded = unaudited_bots(options.run_config().bot_keys, audited) if args.all_pipelines else []
     if unloaded:
         print(f"audit: configured but loaded by no pipeline (every session missing): {', '.join(unloaded)}")
-    return EXIT_INCOMPLETE if unloaded or any(result.differing for result in results) else 0
+    return EXIT_INCOMPLETE if unloaded or any(result.differing for result in audited) else 0
+
+
+def nothing_to_audit(reason: str) -> int:
+    """Say in one line why nothing was checked; the exit code says the answer is incomplete."""
+    print(f"kore-sessions: {redact(reason, known_secrets())}", file=sys.stderr)
+    return EXIT_INCOMPLETE
 
 
 def unaudited_bots(configured: tuple[str, ...], results: list[AuditResult]) -> list[str]:
@@ -207,8 +235,6 @@ def audit_pipeline(
             overrides = {**overrides, **bots_of(opened[0])}
         grace = timedelta(hours=args.grace_hours)
         auditor = Auditor(opened[0], resolve_options(**overrides), overrides, grace=grace)
-        if args.all_pipelines:
-            print(f"pipeline {name}:")
         return auditor.run(audit_range, repair=args.repair)
 
 
@@ -245,15 +271,12 @@ def audit_range_of(args: argparse.Namespace, now: datetime) -> AuditRange:
 def command_models(args: argparse.Namespace) -> int:
     """`kore-sessions models`: (re)build the models and print the last days' containment."""
     settings = model_settings(args)
-    require_warehouse(args)
-    with pipeline_turn(args, "kore-sessions models"):
-        pipeline = warehouse_pipeline(args)
-        with warehouse_turn(pipeline):
-            for line in build_models(pipeline, settings).lines():
-                print(line)
-            print()
-            for line in recent_containment_lines(pipeline, args.days):
-                print(line)
+    with reader_pipeline(args) as pipeline, warehouse_turn(pipeline):
+        for line in build_models(pipeline, settings).lines():
+            print(line)
+        print()
+        for line in recent_containment_lines(pipeline, args.days):
+            print(line)
     return 0
 
 
@@ -262,8 +285,7 @@ def command_report(args: argparse.Namespace) -> int:
     if Path(args.output).is_dir():
         raise ConfigError(f"{args.output} is a folder: give the HTML file to write (--output)")
     check_folders_on_the_way(Path(args.output).parent)
-    pipeline = warehouse_pipeline(args, must_exist=True)
-    with warehouse_turn(pipeline):  # not beside a load: it would fail, or fail the load
+    with reader_pipeline(args) as pipeline, warehouse_turn(pipeline):  # not in a load's way
         written = write_report(pipeline, Path(args.output), days=args.days)
     print(written)
     return 0
@@ -272,8 +294,7 @@ def command_report(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     """`kore-sessions export`: one file per mart in DIR; print each with its row count."""
     check_folders_on_the_way(Path(args.directory))
-    pipeline = warehouse_pipeline(args, must_exist=True)
-    with warehouse_turn(pipeline):  # the marts as one build left them, not half rebuilt
+    with reader_pipeline(args) as pipeline, warehouse_turn(pipeline):  # marts as one build left them
         exported = export_marts(pipeline, Path(args.directory), args.file_format)
     for written in exported:
         print(f"{written.path}  {written.rows} rows")
@@ -294,11 +315,12 @@ def command_forget(args: argparse.Namespace) -> int:
     """`kore-sessions forget`: erase the sessions of the users named, rebuild the marts."""
     from .forget import forget_users
 
-    require_warehouse(args)
-    with pipeline_turn(args, "kore-sessions forget"):
-        pipeline = warehouse_pipeline(args)
-        for line in forget_users(pipeline, args.user_ids).lines():
-            print(line)
+    with reader_pipeline(args) as pipeline:  # the dataset's turn only: beside any load
+        forgotten = forget_users(pipeline, args.user_ids)
+    for folder in pipelines_folder(args.pipelines_dir).glob("*/"):
+        prune_loaded_jobs(folder)  # copies of loaded packages a crash kept, of every pipeline
+    for line in forgotten.lines():
+        print(line)
     return 0
 
 

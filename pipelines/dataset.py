@@ -29,6 +29,18 @@ def warehouse_exists(pipeline: dlt.Pipeline) -> bool:
     return Path(pipeline.destination_client().config.credentials.database).exists()
 
 
+def dataset_exists(pipeline: dlt.Pipeline) -> bool:
+    """Whether anything was loaded into the pipeline's dataset (without making a DuckDB file).
+
+    Raises:
+        Exception: the warehouse's own error when it cannot be read.
+    """
+    if not warehouse_exists(pipeline):
+        return False
+    with pipeline.sql_client() as client:
+        return bool(client.has_dataset())
+
+
 def existing_relations(client: Any, schema: str) -> dict[str, str]:
     """Tables and views of the schema, by name, with their type (BASE TABLE or VIEW)."""
     rows = client.execute_sql(

@@ -2,9 +2,11 @@
 
 An erasure request names a user id. Their sessions and child rows are deleted (with any copy
 in the pipelines' staging datasets and the local data files of loaded packages), the marts are
-rebuilt, and each erased session is remembered in `kore_erased_sessions` by a hash of its
-session id, with its bot and start (not personal): later runs skip it even where the lookback
-reads it again, and `audit` counts it as held. The person's user id is stored nowhere.
+rebuilt, the person is remembered in `kore_erased_users` by a hash of their user id (never in
+clear), and each erased session in `kore_erased_sessions` by a hash of its id, with its bot and
+start: every later load step leaves the person's sessions out, whenever they were extracted
+(`erasures`), and `audit` counts them as held. It needs the dataset's turn only, not the run
+lock of a pipeline, so it goes through beside a long backfill.
 """
 
 from __future__ import annotations
@@ -13,20 +15,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dlt
 
-from sources.kore_sessions.run import erased_key
 from sources.kore_sessions.schema import CHILD_TABLES
 from sources.kore_sessions.settings import SESSIONS_TABLE
 
 from .dataset import existing_relations
-from .erasures import ERASED_COLUMNS, ERASED_TABLE
+from .erasures import create_erasure_tables, erased_key, remember_sessions, remember_users
 from .lock import warehouse_turn
 from .models import build_models, built_settings
-from .working_folder import prune_loaded_jobs
 
 # Ids per DELETE statement: well within any warehouse's limit on a statement's parameters.
 IDS_PER_STATEMENT = 500
@@ -47,7 +46,7 @@ class Forgotten:
         bots = ", ".join(f"{bot}: {n}" for bot, n in sorted(self.by_bot.items())) or "none"
         lines = [
             f"forgot {self.sessions} sessions of {self.users} user(s) ({bots}) and their {self.child_rows} "
-            "tag and language rows; later loads leave these sessions out",
+            "tag and language rows; later loads leave their sessions out",
         ]
         if self.models_rebuilt:
             lines.append("models rebuilt without them")
@@ -70,9 +69,10 @@ def forget_users(pipeline: dlt.Pipeline, user_ids: Sequence[str]) -> Forgotten:
             found = _sessions_of(sql, sorted(set(user_ids)))
             ids = [session_id for session_id, _, _ in found]
             now = datetime.now(UTC)
-            _create_erased_table(sql)
+            create_erasure_tables(sql)
             with sql.begin_transaction():
-                _remember(sql, [(erased_key(sid), bot, started, now) for sid, bot, started in found])
+                remember_users(sql, sorted(set(user_ids)), now)
+                remember_sessions(sql, [(erased_key(sid), bot, started, now) for sid, bot, started in found])
                 result.child_rows = _delete(sql, ids)
             result.sessions, result.by_bot = len(ids), Counter(bot for _, bot, _ in found)
             _delete_staged_copies(sql, ids)
@@ -80,7 +80,6 @@ def forget_users(pipeline: dlt.Pipeline, user_ids: Sequence[str]) -> Forgotten:
         if settings is not None and ids:
             build_models(pipeline, settings)  # in the same turn: no reader sees marts with them
             result.models_rebuilt = True
-    prune_loaded_jobs(Path(pipeline.working_dir))
     return result
 
 
@@ -93,20 +92,6 @@ def _sessions_of(sql: Any, user_ids: list[str]) -> list[tuple[str, str, datetime
         query = f"SELECT session_id, bot_id, start_time FROM {table} WHERE user_id IN ({marks})"
         found += [(str(sid), str(bot), started) for sid, bot, started in sql.execute_sql(query, *chunk) or []]
     return found
-
-
-def _create_erased_table(sql: Any) -> None:
-    """`kore_erased_sessions`, made on the first erasure."""
-    columns = ", ".join(f"{name} {kind}" for name, kind in ERASED_COLUMNS)
-    sql.execute_sql(f"CREATE TABLE IF NOT EXISTS {sql.make_qualified_table_name(ERASED_TABLE)} ({columns})")
-
-
-def _remember(sql: Any, rows: list[tuple[str, str, datetime, datetime]]) -> None:
-    """Add erased sessions to `kore_erased_sessions`."""
-    table = sql.make_qualified_table_name(ERASED_TABLE)
-    names = ", ".join(name for name, _ in ERASED_COLUMNS)
-    for row in rows:
-        sql.execute_sql(f"INSERT INTO {table} ({names}) VALUES (%s, %s, %s, %s)", *row)
 
 
 def _delete(sql: Any, ids: list[str]) -> int:

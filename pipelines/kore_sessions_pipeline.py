@@ -4,8 +4,8 @@ A load finishes what an interrupted run left, then runs the source package by pa
 its run says more is left. Extract and normalize run freely (partitions in parallel); each load
 step, and each build of the models, takes its turn on the dataset (`lock.warehouse_turn`), and
 every load step first takes the sessions users had erased out of what it loads (`erasures`).
-Nothing is created in the warehouse before the first load step: a run that fails before it
-leaves no DuckDB file behind, and so never has one to remove.
+Nothing is created in the warehouse before the first load step of a pipeline's first run: a run
+that fails before it leaves no DuckDB file behind, and so never has one to remove.
 """
 
 from __future__ import annotations
@@ -182,7 +182,10 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
     started = time.monotonic()
     summary = LoadSummary(run=run, destination=pipeline.destination.destination_name)
     before: int | None = 0
-    if warehouse_exists(pipeline):  # else there is nothing to restore or count, and none is made
+    # A first run into a warehouse that does not exist yet makes nothing before its first load
+    # step; a pipeline with state whose warehouse is gone is synced (dlt then starts it again
+    # from scratch, rather than go on from a cursor into an empty warehouse).
+    if warehouse_exists(pipeline) or pipeline.has_data:
         with warehouse_turn(pipeline):
             if pipeline.config.restore_from_destination:
                 pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse

@@ -22,13 +22,13 @@ import dlt
 import sqlglot
 from sqlglot import exp
 
-from sources.kore_sessions.schema import child_sql_columns
-from sources.kore_sessions.settings import SESSIONS_TABLE
+from sources.kore_sessions.schema import source_sql_columns
 
-from .dataset import count_rows, existing_relations
+from .dataset import dataset_exists, existing_relations, has_sql_warehouse
 from .failures import ActionableError
 from .lock import warehouse_turn
 from .model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
+from .personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN
 
 # Where the model files live: `sql/<layer>/<model name>.sql`.
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -40,9 +40,10 @@ MODEL_DIALECT = "duckdb"
 LAYER_MATERIALIZATION = {"staging": "VIEW", "intermediate": "TABLE", "marts": "TABLE"}
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
-# Child tables dlt only creates once a session has such an item, and their columns (dlt only
-# adds a column once a value arrives): see `source_stand_ins`.
-OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = child_sql_columns()
+# The source's tables, which dlt only creates once an item arrives (no session loaded yet, no
+# tag ever), and their columns (dlt only adds a column once a value arrives): see
+# `source_stand_ins`.
+OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = source_sql_columns()
 # The header comment of a model states its grain, keys in parentheses: "-- Grain: ... (day, bot_id)".
 GRAIN_PATTERN = re.compile(r"Grain:[^(]*\(([^)]*)\)", re.DOTALL)
 
@@ -220,8 +221,6 @@ def settings_statement(settings: ModelSettings, dialect: str, schema: str, built
     (`pipelines.personal_data`), which `int_tags__sliced` reads: they are constants, not
     settings, and are written on every build.
     """
-    from .personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN  # the rule, stated once
-
     values = {
         "reporting_time_zone": exp.cast(exp.Literal.string(settings.reporting_time_zone), "VARCHAR"),
         "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
@@ -252,12 +251,14 @@ def models_unbuildable(pipeline: dlt.Pipeline) -> str | None:
     Raises:
         Exception: the warehouse's own error when it cannot be read (never taken for "no
             SQL client": a load whose models could not be built must not exit 0).
+
+    A dataset without sessions yet (a bot with none) is built on, over empty stand-ins.
     """
-    with warehouse_turn(pipeline):
-        loaded = count_rows(pipeline, SESSIONS_TABLE)
-    if loaded is None:
+    if not has_sql_warehouse(pipeline):
         return f"destination {pipeline.destination.destination_name} is not a SQL warehouse"
-    return "no sessions loaded yet" if loaded == 0 else None
+    with warehouse_turn(pipeline):
+        loaded = dataset_exists(pipeline)
+    return None if loaded else f"nothing loaded into dataset {pipeline.dataset_name} yet"
 
 
 def build_models(
@@ -276,7 +277,7 @@ def build_models(
         The models built, in order, and the time it took.
 
     Raises:
-        ModelError: The sessions table is not loaded yet, or a model is wrong.
+        ModelError: Nothing is loaded into the dataset yet, or a model is wrong.
     """
     started = time.monotonic()
     settings = settings or ModelSettings.from_config()
@@ -284,11 +285,9 @@ def build_models(
     with warehouse_turn(pipeline), pipeline.sql_client() as client:
         dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
         schema = client.dataset_name
+        if not client.has_dataset():
+            raise ModelError(f"no dataset {schema} in the warehouse yet: load sessions first")
         existing = existing_relations(client, schema)
-        if SESSIONS_TABLE not in existing:
-            raise ModelError(
-                f"no `{SESSIONS_TABLE}` table in dataset {schema}: load sessions first (`kore-sessions load`)"
-            )
         stand_ins = source_stand_ins(_existing_columns(client, schema), schema)
         statements = _drop_statements(models, existing, dialect, schema)
         statements.append(settings_statement(settings, dialect, schema, datetime.now(UTC)))

@@ -8,7 +8,8 @@ The marts apply the rule in SQL on every warehouse, the report in Python; both r
 patterns below, so they cannot drift apart:
 
 - `NAME_PATTERN` is searched in the tag's name, lower-cased and without the separators
-  `NAME_SEPARATORS` (`Caller-Number` reads `callernumber`).
+  `NAME_SEPARATORS` (`Caller-Number` reads `callernumber`); `VALUE_PATTERN` is searched in the
+  name too, lower-cased, as a name can itself be data (`jane@example.com`).
 - `VALUE_PATTERN` is searched in the tag's value, lower-cased.
 
 The patterns are written in the part of regular-expression syntax that Python's `re`, RE2
@@ -34,7 +35,7 @@ NAME_SEPARATORS = (" ", "_", "-", ".")
 # (`^cell` not `cancelled`, `^iban` not `taxibank`, `^ip` not `membership`).
 NAME_FRAGMENTS = (
     "caller|callee",  # callerNumber, calleeId: voice calls
-    "phone|mobile|^cell|cell$|msisdn|^ani$|dnis",  # phone numbers; ANI/DNIS: caller/dialled number
+    "phone|telefon|mobile|^cell|cell$|msisdn|^ani$|dnis",  # phone numbers; ANI/DNIS: caller/dialled number
     "mail",  # email, e-mail address, mailbox
     "userid|customerid|callid|sessionid|account(id|number|no)",  # ids, also inside longer names
     "^ssn|ssn$|socialsecurity",  # social security numbers
@@ -44,7 +45,7 @@ NAME_FRAGMENTS = (
     "^ip|(client|remote|source|user)ip",  # IP addresses (ip, ipAddress, ipv4, clientIp)
     "passport|licen[cs]e|^iban|iban$|card(number|no)",  # documents, bank and card numbers
     "token|password|secret",  # credentials
-    "number|id$",  # any number, any id (userId, callId, guid): as the tag mart always excluded
+    "number|nummer|^dni$|id$",  # any number (German nummer), id (userId, guid; Spanish DNI)
 )
 NAME_PATTERN = "|".join(NAME_FRAGMENTS)
 
@@ -95,15 +96,16 @@ def normalized_name(name: str) -> str:
 
 
 def looks_personal_name(name: str) -> bool:
-    """Whether a tag's name says its values are personal (e.g. `callerNumber`, `user_id`, `ANI`).
+    """Whether a tag's name says its values are personal (e.g. `callerNumber`, `user_id`, `ANI`),
+    or is itself personal data (a bot that names tags after values: an e-mail, a phone number).
 
     Args:
         name: The tag's name.
 
     Returns:
-        True for a name that holds personal data.
+        True for a name that holds or names personal data.
     """
-    return _NAME.search(normalized_name(name)) is not None
+    return _NAME.search(normalized_name(name)) is not None or looks_personal_value(name)
 
 
 def looks_personal_value(value: str | None) -> bool:

@@ -94,6 +94,10 @@ VALUE_QUOTES = tuple(
         r"Token (?P<value>\".*?\") is invalid",
         # pendulum: "Unable to parse string [jane]"
         r"Unable to parse string \[(?P<value>.*)\]",
+        # DuckDB: 'Could not parse string "jane@x.com" according to format specifier "%Y"'
+        r"Could not parse string (?P<value>\".*?\") according to format",
+        # DuckDB: 'Malformed JSON at byte 0 of input: unexpected character.  Input: "{bad jane"'
+        r"Malformed JSON.*?Input: (?P<value>.*)$",
     )
 )
 # A SQL excerpt a warehouse quotes (`LINE 1: INSERT ... VALUES ('jane', ...)`): its string

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sources.kore_sessions import SourceRun
+from sources.kore_sessions.paging import IncompleteWindowError
 from sources.kore_sessions.settings import ALL_BOTS_KEY, UNRESOLVED_OPEN_PATIENCE, bot_label
 from sources.kore_sessions.timestamps import format_api_timestamp
 
@@ -109,6 +110,20 @@ class LoadSummary:
                 f"as loaded, still active): {_per_bot(self.run.given_up)}"
             )
         return lines
+
+    def check_complete(self) -> None:
+        """Fail a run that left a window short of its total (after loading all else it read).
+
+        Raises:
+            IncompleteWindowError: one line naming the first such window and its counts.
+        """
+        short = self.run.short_windows
+        if short:
+            more = f" (and {len(short) - 1} more window(s))" if len(short) > 1 else ""
+            raise IncompleteWindowError(
+                f"{short[0]}{more}: the cursor of that bot stays before it and the next run reads it "
+                "again (everything else this run read was loaded)"
+            )
 
     def earlier_start_line(self) -> str:
         """What to do when start_date lies before what bots with state have loaded: one bounded

@@ -61,7 +61,7 @@ def prune_loaded_jobs(working_dir: Path) -> int:
     deleted = 0
     for job in loaded.glob(f"*/{COMPLETED_JOBS_FOLDER}/*"):
         if job.is_file():
-            job.unlink()
+            job.unlink(missing_ok=True)  # a load of the pipeline may prune beside `forget`
             deleted += 1
     return deleted
 

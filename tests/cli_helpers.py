@@ -45,27 +45,15 @@ def cli_env(server: SandboxServer, tmp_path: Path, **extra: str) -> dict[str, st
     return env
 
 
-def kore(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run `kore-sessions` and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def kore_patched(
-    patch: str, args: list[str], env: dict[str, str], cwd: Path
+def kore(
+    args: list[str], env: dict[str, str], cwd: Path, patch: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """Run `kore-sessions` with `patch` (Python source, e.g. a dlt step that kills the process at
-    a chosen moment) executed first, and capture its output."""
+    """Run `kore-sessions` and capture its output; with `patch` (Python source, e.g. a dlt step
+    that kills the process at a chosen moment) executed first."""
     script = f"{patch}\nimport sys\nfrom pipelines.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    program = ["-c", script] if patch else ["-m", "pipelines.cli"]
     return subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, *program, *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -285,7 +285,7 @@ def test_sessions_deleted_on_the_platform_are_deleted_only_when_the_api_calls_th
 def test_a_day_range_and_the_exit_codes(lagging_server: SandboxServer, tmp_path: Path) -> None:
     env = audit_env(lagging_server, tmp_path)
     nothing = kore(["audit"], env, tmp_path)
-    assert nothing.returncode == 1 and "load sessions first" in nothing.stderr
+    assert nothing.returncode == 3 and "nothing to audit: no DuckDB file" in nothing.stderr
     assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
     first = (SERVER_NOW - timedelta(days=4)).date()
     last = first + timedelta(days=2)

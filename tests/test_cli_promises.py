@@ -23,7 +23,6 @@ from .cli_helpers import (
     cli_env,
     expected,
     kore,
-    kore_patched,
     loaded,
     loaded_from,
     normalized,
@@ -374,7 +373,7 @@ def test_killed_while_normalize_commits_then_rerun_gives_exactly_the_sandbox(
     copy (both are left on disk): the next `load` has nothing to clean up by hand, it finishes
     the package and ends at exactly the sandbox, as the README promises of any SIGKILL."""
     env = cli_env(live_server, tmp_path)
-    killed = kore_patched(KILLED_AFTER_NORMALIZE_COMMIT, ["load", "--quiet", "--no-models"], env, tmp_path)
+    killed = kore(["load", "--quiet", "--no-models"], env, tmp_path, patch=KILLED_AFTER_NORMALIZE_COMMIT)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert live_server.requests, "killed after fetching"
     left = packages(tmp_path, EXTRACTED) & packages(tmp_path, NORMALIZED)

@@ -20,7 +20,6 @@ from .cli_helpers import (
     NORMALIZED,
     cli_env,
     kore,
-    kore_patched,
     loaded,
     packages,
     pending_packages,
@@ -87,7 +86,7 @@ def test_a_package_left_before_forget_does_not_bring_the_person_back(
     person, theirs = newest_user(live_server, BOTS[0])
     start, end = day_of(live_server, theirs)
     backfill = ["load", "--no-models", "--start", start, "--end", end]
-    killed = kore_patched(KILLED_BEFORE_THE_LOAD_STEP, backfill, env, tmp_path)
+    killed = kore(backfill, env, tmp_path, patch=KILLED_BEFORE_THE_LOAD_STEP)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert packages(tmp_path, NORMALIZED), "the backfill's package is left to load"
     forgot = kore(["forget", "--user-id", person], env, tmp_path)
@@ -166,3 +165,35 @@ def test_erasures_that_cannot_be_read_fail_the_load_in_one_line(
     again = kore(["load", "--no-models", "--lookback-minutes", "600"], env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert not held_anywhere(tmp_path / DATABASE, theirs)
+
+
+def test_an_erased_person_stays_out_of_sessions_loaded_after_the_erasure(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """Only the last day is loaded; a person with sessions on that day and before is erased;
+    a bounded backfill then reads their older sessions, which the warehouse never held: they
+    stay out too, and the audit counts them as held."""
+    views = live_server.visible_sessions(BOTS[0])
+    day_ago = REAL_NOW - timedelta(days=1)
+    users_then = {v["userId"] for v in views if api_time(v["start_time"]) < day_ago - timedelta(hours=2)}
+    person = next(
+        v["userId"] for v in views if api_time(v["start_time"]) > day_ago and v["userId"] in users_then
+    )
+    theirs = sessions_of(live_server, person)
+    env = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__START_DATE=format_api_timestamp(day_ago))
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    forgot = kore(["forget", "--user-id", person], env, tmp_path)
+    assert forgot.returncode == 0, forgot.stderr
+    start = format_api_timestamp(REAL_NOW - timedelta(days=5, hours=1))
+    backfill = kore(
+        ["load", "--no-models", "--start", start, "--end", format_api_timestamp(day_ago)], env, tmp_path
+    )
+    assert backfill.returncode == 0, backfill.stderr
+    assert not held_anywhere(tmp_path / DATABASE, theirs), "their older sessions were loaded"
+    with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+        erased = con.sql("SELECT COUNT(*) FROM kore_sessions.kore_erased_sessions").fetchall()[0][0]
+        users = con.sql("SELECT user_key FROM kore_sessions.kore_erased_users").fetchall()
+    assert erased == len(theirs), "every erased session is remembered once, by its hash"
+    assert len(users) == 1 and person not in repr(users), "the person by a hash only"
+    audit = kore(["audit", "--days", "6", "--quiet"], env, tmp_path)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -156,3 +156,18 @@ def hold(lock_file: Path) -> subprocess.Popen[str]:
     holder = subprocess.Popen([sys.executable, "-c", code, str(lock_file)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
+
+
+def test_a_warehouse_file_gone_since_the_last_load_is_loaded_again_in_full(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """The DuckDB file is deleted (or moved) between two loads: the pipeline's state no longer
+    describes what the warehouse holds, so the next load starts again from scratch instead of
+    going on from its cursor into an empty file."""
+    env = cli_env(live_server, tmp_path)
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
+    for leftover in tmp_path.glob(f"{DATABASE}*"):
+        leftover.unlink()
+    again = kore(["load", "--no-models"], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert normalized(loaded_from(tmp_path / DATABASE)) == expected(live_server)

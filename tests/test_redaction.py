@@ -146,6 +146,14 @@ def test_a_password_in_any_message_is_masked_even_if_never_configured(
         ),
         ('Token "jane@example.com" is invalid.', "Token <value> is invalid."),
         ("Unable to parse string [jane@example.com]", "Unable to parse string [<value>]"),
+        (
+            'Could not parse string "jane@example.com" according to format specifier "%Y"',
+            'Could not parse string <value> according to format specifier "%Y"',
+        ),
+        (
+            'Malformed JSON at byte 0 of input: unexpected character.  Input: "{bad jane@example.com"',
+            "Malformed JSON at byte 0 of input: unexpected character. Input: <value>",
+        ),
     ],
 )
 def test_values_quoted_by_the_libraries_are_withheld(

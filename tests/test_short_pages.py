@@ -45,8 +45,9 @@ def test_a_window_that_stays_short_of_its_total_fails_and_keeps_its_cursor(
     live_server: SandboxServer, tmp_path: Path
 ) -> None:
     """A session the listings count in their total but never give: the window is read three
-    times, then the run fails in one line naming the bot, the window and the counts; the cursor
-    stays where it was, so once the server gives the session, the next run loads it."""
+    times, then the run fails in one line naming the bot, the window and the counts, after
+    loading all else it read (the other bot's sessions too); that bot's cursor stays where it
+    was, so once the server gives the session, the next run loads it."""
     env = cli_env(live_server, tmp_path)
     assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
     before = cursors(tmp_path)
@@ -59,9 +60,30 @@ def test_a_window_that_stays_short_of_its_total_fails_and_keeps_its_cursor(
     assert len(lines) == 1, lines
     assert BOTS[0] in lines[0] and "window" in lines[0] and "3 readings" in lines[0], lines[0]
     assert " of the " in lines[0] and "sessions its total counts" in lines[0]
-    assert cursors(tmp_path) == before, "the cursor did not move past the short window"
+    after = cursors(tmp_path)
+    assert after[BOTS[0]] == before[BOTS[0]], "the cursor did not move past the short window"
+    assert "everything else this run read was loaded" in lines[0]
     live_server.hide_sessions()
     again = kore(["load", "--no-models"], env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert hidden in loaded(tmp_path)
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+
+
+def test_a_short_window_of_one_bot_does_not_hold_the_other_bots_back(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """One bot's window stays short from the first backfill on: the run fails naming it, yet
+    every session of the other bot is loaded and its cursor set; once the API gives the
+    session, the next run completes the first bot."""
+    newest = max(live_server.visible_sessions(BOTS[0]), key=lambda view: api_time(view["start_time"]))
+    live_server.hide_sessions(from_listing=[newest["sessionId"]], in_totals=True)
+    env = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="10000")
+    failed = kore(["load", "--no-models", "--quiet"], env, tmp_path)
+    assert failed.returncode == 1 and BOTS[0] in failed.stderr, failed.stderr
+    other = {view["sessionId"] for view in live_server.visible_sessions(BOTS[1])}
+    assert other <= set(loaded(tmp_path)), "the other bot was loaded"
+    assert cursors(tmp_path)[BOTS[1]], "and its cursor moved"
+    live_server.hide_sessions()
+    assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
     assert normalized(loaded(tmp_path)) == expected(live_server)

@@ -194,7 +194,9 @@ def load_partition(partition: Partition, settings: OrchestrationSettings) -> Loa
     run = SourceRun()
     source = kore_sessions(run=run, **partition.source_options())
     with pipeline_lock(settings.pipelines_dir, partition.pipeline_name, f"dagster {partition.pipeline_name}"):
-        return load_sessions(warehouse_pipeline(settings, partition.pipeline_name), source, run)
+        summary = load_sessions(warehouse_pipeline(settings, partition.pipeline_name), source, run)
+    summary.check_complete()
+    return summary
 
 
 def build_containment_models(settings: OrchestrationSettings) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class BotExtractor:
         self.pagings: dict[tuple[int, str | None], WindowPaging] = {}
         self.ledger = WindowLedger(self.windows)
         self.complete_through = 0
+        self.stopped = False
         self.later_planned = False
         # A repair checks the sessions the warehouse holds against every id its windows list.
         self.listed: set[str] | None = set() if config.repair else None
@@ -153,11 +154,19 @@ class BotExtractor:
         ]
 
     def _advance(self) -> None:
-        """Move over the windows complete in every containment type, in order."""
-        while self.complete_through < len(self.windows):
+        """Move over the windows complete in every containment type, in order. A window short of
+        its total stops the bot there for the run: the cursor stays before it, and no later
+        package of the run walks on (the run then fails, naming it)."""
+        while self.complete_through < len(self.windows) and not self.stopped:
             index = self.complete_through
             pagings = [self.pagings.get((index, t)) for t in self.shape.containment_types]
             if not all(paging and paging.done for paging in pagings):
+                return
+            shortfalls = [paging.shortfall for paging in pagings if paging and paging.shortfall]
+            if shortfalls:
+                self.stopped = True
+                self.state.bot.more_to_fetch = False
+                self.run.short_windows.extend(shortfalls)
                 return
             self.complete_through += 1
             self.run.add("windows")

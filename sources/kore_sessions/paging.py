@@ -7,8 +7,9 @@ back shorter than asked while the total says more follows is followed by a reque
 gap at once. When no page is left it checks the distinct sessions against the `total`: if
 fewer (the list moved while it was paged, or the server cut pages short), the window is read
 again, and the sessions of every reading count together. A window that stays short after
-`MAX_WINDOW_ATTEMPTS` readings fails the run (`IncompleteWindowError`): it is never passed
-over, so the cursor never moves past sessions the API counted but did not give.
+`MAX_WINDOW_ATTEMPTS` readings is closed with its `shortfall` said: the caller never moves a
+cursor past it (the run then fails, `IncompleteWindowError`), so no session the API counted but
+did not give is passed over.
 `AnswerShape` says which containment types to ask for: none, or each of them once a server
 answers in the pre-9.0 shape.
 """
@@ -88,8 +89,10 @@ class WindowPaging:
         label: How the window reads in messages.
         generation: Requests of an older generation (before a pre-9.0 switch) are stale.
         ids: Distinct sessions seen in every reading so far (only while the window is open).
-        done: Every page is in and the distinct sessions reach the total.
+        done: Every page is in, and the distinct sessions reach the total or the window was
+            read as often as allowed.
         attempts: Readings of the window so far.
+        shortfall: Why a done window is short of its total (its label and counts), or "".
     """
 
     window_index: int
@@ -100,6 +103,7 @@ class WindowPaging:
     ids: set[str] = field(default_factory=set)
     done: bool = False
     attempts: int = 1
+    shortfall: str = ""
     _outstanding: set[int] = field(default_factory=set)
     _asked: set[int] = field(default_factory=set)
     _frontier: int = 0
@@ -157,23 +161,17 @@ class WindowPaging:
         return PageRequest(self.window_index, self.containment_type, skip, size, self.generation)
 
     def _close(self) -> list[PageRequest]:
-        """Check the finished window against the total the API gave; read it again if short.
-
-        Raises:
-            IncompleteWindowError: still short after MAX_WINDOW_ATTEMPTS readings.
-        """
+        """Check the finished window against the total the API gave; read it again if short, or
+        close it with its `shortfall` after the last reading."""
         total, seen = self._total, len(self.ids)
         if total is not None and total > seen:
-            if self.attempts >= MAX_WINDOW_ATTEMPTS:
-                raise IncompleteWindowError(
-                    f"{self.label} gave {seen} of the {total} sessions its total counts, in "
-                    f"{self.attempts} readings: nothing of this load package was loaded and the cursor "
-                    "stays before the window; the next run reads it again"
-                )
-            logger.info("%s gave %d of %d sessions; reading it again", self.label, seen, total)
-            self.attempts += 1
-            self._frontier, self._frontier_more, self._total = 0, False, None
-            return [self.first()]
+            if self.attempts < MAX_WINDOW_ATTEMPTS:
+                logger.info("%s gave %d of %d sessions; reading it again", self.label, seen, total)
+                self.attempts += 1
+                self._frontier, self._frontier_more, self._total = 0, False, None
+                return [self.first()]
+            readings = f"in {self.attempts} readings"
+            self.shortfall = f"{self.label} gave {seen} of the {total} sessions its total counts, {readings}"
         self.done = True
         self.ids = set()  # only needed while the window is open: memory stays bounded
         return []

@@ -20,7 +20,7 @@ from typing import Any
 from .answers import SessionsPage
 from .client import KoreClient
 from .cursor import BotState
-from .paging import AnswerShape, PageCap, WindowPaging
+from .paging import AnswerShape, IncompleteWindowError, PageCap, WindowPaging
 from .records import is_legacy_shape, to_row
 from .run import SourceRun
 from .settings import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP, bot_label
@@ -169,7 +169,11 @@ def window_pages(
     containment_type: str | None = None,
     call_id: str | None = None,
 ) -> Iterator[SessionsPage]:
-    """Every page of one window, one request after another, as its `WindowPaging` plans them."""
+    """Every page of one window, one request after another, as its `WindowPaging` plans them.
+
+    Raises:
+        IncompleteWindowError: the window stayed short of its total in every reading.
+    """
     paging = WindowPaging(0, containment_type, cap, f"{bot_label(bot_key)}: window {window}")
     queue = deque([paging.first()])
     while queue:
@@ -179,6 +183,8 @@ def window_pages(
         )
         yield page
         queue.extend(paging.take(request, page))
+    if paging.shortfall:
+        raise IncompleteWindowError(paging.shortfall)
 
 
 def mark_legacy(shape: AnswerShape, run: SourceRun, bot_key: str) -> None:

@@ -7,7 +7,6 @@ whether more is left (`more_to_fetch`); the summary of the run is read from it (
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,6 +83,7 @@ class SourceRun:
             start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
         unresolved: Open sessions found neither by id nor in their window, still refreshed, per bot.
         given_up: Open sessions unfound for UNRESOLVED_OPEN_PATIENCE, no longer refreshed, per bot.
+        short_windows: Windows that stayed short of their total (what the run failed on).
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -96,6 +96,7 @@ class SourceRun:
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     unresolved: dict[str, list[str]] = field(default_factory=dict)
     given_up: dict[str, list[str]] = field(default_factory=dict)
+    short_windows: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -125,14 +126,10 @@ class SourceRun:
         self.earlier_start.clear()
         self.unresolved.clear()
         self.given_up.clear()
+        self.short_windows.clear()
 
     @property
     def more_to_fetch(self) -> bool:
         """Whether a bot's windows were cut and another load package is due."""
         return any(bot.more_to_fetch for bot in self.bots.values())
 
-
-def erased_key(session_id: str) -> str:
-    """How an erased session is remembered: a hash of its id, so no id is kept in clear (the
-    pipeline keeps erased sessions out where rows reach the warehouse: `pipelines.erasures`)."""
-    return hashlib.sha256(f"kore-sessions erased {session_id}".encode()).hexdigest()

@@ -119,6 +119,8 @@ def dlt_columns(columns: Sequence[Column]) -> dict[str, dict[str, Any]]:
     return {column.name: column.dlt_hint() for column in columns}
 
 
-def child_sql_columns() -> dict[str, dict[str, str]]:
-    """The SQL columns of each child table (dlt makes one only once an item arrives)."""
-    return {child.table: {c.name: SQL_TYPES[c.dlt_type] for c in child.columns} for child in CHILD_TABLES}
+def source_sql_columns() -> dict[str, dict[str, str]]:
+    """The SQL columns of `sessions` and each child table (dlt makes a table only once an item
+    arrives, and a column only once a value does)."""
+    tables = {SESSIONS_TABLE: SESSION_COLUMNS, **{child.table: child.columns for child in CHILD_TABLES}}
+    return {table: {c.name: SQL_TYPES[c.dlt_type] for c in columns} for table, columns in tables.items()}

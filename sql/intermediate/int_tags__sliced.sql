@@ -24,7 +24,7 @@ profiled AS (
 ),
 
 named AS (
-    -- The name as the rule reads it: lower case, without spaces, `_`, `-` and `.`.
+    -- The name as the rule reads it: lower case, without spaces, `_`, `-` and `.`; and as a value.
     SELECT
         profiled.tag_scope,
         profiled.tag_name,
@@ -32,7 +32,9 @@ named AS (
         REGEXP_MATCHES(
             REPLACE(REPLACE(REPLACE(REPLACE(LOWER(profiled.tag_name), ' ', ''), '_', ''), '-', ''), '.', ''),
             settings.personal_name_pattern
-        ) AS personal_name
+        )
+        -- A name can itself be data (a bot that names tags after values: an e-mail, a number).
+        OR REGEXP_MATCHES(LOWER(profiled.tag_name), settings.personal_value_pattern) AS personal_name
     FROM profiled
     CROSS JOIN settings
 ),
