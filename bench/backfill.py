@@ -12,6 +12,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kore_sessions.sandbox import RequestRecord
+
 from bench import postgres
 from bench.fast_server import FastSandboxServer
 from bench.harness import (
@@ -27,7 +29,6 @@ from bench.harness import (
 )
 from bench.jobs import DLT_ONLY, POSTGRES, REFERENCE, Job
 from bench.parts import Figure, Sizes, base_job, check_rows, describe_data, say
-from sandbox import RequestRecord
 
 # The issue's bounds: pipeline time over the floor's (part a), PostgreSQL over DuckDB (part p),
 # and the pipeline's peak RSS of a 1M-session backfill (part a, `--sessions 1000000`).
@@ -176,7 +177,7 @@ def part_p(backfill: Backfill) -> list[Figure]:
 
 def pipeline_workers(job: Job) -> int:
     """Threads of the pipeline's request pool for a job's bots (as `extract.fetch_concurrently`)."""
-    from sources.kore_sessions.settings import MAX_WORKERS
+    from kore_sessions.source.settings import MAX_WORKERS
 
     return min(MAX_WORKERS, job.max_in_flight * max(1, len(job.bots)))
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from kore_sessions.runtime.pipeline import PREFERRED_FILE_FORMAT, make_pipeline
+from kore_sessions.source import batched_tables
+from kore_sessions.source.sessions.arrow import table_hints
+from kore_sessions.source.sessions.records import to_row
+from kore_sessions.source.settings import SESSIONS_TABLE
 
 from bench.jobs import Job
 from bench.reference import fetch_all
-from pipelines.kore_sessions_pipeline import PREFERRED_FILE_FORMAT, make_pipeline
-from sources.kore_sessions import batched_tables
-from sources.kore_sessions.arrow import table_hints
-from sources.kore_sessions.records import to_row
-from sources.kore_sessions.settings import SESSIONS_TABLE
 
 # `_dlt_load_id` of the ready-made tables: dlt's load id is only known once its extract starts,
 # and the value does not change what the merge does.

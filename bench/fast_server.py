@@ -1,7 +1,7 @@
 """The sandbox API with listing pages answered from pre-serialized JSON, so the server is not
 what the benchmark measures.
 
-The sandbox (`sandbox.SandboxServer`) builds every answer from scratch: it walks every session
+The sandbox (`kore_sessions.sandbox.SandboxServer`) builds every answer from scratch: it walks every session
 of the window to count its ``total``, derives each session's view and JSON-encodes the page. At
 1,000 sessions a page that costs it tens of milliseconds per request on the benchmark's shared
 cores, enough to set the pace of a fast client. `FastSandboxServer` answers the same requests
@@ -20,14 +20,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-
-from sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer
-from sandbox.api import parse_body, parse_query
-from sandbox.app import SandboxApi
-from sandbox.messages import Request
-from sandbox.server import _Handler  # the sandbox's transport, extended to send raw bytes
-from sandbox.state import SandboxState
-from sandbox.store import SessionStore
+from kore_sessions.sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer
+from kore_sessions.sandbox.api import parse_body, parse_query
+from kore_sessions.sandbox.app import SandboxApi
+from kore_sessions.sandbox.messages import Request
+from kore_sessions.sandbox.server import _Handler  # the sandbox's transport, extended to send raw bytes
+from kore_sessions.sandbox.state import SandboxState
+from kore_sessions.sandbox.store import SessionStore
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from kore_sessions.sandbox import GeneratedSession, RequestRecord, SandboxApp, generate_sessions, make_bot_ids
 
 from bench import postgres
 from bench.jobs import CLIENT_ID, CLIENT_SECRET, POSTGRES, REFERENCE, Job
 from bench.reference import count_rows
-from sandbox import GeneratedSession, RequestRecord, SandboxApp, generate_sessions, make_bot_ids
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The sandbox clock: fixed, so every run sees the same data set.

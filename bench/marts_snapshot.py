@@ -25,7 +25,7 @@ import duckdb
 try:  # the installed package's name for the sandbox, or the repository's folder
     from kore_sessions.sandbox import SandboxApp, SandboxServer, generate_sessions
 except ImportError:  # pragma: no cover - before the package had one name
-    from sandbox import SandboxApp, SandboxServer, generate_sessions
+    from kore_sessions.sandbox import SandboxApp, SandboxServer, generate_sessions
 
 # A stopped clock and a seed: the same sessions, the same answers, on any day.
 SERVER_NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

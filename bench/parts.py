@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from kore_sessions.sandbox import RateLimit, RequestRecord, SandboxServer
+
 from bench.fast_server import FastSandboxServer
 from bench.harness import (
     NOW,
@@ -21,7 +23,6 @@ from bench.harness import (
     sandbox_app,
 )
 from bench.jobs import PIPELINE, Job
-from sandbox import RateLimit, RequestRecord, SandboxServer
 
 # (part, figure, value) rows of the closing table.
 Figure = tuple[str, str, str]

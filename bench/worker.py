@@ -27,8 +27,8 @@ def run_pipeline(job: Job) -> dict[str, Any]:
     Returns:
         Seconds of the whole load and of its steps, requests, sessions and rows loaded.
     """
-    from pipelines.kore_sessions_pipeline import file_format_for, load_sessions, make_pipeline
-    from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
+    from kore_sessions.runtime.pipeline import file_format_for, load_sessions, make_pipeline
+    from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions
 
     now = datetime.fromisoformat(job.now)
     if job.destination == POSTGRES and job.postgres_url:
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
     job = Job.load(Path(argv[0]))
     if job.kind in (PIPELINE, DLT_ONLY):
-        from sources.kore_sessions.heap import tune_process_heap
+        from kore_sessions.source.heap import tune_process_heap
 
         tune_process_heap()  # as `kore-sessions` does at its start
     if job.kind == PIPELINE:

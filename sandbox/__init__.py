@@ -8,13 +8,13 @@ Typical use::
         ...  # call f"{server.url}/api/public/bot/{bot_id}/getSessions"
 """
 
-from sandbox.auth import SandboxApp
-from sandbox.data import GeneratedSession, format_time
-from sandbox.errors import RATE_LIMIT_MESSAGE
-from sandbox.faults import FAULT_KINDS, RateLimit
-from sandbox.generator import generate_sessions, make_bot_ids
-from sandbox.log import RequestRecord
-from sandbox.server import SandboxServer
+from kore_sessions.sandbox.auth import SandboxApp
+from kore_sessions.sandbox.data import GeneratedSession, format_time
+from kore_sessions.sandbox.errors import RATE_LIMIT_MESSAGE
+from kore_sessions.sandbox.faults import FAULT_KINDS, RateLimit
+from kore_sessions.sandbox.generator import generate_sessions, make_bot_ids
+from kore_sessions.sandbox.log import RequestRecord
+from kore_sessions.sandbox.server import SandboxServer
 
 __all__ = [
     "FAULT_KINDS",

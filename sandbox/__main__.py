@@ -1,4 +1,4 @@
-"""`python -m sandbox`: serve the sandbox API on its own, to try `kore-sessions` by hand.
+"""`python -m kore_sessions.sandbox`: serve the sandbox API on its own, to try `kore-sessions` by hand.
 
 It generates a few bots' sessions up to a day ahead, serves them on loopback with a clock
 that follows the wall clock (so sessions keep starting and open ones close while it runs),
@@ -15,9 +15,9 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sandbox.auth import SandboxApp
-from sandbox.generator import generate_sessions, make_bot_ids
-from sandbox.server import SandboxServer
+from kore_sessions.sandbox.auth import SandboxApp
+from kore_sessions.sandbox.generator import generate_sessions, make_bot_ids
+from kore_sessions.sandbox.server import SandboxServer
 
 # The sandbox app's credentials: fixed, so a configuration written once keeps working.
 SANDBOX_CLIENT_ID = "cs-sandbox"
@@ -29,8 +29,10 @@ TICK_SECONDS = 1.0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line of `python -m sandbox`."""
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
+    """The command line of `python -m kore_sessions.sandbox`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kore_sessions.sandbox", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0: any free one; default 8765)")
     parser.add_argument("--bots", type=int, default=2, help="bots of the account (default 2)")
     parser.add_argument("--days", type=int, default=14, help="days of history (default 14)")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.data import GeneratedSession, to_utc_ms
-from sandbox.errors import ApiError
-from sandbox.store import SessionStore, session_order
+from kore_sessions.sandbox.data import GeneratedSession, to_utc_ms
+from kore_sessions.sandbox.errors import ApiError
+from kore_sessions.sandbox.store import SessionStore, session_order
 
 # The documented rule: dateFrom to dateTo must be less than 7 days; a missing bound is 7 days away.
 MAX_WINDOW = timedelta(days=7)

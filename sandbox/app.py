@@ -2,7 +2,7 @@
 
 It matches the route, applies injected faults, checks the token, the app's rights and the rate
 limits, answers from the sessions, waits as latency says and logs the request. The HTTP
-transport (`sandbox.server`) only reads requests, calls :meth:`SandboxApi.handle` and writes
+transport (`kore_sessions.sandbox.server`) only reads requests, calls :meth:`SandboxApi.handle` and writes
 the :class:`Outcome` it returns.
 """
 
@@ -13,14 +13,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox.api import list_sessions, lookup_sessions, parse_body, parse_query
-from sandbox.auth import Authenticator, SandboxApp, authorize
-from sandbox.errors import BAD_REQUEST_FAULT, ApiError, error_body, rate_limit_error, server_error_payload
-from sandbox.faults import RateLimit, RateLimiter
-from sandbox.log import RequestRecord
-from sandbox.messages import Outcome, Request
-from sandbox.routes import Route, match_route
-from sandbox.state import SandboxState
+from kore_sessions.sandbox.api import list_sessions, lookup_sessions, parse_body, parse_query
+from kore_sessions.sandbox.auth import Authenticator, SandboxApp, authorize
+from kore_sessions.sandbox.errors import (
+    BAD_REQUEST_FAULT,
+    ApiError,
+    error_body,
+    rate_limit_error,
+    server_error_payload,
+)
+from kore_sessions.sandbox.faults import RateLimit, RateLimiter
+from kore_sessions.sandbox.log import RequestRecord
+from kore_sessions.sandbox.messages import Outcome, Request
+from kore_sessions.sandbox.routes import Route, match_route
+from kore_sessions.sandbox.state import SandboxState
 
 # The only method the API routes take.
 API_METHOD = "POST"

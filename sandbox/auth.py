@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
-
-from sandbox.errors import ApiError
-from sandbox.routes import Route
-from sandbox.store import SessionStore
+from kore_sessions.sandbox.errors import ApiError
+from kore_sessions.sandbox.routes import Route
+from kore_sessions.sandbox.store import SessionStore
 
 # Signing algorithms a client secret verifies.
 HMAC_ALGORITHMS = ("HS256", "HS512")

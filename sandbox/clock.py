@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sandbox.data import to_utc_ms
+from kore_sessions.sandbox.data import to_utc_ms
 
 
 class SandboxClock:

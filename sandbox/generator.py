@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.data import VOICE_CHANNELS, GeneratedSession, Tag, to_utc_ms
+from kore_sessions.sandbox.data import VOICE_CHANNELS, GeneratedSession, Tag, to_utc_ms
 
 CHANNEL_WEIGHTS: dict[str, int] = {
     "rtm": 38,

@@ -5,8 +5,9 @@ thread. Its clock is fixed and moves only when told (``set_now``/``advance``), f
 can be queued or drawn at random (deterministically), and every request is logged.
 
 This module is the HTTP transport only: it reads a request, hands it to
-:meth:`sandbox.app.SandboxApi.handle` and writes the :class:`~sandbox.messages.Outcome` back.
-What the sandbox holds and a test may change is :class:`~sandbox.state.SandboxState`.
+:meth:`kore_sessions.sandbox.app.SandboxApi.handle` and writes the
+:class:`~kore_sessions.sandbox.messages.Outcome` back.
+What the sandbox holds and a test may change is :class:`~kore_sessions.sandbox.state.SandboxState`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.app import SandboxApi
-from sandbox.auth import SandboxApp
-from sandbox.data import GeneratedSession
-from sandbox.faults import RateLimit
-from sandbox.messages import Outcome, Request
-from sandbox.state import DEFAULT_FAULT_LATENCY, SandboxState
+from kore_sessions.sandbox.app import SandboxApi
+from kore_sessions.sandbox.auth import SandboxApp
+from kore_sessions.sandbox.data import GeneratedSession
+from kore_sessions.sandbox.faults import RateLimit
+from kore_sessions.sandbox.messages import Outcome, Request
+from kore_sessions.sandbox.state import DEFAULT_FAULT_LATENCY, SandboxState
 
 # How often (seconds) the serving thread looks whether it was told to stop.
 POLL_INTERVAL = 0.05
@@ -40,7 +41,7 @@ class SandboxServer(SandboxState):
     """The Kore.ai Sessions History API on ``http://127.0.0.1:<port>``.
 
     Use as a context manager (or call :meth:`start` and :meth:`stop`). The clock, sessions,
-    faults and request log are those of :class:`~sandbox.state.SandboxState`; ``api`` decides
+    faults and request log are those of :class:`~kore_sessions.sandbox.state.SandboxState`; ``api`` decides
     the answers; this class adds the HTTP transport.
     """
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sandbox.clock import SandboxClock
-from sandbox.data import GeneratedSession
-from sandbox.faults import FaultPlan
-from sandbox.log import RequestLog, RequestRecord
-from sandbox.store import SessionStore
+from kore_sessions.sandbox.clock import SandboxClock
+from kore_sessions.sandbox.data import GeneratedSession
+from kore_sessions.sandbox.faults import FaultPlan
+from kore_sessions.sandbox.log import RequestLog, RequestRecord
+from kore_sessions.sandbox.store import SessionStore
 
 # Seconds the `latency` fault waits: longer than a client's short timeouts, short for a test.
 DEFAULT_FAULT_LATENCY = 1.5

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.data import GeneratedSession
+from kore_sessions.sandbox.data import GeneratedSession
 
 
 def session_order(session: GeneratedSession) -> tuple[datetime, str]:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from sandbox import SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, REAL_NOW
 
@@ -50,8 +49,8 @@ def kore(
 ) -> subprocess.CompletedProcess[str]:
     """Run `kore-sessions` and capture its output; with `patch` (Python source, e.g. a dlt step
     that kills the process at a chosen moment) executed first."""
-    script = f"{patch}\nimport sys\nfrom pipelines.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-    program = ["-c", script] if patch else ["-m", "pipelines.cli"]
+    script = f"{patch}\nimport sys\nfrom kore_sessions.cli.parser import main\nsys.exit(main(sys.argv[1:]))\n"
+    program = ["-c", script] if patch else ["-m", "kore_sessions.cli"]
     return subprocess.run(
         [sys.executable, *program, *args],
         env=env,
@@ -203,7 +202,7 @@ def kill_when(
     first = len(server.requests)
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", *args],
+            [sys.executable, "-m", "kore_sessions.cli", *args],
             env=env,
             cwd=cwd,
             stdout=subprocess.DEVNULL,

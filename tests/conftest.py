@@ -13,16 +13,15 @@ from typing import Any
 import dlt
 import psycopg2
 import pytest
-
-from pipelines.kore_sessions_pipeline import (
+from kore_sessions.runtime.pipeline import (
     load_sessions,
     make_pipeline,
     source_state,
 )
-from pipelines.summary import LoadSummary
-from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
-from sources.kore_sessions import KoreCredentials, SourceRun, kore_sessions
-from sources.kore_sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS
+from kore_sessions.runtime.summary import LoadSummary
+from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions
+from kore_sessions.source.sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HISTORY_START = NOW - timedelta(days=20)

@@ -8,9 +8,8 @@ from pathlib import Path
 import dlt
 import pyarrow as pa
 import pytest
-
-from sources.kore_sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
-from sources.kore_sessions.records import InvalidRecordError, to_row
+from kore_sessions.source.sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
+from kore_sessions.source.sessions.records import InvalidRecordError, to_row
 
 RAW = {
     "sessionId": "s-1",

@@ -17,16 +17,15 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
-from sources.kore_sessions.audit import (
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.source.api.client import KoreApiError, SessionsPage
+from kore_sessions.source.sessions.completeness import (
     SessionCounter,
     api_day_counts,
     day_slices,
     ranges_to_reload,
     stretches,
 )
-from sources.kore_sessions.client import KoreApiError, SessionsPage
 
 from .cli_helpers import DATABASE, cli_env, expected, kore, loaded, normalized
 from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, REAL_NOW, api_time, drop_postgres_dataset, make_apps

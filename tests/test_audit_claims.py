@@ -8,8 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
 from .conftest import BOTS, REAL_NOW, api_time, make_apps

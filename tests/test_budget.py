@@ -16,11 +16,10 @@ from subprocess import PIPE
 from types import ModuleType
 
 import pytest
-
-from sandbox import RateLimit, SandboxServer, generate_sessions
-from sources.kore_sessions import budget as budget_module
-from sources.kore_sessions.budget import RateBudget, shared_budget
-from sources.kore_sessions.client import budget_limits
+from kore_sessions.sandbox import RateLimit, SandboxServer, generate_sessions
+from kore_sessions.source import budget as budget_module
+from kore_sessions.source.api.budget import RateBudget, shared_budget
+from kore_sessions.source.api.client import budget_limits
 
 from .cli_helpers import cli_env, kore
 from .conftest import BOTS, REAL_NOW, make_apps
@@ -70,7 +69,7 @@ def budget_of_a_new_process() -> ModuleType:
     """The budget module loaded afresh, as a process started now loads it: its defaults are
     bound to the (stepping) clocks of the time module as they are now."""
     spec = importlib.util.spec_from_file_location(
-        "sources.kore_sessions.budget_afresh", budget_module.__file__
+        "kore_sessions.source.budget_afresh", budget_module.__file__
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -137,7 +136,7 @@ def test_processes_sharing_a_file_never_overspend_together(tmp_path: Path) -> No
     script = textwrap.dedent(
         f"""
         import json, sys, time
-        from sources.kore_sessions.budget import RateBudget
+        from kore_sessions.source.api.budget import RateBudget
         budget = RateBudget({str(path)!r})
         print("ready", flush=True)
         sys.stdin.readline()
@@ -317,7 +316,7 @@ def test_processes_opening_an_old_file_at_once_upgrade_it_and_never_stall(tmp_pa
     script = textwrap.dedent(
         f"""
         import sys, time
-        from sources.kore_sessions.budget import RateBudget
+        from kore_sessions.source.api.budget import RateBudget
         budget = RateBudget({str(path)!r})
         print("ready", flush=True)
         sys.stdin.readline()

@@ -2,8 +2,7 @@
 
 import httpx
 import pytest
-
-from sources.kore_sessions.answers import (
+from kore_sessions.source.api.answers import (
     KoreApiError,
     RetryableError,
     classify_response,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from sandbox import SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.sandbox import SandboxApp, SandboxServer, generate_sessions
 
 from .cli_helpers import (
     DATABASE,

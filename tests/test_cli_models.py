@@ -13,11 +13,10 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from pipelines import export
-from pipelines.model_settings import ModelSettings
-from pipelines.models import build_models, discover_models
-from sandbox import SandboxServer
+from kore_sessions import export
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import build_models, discover_models
 
 from .conftest import POSTGRES_DSN, counted_in_sandbox, drop_postgres_dataset
 from .test_cli import DATABASE, cli_env, kore
@@ -220,8 +219,8 @@ def test_a_warehouse_that_cannot_be_read_is_not_taken_for_one_without_sql(
     import subprocess
     import sys
 
-    from pipelines.kore_sessions_pipeline import make_pipeline
-    from pipelines.models import models_unbuildable
+    from kore_sessions.runtime.pipeline import make_pipeline
+    from kore_sessions.warehouse.models import models_unbuildable
 
     env = cli_env(live_server, tmp_path)
     assert kore(["load", "--no-models"], env, tmp_path).returncode == 0

@@ -12,9 +12,8 @@ from typing import Any
 
 import duckdb
 import pytest
-
-from pipelines.demo import DEMO_CLOCK_STEP, _demo_sessions
-from sandbox import SandboxApp, SandboxServer
+from kore_sessions.cli.demo import DEMO_CLOCK_STEP, _demo_sessions
+from kore_sessions.sandbox import SandboxApp, SandboxServer
 
 from .cli_helpers import (
     DATABASE,

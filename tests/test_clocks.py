@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
-from sources.kore_sessions.settings import CLOCK_SKEW_ALLOWANCE
-from sources.kore_sessions.timestamps import format_api_timestamp
-from sources.kore_sessions.windows import plan_windows
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.api.windows import plan_windows
+from kore_sessions.source.settings import CLOCK_SKEW_ALLOWANCE
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps, tag_text
 
@@ -187,7 +186,7 @@ def test_a_bot_that_never_had_a_session_is_not_walked_from_start_date_again(
 
 def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_path: Path) -> None:
     """The same source object loaded twice (a long-lived worker) reads again the second time."""
-    from pipelines.kore_sessions_pipeline import load_sessions
+    from kore_sessions.runtime.pipeline import load_sessions
 
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
@@ -203,10 +202,10 @@ def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_p
 def test_a_cursor_from_before_it_followed_the_data_is_read_again_one_window_behind() -> None:
     """State of the first version kept the loader's clock as the cursor (maybe ahead of the
     server); its first run now reads one window behind it, and the cursor follows the data."""
-    from sources.kore_sessions.config import build_run_config
-    from sources.kore_sessions.extract import BotExtractor
-    from sources.kore_sessions.options import KoreSessionsOptions
-    from sources.kore_sessions.run import SourceRun
+    from kore_sessions.source.config import build_run_config
+    from kore_sessions.source.extract import BotExtractor
+    from kore_sessions.source.options import KoreSessionsOptions
+    from kore_sessions.source.run import SourceRun
 
     options = KoreSessionsOptions(
         host="http://127.0.0.1:9", bot_ids=[BOTS[0]], start_date=HISTORY_FROM, page_size=100, window_hours=48

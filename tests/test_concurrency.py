@@ -8,16 +8,15 @@ from math import ceil
 from pathlib import Path
 
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer
-from sandbox.server import RateLimit
-from sources.kore_sessions.client import SessionsPage
-from sources.kore_sessions.config import build_run_config
-from sources.kore_sessions.extract import BotExtractor
-from sources.kore_sessions.options import KoreSessionsOptions
-from sources.kore_sessions.paging import MAX_WINDOW_ATTEMPTS
-from sources.kore_sessions.run import SourceRun
-from sources.kore_sessions.timestamps import format_api_timestamp
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.sandbox.server import RateLimit
+from kore_sessions.source.api.client import SessionsPage
+from kore_sessions.source.api.paging import MAX_WINDOW_ATTEMPTS
+from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.config import build_run_config
+from kore_sessions.source.extract import BotExtractor
+from kore_sessions.source.options import KoreSessionsOptions
+from kore_sessions.source.run import SourceRun
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps
 

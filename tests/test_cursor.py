@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from sources.kore_sessions.cursor import BotState
-from sources.kore_sessions.run import SourceRun
+from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.run import SourceRun
 
 LOADED_FROM = "2026-06-10T00:00:00.000Z"
 

@@ -22,16 +22,15 @@ from typing import Any
 
 import dagster as dg
 import pytest
-
-from pipelines.orchestration import dagster_defs
-from pipelines.orchestration.dagster_defs import MODELS_ASSET, Partition, parse_partitions
-from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
-from sandbox.app import SandboxApi
-from sandbox.errors import BAD_REQUEST_FAULT, error_body
-from sandbox.messages import Outcome, Request
-from sandbox.routes import match_route
-from sandbox.state import SandboxState
-from sources.kore_sessions import ConfigError, KoreApiError
+from kore_sessions.orchestration import dagster_defs
+from kore_sessions.orchestration.dagster_defs import MODELS_ASSET, Partition, parse_partitions
+from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.sandbox.app import SandboxApi
+from kore_sessions.sandbox.errors import BAD_REQUEST_FAULT, error_body
+from kore_sessions.sandbox.messages import Outcome, Request
+from kore_sessions.sandbox.routes import match_route
+from kore_sessions.sandbox.state import SandboxState
+from kore_sessions.source import ConfigError, KoreApiError
 
 from .conftest import (
     BOTS,

@@ -15,9 +15,8 @@ import dlt
 import psycopg2
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
-
-from pipelines.kore_sessions_pipeline import make_pipeline
-from sandbox import SandboxServer
+from kore_sessions.runtime.pipeline import make_pipeline
+from kore_sessions.sandbox import SandboxServer
 
 from .conftest import POSTGRES_DSN, POSTGRES_REQUIRED, Loader, assert_matches_sandbox
 

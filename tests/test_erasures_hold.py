@@ -11,9 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-
-from sandbox import SandboxServer
-from sources.kore_sessions.timestamps import format_api_timestamp
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.api.timestamps import format_api_timestamp
 
 from .cli_helpers import (
     DATABASE,
@@ -116,7 +115,7 @@ def test_a_partition_extracting_while_forget_runs_leaves_the_person_out(
     backfill = ["load", *partition, "--start", start, "--end", format_api_timestamp(REAL_NOW)]
     slow = {"SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24", "SOURCES__KORE_SESSIONS__WINDOWS_PER_RUN": "1"}
     running = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", *backfill],
+        [sys.executable, "-m", "kore_sessions.cli", *backfill],
         env={**env, **slow},
         cwd=tmp_path,
         stdout=subprocess.PIPE,

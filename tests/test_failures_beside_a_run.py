@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import kore_sessions.cli.commands as commands
 import pytest
-
-import pipelines.commands as commands
-from pipelines.cli import main
-from pipelines.lock import RunLock, RunLockedError
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.cli.parser import main
+from kore_sessions.runtime.lock import RunLock, RunLockedError
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
 
 from .cli_helpers import DATABASE, cli_env, expected, kore, loaded_from, normalized
 from .conftest import BOTS, REAL_NOW, make_apps
@@ -52,7 +51,7 @@ def failing(two_bots: list[GeneratedSession]) -> Iterator[SandboxServer]:
 def partition(name: str, bot: str, host: str, *flags: str) -> list[str]:
     """`kore-sessions load` of one partition (its own pipeline) into the shared DuckDB file."""
     command = ["load", "--no-models", "--pipeline-name", name, "--bot", bot, "--host", host, *flags]
-    return [sys.executable, "-m", "pipelines.cli", *command]
+    return [sys.executable, "-m", "kore_sessions.cli", *command]
 
 
 def test_a_failing_partition_leaves_the_shared_duckdb_file_to_the_healthy_one(

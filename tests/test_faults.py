@@ -9,9 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer
-from sandbox.server import RateLimit
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.sandbox.server import RateLimit
 
 from .cli_helpers import (
     EXTRACTED,

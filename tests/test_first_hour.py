@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from sandbox import SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import cli_env, kore
 from .conftest import BOTS, CLIENT_ID

@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
-from sources.kore_sessions.heap import lean_heap
-from sources.kore_sessions.settings import COLLECTOR_THRESHOLDS
+from kore_sessions.source.heap import lean_heap
+from kore_sessions.source.settings import COLLECTOR_THRESHOLDS
 
 
 def test_lean_heap_raises_the_thresholds_and_puts_everything_back() -> None:
@@ -32,7 +31,7 @@ def test_lean_heap_puts_everything_back_when_the_block_fails() -> None:
 
 def _arrow_pool_backend(env: dict[str, str]) -> str:
     code = (
-        "from sources.kore_sessions.heap import tune_process_heap; import pyarrow as pa; "
+        "from kore_sessions.source.heap import tune_process_heap; import pyarrow as pa; "
         "tune_process_heap(); print(pa.default_memory_pool().backend_name)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

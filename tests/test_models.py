@@ -8,10 +8,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlglot import exp
-
-from pipelines.model_settings import ModelSettings
-from pipelines.models import (
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.source import ConfigError
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import (
     SETTINGS_TABLE,
     ModelError,
     build_models,
@@ -19,8 +19,7 @@ from pipelines.models import (
     render_model,
     source_stand_ins,
 )
-from sandbox import GeneratedSession, SandboxServer
-from sources.kore_sessions import ConfigError
+from sqlglot import exp
 
 from .conftest import BOTS, HISTORY_START, NOW, Loader, api_time, make_apps
 

@@ -25,11 +25,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from pipelines.model_settings import ModelSettings
-from pipelines.models import build_models, discover_models
-from pipelines.personal_data import looks_personal_name, looks_personal_value
-from sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import build_models, discover_models
+from kore_sessions.warehouse.personal_data import looks_personal_name, looks_personal_value
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, NOW, Loader, api_time, tag_text
 
@@ -862,7 +861,7 @@ def expected_tags(views: list[dict[str, Any]], settings: ModelSettings) -> dict[
 def sliced_tags(views: list[dict[str, Any]], settings: ModelSettings) -> set[tuple[str, str]]:
     """(scope, name) of the tags the tag mart slices by, over every loaded session: the allow list,
     else few values, a name that does not look personal and no value that does (the rule of
-    `pipelines.personal_data`, which tests/test_personal_data_rule.py runs in each engine)."""
+    `kore_sessions.warehouse.personal_data`, which tests/test_personal_data_rule.py runs in each engine)."""
     values: dict[tuple[str, str], set[str | None]] = defaultdict(set)
     for view in views:
         for scope, key in (("user", "userTags"), ("session", "sessionTags")):

@@ -8,10 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import kore_sessions.sandbox.app
 import pytest
-
-import sandbox.app
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
 
 from .cli_helpers import cli_env, kore
 from .conftest import BOTS, REAL_NOW, make_apps
@@ -91,7 +90,7 @@ def test_a_bad_shape_answer_is_described_by_its_shape_not_its_values(
     """An answer whose `sessions` is an object holding Jane's session: the line says what shape
     it has, and shows none of its values (nor a key that is data)."""
     body = {"total": 1, "moreAvailable": False, "sessions": {USER_ID: {"userId": USER_ID, "name": FULL_NAME}}}
-    monkeypatch.setattr(sandbox.app, "BAD_SHAPE_BODY", body)
+    monkeypatch.setattr(kore_sessions.sandbox.app, "BAD_SHAPE_BODY", body)
     live_server.inject("bad_shape", count=10)
     result = kore(["load"], cli_env(live_server, tmp_path), tmp_path)
     line = error_line(result)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sandbox import SandboxServer
-from sources.kore_sessions.settings import UNRESOLVED_MIN_MISSES, UNRESOLVED_OPEN_PATIENCE
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.settings import UNRESOLVED_MIN_MISSES, UNRESOLVED_OPEN_PATIENCE
 
 from .conftest import NOW, Loader, api_time, assert_matches_sandbox
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
-
-from sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
 
 from .cli_helpers import cli_env, expected, kore, normalized
 from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, counted_in_sandbox, drop_postgres_dataset, make_apps
@@ -56,7 +55,7 @@ def load_partitions_at_once(
             [
                 sys.executable,
                 "-m",
-                "pipelines.cli",
+                "kore_sessions.cli.parser",
                 "load",
                 "--no-models",
                 "--pipeline-name",

@@ -7,8 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-
-from sandbox import SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import DATABASE, cli_env, kore, loaded
 

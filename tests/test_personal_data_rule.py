@@ -1,5 +1,5 @@
-"""The personal-data rule (`pipelines.personal_data`): one rule, read alike by Python, DuckDB and
-PostgreSQL, and kept by the marts, the exports and the report.
+"""The personal-data rule (`kore_sessions.warehouse.personal_data`): one rule, read alike by Python,
+DuckDB and PostgreSQL, and kept by the marts, the exports and the report.
 
 The rule's patterns are run in each engine on the same samples (the patterns alone, then the
 tag mart's own model); then sessions whose tags hold phone numbers under names the old rule let
@@ -22,18 +22,23 @@ import psycopg2
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
-
-from pipelines.model_settings import ModelSettings
-from pipelines.models import MODEL_DIALECT, SETTINGS_TABLE, discover_models, render_model, settings_statement
-from pipelines.personal_data import (
+from kore_sessions.report import privacy as report_screen
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import (
+    MODEL_DIALECT,
+    SETTINGS_TABLE,
+    discover_models,
+    render_model,
+    settings_statement,
+)
+from kore_sessions.warehouse.personal_data import (
     SQL_NAME_PATTERN,
     SQL_VALUE_PATTERN,
     looks_personal_name,
     looks_personal_value,
     normalized_name,
 )
-from pipelines.report import privacy as report_screen
-from sandbox import GeneratedSession, SandboxServer
 
 from .cli_helpers import DATABASE, cli_env, kore
 from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, drop_postgres_dataset, make_apps

@@ -8,9 +8,8 @@ from datetime import UTC, timedelta
 from math import ceil
 
 import pytest
-
-from sandbox import SandboxServer
-from sources.kore_sessions.settings import MAX_WINDOW_SPAN
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.settings import MAX_WINDOW_SPAN
 
 from .conftest import (
     BOTS,
@@ -126,7 +125,7 @@ def test_pre_9_shape_is_detected_and_normalized(history: list, tmp_path) -> None
 
 
 def test_admin_route_loads_every_bot(history: list, tmp_path) -> None:
-    from sources.kore_sessions import KoreCredentials
+    from kore_sessions.source import KoreCredentials
 
     from .conftest import ADMIN_ID, ADMIN_SECRET
 
@@ -180,7 +179,7 @@ def test_each_fault_kind_is_retried_with_nothing_lost(
 def test_slow_answers_beyond_the_timeout_are_retried(
     loader: Loader, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sources.kore_sessions.client as client_module
+    import kore_sessions.source.api.client as client_module
 
     monkeypatch.setattr(client_module, "READ_TIMEOUT", 0.3)
     server.fault_latency = 1.0
@@ -209,7 +208,7 @@ def test_client_limiter_keeps_a_healthy_run_free_of_429(history: list, tmp_path)
     server's (6 in 0.5 s): no 429 unless a request's way to the server is delayed by over half
     a second more than another's. A client that ignored its limit would meet the server's: each
     bot needs three times the server's minute limit in requests, fetched four at a time."""
-    from sandbox import RateLimit
+    from kore_sessions.sandbox import RateLimit
 
     limit = RateLimit(per_minute=6, per_hour=600, seconds_per_minute=0.5)
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, rate_limit=limit) as server:
@@ -224,7 +223,7 @@ def test_client_limiter_keeps_a_healthy_run_free_of_429(history: list, tmp_path)
 
 
 def test_server_rate_limit_without_retry_after_is_backed_off(history: list, tmp_path) -> None:
-    from sandbox import RateLimit
+    from kore_sessions.sandbox import RateLimit
 
     limit = RateLimit(per_minute=8, per_hour=1000, seconds_per_minute=0.5)
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=30, rate_limit=limit) as server:

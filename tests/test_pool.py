@@ -7,8 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-
-from sources.kore_sessions.pool import RequestPool
+from kore_sessions.source.api.pool import RequestPool
 
 
 class Gauge:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pipelines.kore_sessions_pipeline import file_format_for
-from pipelines.model_settings import ModelSettings
-from pipelines.models import build_models
-from sandbox import GeneratedSession, SandboxServer
+from kore_sessions.runtime.pipeline import file_format_for
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import build_models
 
 from .conftest import (
     BOTS,

@@ -9,8 +9,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from sandbox import SandboxServer
-from sources.kore_sessions.timestamps import format_api_timestamp
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.api.timestamps import format_api_timestamp
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
 from .conftest import REAL_NOW
@@ -35,9 +35,9 @@ def test_readers_in_a_loop_beside_a_load_neither_fail_it_nor_fail_themselves(
     assert kore(["load"], env, tmp_path).returncode == 0
     live_server.set_latency(0.3)
     start = format_api_timestamp(REAL_NOW - timedelta(days=5, hours=1))
-    backfill = ["load", "--start", start, "--end", format_api_timestamp(REAL_NOW)]
+    backfill = ["load", "--start", start, "--end", format_api_timestamp(REAL_NOW), "--window-hours", "24"]
     load = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", *backfill, "--window-hours", "24", "--windows-per-run", "1"],
+        [sys.executable, "-m", "kore_sessions.cli", *backfill, "--windows-per-run", "1"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

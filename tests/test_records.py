@@ -5,8 +5,8 @@ import traceback
 from datetime import UTC, datetime
 
 import pytest
-
-from sources.kore_sessions.records import (
+from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
+from kore_sessions.source.sessions.records import (
     InvalidRecordError,
     is_legacy_shape,
     normalize_containment,
@@ -14,7 +14,6 @@ from sources.kore_sessions.records import (
     tag_value_text,
     to_row,
 )
-from sources.kore_sessions.timestamps import format_api_timestamp, parse_timestamp
 
 SAMPLE = {
     "sessionId": "6465cf6e4769ed4e822b82a1",

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
-
-from pipelines.cli import run_guarded, setup_logging
+from kore_sessions.cli.parser import run_guarded, setup_logging
 
 SECRET = "s3cr3t-value-for-redaction-test"
 
@@ -251,7 +250,7 @@ def test_dlt_log_lines_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_dagster_failure_description_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     """The orchestration's failure descriptions follow the same rule as the command's line."""
-    dagster_defs = pytest.importorskip("pipelines.orchestration.dagster_defs")
+    dagster_defs = pytest.importorskip("kore_sessions.orchestration.dagster_defs")
     message = f"Could not convert 'jane@example.com' with type str: tried to convert to int64 at {DSN}"
     with pytest.raises(Exception) as caught, dagster_defs.step_failures():
         raise RuntimeError(message)

@@ -19,13 +19,7 @@ from zoneinfo import ZoneInfo
 
 import dlt
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from plotly.offline import get_plotlyjs
-
-from pipelines.kore_sessions_pipeline import make_pipeline
-from pipelines.model_settings import ModelSettings
-from pipelines.models import SETTINGS_TABLE, build_models
-from pipelines.report import (
+from kore_sessions.report import (
     ALL_BOTS,
     Behaviour,
     BotSpan,
@@ -39,9 +33,14 @@ from pipelines.report import (
     render_report,
     write_report,
 )
-from pipelines.report.freshness import Freshness, Period
-from pipelines.report.privacy import looks_personal_name, looks_personal_value
-from sandbox import SandboxServer, generate_sessions
+from kore_sessions.report.freshness import Freshness, Period
+from kore_sessions.report.privacy import looks_personal_name, looks_personal_value
+from kore_sessions.runtime.pipeline import make_pipeline
+from kore_sessions.sandbox import SandboxServer, generate_sessions
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import SETTINGS_TABLE, build_models
+from playwright.sync_api import Browser, Page, sync_playwright
+from plotly.offline import get_plotlyjs
 
 from .conftest import BOTS, REAL_NOW, make_apps, tag_text
 

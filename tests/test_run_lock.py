@@ -13,9 +13,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-
-from pipelines.lock import RunLock
-from sandbox import SandboxServer
+from kore_sessions.runtime.lock import RunLock
+from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
 from .conftest import POSTGRES_DSN, drop_postgres_dataset, make_apps
@@ -66,7 +65,7 @@ def warehouse_rows(destination: dict[str, str], cwd: Path) -> dict[str, tuple]:
 def start_load(env: dict[str, str], cwd: Path, flags: str) -> subprocess.Popen[str]:
     """`kore-sessions load` in the background."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "load", "--no-models", *flags.split()],
+        [sys.executable, "-m", "kore_sessions.cli", "load", "--no-models", *flags.split()],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

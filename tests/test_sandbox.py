@@ -17,8 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from sandbox import (
+from kore_sessions.sandbox import (
     RATE_LIMIT_MESSAGE,
     GeneratedSession,
     RateLimit,
@@ -28,9 +27,9 @@ from sandbox import (
     generate_sessions,
     make_bot_ids,
 )
-from sandbox.app import SandboxApi
-from sandbox.messages import Request
-from sandbox.state import SandboxState
+from kore_sessions.sandbox.app import SandboxApi
+from kore_sessions.sandbox.messages import Request
+from kore_sessions.sandbox.state import SandboxState
 
 NOW = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
 BOT_A, BOT_B = make_bot_ids(2, seed=42)

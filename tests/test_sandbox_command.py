@@ -1,4 +1,4 @@
-"""`python -m sandbox`: the sandbox served on its own, configured for `kore-sessions` by the
+"""`python -m kore_sessions.sandbox`: the sandbox served on its own, configured for `kore-sessions` by the
 lines it prints."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_printed_configuration_loads_what_the_sandbox_serves(tmp_path: Path) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--days", "2", "--per-day", "20"],
+        [sys.executable, "-m", "kore_sessions.sandbox", "--port", "0", "--days", "2", "--per-day", "20"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -8,8 +8,7 @@ from math import ceil
 from pathlib import Path
 
 import pytest
-
-from sandbox import SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import PIPELINE_FOLDER, cli_env, expected, kore, loaded, normalized
 from .conftest import BOTS, api_time

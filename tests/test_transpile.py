@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
+from kore_sessions.warehouse.models import (
+    OPTIONAL_SOURCE_TABLES,
+    Model,
+    discover_models,
+    render_model,
+    source_stand_ins,
+)
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
-
-from pipelines.models import OPTIONAL_SOURCE_TABLES, Model, discover_models, render_model, source_stand_ins
 
 # Warehouses dlt loads into whose SQL the models are only transpiled to, not run on.
 TRANSPILED_ONLY = ("bigquery", "snowflake", "databricks", "redshift")

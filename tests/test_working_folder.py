@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sandbox import SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .conftest import Loader, assert_matches_sandbox
 

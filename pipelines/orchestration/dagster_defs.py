@@ -1,6 +1,6 @@
 """Dagster definitions: one asset per partition of bots, loaded in parallel, then the models once.
 
-Serve them with `dagster dev -m pipelines.orchestration.dagster_defs` (extra `dagster`). They
+Serve them with `dagster dev -m kore_sessions.orchestration.dagster_defs` (extra `dagster`). They
 read the dlt configuration `kore-sessions` reads: the source from `[sources.kore_sessions]`
 (a partition sets only its `bot_ids`), the models from `[models]`, the destination's own keys
 (`DESTINATION__POSTGRES__CREDENTIALS`), and `[orchestration]` (`OrchestrationSettings`): the
@@ -28,23 +28,21 @@ import dagster as dg
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
-
-from sources.kore_sessions import ConfigError, SourceRun, kore_sessions
-from sources.kore_sessions.config import parse_bot_ids
-
-from ..failures import EXIT_CONFIG, describe_failure, setup_logging
-from ..kore_sessions_pipeline import (
+from kore_sessions.output.failures import EXIT_CONFIG, describe_failure, setup_logging
+from kore_sessions.output.redaction import known_secrets, redact
+from kore_sessions.runtime.lock import pipeline_lock
+from kore_sessions.runtime.pipeline import (
     DEFAULT_DATASET,
     PIPELINE_NAME,
     check_pipeline_name,
     load_sessions,
     make_pipeline,
 )
-from ..lock import pipeline_lock
-from ..model_settings import ModelSettings
-from ..models import build_models, models_unbuildable
-from ..redaction import known_secrets, redact
-from ..summary import LoadSummary
+from kore_sessions.runtime.summary import LoadSummary
+from kore_sessions.source import ConfigError, SourceRun, kore_sessions
+from kore_sessions.source.config import parse_bot_ids
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import build_models, models_unbuildable
 
 # Where dlt looks for the settings: [orchestration] or ORCHESTRATION__<KEY>.
 CONFIG_SECTIONS = ("orchestration",)
@@ -342,5 +340,5 @@ def kore_sessions_job() -> dg.JobDefinition:
     return build_definitions().resolve_job_def(JOB_NAME)
 
 
-# What `dagster dev -m pipelines.orchestration.dagster_defs` loads.
+# What `dagster dev -m kore_sessions.orchestration.dagster_defs` loads.
 defs = build_definitions()

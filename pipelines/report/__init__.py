@@ -19,12 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import dlt
-
-from .counts import DailyCounts, SliceCounts, TagCounts, Totals, total
-from .data import ReportError, read_report_data
-from .figures import ALL_BOTS, build_figures
-from .page import render_report
-from .records import Behaviour, BotSpan, ReportData
+from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts, Totals, total
+from kore_sessions.report.data import ReportError, read_report_data
+from kore_sessions.report.figures import ALL_BOTS, build_figures
+from kore_sessions.report.page import render_report
+from kore_sessions.report.report_data import Behaviour, BotSpan, ReportData
 
 __all__ = [
     "ALL_BOTS",

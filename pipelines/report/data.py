@@ -13,15 +13,14 @@ from typing import Any
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-
-from ..failures import ActionableError
-from ..model_settings import ModelSettings
-from ..models import SETTINGS_TABLE, existing_relations
-from .counts import DailyCounts, SliceCounts, TagCounts
-from .freshness import Freshness, Period, add_months, as_utc, month_start, week_start
-from .names import UNKNOWN_CODE
-from .privacy import TAG_MAX_DISTINCT
-from .records import DEFAULT_SCOPE, Behaviour, BotSpan, ReportData
+from kore_sessions.output.failures import ActionableError
+from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts
+from kore_sessions.report.freshness import Freshness, Period, add_months, as_utc, month_start, week_start
+from kore_sessions.report.names import UNKNOWN_CODE
+from kore_sessions.report.privacy import TAG_MAX_DISTINCT
+from kore_sessions.report.report_data import DEFAULT_SCOPE, Behaviour, BotSpan, ReportData
+from kore_sessions.warehouse.model_settings import ModelSettings
+from kore_sessions.warehouse.models import SETTINGS_TABLE, existing_relations
 
 # The mart with one row per day and bot: the trend, the table and the period come from it.
 DAILY_TABLE = "fct_containment_daily"

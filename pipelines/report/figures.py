@@ -7,9 +7,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
-
-from .counts import DailyCounts, Totals, sum_by
-from .records import ReportData
+from kore_sessions.report.counts import DailyCounts, Totals, sum_by
+from kore_sessions.report.report_data import ReportData
 
 # Name of the series summing every bot; the trend shows it first.
 ALL_BOTS = "All bots"

@@ -14,12 +14,11 @@ from importlib import resources
 from string import Template
 
 import plotly.graph_objects as go
-
-from .counts import sum_by, total
-from .figures import build_figures
-from .freshness import Period
-from .records import ReportData
-from .sections import (
+from kore_sessions.report.counts import sum_by, total
+from kore_sessions.report.figures import build_figures
+from kore_sessions.report.freshness import Period
+from kore_sessions.report.report_data import ReportData
+from kore_sessions.report.sections import (
     ALL_BOTS,
     behaviour_section,
     bots_section,
@@ -32,7 +31,7 @@ from .sections import (
     tags_section,
     totals_note,
 )
-from .tables import TableRow, outcome_table, percent
+from kore_sessions.report.tables import TableRow, outcome_table, percent
 
 # The package holding the template files (they ship as its package data).
 TEMPLATE_PACKAGE = __name__.rpartition(".")[0]

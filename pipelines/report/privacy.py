@@ -5,7 +5,7 @@ it as tag values of `fct_containment_by_tag`. Every tag value the page shows pas
 `select_tags`, which lists no value of a tag whose name looks personal, no value of a tag with
 more than `TAG_MAX_DISTINCT` values in the period (values that many are identifiers, not
 categories), and no value that looks personal (a phone number, an e-mail or IP address, an
-id), whatever the tag. What looks personal is the rule of `pipelines.personal_data`, the one
+id), whatever the tag. What looks personal is the rule of `kore_sessions.warehouse.personal_data`, the one
 the tag mart slices by; the report applies it again to every tag the mart holds, so a tag a
 user named in `[models] tag_names` (which the mart then slices whatever its name and values)
 still shows no caller number, user id, call id or session id here.
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..personal_data import looks_personal_name, looks_personal_value
-from .counts import TagCounts
+from kore_sessions.report.counts import TagCounts
+from kore_sessions.warehouse.personal_data import looks_personal_name, looks_personal_value
 
 # A tag with more values than this in the period is not sliced: few values make a category.
 TAG_MAX_DISTINCT = 25

@@ -10,13 +10,13 @@ import html
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from .counts import SliceCounts, Totals, by_sessions, sum_by, total
-from .figures import ALL_BOTS
-from .freshness import Freshness, Period, period_end
-from .names import channel_label, language_label
-from .privacy import TagSlice, select_tags
-from .records import BotSpan, ReportData
-from .tables import GroupRow, TableRow, behaviour_table, outcome_table, percent
+from kore_sessions.report.counts import SliceCounts, Totals, by_sessions, sum_by, total
+from kore_sessions.report.figures import ALL_BOTS
+from kore_sessions.report.freshness import Freshness, Period, period_end
+from kore_sessions.report.names import channel_label, language_label
+from kore_sessions.report.privacy import TagSlice, select_tags
+from kore_sessions.report.report_data import BotSpan, ReportData
+from kore_sessions.report.tables import GroupRow, TableRow, behaviour_table, outcome_table, percent
 
 # How a day is written in headings and notes.
 DAY_FORMAT = "%a %Y-%m-%d"

@@ -9,8 +9,8 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .counts import Totals
-from .records import Behaviour
+from kore_sessions.report.counts import Totals
+from kore_sessions.report.report_data import Behaviour
 
 # What a value without sessions shows: an en dash.
 NO_VALUE = "\u2013"

@@ -11,19 +11,19 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from .answers import KoreApiError
-from .arrow import TableBatches, page_tables, table_hints
-from .client import KoreClient
-from .config import ConfigError, RepairPlan, RunConfig
-from .credentials import KoreCredentials
-from .dlt_compat import lend_resource_to_nested_tables
-from .extract import BotExtractor, fetch_concurrently
-from .heap import lean_heap
-from .options import KoreSessionsOptions, resolve_options
-from .paging import PageCap
-from .records import InvalidRecordError
-from .run import SourceRun
-from .settings import ARROW_BATCH_SESSIONS, SESSIONS_TABLE, SOURCE_NAME
+from kore_sessions.source.api.answers import KoreApiError
+from kore_sessions.source.api.client import KoreClient
+from kore_sessions.source.api.credentials import KoreCredentials
+from kore_sessions.source.api.paging import PageCap
+from kore_sessions.source.config import ConfigError, RepairPlan, RunConfig
+from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
+from kore_sessions.source.extract import BotExtractor, fetch_concurrently
+from kore_sessions.source.heap import lean_heap
+from kore_sessions.source.options import KoreSessionsOptions, resolve_options
+from kore_sessions.source.run import SourceRun
+from kore_sessions.source.sessions.arrow import TableBatches, page_tables, table_hints
+from kore_sessions.source.sessions.records import InvalidRecordError
+from kore_sessions.source.settings import ARROW_BATCH_SESSIONS, SESSIONS_TABLE, SOURCE_NAME
 
 __all__ = [
     "ConfigError",

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from .settings import (
+from kore_sessions.source.api.timestamps import parse_timestamp
+from kore_sessions.source.api.windows import check_span
+from kore_sessions.source.settings import (
     ALL_BOTS_KEY,
     CLOCK_SKEW_ALLOWANCE,
     DEFAULT_MAX_IN_FLIGHT,
@@ -17,8 +19,6 @@ from .settings import (
     MAX_IN_FLIGHT,
     MAX_PAGE_SIZE,
 )
-from .timestamps import parse_timestamp
-from .windows import check_span
 
 # Where the first backfill starts when no start_date is configured.
 DEFAULT_BACKFILL_DAYS = 30

@@ -14,17 +14,17 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from .answers import SessionsPage
-from .client import KoreClient
-from .config import RunConfig
-from .cursor import BotState
-from .paging import AnswerShape, PageCap, PageRequest, WindowPaging
-from .pool import RequestPool
-from .records import is_legacy_shape, to_row
-from .refresh import Refresher, mark_legacy
-from .run import SourceRun
-from .settings import CLOCK_SKEW_ALLOWANCE, MAX_WORKERS, bot_label
-from .windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.api.answers import SessionsPage
+from kore_sessions.source.api.client import KoreClient
+from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.api.paging import AnswerShape, PageCap, PageRequest, WindowPaging
+from kore_sessions.source.api.pool import RequestPool
+from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.config import RunConfig
+from kore_sessions.source.run import SourceRun
+from kore_sessions.source.sessions.records import is_legacy_shape, to_row
+from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
+from kore_sessions.source.settings import CLOCK_SKEW_ALLOWANCE, MAX_WORKERS, bot_label
 
 logger = logging.getLogger("kore_sessions")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .settings import COLLECTOR_THRESHOLDS, MALLOC_ARENAS
+from kore_sessions.source.settings import COLLECTOR_THRESHOLDS, MALLOC_ARENAS
 
 # glibc's mallopt parameter of the most arenas (malloc.h).
 M_ARENA_MAX = -8

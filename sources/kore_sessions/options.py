@@ -17,11 +17,11 @@ from dlt.common.configuration.exceptions import (
 )
 from dlt.common.configuration.specs import BaseConfiguration
 
-from .budget import budget_path, shared_budget
-from .client import ClientStats, KoreClient, RetryPolicy
-from .config import ConfigError, RunConfig, build_run_config
-from .credentials import KoreCredentials
-from .settings import (
+from kore_sessions.source.api.budget import budget_path, shared_budget
+from kore_sessions.source.api.client import ClientStats, KoreClient, RetryPolicy
+from kore_sessions.source.api.credentials import KoreCredentials
+from kore_sessions.source.config import ConfigError, RunConfig, build_run_config
+from kore_sessions.source.settings import (
     DEFAULT_ALGORITHM,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .client import ClientStats
+from kore_sessions.source.api.client import ClientStats
 
 
 class ServerClock:

@@ -1,0 +1,253 @@
+"""The kore_sessions dlt pipeline: build it (one per partition of bots), and load sessions.
+
+A load finishes what an interrupted run left, then runs the source package by package while
+its run says more is left. Extract and normalize run freely (partitions in parallel); each load
+step, and each build of the models, takes its turn on the dataset (`lock.warehouse_turn`), and
+every load step first takes the sessions users had erased out of what it loads (`erasures`).
+Nothing is created in the warehouse before the first load step of a pipeline's first run: a run
+that fails before it leaves no DuckDB file behind, and so never has one to remove.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+import time
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination.reference import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.extract.source import DltSource
+from kore_sessions.runtime.lock import warehouse_turn
+from kore_sessions.runtime.summary import LoadSummary
+from kore_sessions.runtime.working_folder import mend_working_folder, prune_loaded_jobs
+from kore_sessions.source import ConfigError, SourceRun
+from kore_sessions.source.settings import ALL_BOTS_KEY, SESSIONS_TABLE, SOURCE_NAME
+from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
+from kore_sessions.warehouse.erasures import keep_erasures_out
+
+# The pipeline's name when no partition names its own (dlt's working folder and state).
+PIPELINE_NAME = "kore_sessions"
+# A partition's pipeline name: dlt also names a schema after it, so an identifier (small
+# letters, digits, `_`), and never `__` (dlt issue #3427: such a name breaks the restore of its
+# state from the destination).
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|_(?!_))*$")
+MAX_PIPELINE_NAME = 64
+DEFAULT_DATASET = "kore_sessions"
+# A dataset name as dlt's snake_case naming keeps it unchanged; PostgreSQL cuts identifiers
+# at 63 bytes, and dlt adds `_staging_<pipeline>` beside it, so names stay well short of that.
+DATASET_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_DATASET_NAME = 40
+# DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
+# database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
+DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
+# DuckDB while loading and building models: a memory limit (it spills to disk beyond it), and
+# no insertion order to keep, which lets large INSERT ... SELECT statements stream.
+DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
+# Fastest loader file format where the destination takes it (insert_values is ~7x slower).
+PREFERRED_FILE_FORMAT = "parquet"
+
+
+def make_pipeline(
+    destination: str | Destination = "duckdb",
+    dataset_name: str = DEFAULT_DATASET,
+    pipelines_dir: str | Path | None = None,
+    duckdb_path: str | Path | None = None,
+    pipeline_name: str = PIPELINE_NAME,
+) -> dlt.Pipeline:
+    """Build a `kore_sessions` pipeline: the default one, or a partition's.
+
+    Args:
+        destination: A dlt destination name or object (default DuckDB).
+        dataset_name: Dataset (schema) to load into.
+        pipelines_dir: Where dlt keeps this pipeline's working state (default dlt's own).
+        duckdb_path: File of the DuckDB database, when the destination is DuckDB.
+        pipeline_name: The pipeline (partition) name; each has its own state and, unless it
+            is the default, its own staging dataset `<dataset>_staging_<name>`.
+
+    Raises:
+        ConfigError: the pipeline name cannot work.
+    """
+    check_pipeline_name(pipeline_name)
+    check_dataset_name(dataset_name)
+    params = (
+        {}
+        if pipeline_name == PIPELINE_NAME
+        else {"staging_dataset_name_layout": f"%s_staging_{pipeline_name}"}
+    )
+    if destination == "duckdb":
+        destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path), **params)
+    elif isinstance(destination, str):
+        destination = Destination.from_reference(destination, **params)
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination,
+        dataset_name=dataset_name,
+        pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
+    )
+    mend_working_folder(Path(pipeline.working_dir))
+    return pipeline
+
+
+def check_pipeline_name(name: str) -> str:
+    """A pipeline name dlt can keep and restore, or a one-line ConfigError."""
+    if not PIPELINE_NAME_PATTERN.match(name) or len(name) > MAX_PIPELINE_NAME:
+        raise ConfigError(
+            f"pipeline name {name!r} cannot be used: a small letter, then small letters, digits and "
+            f"single '_', at most {MAX_PIPELINE_NAME} characters ('__' breaks dlt's state restore)"
+        )
+    return name
+
+
+def check_dataset_name(name: str) -> str:
+    """A dataset name every destination keeps as given, or a one-line ConfigError (dlt would
+    otherwise rename it quietly, e.g. `Bad-Name` to `bad_name`, and load somewhere else)."""
+    if not DATASET_NAME_PATTERN.match(name) or len(name) > MAX_DATASET_NAME:
+        raise ConfigError(
+            f"dataset name {name!r} cannot be used: a small letter or '_', then small letters, digits "
+            f"and '_', at most {MAX_DATASET_NAME} characters (--dataset)"
+        )
+    return name
+
+
+def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
+    """The DuckDB file (relative to the working folder) with a bounded memory limit.
+
+    DuckDB takes 80% of the machine's memory by default and the merge of a large load uses a
+    lot of it; with DUCKDB_SETTINGS it spills to disk instead. Settings under
+    `destination.duckdb.credentials.global_config` win over this default.
+    """
+    extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
+    if isinstance(extra, str):  # from an environment variable: a JSON object
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            extra = None
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            "destination.duckdb.credentials.global_config must be a table of DuckDB settings "
+            '(DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\')'
+        )
+    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config={**DUCKDB_SETTINGS, **extra})
+
+
+def duckdb_file(duckdb_path: str | Path | None = None) -> Path:
+    """The DuckDB file: the one given, else the configured one, else DEFAULT_DUCKDB_FILE, resolved
+    against the working folder (not where dlt thinks the project is)."""
+    configured = dlt.config.get("destination.duckdb.credentials")
+    path = duckdb_path or (configured if isinstance(configured, str) else None) or DEFAULT_DUCKDB_FILE
+    return Path(path).expanduser().resolve()
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> int:
+    """Normalize and load packages an interrupted run left behind; return how many there were.
+
+    `pipeline.run(data)` with pending packages loads only those and extracts nothing, so the
+    leftovers (whose state matches what they hold) are finished first, explicitly.
+    """
+    if not pipeline.has_pending_data:
+        return 0
+    pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
+    pipeline.normalize()
+    load_step(pipeline)
+    return pending
+
+
+def load_step(pipeline: dlt.Pipeline) -> None:
+    """Load the normalized packages in the dataset's turn, without the sessions users had erased
+    (read again in the turn, so an erasure made at any moment before holds)."""
+    with warehouse_turn(pipeline):
+        keep_erasures_out(pipeline)
+        pipeline.load()
+
+
+def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> LoadSummary:
+    """Finish leftovers, then extract, normalize and load one run of the source.
+
+    Args:
+        pipeline: The pipeline from `make_pipeline`.
+        source: A `kore_sessions` source made with `run`.
+        run: The source's record of the run, asked whether more is left after each package.
+
+    Returns:
+        The run's summary.
+    """
+    started = time.monotonic()
+    summary = LoadSummary(run=run, destination=pipeline.destination.destination_name)
+    before: int | None = 0
+    # A first run into a warehouse that does not exist yet makes nothing before its first load
+    # step; a pipeline with state whose warehouse is gone is synced (dlt then starts it again
+    # from scratch, rather than go on from a cursor into an empty warehouse).
+    if warehouse_exists(pipeline) or pipeline.has_data:
+        with warehouse_turn(pipeline):
+            if pipeline.config.restore_from_destination:
+                pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
+            before = count_sessions(pipeline, run.bot_keys)
+    summary.pending_packages_finished = finish_pending(pipeline)
+    summary.packages = run_until_caught_up(pipeline, source, run)
+    with warehouse_turn(pipeline):
+        after = count_sessions(pipeline, run.bot_keys)
+    summary.seconds = time.monotonic() - started
+    summary.dataset = pipeline.dataset_name
+    summary.sessions_total = after
+    if before is not None and after is not None:
+        summary.sessions_new = max(0, after - before + summary.sessions_deleted)
+        summary.sessions_updated = max(0, summary.sessions_fetched - summary.sessions_new)
+    location = getattr(pipeline.destination_client().config.credentials, "database", None)
+    summary.location = f"({location})" if isinstance(location, str) else ""
+    return summary
+
+
+def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> int:
+    """Run the source as often as its run says more is left (a long backfill, a few windows of
+    each bot per load package); return how many packages were loaded.
+
+    Each package is committed with its state before the next is extracted, so memory stays
+    bounded and a crash loses at most the package in progress. Only the load step waits for
+    the dataset's turn: partitions extract from the API in parallel.
+    """
+    file_format = file_format_for(pipeline)
+    packages = 0
+    while True:
+        pipeline.extract(source.clone(), loader_file_format=file_format)
+        pipeline.normalize()
+        load_step(pipeline)
+        prune_loaded_jobs(Path(pipeline.working_dir))
+        packages += 1
+        if not run.more_to_fetch:
+            return packages
+
+
+def file_format_for(pipeline: dlt.Pipeline) -> str | None:
+    """Parquet where the destination supports it, else the destination's own default."""
+    capabilities = pipeline.destination.capabilities()
+    supported = capabilities.supported_loader_file_formats or []
+    if pipeline.destination.destination_name == "postgres" and not find_spec("adbc_driver_postgresql"):
+        return None  # dlt loads parquet into PostgreSQL only through the ADBC driver
+    return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
+
+
+def count_sessions(pipeline: dlt.Pipeline, bots: tuple[str, ...]) -> int | None:
+    """Sessions of these bots in the warehouse (of every bot on the admin route), so that a
+    partition counts its own while others load beside it; None when not countable."""
+    return count_rows(pipeline, SESSIONS_TABLE, () if ALL_BOTS_KEY in bots else bots)
+
+
+def inspect_command(pipeline: dlt.Pipeline) -> str:
+    """The `dlt pipeline ... info` command that finds this pipeline, to copy and run as is."""
+    dlt_cli = Path(sys.executable).with_name("dlt")
+    program = str(dlt_cli) if dlt_cli.exists() else "dlt"
+    words = [program, "pipeline", "--pipelines-dir", pipeline.pipelines_dir, pipeline.pipeline_name, "info"]
+    return shlex.join(words)
+
+
+def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The `sessions` resource state of the pipeline: cursors and open sessions per bot."""
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get(SOURCE_NAME, {}).get("resources", {})
+    return resources.get(SESSIONS_TABLE, {})

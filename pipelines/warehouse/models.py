@@ -1,0 +1,354 @@
+"""The SQL models in `sql/`: discover them, order them by their own references, build them.
+
+Models are written once, in DuckDB's dialect, one `SELECT` per file. Staging models become
+views; intermediate models and marts become tables. sqlglot reads each file, finds the tables
+it reads (so the build order comes from the SQL itself), qualifies them with the dataset's
+schema and writes the statement in the destination's dialect; dlt's SQL client runs it, in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import dlt
+import sqlglot
+from kore_sessions.output.failures import ActionableError
+from kore_sessions.runtime.lock import warehouse_turn
+from kore_sessions.source.sessions.schema import source_sql_columns
+from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
+from kore_sessions.warehouse.model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
+from kore_sessions.warehouse.personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN
+from sqlglot import exp
+
+# Where the model files live: `<layer>/<model name>.sql` in the package `kore_sessions.sql`
+# (the repository's `sql/`), read as package data so an installed wheel finds them too.
+SQL_DIR = files("kore_sessions.sql")
+# Dialect the model files are written in.
+MODEL_DIALECT = "duckdb"
+# How each layer is materialized: staging only renames and casts, so a view costs nothing;
+# intermediate models are read by several marts in the same build, so they are computed once
+# (as a view, each mart reading one would compute it again); marts are what BI tools query.
+LAYER_MATERIALIZATION = {"staging": "VIEW", "intermediate": "TABLE", "marts": "TABLE"}
+# The one-row table of the settings the models read; written by `build_models` before them.
+SETTINGS_TABLE = "kore_model_settings"
+# The source's tables, which dlt only creates once an item arrives (no session loaded yet, no
+# tag ever), and their columns (dlt only adds a column once a value arrives): see
+# `source_stand_ins`.
+OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = source_sql_columns()
+# The header comment of a model states its grain, keys in parentheses: "-- Grain: ... (day, bot_id)".
+GRAIN_PATTERN = re.compile(r"Grain:[^(]*\(([^)]*)\)", re.DOTALL)
+
+
+class ModelError(ActionableError):
+    """A model file is wrong (bad SQL, unknown layer, a cycle) or the warehouse lacks its input."""
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model file: its name, layer, parsed query and the tables it reads."""
+
+    name: str
+    layer: str
+    path: Traversable
+    query: exp.Query
+    reads: frozenset[str]
+    grain: tuple[str, ...]
+
+    @property
+    def materialization(self) -> str:
+        """VIEW or TABLE."""
+        return LAYER_MATERIALIZATION[self.layer]
+
+
+@dataclass
+class BuildResult:
+    """What `build_models` made."""
+
+    models: list[Model] = field(default_factory=list)
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    seconds: float = 0.0
+    dialect: str = MODEL_DIALECT
+
+    def lines(self) -> list[str]:
+        """The build as short human-readable lines."""
+        views = sum(1 for model in self.models if model.materialization == "VIEW")
+        return [
+            f"models: {len(self.models)} built ({views} views, {len(self.models) - views} tables) "
+            f"in {self.seconds:.1f} s, {self.dialect} dialect",
+            f"counted: {self.settings.describe()}",
+        ]
+
+
+def discover_models(sql_dir: Traversable = SQL_DIR) -> list[Model]:
+    """Every model under `sql_dir`, in build order (each after the models it reads).
+
+    Args:
+        sql_dir: The folder holding one sub-folder per layer (`staging/`, `intermediate/`,
+            `marts/`).
+
+    Returns:
+        The models, dependencies first.
+
+    Raises:
+        ModelError: No model file is there (an install without its package data), a file
+            does not parse, a name is used twice, or models read each other in a cycle.
+    """
+    found: dict[str, Model] = {}
+    for layer in LAYER_MATERIALIZATION:
+        folder = sql_dir / layer
+        paths = sorted(folder.iterdir(), key=lambda item: item.name) if folder.is_dir() else []
+        for path in (item for item in paths if item.name.endswith(".sql")):
+            model = _parse_model(path, layer)
+            if model.name in found:
+                raise ModelError(f"model {model.name} is defined twice: {found[model.name].path} and {path}")
+            found[model.name] = model
+    if not found:
+        raise ModelError(f"no model file under {sql_dir}: the package was installed without its SQL")
+    graph = {name: {ref for ref in model.reads if ref in found} for name, model in found.items()}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        raise ModelError(f"models read each other in a cycle: {' -> '.join(exc.args[1])}") from None
+    return [found[name] for name in order]
+
+
+def _parse_model(path: Traversable, layer: str) -> Model:
+    """Parse one file into a model; it must hold exactly one query."""
+    try:
+        statements = [s for s in sqlglot.parse(path.read_text(encoding="utf-8"), read=MODEL_DIALECT) if s]
+    except sqlglot.errors.ParseError as exc:
+        raise ModelError(f"{path}: not valid SQL: {' '.join(str(exc).split())}") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise ModelError(f"{path}: a model file holds exactly one SELECT query")
+    query = statements[0]
+    grain = _grain_keys(path)
+    return Model(path.stem, layer, path, query, frozenset(_tables_read(query)), grain)
+
+
+def _grain_keys(path: Traversable) -> tuple[str, ...]:
+    """The key columns the header comment's `Grain:` line names."""
+    header = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--"):
+            break
+        header.append(line.removeprefix("--").strip())
+    match = GRAIN_PATTERN.search(" ".join(header))
+    if not match:
+        raise ModelError(f"{path}: the file must start with a comment `-- Grain: ... (key, ...)`")
+    return tuple(key.strip() for key in match.group(1).split(","))
+
+
+def _tables_read(query: exp.Expression) -> set[str]:
+    """Names of the tables a query reads, without its own CTEs."""
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    return {table.name for table in query.find_all(exp.Table) if table.name not in ctes}
+
+
+def render_model(
+    model: Model,
+    dialect: str,
+    schema: str,
+    stand_ins: Mapping[str, exp.Select] | None = None,
+) -> str:
+    """The model's `CREATE` statement in `dialect`, every table it reads qualified by `schema`.
+
+    Args:
+        model: The model.
+        dialect: sqlglot dialect of the destination (duckdb, postgres, ...).
+        schema: The dataset's schema.
+        stand_ins: Queries read instead of source tables that are missing or lack columns
+            (from `source_stand_ins`), by table name.
+
+    Returns:
+        The SQL text.
+    """
+    stand_ins = stand_ins or {}
+    query = model.query.copy()
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    for table in list(query.find_all(exp.Table)):
+        if table.name in ctes:
+            continue
+        if table.name in stand_ins:
+            table.replace(stand_ins[table.name].subquery(table.alias_or_name))
+        else:
+            table.set("db", exp.to_identifier(schema))
+    create = exp.Create(
+        this=exp.Table(this=exp.to_identifier(model.name), db=exp.to_identifier(schema)),
+        kind=model.materialization,
+        expression=query,
+    )
+    return create.sql(dialect=dialect, identify=True)
+
+
+def source_stand_ins(present: Mapping[str, set[str]], schema: str) -> dict[str, exp.Select]:
+    """Stand-ins for optional source tables dlt has not created, or created without a column.
+
+    dlt makes a child table only once an item arrives, and a column only once a value does
+    (a tag whose value is always null has no `value` column): such a table is read as an
+    empty relation, such a column as NULL.
+
+    Args:
+        present: Columns of each table in the dataset, by table name.
+        schema: The dataset's schema.
+
+    Returns:
+        The stand-in query of each table that needs one.
+    """
+    stand_ins: dict[str, exp.Select] = {}
+    for table, columns in OPTIONAL_SOURCE_TABLES.items():
+        have = present.get(table)
+        if have is None:
+            nulls = [exp.cast(exp.null(), kind).as_(name) for name, kind in columns.items()]
+            stand_ins[table] = exp.select(*nulls).where(exp.false())
+            continue
+        lacking = {name: kind for name, kind in columns.items() if name not in have}
+        if lacking:
+            nulls = [exp.cast(exp.null(), kind).as_(name) for name, kind in lacking.items()]
+            source = exp.Table(this=exp.to_identifier(table), db=exp.to_identifier(schema))
+            stand_ins[table] = exp.select(exp.Star(), *nulls).from_(source)
+    return stand_ins
+
+
+def settings_statement(settings: ModelSettings, dialect: str, schema: str, built_at: datetime) -> str:
+    """`CREATE TABLE kore_model_settings AS SELECT ...`: the one row the models read.
+
+    Besides the settings it holds the personal-data rule's two patterns
+    (`kore_sessions.warehouse.personal_data`), which `int_tags__sliced` reads: they are constants, not
+    settings, and are written on every build.
+    """
+    values = {
+        "reporting_time_zone": exp.cast(exp.Literal.string(settings.reporting_time_zone), "VARCHAR"),
+        "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
+        "include_non_interactive": exp.cast(exp.Boolean(this=settings.include_non_interactive), "BOOLEAN"),
+        "include_developer": exp.cast(exp.Boolean(this=settings.include_developer), "BOOLEAN"),
+        "tag_allow_list": exp.cast(
+            exp.null() if settings.tag_allow_list is None else exp.Literal.string(settings.tag_allow_list),
+            "VARCHAR",
+        ),
+        "tag_max_values": exp.cast(exp.Literal.number(settings.tag_max_values), "BIGINT"),
+        "include_personal_data": exp.cast(exp.Boolean(this=settings.include_personal_data), "BOOLEAN"),
+        "personal_name_pattern": exp.cast(exp.Literal.string(SQL_NAME_PATTERN), "VARCHAR"),
+        "personal_value_pattern": exp.cast(exp.Literal.string(SQL_VALUE_PATTERN), "VARCHAR"),
+        "built_at": exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ"),
+    }
+    query = exp.select(*(value.as_(name) for name, value in values.items()))
+    create = exp.Create(
+        this=exp.Table(this=exp.to_identifier(SETTINGS_TABLE), db=exp.to_identifier(schema)),
+        kind="TABLE",
+        expression=query,
+    )
+    return create.sql(dialect=dialect, identify=True)
+
+
+def models_unbuildable(pipeline: dlt.Pipeline) -> str | None:
+    """Why the models cannot be built on the pipeline's dataset yet, or None when they can.
+
+    Raises:
+        Exception: the warehouse's own error when it cannot be read (never taken for "no
+            SQL client": a load whose models could not be built must not exit 0).
+
+    A dataset without sessions yet (a bot with none) is built on, over empty stand-ins.
+    """
+    if not has_sql_warehouse(pipeline):
+        return f"destination {pipeline.destination.destination_name} is not a SQL warehouse"
+    with warehouse_turn(pipeline):
+        loaded = dataset_exists(pipeline)
+    return None if loaded else f"nothing loaded into dataset {pipeline.dataset_name} yet"
+
+
+def build_models(
+    pipeline: dlt.Pipeline,
+    settings: ModelSettings | None = None,
+    sql_dir: Traversable = SQL_DIR,
+) -> BuildResult:
+    """Build (or rebuild) every model in the pipeline's dataset, in one transaction.
+
+    Args:
+        pipeline: A pipeline whose destination has a SQL client (DuckDB, PostgreSQL, ...).
+        settings: What the marts count; default: `[models]` from config, else the defaults.
+        sql_dir: Folder of the model files.
+
+    Returns:
+        The models built, in order, and the time it took.
+
+    Raises:
+        ModelError: Nothing is loaded into the dataset yet, or a model is wrong.
+    """
+    started = time.monotonic()
+    settings = settings or ModelSettings.from_config()
+    models = discover_models(sql_dir)
+    with warehouse_turn(pipeline), pipeline.sql_client() as client:
+        dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
+        schema = client.dataset_name
+        if not client.has_dataset():
+            raise ModelError(f"no dataset {schema} in the warehouse yet: load sessions first")
+        existing = existing_relations(client, schema)
+        stand_ins = source_stand_ins(_existing_columns(client, schema), schema)
+        statements = _drop_statements(models, existing, dialect, schema)
+        statements.append(settings_statement(settings, dialect, schema, datetime.now(UTC)))
+        statements += [render_model(model, dialect, schema, stand_ins) for model in models]
+        with client.begin_transaction():
+            for statement in statements:
+                client.execute_sql(statement)
+    return BuildResult(models=models, settings=settings, seconds=time.monotonic() - started, dialect=dialect)
+
+
+def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
+    """The settings the models were last built with, or None when they were never built (a
+    setting the recorded row predates takes its default)."""
+    with pipeline.sql_client() as client:
+        if SETTINGS_TABLE not in existing_relations(client, client.dataset_name):
+            return None
+        table = client.make_qualified_table_name(SETTINGS_TABLE)
+        with client.execute_query(f"SELECT * FROM {table}") as cursor:
+            names = [column[0] for column in cursor.description]
+            row = dict(zip(names, cursor.fetchall()[0], strict=True))
+    allow_list = row.get("tag_allow_list")
+    return ModelSettings(
+        reporting_time_zone=str(row["reporting_time_zone"]),
+        include_active=bool(row["include_active"]),
+        include_non_interactive=bool(row["include_non_interactive"]),
+        include_developer=bool(row["include_developer"]),
+        tag_names=tuple(name for name in str(allow_list).split(",") if name) if allow_list else (),
+        tag_max_values=int(row.get("tag_max_values") or DEFAULT_TAG_MAX_VALUES),
+        include_personal_data=bool(row.get("include_personal_data")),
+    )
+
+
+def _existing_columns(client: Any, schema: str) -> dict[str, set[str]]:
+    """Column names of every table of the schema, by table name."""
+    rows = client.execute_sql(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+        schema,
+    )
+    columns: dict[str, set[str]] = {}
+    for table, column in rows or []:
+        columns.setdefault(str(table), set()).add(str(column))
+    return columns
+
+
+def _drop_statements(
+    models: list[Model], existing: Mapping[str, str], dialect: str, schema: str
+) -> list[str]:
+    """Drop the settings table and the models that exist, dependants first, by their real kind."""
+    statements = []
+    for name in [model.name for model in reversed(models)] + [SETTINGS_TABLE]:
+        if name not in existing:
+            continue
+        kind = "VIEW" if existing[name] == "VIEW" else "TABLE"
+        drop = exp.Drop(
+            this=exp.Table(this=exp.to_identifier(name), db=exp.to_identifier(schema)),
+            kind=kind,
+            exists=True,
+        )
+        statements.append(drop.sql(dialect=dialect, identify=True))
+    return statements

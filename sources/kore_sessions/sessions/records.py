@@ -1,0 +1,169 @@
+"""Pure transforms: one raw API session to one clean row (with its child lists)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from kore_sessions.source.api.answers import a_json_type, key_names
+from kore_sessions.source.api.timestamps import parse_timestamp
+from kore_sessions.source.sessions.schema import KNOWN_API_FIELDS, SESSION_COLUMNS
+from kore_sessions.source.settings import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
+
+# (column, API field) of the columns a session's own fields fill, in order.
+ROW_FIELDS = tuple((column.name, column.api_field) for column in SESSION_COLUMNS if column.api_field)
+# The keys of a tag that become columns of its own; any other key passes through.
+TAG_KEYS = frozenset({"name", "value"})
+# What parsing an instant raises on a value that is not one (pendulum's ParserError is a
+# ValueError; a year beyond datetime's range overflows).
+TIMESTAMP_ERRORS = (ValueError, OverflowError)
+
+
+class InvalidRecordError(ValueError):
+    """A session the API returned that lacks what every session must have."""
+
+
+def normalize_containment(value: Any) -> str | None:
+    """Map any spelling of a containment value (`Selfservice`, `dropoff`) to the 9.x one."""
+    if not isinstance(value, str):
+        return None
+    return CONTAINMENT_ALIASES.get(value.strip().lower())
+
+
+def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
+    """True when a page is in the pre-9.0 shape: containment in `sessionType`, none of its own."""
+    return any(
+        "containmentType" not in raw and normalize_containment(raw.get("sessionType")) for raw in sessions
+    )
+
+
+def session_id_of(raw: dict[str, Any]) -> str:
+    """The session's id, or InvalidRecordError naming the fields it has (never their values)."""
+    session_id = raw.get("sessionId")
+    if isinstance(session_id, str) and session_id:
+        return session_id
+    fields = key_names(raw)
+    if session_id is None or session_id == "":
+        raise InvalidRecordError(f"a session without a sessionId (fields present: {fields})")
+    raise InvalidRecordError(
+        f"a session whose sessionId is {a_json_type(session_id)}, not text (fields present: {fields})"
+    )
+
+
+def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str, Any]:
+    """Turn one API session into the row loaded into `sessions` (with its child lists).
+
+    Args:
+        raw: The session as the API returned it, in the 9.x or the pre-9.0 shape.
+        containment_type: The containment type the request filtered on (pre-9.0 servers),
+            which wins over what the record says.
+
+    Returns:
+        A row with snake_case typed columns; `session_lang`, `user_tags` and `session_tags`
+        become child tables keyed by `session_id`; unknown fields pass through unchanged.
+
+    Raises:
+        InvalidRecordError: the session has no id or no parsable start_time.
+    """
+    session_id = session_id_of(raw)
+    start_time = _instant(raw, session_id, "start_time")
+    end_time = _instant(raw, session_id, "end_time")
+    if start_time is None:
+        raise InvalidRecordError(f"session {session_id} has no start_time")
+    raw_session_type = raw.get("sessionType")
+    tags = raw.get("tags") if isinstance(raw.get("tags"), dict) else {}
+    converted = {
+        "session_id": session_id,
+        "start_time": start_time,
+        "end_time": end_time,
+        "session_type": raw_session_type if raw_session_type in SESSION_TYPES else None,
+        "containment_type": containment_type
+        or normalize_containment(raw.get("containmentType"))
+        or normalize_containment(raw_session_type)
+        or _kept_as_sent(raw.get("containmentType")),
+        "is_developer": _as_bool(raw.get("isDeveloper")),
+        "session_status": session_status(raw),
+    }
+    row: dict[str, Any] = {name: converted.get(name, raw.get(field)) for name, field in ROW_FIELDS}
+    row["session_lang"] = [{"session_id": session_id, "lang": lang} for lang in raw.get("session_lang") or []]
+    row["user_tags"] = _tag_rows(session_id, tags.get("userTags"))
+    row["session_tags"] = _tag_rows(session_id, tags.get("sessionTags"))
+    if len(tags) > ("userTags" in tags) + ("sessionTags" in tags):
+        row["tags"] = {k: v for k, v in tags.items() if k not in ("userTags", "sessionTags")}
+    if not raw.keys() <= KNOWN_API_FIELDS:
+        row.update({k: v for k, v in raw.items() if k not in KNOWN_API_FIELDS})
+    return row
+
+
+def session_status(raw: dict[str, Any]) -> str | None:
+    """`active` or `closed` as the API says; without it, active if there is no end_time, else None."""
+    status = raw.get("sessionStatus")
+    if isinstance(status, str) and status:
+        return status.strip().lower()
+    if "end_time" in raw and not raw.get("end_time"):
+        return STATUS_ACTIVE
+    return None
+
+
+def tag_value_text(value: Any) -> tuple[str | None, str]:
+    """A tag value of any JSON type as text, plus the name of its JSON type."""
+    if value is None:
+        return None, "null"
+    if isinstance(value, bool):
+        return ("true" if value else "false"), "boolean"
+    if isinstance(value, int):
+        return int.__repr__(value), "number"  # as json.dumps writes it, without its overhead
+    if isinstance(value, float):
+        return (float.__repr__(value) if math.isfinite(value) else json.dumps(value)), "number"
+    if isinstance(value, str):
+        return value, "string"
+    kind = "array" if isinstance(value, list) else "object"
+    return json.dumps(value, sort_keys=True, separators=(",", ":")), kind
+
+
+def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
+    """Rows of one tag list: name, value as text and its JSON type."""
+    rows = []
+    for position, tag in enumerate(tags if isinstance(tags, list) else []):
+        tag = tag if isinstance(tag, dict) else {"name": None, "value": tag}
+        value, value_type = tag_value_text(tag.get("value"))
+        row = {
+            "session_id": session_id,
+            "position": position,
+            "name": tag.get("name"),
+            "value": value,
+            "value_type": value_type,
+        }
+        if not tag.keys() <= TAG_KEYS:
+            row.update({k: v for k, v in tag.items() if k not in TAG_KEYS})
+        rows.append(row)
+    return rows
+
+
+def _kept_as_sent(value: Any) -> str | None:
+    """An undocumented containment value, kept as the API sent it rather than dropped."""
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _as_bool(value: Any) -> bool | None:
+    """true/false, 1/0 and their strings as a boolean."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    return str(value).strip().lower() in ("1", "true", "yes")
+
+
+def _instant(raw: dict[str, Any], session_id: str, name: str) -> datetime | None:
+    """A timestamp field of a session, or InvalidRecordError naming the session and the field.
+
+    The message never quotes the value (nor the parser's message, which does): a malformed
+    field may hold anything, a person's data included.
+    """
+    try:
+        return parse_timestamp(raw.get(name))
+    except TIMESTAMP_ERRORS:
+        kind = a_json_type(raw.get(name))
+        raise InvalidRecordError(f"session {session_id}: {name} is not a timestamp (it is {kind})") from None
