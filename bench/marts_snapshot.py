@@ -37,9 +37,10 @@ def main(output: str) -> int:
     """Load the fixed history and write its models to `output`."""
     sessions = generate_sessions(BOTS, SERVER_NOW - timedelta(days=21), SERVER_NOW, 40, seed=7)
     app = SandboxApp(client_id=CLIENT[0], client_secret=CLIENT[1], kind="bot")
-    with tempfile.TemporaryDirectory() as folder, SandboxServer(
-        sessions, apps=[app], now=SERVER_NOW, page_cap=50
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        SandboxServer(sessions, apps=[app], now=SERVER_NOW, page_cap=50) as server,
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
         env.update(
             {

@@ -13,12 +13,14 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psycopg2
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
-from kore_sessions.source.api.client import KoreApiError, SessionsPage
+from kore_sessions.source.api.client import KoreApiError, Route
+from kore_sessions.source.api.timestamps import parse_timestamp
 from kore_sessions.source.sessions.completeness import (
     SessionCounter,
     api_day_counts,
@@ -382,14 +384,16 @@ class RoundingServer:
     def __init__(self) -> None:
         self.asked: list[timedelta] = []
 
-    def get_sessions_page(self, bot: str, start: datetime, end: datetime, *paging: int) -> SessionsPage:
+    def post(self, route: Route, bot: str, body: dict[str, Any], params: Any = None) -> dict[str, Any]:
+        start, end = parse_timestamp(body["dateFrom"]), parse_timestamp(body["dateTo"])
+        assert start is not None and end is not None
         self.asked.append(end - start)
         if end - start > timedelta(days=7) - timedelta(seconds=1):
             raise KoreApiError("HTTP 400 from Kore.ai: The duration ... should be less than 7 days", 400)
         first = start.replace(minute=0, second=0, microsecond=0)
         first += timedelta(hours=1) if first < start else timedelta(0)
         total = max(0, int((end - first) / timedelta(hours=1)) + 1)
-        return SessionsPage(sessions=[], more_available=False, total=total, invalid_sessions=[])
+        return {"sessions": [], "moreAvailable": False, "total": total}
 
 
 def test_a_server_that_refuses_seven_whole_days_is_asked_in_halves_from_then_on() -> None:

@@ -6,8 +6,8 @@ from kore_sessions.source.api.answers import (
     KoreApiError,
     RetryableError,
     classify_response,
-    parse_sessions_page,
 )
+from kore_sessions.source.sessions.endpoint import parse_sessions_page
 
 
 def answer(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -75,7 +75,7 @@ def test_undocumented_shapes_fail() -> None:
     with pytest.raises(KoreApiError, match="not a JSON object"):
         classify_response(answer(200, "[1, 2]"))
     page = parse_sessions_page({"sessions": [], "moreAvailable": False, "invalidSessions": ["x"]})
-    assert page.invalid_sessions == ["x"]
+    assert page.invalid_ids == ["x"]
 
 
 def test_redirects_fail_fast_naming_the_new_host() -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import plan_windows
-from kore_sessions.source.settings import CLOCK_SKEW_ALLOWANCE
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps, tag_text
 
@@ -202,10 +202,10 @@ def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_p
 def test_a_cursor_from_before_it_followed_the_data_is_read_again_one_window_behind() -> None:
     """State of the first version kept the loader's clock as the cursor (maybe ahead of the
     server); its first run now reads one window behind it, and the cursor follows the data."""
+    from kore_sessions.source.api.run import SourceRun
     from kore_sessions.source.config import build_run_config
-    from kore_sessions.source.extract import BotExtractor
     from kore_sessions.source.options import KoreSessionsOptions
-    from kore_sessions.source.run import SourceRun
+    from kore_sessions.source.sessions.extract import BotExtractor
 
     options = KoreSessionsOptions(
         host="http://127.0.0.1:9", bot_ids=[BOTS[0]], start_date=HISTORY_FROM, page_size=100, window_hours=48

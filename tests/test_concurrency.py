@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxServer
 from kore_sessions.sandbox.server import RateLimit
-from kore_sessions.source.api.client import SessionsPage
+from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.paging import MAX_WINDOW_ATTEMPTS
+from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.config import build_run_config
-from kore_sessions.source.extract import BotExtractor
 from kore_sessions.source.options import KoreSessionsOptions
-from kore_sessions.source.run import SourceRun
+from kore_sessions.source.sessions.extract import BotExtractor
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps
 
@@ -131,11 +131,11 @@ def test_a_long_backfill_is_loaded_in_several_packages(
         assert again.packages == 1
 
 
-def _page(ids: list[str], more: bool, total: int) -> SessionsPage:
+def _page(ids: list[str], more: bool, total: int) -> Page:
     """A getSessions answer with sessions of these ids in the middle of the window."""
     start = format_api_timestamp(NOW - timedelta(hours=2))
     sessions = [{"sessionId": i, "start_time": start, "sessionStatus": "closed"} for i in ids]
-    return SessionsPage(sessions=sessions, more_available=more, total=total, invalid_sessions=[])
+    return Page(records=sessions, more_available=more, total=total, invalid_ids=[])
 
 
 def one_window_extractor(page_size: int) -> BotExtractor:

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kore_sessions.source.api.settings import ALL_BOTS_KEY
 from kore_sessions.source.config import ConfigError, RunConfig, parse_bot_ids
 from kore_sessions.source.options import KoreSessionsOptions
-from kore_sessions.source.settings import ALL_BOTS_KEY
 
 GOOD: dict[str, Any] = {
     "host": "https://platform.kore.ai/",

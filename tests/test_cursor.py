@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from kore_sessions.source.api.cursor import BotState
-from kore_sessions.source.run import SourceRun
+from kore_sessions.source.api.run import SourceRun
 
 LOADED_FROM = "2026-06-10T00:00:00.000Z"
 
@@ -29,12 +29,12 @@ def test_a_bounded_backfill_widens_the_loaded_range_only_when_it_reaches_it(
     start: datetime, end: datetime, loaded_from: str
 ) -> None:
     state = {"cursor": "2026-06-30T00:00:00.000Z", "loaded_from": LOADED_FROM}
-    BotState(state, "st-bot", SourceRun()).bounded_backfill_loaded(start, end)
+    BotState(state, "sessions", "st-bot", SourceRun()).bounded_backfill_loaded(start, end)
     assert state["loaded_from"] == loaded_from
     assert state["cursor"] == "2026-06-30T00:00:00.000Z", "the cursor is left alone"
 
 
 def test_a_state_without_a_loaded_range_gets_none_from_a_bounded_backfill() -> None:
     state: dict[str, str] = {}
-    BotState(state, "st-bot", SourceRun()).bounded_backfill_loaded(day(1), day(20))
+    BotState(state, "sessions", "st-bot", SourceRun()).bounded_backfill_loaded(day(1), day(20))
     assert "loaded_from" not in state

@@ -4,8 +4,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
 from kore_sessions.source.api.windows import WINDOW_OVERLAP, incremental_start, plan_windows
-from kore_sessions.source.settings import MAX_WINDOW_SPAN
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

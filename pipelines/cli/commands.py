@@ -17,8 +17,16 @@ from kore_sessions.output.console import recent_containment_lines
 from kore_sessions.output.failures import EXIT_INCOMPLETE
 from kore_sessions.output.redaction import known_secrets, redact
 from kore_sessions.report import write_report
+from kore_sessions.runtime.audit import (
+    DEFAULT_AUDIT_DAYS,
+    Auditor,
+    AuditRange,
+    AuditResult,
+    NothingToAuditError,
+    pipelines_with_state,
+)
 from kore_sessions.runtime.leftovers import loaded_anything, working_folder_kept_only_if_used
-from kore_sessions.runtime.lock import pipeline_lock, pipelines_folder, warehouse_turn
+from kore_sessions.runtime.lock import pipeline_lock, pipelines_folder
 from kore_sessions.runtime.pipeline import (
     PIPELINE_NAME,
     check_dataset_name,
@@ -31,20 +39,13 @@ from kore_sessions.runtime.pipeline import (
 )
 from kore_sessions.runtime.working_folder import prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun, kore_sessions, resolve_options
+from kore_sessions.source.api.settings import ALL_BOTS_KEY
 from kore_sessions.source.config import parse_date_setting
 from kore_sessions.source.options import option_names
-from kore_sessions.source.settings import ALL_BOTS_KEY
-from kore_sessions.warehouse.audit import (
-    DEFAULT_AUDIT_DAYS,
-    Auditor,
-    AuditRange,
-    AuditResult,
-    NothingToAuditError,
-    pipelines_with_state,
-)
 from kore_sessions.warehouse.export import export_marts
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import ModelError, build_models, models_unbuildable
+from kore_sessions.warehouse.turn import warehouse_turn
 
 # File `kore-sessions report` writes when no --output is given.
 DEFAULT_REPORT_FILE = "kore_containment_report.html"

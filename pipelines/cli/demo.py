@@ -12,11 +12,11 @@ from pathlib import Path
 import dlt
 from kore_sessions.output.console import recent_containment_lines
 from kore_sessions.report import write_report
+from kore_sessions.runtime.audit import Auditor, AuditRange
 from kore_sessions.runtime.pipeline import inspect_command, load_sessions, make_pipeline
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions, resolve_options
-from kore_sessions.warehouse.audit import Auditor, AuditRange
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import build_models
 

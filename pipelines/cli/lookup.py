@@ -16,8 +16,9 @@ from typing import Any
 from kore_sessions.source import KoreClient
 from kore_sessions.source.api.paging import PageCap
 from kore_sessions.source.api.windows import Window, plan_windows
+from kore_sessions.source.sessions.endpoint import lookup_sessions
 from kore_sessions.source.sessions.refresh import window_pages
-from kore_sessions.source.settings import MAX_IDS_PER_LOOKUP
+from kore_sessions.source.sessions.settings import MAX_IDS_PER_LOOKUP
 
 
 @dataclass
@@ -48,8 +49,8 @@ def by_session_ids(client: KoreClient, bot_keys: Sequence[str], session_ids: Seq
     found, wanted = Found(), list(dict.fromkeys(session_ids))
     for bot in bot_keys:
         for start in range(0, len(wanted), MAX_IDS_PER_LOOKUP):
-            page = client.lookup_sessions(bot, wanted[start : start + MAX_IDS_PER_LOOKUP])
-            found.sessions += page.sessions
+            page = lookup_sessions(client, bot, wanted[start : start + MAX_IDS_PER_LOOKUP])
+            found.sessions += page.records
         seen = {session.get("sessionId") for session in found.sessions}
         wanted = [session_id for session_id in wanted if session_id not in seen]
         if not wanted:
@@ -87,5 +88,5 @@ def call_sessions(
         for bot in bot_keys
         for window in windows
         for page in window_pages(client, bot, window, PageCap(page_size), call_id=call_id)
-        for session in page.sessions
+        for session in page.records
     ]

@@ -28,15 +28,15 @@ from kore_sessions.output.failures import (
     setup_logging,
 )
 from kore_sessions.output.redaction import known_secrets, redact
-from kore_sessions.runtime.lock import DEFAULT_TURN_TIMEOUT, TurnWait
+from kore_sessions.runtime.audit import DEFAULT_AUDIT_DAYS, DEFAULT_GRACE_HOURS
 from kore_sessions.runtime.pipeline import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_FILE,
 )
 from kore_sessions.source.heap import tune_process_heap
 from kore_sessions.source.options import option_infos
-from kore_sessions.warehouse.audit import DEFAULT_AUDIT_DAYS, DEFAULT_GRACE_HOURS
 from kore_sessions.warehouse.export import EXPORT_FORMATS
+from kore_sessions.warehouse.turn import DEFAULT_TURN_TIMEOUT, TurnWait
 
 logger = logging.getLogger(LOGGER_NAME)
 

@@ -23,13 +23,15 @@ import dlt
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
-from kore_sessions.runtime.lock import warehouse_turn
 from kore_sessions.runtime.summary import LoadSummary
-from kore_sessions.runtime.working_folder import mend_working_folder, prune_loaded_jobs
+from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
-from kore_sessions.source.settings import ALL_BOTS_KEY, SESSIONS_TABLE, SOURCE_NAME
+from kore_sessions.source.api.settings import ALL_BOTS_KEY
+from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
 from kore_sessions.warehouse.erasures import keep_erasures_out
+from kore_sessions.warehouse.turn import warehouse_turn
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -162,7 +164,7 @@ def load_step(pipeline: dlt.Pipeline) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
     (read again in the turn, so an erasure made at any moment before holds)."""
     with warehouse_turn(pipeline):
-        keep_erasures_out(pipeline)
+        keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
 
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from kore_sessions.source import SourceRun
 from kore_sessions.source.api.paging import IncompleteWindowError
+from kore_sessions.source.api.settings import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp
-from kore_sessions.source.settings import ALL_BOTS_KEY, UNRESOLVED_OPEN_PATIENCE, bot_label
+from kore_sessions.source.sessions.settings import UNRESOLVED_OPEN_PATIENCE
 
 
 @dataclass

@@ -15,6 +15,7 @@ load step can slip between. When the erasures cannot be read, the load fails (fa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from kore_sessions.output.failures import ActionableError
-from kore_sessions.runtime.working_folder import pending_job_files
 from kore_sessions.source.sessions.schema import CHILD_TABLES
-from kore_sessions.source.settings import PRIMARY_KEY, SESSIONS_TABLE
+from kore_sessions.source.sessions.settings import PRIMARY_KEY, SESSIONS_TABLE
 from kore_sessions.warehouse.dataset import existing_relations, warehouse_exists
 
 # The sessions taken out of the warehouse, by the hash of their id: counted as held by `audit`.
@@ -107,11 +107,15 @@ def _keys(sql: Any, table: str, column: str, present: dict[str, str]) -> frozens
     return frozenset(str(key) for (key,) in rows or [])
 
 
-def keep_erasures_out(pipeline: dlt.Pipeline) -> int:
+def keep_erasures_out(pipeline: dlt.Pipeline, pending: Iterable[Path]) -> int:
     """Take erased sessions out of the packages about to load; return how many sessions went.
 
     Call it in the dataset's turn, right before the load step, so that an erasure made at any
     moment before is applied (`forget` takes the same turn).
+
+    Args:
+        pipeline: The pipeline whose packages load next.
+        pending: The data files its next load step loads (`working_folder.pending_job_files`).
 
     Raises:
         ErasuresUnreadableError: the erasures cannot be read, or a package holds the sessions'
@@ -120,7 +124,6 @@ def keep_erasures_out(pipeline: dlt.Pipeline) -> int:
     erasures = read_erasures(pipeline)
     if not erasures:
         return 0
-    pending = pending_job_files(Path(pipeline.working_dir))
     files = [(path, ParsedLoadJobFileName.parse(path.name)) for path in pending]
     dropped: set[str] = set()
     newly_erased: list[tuple[str, str, datetime]] = []

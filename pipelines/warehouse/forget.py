@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from kore_sessions.runtime.lock import warehouse_turn
 from kore_sessions.source.sessions.schema import CHILD_TABLES
-from kore_sessions.source.settings import SESSIONS_TABLE
+from kore_sessions.source.sessions.settings import SESSIONS_TABLE
 from kore_sessions.warehouse.dataset import existing_relations
 from kore_sessions.warehouse.erasures import (
     create_erasure_tables,
@@ -29,6 +28,7 @@ from kore_sessions.warehouse.erasures import (
     remember_users,
 )
 from kore_sessions.warehouse.models import build_models, built_settings
+from kore_sessions.warehouse.turn import warehouse_turn
 
 # Ids per DELETE statement: well within any warehouse's limit on a statement's parameters.
 IDS_PER_STATEMENT = 500

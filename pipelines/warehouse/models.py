@@ -22,11 +22,11 @@ from typing import Any
 import dlt
 import sqlglot
 from kore_sessions.output.failures import ActionableError
-from kore_sessions.runtime.lock import warehouse_turn
 from kore_sessions.source.sessions.schema import source_sql_columns
 from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
 from kore_sessions.warehouse.model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
 from kore_sessions.warehouse.personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN
+from kore_sessions.warehouse.turn import warehouse_turn
 from sqlglot import exp
 
 # Where the model files live: `<layer>/<model name>.sql` in the package `kore_sessions.sql`

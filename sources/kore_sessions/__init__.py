@@ -15,15 +15,17 @@ from kore_sessions.source.api.answers import KoreApiError
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.credentials import KoreCredentials
 from kore_sessions.source.api.paging import PageCap
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.walk import fetch_concurrently
 from kore_sessions.source.config import ConfigError, RepairPlan, RunConfig
 from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
-from kore_sessions.source.extract import BotExtractor, fetch_concurrently
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.options import KoreSessionsOptions, resolve_options
-from kore_sessions.source.run import SourceRun
 from kore_sessions.source.sessions.arrow import TableBatches, page_tables, table_hints
+from kore_sessions.source.sessions.extract import BotExtractor
 from kore_sessions.source.sessions.records import InvalidRecordError
-from kore_sessions.source.settings import ARROW_BATCH_SESSIONS, SESSIONS_TABLE, SOURCE_NAME
+from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.settings import ARROW_BATCH_SESSIONS, SOURCE_NAME
 
 __all__ = [
     "ConfigError",

@@ -9,16 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from kore_sessions.source.api.timestamps import parse_timestamp
-from kore_sessions.source.api.windows import check_span
-from kore_sessions.source.settings import (
+from kore_sessions.source.api.errors import ConfigError
+from kore_sessions.source.api.settings import (
     ALL_BOTS_KEY,
     CLOCK_SKEW_ALLOWANCE,
     DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_WINDOWS_PER_RUN,
     MAX_IN_FLIGHT,
     MAX_PAGE_SIZE,
 )
+from kore_sessions.source.api.timestamps import parse_timestamp
+from kore_sessions.source.api.windows import check_span
+from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_RUN
 
 # Where the first backfill starts when no start_date is configured.
 DEFAULT_BACKFILL_DAYS = 30
@@ -37,10 +38,6 @@ CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("retry_deadline", 1, None),  # seconds; 0 would give up at the first failure, whatever max_attempts says
     ("retention_days", 15, None),
 )
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says which and why, on one line."""
 
 
 @dataclass(frozen=True)

@@ -20,22 +20,24 @@ from dlt.common.configuration.specs import BaseConfiguration
 from kore_sessions.source.api.budget import budget_path, shared_budget
 from kore_sessions.source.api.client import ClientStats, KoreClient, RetryPolicy
 from kore_sessions.source.api.credentials import KoreCredentials
-from kore_sessions.source.config import ConfigError, RunConfig, build_run_config
-from kore_sessions.source.settings import (
+from kore_sessions.source.api.settings import (
     DEFAULT_ALGORITHM,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
-    DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_REQUESTS_PER_HOUR,
     DEFAULT_REQUESTS_PER_MINUTE,
-    DEFAULT_RETENTION_DAYS,
     DEFAULT_RETRY_DEADLINE,
     DEFAULT_WINDOW_HOURS,
-    DEFAULT_WINDOWS_PER_RUN,
     KEY_PAIR_ALGORITHMS,
+)
+from kore_sessions.source.config import ConfigError, RunConfig, build_run_config
+from kore_sessions.source.settings import (
+    DEFAULT_LOOKBACK_MINUTES,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_WINDOWS_PER_RUN,
     SOURCE_NAME,
 )
 

@@ -18,20 +18,23 @@ from typing import Any
 import httpx
 import orjson
 
-# What a person should check for each status that fails at once.
+# What a person should check for each status that fails at once; `{scope}` is the scope the
+# route's app needs (each resource names its own: `Route.scope`).
 FAIL_FAST_HINTS = {
-    400: "check the request: dates, page size and containment type must be ones the API accepts",
+    400: "check the request: dates, page size and filters must be ones the API accepts",
     401: (
         "check the app's client id and secret (or private key) and the signing algorithm, "
-        "and that the app's Bot Sessions scope is published"
+        "and that the app's {scope} scope is published"
     ),
     403: (
-        "check that the app has the Bot Sessions scope (Bot Builder) or Bot Analytics > "
-        "Bot Sessions (Admin Console) and that the scope is published; only an Admin "
+        "check that the app has the {scope} scope (Bot Builder) or Bot Analytics > "
+        "{scope} (Admin Console) and that the scope is published; only an Admin "
         "Console app may use the all-bots route"
     ),
     404: "check the host and the bot id (Bot ID or Stream ID from the bot's General Settings)",
 }
+# The scope a hint names when the caller does not say which.
+ANY_SCOPE = "API"
 # The documented rate-limit message; its HTTP status is not documented, so it is matched.
 RATE_LIMIT_MARKER = "rate limit for this api has been reached"
 # Longest piece of an error body quoted in a message.
@@ -61,20 +64,28 @@ class RetryableError(Exception):
 
 
 @dataclass
-class SessionsPage:
-    """One answer of getSessions."""
+class Page:
+    """One page of records of any listing (sessions, messages).
 
-    sessions: list[dict[str, Any]]
+    Attributes:
+        records: The page's records, as the API sent them.
+        more_available: The API says more follow.
+        total: The listing's total, when the API gives an integer.
+        invalid_ids: Ids of a lookup the API does not know.
+    """
+
+    records: list[dict[str, Any]]
     more_available: bool
     total: int | None
-    invalid_sessions: list[str]
+    invalid_ids: list[str]
 
 
-def classify_response(response: httpx.Response) -> dict[str, Any]:
+def classify_response(response: httpx.Response, scope: str = ANY_SCOPE) -> dict[str, Any]:
     """Sort an answer into ok, retry or fail.
 
     Args:
         response: The HTTP answer, body already read.
+        scope: The app scope the route needs, as the vendor names it (for the hint).
 
     Returns:
         The decoded JSON object of a successful answer.
@@ -93,7 +104,7 @@ def classify_response(response: httpx.Response) -> dict[str, Any]:
         location = response.headers.get("Location", "elsewhere")
         raise KoreApiError(f"HTTP {status}: the host redirects to {location}; use that as host", status)
     if status >= 400:
-        hint = FAIL_FAST_HINTS.get(status, "the API refused the request")
+        hint = FAIL_FAST_HINTS.get(status, "the API refused the request").format(scope=scope)
         raise KoreApiError(f"HTTP {status} from Kore.ai: {_api_message(response)} ({hint})", status)
     try:
         payload = json_body(response)
@@ -119,24 +130,29 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
 
 
-def parse_sessions_page(payload: dict[str, Any]) -> SessionsPage:
-    """Check the documented shape of a getSessions answer and wrap it.
+def parse_page(payload: dict[str, Any], records_key: str, invalid_key: str) -> Page:
+    """Check the documented shape of a listing's answer and wrap it.
+
+    Args:
+        payload: The answer's JSON object.
+        records_key: Where the listing's records are (`sessions`, `messages`).
+        invalid_key: Where a lookup's unknown ids are (`invalidSessions`).
 
     Raises:
-        KoreApiError: `sessions` is missing or not a list of objects.
+        KoreApiError: the records are missing or not a list of objects.
     """
-    sessions = payload.get("sessions")
-    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+    records = payload.get(records_key)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise KoreApiError(
-            "answer is not the documented shape: 'sessions' must be a list of objects, got "
-            f"{describe_shape(sessions, named=False)}; the answer is {describe_shape(payload)}"
+            f"answer is not the documented shape: '{records_key}' must be a list of objects, got "
+            f"{describe_shape(records, named=False)}; the answer is {describe_shape(payload)}"
         )
-    invalid = payload.get("invalidSessions") or []
-    return SessionsPage(
-        sessions=sessions,
+    invalid = payload.get(invalid_key) or []
+    return Page(
+        records=records,
         more_available=bool(payload.get("moreAvailable")),
         total=payload.get("total") if isinstance(payload.get("total"), int) else None,
-        invalid_sessions=[str(i) for i in invalid],
+        invalid_ids=[str(i) for i in invalid],
     )
 
 

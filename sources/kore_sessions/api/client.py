@@ -1,6 +1,7 @@
-"""HTTP client of the Sessions History API: auth, rate limits, retries, and answer classification.
+"""HTTP client of Kore.ai's public APIs: auth, rate limits, retries, and answer classification.
 
-Every request goes through `KoreClient._post`, which waits for the bot's rate budget, sends the
+It knows no resource: each resource names its `Route` (paths and scope) and builds its own
+bodies. Every request goes through `KoreClient.post`, which waits for the bot's rate budget, sends the
 request with a freshly minted JWT, and hands the answer to `classify_response`: the one place
 that decides what is retried (429, 5xx, timeouts, dropped connections, incomplete JSON) and
 what fails at once (400, 401, 403, 404, any other 4xx) with the API's own message and a hint.
@@ -11,9 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,21 +24,12 @@ from tenacity import (
     stop_after_delay,
 )
 
-from kore_sessions.source.api.answers import (
-    KoreApiError,
-    RetryableError,
-    SessionsPage,
-    classify_response,
-    parse_sessions_page,
-)
+from kore_sessions.source.api.answers import KoreApiError, RetryableError, classify_response
 from kore_sessions.source.api.budget import Limit, RateBudget, shared_budget
 from kore_sessions.source.api.credentials import KoreCredentials
-from kore_sessions.source.api.timestamps import format_api_timestamp
-from kore_sessions.source.settings import (
-    ADMIN_SESSIONS_PATH,
+from kore_sessions.source.api.settings import (
     ALL_BOTS_KEY,
     AUTH_HEADER,
-    BOT_SESSIONS_PATH,
     CONNECT_TIMEOUT,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,
@@ -48,7 +38,6 @@ from kore_sessions.source.settings import (
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_RETRY_DEADLINE,
     LIMIT_WINDOW_MARGIN,
-    MAX_IDS_PER_LOOKUP,
     RATE_LIMITED_MIN_WAIT,
     READ_TIMEOUT,
 )
@@ -155,45 +144,24 @@ class KoreClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def get_sessions_page(
-        self,
-        bot_key: str,
-        date_from: datetime,
-        date_to: datetime,
-        skip: int,
-        limit: int,
-        containment_type: str | None = None,
-        call_id: str | None = None,
-    ) -> SessionsPage:
-        """Fetch one page of the sessions that started in [date_from, date_to].
+    def post(
+        self, route: Route, bot_key: str, body: dict[str, Any], params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """POST to the bot's path of a route, retrying what is worth retrying.
 
         Args:
+            route: The resource's paths and scope.
             bot_key: A bot id, or `ALL_BOTS_KEY` for the admin route.
-            date_from: Window start (aware UTC), sent as a full timestamp.
-            date_to: Window end (aware UTC), under 7 days after date_from.
-            skip: Sessions to skip (newest first).
-            limit: Page size asked for; the server may return fewer.
-            containment_type: Optional filter (only needed for pre-9.0 servers).
-            call_id: Optional external voice call id (the API's `callId` filter).
+            body: The JSON body.
+            params: Query parameters, if any.
+
+        Returns:
+            The answer's JSON object.
+
+        Raises:
+            KoreApiError: The answer fails at once, or retries ran out.
         """
-        body = {
-            "dateFrom": format_api_timestamp(date_from),
-            "dateTo": format_api_timestamp(date_to),
-            "skip": skip,
-            "limit": limit,
-        }
-        params = {k: v for k, v in (("containmentType", containment_type), ("callId", call_id)) if v}
-        return parse_sessions_page(self._post(bot_key, body, params or None))
-
-    def lookup_sessions(self, bot_key: str, session_ids: Sequence[str]) -> SessionsPage:
-        """Fetch sessions by id (at most 50); ids the API does not know come back as invalid."""
-        if not 0 < len(session_ids) <= MAX_IDS_PER_LOOKUP:
-            raise ValueError(f"a lookup takes 1 to {MAX_IDS_PER_LOOKUP} ids, got {len(session_ids)}")
-        return parse_sessions_page(self._post(bot_key, {"sessionId": list(session_ids)}, None))
-
-    def _post(self, bot_key: str, body: dict[str, Any], params: dict[str, str] | None) -> dict[str, Any]:
-        """POST to the bot's route, retrying what is worth retrying."""
-        path = _route(bot_key)
+        path = route.path(bot_key)
         policy = self.retry_policy
         retrying = Retrying(
             stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.deadline),
@@ -203,7 +171,7 @@ class KoreClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, bot_key, path, body, params)
+            return retrying(self._attempt, bot_key, path, body, params, route.scope)
         except RetryableError as exc:
             raise KoreApiError(
                 f"gave up on {path} after {policy.max_attempts} attempts or {policy.deadline:.0f} s: {exc}",
@@ -211,7 +179,7 @@ class KoreClient:
             ) from exc
 
     def _attempt(
-        self, bot_key: str, path: str, body: dict[str, Any], params: dict[str, str] | None
+        self, bot_key: str, path: str, body: dict[str, Any], params: dict[str, str] | None, scope: str
     ) -> dict[str, Any]:
         """Send one request once the bot's budget allows it, and classify the answer."""
         self._budget.acquire(f"{self.host} {bot_key}", self._limits)
@@ -225,7 +193,7 @@ class KoreClient:
             self._contact.failed(exc)
             raise RetryableError(f"connection problem ({_reason(exc)})") from exc
         self._contact.reached = True
-        return classify_response(response)
+        return classify_response(response, scope)
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds to wait: Retry-After when given, else exponential backoff with full jitter."""
@@ -290,8 +258,22 @@ def _reason(exc: httpx.TransportError) -> str:
     return text.strip() or "no connection"
 
 
-def _route(bot_key: str) -> str:
-    """Path of the route that serves `bot_key`."""
-    if bot_key == ALL_BOTS_KEY:
-        return ADMIN_SESSIONS_PATH
-    return BOT_SESSIONS_PATH.format(bot_id=httpx.URL(bot_key).raw_path.decode())
+@dataclass(frozen=True)
+class Route:
+    """Where a resource is served: one bot's path, the admin (all bots) path, and the scope.
+
+    Attributes:
+        bot_path: Path of a bot-builder app, with `{bot_id}`.
+        admin_path: Path of a Bot Admin Console app (every bot of the account).
+        scope: The app scope the route needs, as the vendor names it (for hints).
+    """
+
+    bot_path: str
+    admin_path: str
+    scope: str
+
+    def path(self, bot_key: str) -> str:
+        """Path of the route that serves `bot_key`."""
+        if bot_key == ALL_BOTS_KEY:
+            return self.admin_path
+        return self.bot_path.format(bot_id=httpx.URL(bot_key).raw_path.decode())

@@ -4,14 +4,15 @@ A `WindowPaging` takes the answers to its requests in any order (`take`) and say
 requests follow: the rest of the window's pages, planned at once from the first page's `total`
 once the server's page cap is known (`PageCap`), else one after another; a page that comes
 back shorter than asked while the total says more follows is followed by a request for the
-gap at once. When no page is left it checks the distinct sessions against the `total`: if
+gap at once. When no page is left it checks the distinct records against the `total`: if
 fewer (the list moved while it was paged, or the server cut pages short), the window is read
-again, and the sessions of every reading count together. A window that stays short after
+again, and the records of every reading count together. A window that stays short after
 `MAX_WINDOW_ATTEMPTS` readings is closed with its `shortfall` said: the caller never moves a
-cursor past it (the run then fails, `IncompleteWindowError`), so no session the API counted but
+cursor past it (the run then fails, `IncompleteWindowError`), so no record the API counted but
 did not give is passed over.
-`AnswerShape` says which containment types to ask for: none, or each of them once a server
-answers in the pre-9.0 shape.
+It knows no resource: records are counted by the id field the caller names, and a request's
+`variant` is whatever filter the resource splits a window by (sessions of a pre-9.0 server: the
+containment type), or None.
 """
 
 from __future__ import annotations
@@ -19,27 +20,39 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from kore_sessions.source.api.answers import KoreApiError, SessionsPage
-from kore_sessions.source.settings import CONTAINMENT_TYPES
+from kore_sessions.source.api.answers import KoreApiError, Page
 
 logger = logging.getLogger("kore_sessions")
 
-# Readings of a window whose sessions came out fewer than the API's total (the list moved, or
-# pages came back short): sessions shifted across a page edge while paging are found by the next
+# Readings of a window whose records came out fewer than the API's total (the list moved, or
+# pages came back short): records shifted across a page edge while paging are found by the next
 # reading, so three readings make a window that is read whole at least once almost certain.
 MAX_WINDOW_ATTEMPTS = 3
 
 
 class IncompleteWindowError(KoreApiError):
-    """A window gave fewer distinct sessions than its `total` in every reading."""
+    """A window gave fewer distinct records than its `total` in every reading."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a resource's pages list, as the paging counts it.
+
+    Attributes:
+        id_key: The API field that identifies a record (`sessionId`).
+        noun: What the records are called in messages (`sessions`).
+    """
+
+    id_key: str
+    noun: str
 
 
 @dataclass(frozen=True)
 class PageRequest:
-    """One getSessions call: a page of one window (and containment type)."""
+    """One listing call: a page of one window (and variant, e.g. a containment type)."""
 
     window_index: int
-    containment_type: str | None
+    variant: str | None
     skip: int
     limit: int
     generation: int = 0
@@ -58,46 +71,37 @@ class PageCap:
         """What to ask for: the page size, or the server's cap once known."""
         return min(self.page_size, self.learned) if self.learned else self.page_size
 
-    def learn(self, asked: int, page: SessionsPage) -> None:
+    def learn(self, asked: int, page: Page) -> None:
         """A page shorter than asked while more is available shows the server's cap."""
-        got = len(page.sessions)
+        got = len(page.records)
         if page.more_available and 0 < got < asked and (self.learned is None or got > self.learned):
             self.learned = got
-            logger.info("the server returns at most %d sessions a page; planning with that", got)
-
-
-@dataclass
-class AnswerShape:
-    """Whether the server answers in the pre-9.0 shape (containment in `sessionType`)."""
-
-    legacy: bool = False
-
-    @property
-    def containment_types(self) -> tuple[str | None, ...]:
-        """What to filter on: nothing, or each containment type once (pre-9.0)."""
-        return CONTAINMENT_TYPES if self.legacy else (None,)
+            logger.info("the server returns at most %d records a page; planning with that", got)
 
 
 @dataclass
 class WindowPaging:
-    """The paging of one window (and containment type), as its answers come in.
+    """The paging of one window (and variant), as its answers come in.
 
     Attributes:
         window_index: The window's place in the bot's plan.
-        containment_type: The filter of its requests (pre-9.0 servers), or None.
+        variant: The filter of its requests (sessions of pre-9.0 servers: a containment type),
+            or None.
         cap: The server's page cap, shared by every window of the run.
+        listing: What the pages list (the id field that counts them, their name).
         label: How the window reads in messages.
         generation: Requests of an older generation (before a pre-9.0 switch) are stale.
-        ids: Distinct sessions seen in every reading so far (only while the window is open).
-        done: Every page is in, and the distinct sessions reach the total or the window was
+        ids: Distinct records seen in every reading so far (only while the window is open).
+        done: Every page is in, and the distinct records reach the total or the window was
             read as often as allowed.
         attempts: Readings of the window so far.
         shortfall: Why a done window is short of its total (its label and counts), or "".
     """
 
     window_index: int
-    containment_type: str | None
+    variant: str | None
     cap: PageCap
+    listing: Listing
     label: str = ""
     generation: int = 0
     ids: set[str] = field(default_factory=set)
@@ -115,26 +119,27 @@ class WindowPaging:
         self._outstanding, self._asked = {0}, {0}
         return self._request(0)
 
-    def take(self, request: PageRequest, page: SessionsPage) -> list[PageRequest]:
+    def take(self, request: PageRequest, page: Page) -> list[PageRequest]:
         """Take the answer to one of this window's requests: the requests that follow.
 
         Raises:
             KoreApiError: the page says more is available but holds nothing (it would loop).
         """
         self._outstanding.discard(request.skip)
-        self.ids.update(raw["sessionId"] for raw in page.sessions if isinstance(raw.get("sessionId"), str))
+        key = self.listing.id_key
+        self.ids.update(raw[key] for raw in page.records if isinstance(raw.get(key), str))
         self.cap.learn(request.limit, page)
         refuse_endless_paging(page, request.skip, self.label)
         if page.total is not None:
             self._total = max(self._total or 0, page.total)
-        end = request.skip + len(page.sessions)
+        end = request.skip + len(page.records)
         if end >= self._frontier:
             self._frontier, self._frontier_more = end, page.more_available
         skips: list[int] = []
         if request.skip == 0 and page.more_available and self._total and self.cap.learned:
             skips = list(range(end, self._total, self.cap.learned))
         elif self._cut_short(request, page, end):
-            skips = [end]  # the sessions the page left out, up to where the next page begins
+            skips = [end]  # the records the page left out, up to where the next page begins
         if not skips and not self._outstanding and self._frontier_more:
             skips = [self._frontier]
         skips = [skip for skip in skips if skip not in self._asked]
@@ -149,16 +154,16 @@ class WindowPaging:
         following = min((asked for asked in self._asked if asked > skip), default=None)
         return self.cap.limit if following is None else min(self.cap.limit, following - skip)
 
-    def _cut_short(self, request: PageRequest, page: SessionsPage, end: int) -> bool:
-        """Whether a page holds fewer sessions than asked (and the cap allows) while the window's
+    def _cut_short(self, request: PageRequest, page: Page, end: int) -> bool:
+        """Whether a page holds fewer records than asked (and the cap allows) while the window's
         total says more follow it: the server left a gap the planned pages do not cover."""
         asked = min(request.limit, self.cap.learned or request.limit)
-        return bool(page.sessions) and len(page.sessions) < asked and end < (self._total or 0)
+        return bool(page.records) and len(page.records) < asked and end < (self._total or 0)
 
     def _request(self, skip: int, limit: int | None = None) -> PageRequest:
         """A page of this window (of the cap's size unless given)."""
         size = self.cap.limit if limit is None else limit
-        return PageRequest(self.window_index, self.containment_type, skip, size, self.generation)
+        return PageRequest(self.window_index, self.variant, skip, size, self.generation)
 
     def _close(self) -> list[PageRequest]:
         """Check the finished window against the total the API gave; read it again if short, or
@@ -166,25 +171,27 @@ class WindowPaging:
         total, seen = self._total, len(self.ids)
         if total is not None and total > seen:
             if self.attempts < MAX_WINDOW_ATTEMPTS:
-                logger.info("%s gave %d of %d sessions; reading it again", self.label, seen, total)
+                noun = self.listing.noun
+                logger.info("%s gave %d of %d %s; reading it again", self.label, seen, total, noun)
                 self.attempts += 1
                 self._frontier, self._frontier_more, self._total = 0, False, None
                 return [self.first()]
             readings = f"in {self.attempts} readings"
-            self.shortfall = f"{self.label} gave {seen} of the {total} sessions its total counts, {readings}"
+            counts = f"{seen} of the {total} {self.listing.noun} its total counts"
+            self.shortfall = f"{self.label} gave {counts}, {readings}"
         self.done = True
         self.ids = set()  # only needed while the window is open: memory stays bounded
         return []
 
 
-def refuse_endless_paging(page: SessionsPage, skip: int, label: str) -> None:
+def refuse_endless_paging(page: Page, skip: int, label: str) -> None:
     """Fail on a page that says more is available but holds nothing (it would loop).
 
     Raises:
         KoreApiError: always, for such a page.
     """
-    if page.more_available and not page.sessions:
+    if page.more_available and not page.records:
         raise KoreApiError(
-            f"{label}: the API said moreAvailable at skip={skip} but returned no sessions; "
+            f"{label}: the API said moreAvailable at skip={skip} but returned no records; "
             "stopping rather than looping"
         )

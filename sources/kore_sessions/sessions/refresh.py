@@ -5,7 +5,7 @@ server's clock, so a session older than the horizon is fetched by a small window
 start_time instead, paged by the same `WindowPaging` as every other window; so is a session the
 lookup neither returns nor calls invalid. Ids the API reports in `invalidSessions` are deleted
 from the warehouse, and only those. An open session found in neither place stays in refresh for
-a bounded time (`BotState.missed`), named in the summary, then is given up.
+a bounded time (`SessionsBotState.missed`), named in the summary, then is given up.
 """
 
 from __future__ import annotations
@@ -17,14 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kore_sessions.source.api.answers import SessionsPage
+from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
-from kore_sessions.source.api.cursor import BotState
-from kore_sessions.source.api.paging import AnswerShape, IncompleteWindowError, PageCap, WindowPaging
+from kore_sessions.source.api.paging import IncompleteWindowError, PageCap, WindowPaging
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.settings import bot_label
 from kore_sessions.source.api.windows import Window
-from kore_sessions.source.run import SourceRun
+from kore_sessions.source.sessions.endpoint import (
+    SESSIONS_LISTING,
+    AnswerShape,
+    get_sessions_page,
+    lookup_sessions,
+)
+from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
-from kore_sessions.source.settings import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP, bot_label
+from kore_sessions.source.sessions.settings import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP
 
 logger = logging.getLogger("kore_sessions")
 
@@ -39,7 +46,7 @@ class Refresher:
 
     client: KoreClient
     bot_key: str
-    state: BotState
+    state: SessionsBotState
     run: SourceRun
     shape: AnswerShape
     cap: PageCap
@@ -105,15 +112,15 @@ class Refresher:
 
     def _lookup(self, session_ids: list[str]) -> Iterator[dict[str, Any]]:
         """Sessions by id as the lookup gives them, and deletions of the ids it calls invalid."""
-        page = self.client.lookup_sessions(self.bot_key, session_ids)
+        page = lookup_sessions(self.client, self.bot_key, session_ids)
         self.run.add("pages")
         asked = set(session_ids)
-        for raw in page.sessions:
+        for raw in page.records:
             row = to_row(raw)
             self.run.server_clock.observe(row["start_time"])
             if row["session_id"] in asked:
                 yield row
-        for session_id in asked.intersection(page.invalid_sessions):
+        for session_id in asked.intersection(page.invalid_ids):
             yield self._deletion(session_id)
 
     def _by_window(self, session_id: str, started: datetime) -> Iterator[dict[str, Any]]:
@@ -132,18 +139,18 @@ class Refresher:
         shows the pre-9.0 shape."""
         if not self.shape.legacy:
             pages = list(self._pages(window, None))
-            if not any(is_legacy_shape(page.sessions) for page in pages):
-                yield from ((raw, None) for page in pages for raw in page.sessions)
+            if not any(is_legacy_shape(page.records) for page in pages):
+                yield from ((raw, None) for page in pages for raw in page.records)
                 return
             mark_legacy(self.shape, self.run, self.bot_key)
         for containment_type in self.shape.containment_types:
             yield from (
                 (raw, containment_type)
                 for page in self._pages(window, containment_type)
-                for raw in page.sessions
+                for raw in page.records
             )
 
-    def _pages(self, window: Window, containment_type: str | None) -> Iterator[SessionsPage]:
+    def _pages(self, window: Window, containment_type: str | None) -> Iterator[Page]:
         """Every page of a window, one request after another (counted in the run)."""
         for page in window_pages(self.client, self.bot_key, window, self.cap, containment_type):
             self.run.add("pages")
@@ -168,18 +175,19 @@ def window_pages(
     cap: PageCap,
     containment_type: str | None = None,
     call_id: str | None = None,
-) -> Iterator[SessionsPage]:
+) -> Iterator[Page]:
     """Every page of one window, one request after another, as its `WindowPaging` plans them.
 
     Raises:
         IncompleteWindowError: the window stayed short of its total in every reading.
     """
-    paging = WindowPaging(0, containment_type, cap, f"{bot_label(bot_key)}: window {window}")
+    label = f"{bot_label(bot_key)}: window {window}"
+    paging = WindowPaging(0, containment_type, cap, SESSIONS_LISTING, label)
     queue = deque([paging.first()])
     while queue:
         request = queue.popleft()
-        page = client.get_sessions_page(
-            bot_key, window.start, window.end, request.skip, request.limit, containment_type, call_id=call_id
+        page = get_sessions_page(
+            client, bot_key, window.start, window.end, request.skip, request.limit, containment_type, call_id
         )
         yield page
         queue.extend(paging.take(request, page))

@@ -76,7 +76,7 @@ class SourceRun:
         client: The HTTP client's counters (requests, retries, 429s) of the run.
         legacy_bots: Bots whose server answered in the pre-9.0 shape.
         undocumented_containment: Containment values the docs do not list, with their counts.
-        bots: Where each bot stands.
+        bots: Where each bot stands, per resource: `{(resource, bot key): BotRun}`.
         server_clock: The server's clock as its answers showed it.
         bot_keys: The bots the source covers (`*`: every bot of the account), set by the source.
         earlier_start: Bots with state whose loaded range begins after the configured
@@ -90,7 +90,7 @@ class SourceRun:
     client: ClientStats = field(default_factory=ClientStats)
     legacy_bots: set[str] = field(default_factory=set)
     undocumented_containment: dict[str, int] = field(default_factory=dict)
-    bots: dict[str, BotRun] = field(default_factory=dict)
+    bots: dict[tuple[str, str], BotRun] = field(default_factory=dict)
     server_clock: ServerClock = field(default_factory=ServerClock)
     bot_keys: tuple[str, ...] = ()
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
@@ -109,9 +109,9 @@ class SourceRun:
         with self._lock:
             self.undocumented_containment[value] = self.undocumented_containment.get(value, 0) + 1
 
-    def bot(self, bot_key: str) -> BotRun:
-        """The run's record of one bot, made on first use."""
-        return self.bots.setdefault(bot_key, BotRun())
+    def bot(self, resource: str, bot_key: str) -> BotRun:
+        """The run's record of one bot in one resource, made on first use."""
+        return self.bots.setdefault((resource, bot_key), BotRun())
 
     def begin_package(self) -> None:
         """Called as each load package starts: it continues the run while the previous package
@@ -132,4 +132,3 @@ class SourceRun:
     def more_to_fetch(self) -> bool:
         """Whether a bot's windows were cut and another load package is due."""
         return any(bot.more_to_fetch for bot in self.bots.values())
-

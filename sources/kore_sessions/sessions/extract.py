@@ -1,9 +1,9 @@
-"""The walk of one bot's windows, and of every bot's at once.
+"""The walk of one bot's session windows.
 
 `BotExtractor` plans a bot's windows, hands each answer to the window's `WindowPaging`, keeps the
 rows each window owns, moves the cursor over windows complete in order, and switches to asking
-per containment type when the server answers in the pre-9.0 shape. `fetch_concurrently` runs
-every bot's requests on the pool; state changes all happen in the caller's thread.
+per containment type when the server answers in the pre-9.0 shape. Every bot's extractor
+runs on the pool at once (`kore_sessions.source.api.walk.fetch_concurrently`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from kore_sessions.source.api.answers import SessionsPage
+from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
-from kore_sessions.source.api.cursor import BotState
-from kore_sessions.source.api.paging import AnswerShape, PageCap, PageRequest, WindowPaging
-from kore_sessions.source.api.pool import RequestPool
+from kore_sessions.source.api.paging import PageCap, PageRequest, WindowPaging
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE, bot_label
+from kore_sessions.source.api.walk import WindowLedger
 from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
 from kore_sessions.source.config import RunConfig
-from kore_sessions.source.run import SourceRun
+from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING, AnswerShape, get_sessions_page
+from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
 from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
-from kore_sessions.source.settings import CLOCK_SKEW_ALLOWANCE, MAX_WORKERS, bot_label
 
 logger = logging.getLogger("kore_sessions")
 
@@ -54,14 +55,14 @@ class BotExtractor:
         self.cap = cap or PageCap(config.page_size)
         self.now = config.clock()
         self.shape = AnswerShape()
-        self.state = BotState(bot_state, bot_key, run)
+        self.state = SessionsBotState(bot_state, bot_key, run)
         self.refresher = Refresher(client, bot_key, self.state, run, self.shape, self.cap, self.now)
         self.windows: list[Window] = (
             [] if self.state.bot.finished else package_windows(config, self.state, self.now)
         )
         self.generation = 0
         self.pagings: dict[tuple[int, str | None], WindowPaging] = {}
-        self.ledger = WindowLedger(self.windows)
+        self.ledger = WindowLedger(self.windows, "session_id", "start_time")
         self.complete_through = 0
         self.stopped = False
         self.later_planned = False
@@ -72,30 +73,31 @@ class BotExtractor:
         """The first request: the oldest window's first page, which also shows the answer's shape."""
         return [self._first_page(0, None)] if self.windows else []
 
-    def call(self, request: PageRequest) -> Callable[[], SessionsPage]:
+    def call(self, request: PageRequest) -> Callable[[], Page]:
         """The client call that answers a request."""
-        window, fetch = self.windows[request.window_index], self.client.get_sessions_page
+        window = self.windows[request.window_index]
         return partial(
-            fetch,
+            get_sessions_page,
+            self.client,
             self.bot_key,
             window.start,
             window.end,
             request.skip,
             request.limit,
-            request.containment_type,
+            request.variant,
         )
 
     def handle(
-        self, request: PageRequest, page: SessionsPage
+        self, request: PageRequest, page: Page
     ) -> tuple[list[dict[str, Any]], list[PageRequest]]:
         """Take one answer: the new rows it holds and the requests it makes necessary."""
         if request.generation != self.generation:
             return [], []  # asked before the server turned out to answer in the pre-9.0 shape
         self.run.add("pages")
-        if request.skip == 0 and not self.shape.legacy and is_legacy_shape(page.sessions):
+        if request.skip == 0 and not self.shape.legacy and is_legacy_shape(page.records):
             return [], self._switch_to_legacy()
         rows = self._new_rows(request, page)
-        paging = self.pagings[(request.window_index, request.containment_type)]
+        paging = self.pagings[(request.window_index, request.variant)]
         follow_ups = paging.take(request, page)
         if paging.done:
             follow_ups += self._window_done()
@@ -122,15 +124,16 @@ class BotExtractor:
     def _first_page(self, window_index: int, containment_type: str | None) -> PageRequest:
         """The first page of a window, its paging started afresh."""
         label = f"{bot_label(self.bot_key)}: window {self.windows[window_index]}"
-        paging = WindowPaging(window_index, containment_type, self.cap, label, self.generation)
+        paging = WindowPaging(window_index, containment_type, self.cap, SESSIONS_LISTING, label)
+        paging.generation = self.generation
         self.pagings[(window_index, containment_type)] = paging
         return paging.first()
 
-    def _new_rows(self, request: PageRequest, page: SessionsPage) -> list[dict[str, Any]]:
+    def _new_rows(self, request: PageRequest, page: Page) -> list[dict[str, Any]]:
         """Rows of sessions this window owns and has not given yet."""
         rows = []
-        for raw in page.sessions:
-            row = to_row(raw, request.containment_type)
+        for raw in page.records:
+            row = to_row(raw, request.variant)
             if self.listed is not None:
                 self.listed.add(row["session_id"])
             self.run.server_clock.observe(row["start_time"])
@@ -184,13 +187,13 @@ class BotExtractor:
         mark_legacy(self.shape, self.run, self.bot_key)
         self.generation += 1
         self.pagings.clear()
-        self.ledger = WindowLedger(self.windows)
+        self.ledger = WindowLedger(self.windows, "session_id", "start_time")
         self.complete_through = 0
         self.later_planned = False
         return [self._first_page(0, containment_type) for containment_type in self.shape.containment_types]
 
 
-def package_windows(config: RunConfig, state: BotState, now: datetime) -> list[Window]:
+def package_windows(config: RunConfig, state: SessionsBotState, now: datetime) -> list[Window]:
     """The windows of one bot's load package: a repair's ranges, the bounded range, or from the
     cursor less lookback (or where this run's previous package stopped) to now, at most
     `windows_per_run` (a long backfill goes in several packages: bounded memory, and the work
@@ -202,54 +205,3 @@ def package_windows(config: RunConfig, state: BotState, now: datetime) -> list[W
     start, end = state.incremental_start(config), now + CLOCK_SKEW_ALLOWANCE
     windows, state.bot.more_to_fetch = first_windows(start, end, config.window_span, config.windows_per_run)
     return windows
-
-
-class WindowLedger:
-    """Which sessions each open window has given, and the newest of them.
-
-    A window after the first overlaps its predecessor; a session is given by the window that
-    owns its start_time, once (pages and containment types may show it again).
-    """
-
-    def __init__(self, windows: list[Window]) -> None:
-        """An empty ledger for these windows."""
-        self.windows = windows
-        self.given: dict[int, set[str]] = {}
-        self.newest: dict[int, datetime] = {}
-
-    def take(self, index: int, row: dict[str, Any]) -> bool:
-        """Whether window `index` gives this session now (it owns it and has not given it)."""
-        given = self.given.setdefault(index, set())
-        started = row["start_time"]
-        if row["session_id"] in given or not self.windows[index].owns(started):
-            return False
-        given.add(row["session_id"])
-        if index not in self.newest or started > self.newest[index]:
-            self.newest[index] = started
-        return True
-
-    def close(self, index: int) -> tuple[int, datetime | None]:
-        """A complete window: how many sessions it gave and the newest start (then forgotten)."""
-        return len(self.given.pop(index, ())), self.newest.pop(index, None)
-
-
-def fetch_concurrently(
-    extractors: dict[str, BotExtractor], max_in_flight: int
-) -> Iterator[list[dict[str, Any]]]:
-    """Every window of every bot, bots in parallel and up to `max_in_flight` requests a bot.
-
-    Yields the rows of each answer as it comes; a failed request raises here, before the
-    state of its bot (committed only with a finished load) can move past it.
-    """
-    workers = min(MAX_WORKERS, max_in_flight * max(1, len(extractors)))
-    with RequestPool[PageRequest](max_in_flight, workers) as pool:
-        for bot_key, extractor in extractors.items():
-            for request in extractor.plan():
-                pool.submit(bot_key, request, extractor.call(request))
-        for bot_key, request, page in pool.completed():
-            extractor = extractors[bot_key]
-            rows, follow_ups = extractor.handle(request, page)
-            for follow_up in follow_ups:
-                pool.submit(bot_key, follow_up, extractor.call(follow_up))
-            if rows:
-                yield rows

@@ -24,9 +24,9 @@ from typing import Any
 
 import dlt
 from kore_sessions.output.failures import ActionableError
-from kore_sessions.runtime.lock import warehouse_turn
 from kore_sessions.runtime.pipeline import finish_pending, load_sessions, source_state
 from kore_sessions.source import KoreClient, KoreSessionsOptions, RepairPlan, SourceRun, kore_sessions
+from kore_sessions.source.api.settings import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
 from kore_sessions.source.sessions.completeness import (
     DaySlice,
@@ -36,16 +36,12 @@ from kore_sessions.source.sessions.completeness import (
     ranges_to_reload,
     stretches,
 )
-from kore_sessions.source.settings import (
-    ALL_BOTS_KEY,
-    RETENTION_MARGIN,
-    SESSIONS_TABLE,
-    SOURCE_NAME,
-    bot_label,
-)
+from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.settings import RETENTION_MARGIN, SOURCE_NAME
 from kore_sessions.warehouse.dataset import existing_relations
 from kore_sessions.warehouse.erasures import erased_count
 from kore_sessions.warehouse.models import build_models, built_settings
+from kore_sessions.warehouse.turn import warehouse_turn
 
 # The table of every check, for BI tools: one row per day and bot per audit.
 AUDIT_TABLE = "kore_audit"

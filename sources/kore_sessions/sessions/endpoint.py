@@ -1,0 +1,86 @@
+"""The getSessions calls (a page of one window, a lookup by id) over the shared client, what
+their pages list, and the shape a server answers in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kore_sessions.source.api.answers import Page, parse_page
+from kore_sessions.source.api.client import KoreClient, Route
+from kore_sessions.source.api.paging import Listing
+from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.sessions.settings import (
+    ADMIN_SESSIONS_PATH,
+    BOT_SESSIONS_PATH,
+    CONTAINMENT_TYPES,
+    MAX_IDS_PER_LOOKUP,
+    SESSIONS_SCOPE,
+)
+
+# Where the Sessions History API is served, and the scope its app needs.
+SESSIONS_ROUTE = Route(BOT_SESSIONS_PATH, ADMIN_SESSIONS_PATH, SESSIONS_SCOPE)
+# What its pages list: sessions, told apart by `sessionId`.
+SESSIONS_LISTING = Listing("sessionId", "sessions")
+
+
+@dataclass
+class AnswerShape:
+    """Whether the server answers in the pre-9.0 shape (containment in `sessionType`)."""
+
+    legacy: bool = False
+
+    @property
+    def containment_types(self) -> tuple[str | None, ...]:
+        """What to filter on: nothing, or each containment type once (pre-9.0)."""
+        return CONTAINMENT_TYPES if self.legacy else (None,)
+
+
+def parse_sessions_page(payload: dict[str, Any]) -> Page:
+    """Check the documented shape of a getSessions answer and wrap it.
+
+    Raises:
+        KoreApiError: `sessions` is missing or not a list of objects.
+    """
+    return parse_page(payload, "sessions", "invalidSessions")
+
+
+def get_sessions_page(
+    client: KoreClient,
+    bot_key: str,
+    date_from: datetime,
+    date_to: datetime,
+    skip: int,
+    limit: int,
+    containment_type: str | None = None,
+    call_id: str | None = None,
+) -> Page:
+    """Fetch one page of the sessions that started in [date_from, date_to].
+
+    Args:
+        client: The shared client (budget, retries, answers).
+        bot_key: A bot id, or `ALL_BOTS_KEY` for the admin route.
+        date_from: Window start (aware UTC), sent as a full timestamp.
+        date_to: Window end (aware UTC), under 7 days after date_from.
+        skip: Sessions to skip (newest first).
+        limit: Page size asked for; the server may return fewer.
+        containment_type: Optional filter (only needed for pre-9.0 servers).
+        call_id: Optional external voice call id (the API's `callId` filter).
+    """
+    body = {
+        "dateFrom": format_api_timestamp(date_from),
+        "dateTo": format_api_timestamp(date_to),
+        "skip": skip,
+        "limit": limit,
+    }
+    params = {k: v for k, v in (("containmentType", containment_type), ("callId", call_id)) if v}
+    return parse_sessions_page(client.post(SESSIONS_ROUTE, bot_key, body, params or None))
+
+
+def lookup_sessions(client: KoreClient, bot_key: str, session_ids: Sequence[str]) -> Page:
+    """Fetch sessions by id (at most 50); ids the API does not know come back as invalid."""
+    if not 0 < len(session_ids) <= MAX_IDS_PER_LOOKUP:
+        raise ValueError(f"a lookup takes 1 to {MAX_IDS_PER_LOOKUP} ids, got {len(session_ids)}")
+    return parse_sessions_page(client.post(SESSIONS_ROUTE, bot_key, {"sessionId": list(session_ids)}))

@@ -1,0 +1,95 @@
+"""The open sessions of a bot's state, and their rules: tracked until closed, refreshed, given up.
+
+Beside the keys every resource keeps (`kore_sessions.source.api.cursor`), the sessions state
+holds:
+- `open_sessions`: `{session_id: start_time}` of sessions last seen active, refreshed on every
+  run until closed.
+- `unresolved`: `{session_id: [first missed, misses]}` of open sessions that neither the id
+  lookup nor their window returned: refreshed for UNRESOLVED_OPEN_PATIENCE, then given up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
+from kore_sessions.source.sessions.settings import (
+    CONTAINMENT_TYPES,
+    SESSIONS_TABLE,
+    STATUS_ACTIVE,
+    UNKNOWN_STATUS_QUIET_PERIOD,
+    UNRESOLVED_MIN_MISSES,
+    UNRESOLVED_OPEN_PATIENCE,
+)
+
+
+class SessionsBotState(BotState):
+    """One bot's sessions state: the cursor's rules and the open sessions'."""
+
+    def __init__(self, state: dict[str, Any], bot_key: str, run: SourceRun) -> None:
+        """Wrap the bot's state dict (changed in place) and its record in the run."""
+        super().__init__(state, SESSIONS_TABLE, bot_key, run)
+        self.open_sessions: dict[str, str] = dict(state.get("open_sessions") or {})
+        if self.bot.open_at_start is None:
+            self.bot.open_at_start = set(self.open_sessions)
+
+    def track(self, row: dict[str, Any]) -> None:
+        """Remember an active session for refresh, forget a closed one; count odd containments."""
+        containment = row.get("containment_type")
+        if containment is not None and containment not in CONTAINMENT_TYPES:
+            self.run.count_containment(containment)
+        session_id = row["session_id"]
+        if self.bot.open_at_start and session_id in self.bot.open_at_start:
+            self.bot.seen_open.add(session_id)
+        self.state.get("unresolved", {}).pop(session_id, None)
+        if self.may_be_open(row):
+            self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
+        else:
+            self.open_sessions.pop(session_id, None)
+
+    def may_be_open(self, row: dict[str, Any]) -> bool:
+        """Active, or of unknown status (pre-9.0) with activity in the server's last quiet period.
+
+        The quiet period is measured against the newest session the server has shown, not the
+        loader's clock (which may run hours ahead and would close such sessions too early).
+        """
+        status = row.get("session_status")
+        if status is not None:
+            return status == STATUS_ACTIVE
+        end_time = row.get("end_time")
+        server_now = self.run.server_clock.latest
+        return end_time is None or server_now is None or end_time >= server_now - UNKNOWN_STATUS_QUIET_PERIOD
+
+    def stale_open_sessions(self) -> dict[str, datetime | None]:
+        """Sessions open when the run began that no window of the run fetched, with their start."""
+        open_at_start = self.bot.open_at_start or set()
+        stale = sorted(open_at_start - self.bot.seen_open)
+        return {s: parse_timestamp(self.open_sessions[s]) for s in stale if s in self.open_sessions}
+
+    def forget(self, session_id: str) -> None:
+        """No longer refresh a session (deleted, or given up)."""
+        self.open_sessions.pop(session_id, None)
+        self.state.get("unresolved", {}).pop(session_id, None)
+
+    def missed(self, session_id: str, now: datetime) -> None:
+        """An open session the run looked for by id and in its window, and found in neither: it
+        stays in refresh (named in the summary) until it has been missed for
+        UNRESOLVED_OPEN_PATIENCE and at least UNRESOLVED_MIN_MISSES runs; then it is given up."""
+        unresolved = self.state.setdefault("unresolved", {})
+        first_text, misses = unresolved.get(session_id, [format_api_timestamp(now), 0])
+        first, misses = parse_timestamp(first_text) or now, int(misses) + 1
+        if misses >= UNRESOLVED_MIN_MISSES and now - first >= UNRESOLVED_OPEN_PATIENCE:
+            self.forget(session_id)
+            self.run.given_up.setdefault(self.bot_key, []).append(session_id)
+            return
+        unresolved[session_id] = [format_api_timestamp(first), misses]
+        self.run.unresolved.setdefault(self.bot_key, []).append(session_id)
+
+    def save_open_sessions(self) -> None:
+        """Write the open sessions into the state (and only their unresolved marks)."""
+        self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
+        unresolved = self.state.get("unresolved", {})
+        self.state["unresolved"] = {s: unresolved[s] for s in sorted(unresolved) if s in self.open_sessions}
