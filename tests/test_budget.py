@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 from kore_sessions.sandbox import RateLimit, SandboxServer, generate_sessions
-from kore_sessions.source import budget as budget_module
+from kore_sessions.source.api import budget as budget_module
 from kore_sessions.source.api.budget import RateBudget, shared_budget
 from kore_sessions.source.api.client import budget_limits
 
@@ -69,7 +69,7 @@ def budget_of_a_new_process() -> ModuleType:
     """The budget module loaded afresh, as a process started now loads it: its defaults are
     bound to the (stepping) clocks of the time module as they are now."""
     spec = importlib.util.spec_from_file_location(
-        "kore_sessions.source.budget_afresh", budget_module.__file__
+        "kore_sessions.source.api.budget_afresh", budget_module.__file__
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -23,7 +23,6 @@ from kore_sessions.runtime.audit import (
     AuditRange,
     AuditResult,
     NothingToAuditError,
-    pipelines_with_state,
 )
 from kore_sessions.runtime.leftovers import loaded_anything, working_folder_kept_only_if_used
 from kore_sessions.runtime.lock import pipeline_lock, pipelines_folder
@@ -42,6 +41,7 @@ from kore_sessions.source import ConfigError, SourceRun, kore_sessions, resolve_
 from kore_sessions.source.api.settings import ALL_BOTS_KEY
 from kore_sessions.source.config import parse_date_setting
 from kore_sessions.source.options import option_names
+from kore_sessions.warehouse.dataset import pipelines_with_state
 from kore_sessions.warehouse.export import export_marts
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import ModelError, build_models, models_unbuildable

@@ -13,20 +13,18 @@ not pass: `NothingToAuditError` names the pipelines that do have state.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import dlt
 from kore_sessions.output.failures import ActionableError
 from kore_sessions.runtime.pipeline import finish_pending, load_sessions, source_state
 from kore_sessions.source import KoreClient, KoreSessionsOptions, RepairPlan, SourceRun, kore_sessions
-from kore_sessions.source.api.settings import ALL_BOTS_KEY, bot_label
+from kore_sessions.source.api.settings import bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
 from kore_sessions.source.sessions.completeness import (
     DaySlice,
@@ -36,28 +34,12 @@ from kore_sessions.source.sessions.completeness import (
     ranges_to_reload,
     stretches,
 )
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
-from kore_sessions.source.settings import RETENTION_MARGIN, SOURCE_NAME
-from kore_sessions.warehouse.dataset import existing_relations
-from kore_sessions.warehouse.erasures import erased_count
+from kore_sessions.source.settings import RETENTION_MARGIN
+from kore_sessions.warehouse.dataset import no_state
+from kore_sessions.warehouse.held import count_held, ids_held, record_checks
 from kore_sessions.warehouse.models import build_models, built_settings
 from kore_sessions.warehouse.turn import warehouse_turn
 
-# The table of every check, for BI tools: one row per day and bot per audit.
-AUDIT_TABLE = "kore_audit"
-AUDIT_COLUMNS = (
-    ("day", "DATE"),
-    ("bot_id", "VARCHAR"),
-    ("api_sessions", "BIGINT"),
-    ("warehouse_sessions", "BIGINT"),
-    ("difference", "BIGINT"),
-    ("checked_from", "TIMESTAMP WITH TIME ZONE"),
-    ("checked_to", "TIMESTAMP WITH TIME ZONE"),
-    ("checked_at", "TIMESTAMP WITH TIME ZONE"),
-    ("repaired", "BOOLEAN"),
-)
-# dlt's table of the pipelines' states in a dataset (one row per state version and pipeline).
-STATE_TABLE = "_dlt_pipeline_state"
 # Days `audit` checks when no range is given, ending now.
 DEFAULT_AUDIT_DAYS = 7
 # Sessions the API shows older than this must be in the warehouse, cursor or not: a scheduled
@@ -243,7 +225,7 @@ class Auditor:
         """The checks of one bot: a request per stretch of up to 7 days, more only where they differ."""
         slices = self._due_slices(bot, audit_range, result)
         with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
-            held = {piece.day: _count_held(sql, bot, piece.start, piece.end) for piece in slices}
+            held = {piece.day: count_held(sql, bot, piece.start, piece.end) for piece in slices}
         api_count = counter.counter(bot)
         checks = []
         for group in stretches(slices):
@@ -262,11 +244,11 @@ class Auditor:
                     check.end,
                     check.api,
                     counter.counter(check.bot),
-                    partial(_count_held, sql, check.bot),
+                    partial(count_held, sql, check.bot),
                     self.config.page_size,
                 )
                 ranges.setdefault(check.bot, []).extend(found)
-                ids = {i for start, end in found for i in _held_ids(sql, check.bot, start, end)}
+                ids = {i for start, end in found for i in ids_held(sql, check.bot, start, end)}
                 held_ids[check.bot] = held_ids.get(check.bot, frozenset()) | ids
         run = SourceRun()
         plan = RepairPlan(ranges=ranges, held_ids=held_ids)
@@ -284,52 +266,19 @@ class Auditor:
         result.checks = [c for c in result.checks if not c.difference]
         with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
             for check in differing:
-                held = _count_held(sql, check.bot, check.start, check.end)
+                held = count_held(sql, check.bot, check.start, check.end)
                 api = counter.count(check.bot, check.start, check.end)
                 result.checks.append(replace(check, api=api, warehouse=held, repaired=True))
 
     def _record(self, checks: list[DayCheck], now: datetime) -> None:
         """Append the checks to `kore_audit` (made on first use)."""
-        if not checks:
-            return
-        with warehouse_turn(self.pipeline), self.pipeline.sql_client() as sql:
-            table = sql.make_qualified_table_name(AUDIT_TABLE)
-            columns = ", ".join(f"{name} {kind}" for name, kind in AUDIT_COLUMNS)
-            sql.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
-            marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
-            names = ", ".join(name for name, _ in AUDIT_COLUMNS)
-            with sql.begin_transaction():
-                for check in checks:
-                    values = (check.day, check.bot, check.api, check.warehouse, check.difference)
-                    when = (check.start, check.end, now, check.repaired)
-                    sql.execute_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", *values, *when)
-
-
-def _count_held(sql: Any, bot: str, start: datetime, end: datetime) -> int:
-    """Sessions of `bot` that started in [start, end] and the warehouse holds, or holds out on
-    purpose (erased at a user's request: the API may still have them)."""
-    where, args = _range_filter(bot, start, end)
-    table = sql.make_qualified_table_name(SESSIONS_TABLE)
-    rows = sql.execute_sql(f"SELECT COUNT(*) FROM {table} WHERE {where}", *args)
-    return int(rows[0][0]) + erased_count(sql, None if bot == ALL_BOTS_KEY else bot, start, end)
-
-
-def _held_ids(sql: Any, bot: str, start: datetime, end: datetime) -> Iterator[str]:
-    """Ids of the sessions of `bot` in the warehouse that started in [start, end]."""
-    where, args = _range_filter(bot, start, end)
-    table = sql.make_qualified_table_name(SESSIONS_TABLE)
-    for (session_id,) in sql.execute_sql(f"SELECT session_id FROM {table} WHERE {where}", *args) or []:
-        yield str(session_id)
-
-
-def _range_filter(bot: str, start: datetime, end: datetime) -> tuple[str, list[Any]]:
-    """The WHERE clause of a bot's sessions in [start, end] (every bot on the admin route)."""
-    where = "start_time >= %s AND start_time <= %s"
-    args: list[Any] = [start, end]
-    if bot != ALL_BOTS_KEY:
-        where += " AND bot_id = %s"
-        args.append(bot)
-    return where, args
+        record_checks(
+            self.pipeline,
+            [
+                (c.day, c.bot, c.api, c.warehouse, c.difference, c.start, c.end, now, c.repaired)
+                for c in checks
+            ],
+        )
 
 
 def _text(moment: datetime) -> str:
@@ -337,43 +286,3 @@ def _text(moment: datetime) -> str:
     return format_api_timestamp(moment)
 
 
-def no_state(pipeline: dlt.Pipeline) -> str:
-    """Why a pipeline without state has nothing to audit, and which pipelines have state."""
-    folder = Path(pipeline.pipelines_dir)
-    others = [other for other in pipelines_with_state(pipeline, folder) if other != pipeline.pipeline_name]
-    where = f"in {pipeline.pipelines_dir} or dataset {pipeline.dataset_name}"
-    if not others:
-        return f"nothing to audit: no pipeline has loaded sessions {where}"
-    return (
-        f"nothing to audit: pipeline {pipeline.pipeline_name} has no state {where}; pipelines with state: "
-        f"{', '.join(others)} (audit one with --pipeline-name NAME, or all with --all-pipelines)"
-    )
-
-
-def pipelines_with_state(pipeline: dlt.Pipeline, pipelines_dir: Path) -> list[str]:
-    """Pipelines that have loaded sessions into the pipeline's dataset: those with such state in
-    the pipelines folder, and those whose state is kept in the dataset (`_dlt_pipeline_state`;
-    the audit passes over any of them that holds no bot of this source), sorted."""
-    names = {
-        state.parent.name
-        for state in pipelines_dir.glob("*/state.json")
-        if _has_bots(state, pipeline.dataset_name)
-    }
-    with warehouse_turn(pipeline), pipeline.sql_client() as sql:
-        if STATE_TABLE in existing_relations(sql, sql.dataset_name):
-            table = sql.make_qualified_table_name(STATE_TABLE)
-            rows = sql.execute_sql(f"SELECT DISTINCT pipeline_name FROM {table}")
-            names.update(str(name) for (name,) in rows or [])
-    return sorted(names)
-
-
-def _has_bots(state_file: Path, dataset: str) -> bool:
-    """Whether a pipeline's local state holds a bot of this source loaded into `dataset`."""
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if state.get("dataset_name") != dataset:
-        return False
-    resources = state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
-    return bool(resources.get(SESSIONS_TABLE, {}).get("bots"))

@@ -248,8 +248,9 @@ def inspect_command(pipeline: dlt.Pipeline) -> str:
     return shlex.join(words)
 
 
-def source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    """The `sessions` resource state of the pipeline: cursors and open sessions per bot."""
+def source_state(pipeline: dlt.Pipeline, resource: str = SESSIONS_TABLE) -> dict[str, Any]:
+    """One resource's state in the pipeline (default `sessions`): its cursors per bot, and what
+    else the resource keeps (sessions: the open sessions)."""
     sources = pipeline.state.get("sources", {})
     resources = sources.get(SOURCE_NAME, {}).get("resources", {})
-    return resources.get(SESSIONS_TABLE, {})
+    return resources.get(resource, {})

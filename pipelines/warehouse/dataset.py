@@ -8,11 +8,17 @@ asked instead of passing for an empty dataset.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.destinations.job_client_impl import SqlJobClientBase
+from kore_sessions.source.settings import SOURCE_NAME
+from kore_sessions.warehouse.turn import warehouse_turn
+
+# dlt's table of the pipelines' states in a dataset (one row per state version and pipeline).
+STATE_TABLE = "_dlt_pipeline_state"
 
 
 def has_sql_warehouse(pipeline: dlt.Pipeline) -> bool:
@@ -70,3 +76,46 @@ def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -
             f"SELECT COUNT(*) FROM {client.make_qualified_table_name(table)}{where}", *bots
         )
     return int(rows[0][0])
+
+
+def no_state(pipeline: dlt.Pipeline) -> str:
+    """Why a pipeline without state has nothing to audit, and which pipelines have state."""
+    folder = Path(pipeline.pipelines_dir)
+    others = [other for other in pipelines_with_state(pipeline, folder) if other != pipeline.pipeline_name]
+    where = f"in {pipeline.pipelines_dir} or dataset {pipeline.dataset_name}"
+    if not others:
+        return f"nothing to audit: no pipeline has loaded sessions {where}"
+    return (
+        f"nothing to audit: pipeline {pipeline.pipeline_name} has no state {where}; pipelines with state: "
+        f"{', '.join(others)} (audit one with --pipeline-name NAME, or all with --all-pipelines)"
+    )
+
+
+def pipelines_with_state(pipeline: dlt.Pipeline, pipelines_dir: Path) -> list[str]:
+    """Pipelines that have loaded sessions into the pipeline's dataset: those with such state in
+    the pipelines folder, and those whose state is kept in the dataset (`_dlt_pipeline_state`;
+    the audit passes over any of them that holds no bot of this source), sorted."""
+    names = {
+        state.parent.name
+        for state in pipelines_dir.glob("*/state.json")
+        if _has_bots(state, pipeline.dataset_name)
+    }
+    with warehouse_turn(pipeline), pipeline.sql_client() as sql:
+        if STATE_TABLE in existing_relations(sql, sql.dataset_name):
+            table = sql.make_qualified_table_name(STATE_TABLE)
+            rows = sql.execute_sql(f"SELECT DISTINCT pipeline_name FROM {table}")
+            names.update(str(name) for (name,) in rows or [])
+    return sorted(names)
+
+
+def _has_bots(state_file: Path, dataset: str) -> bool:
+    """Whether a pipeline's local state holds a bot of this source (of any resource) loaded
+    into `dataset`."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if state.get("dataset_name") != dataset:
+        return False
+    resources = state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
+    return any(isinstance(kept, dict) and kept.get("bots") for kept in resources.values())

@@ -140,7 +140,9 @@ class RateBudget:
         with self._transaction():
             _make_tables(self._db)
             if _is_old_format(self._db):
-                self._upgrade_old_format()
+                _upgrade_old_format(self._db, self._clock())
+                self._set_boot()
+                logger.info("rate budget %s: upgraded to times of the machine's boot clock", self.path)
 
     def acquire(self, key: str, limits: Sequence[Limit]) -> float:
         """Wait until one more request of `key` keeps every limit, then count it.
@@ -193,7 +195,7 @@ class RateBudget:
         """Count a request now if every limit has room; else how long until one has."""
         with self._transaction():
             now = self._settle()
-            wait = max((self._wait_for(key, limit, now) for limit in limits), default=0.0)
+            wait = max((_wait_for(self._db, key, limit, now) for limit in limits), default=0.0)
             if wait <= 0:
                 keep = max((seconds for _, seconds in limits), default=0.0)
                 self._db.execute("INSERT INTO requests (key, sent, keep) VALUES (?, ?, ?)", (key, now, keep))
@@ -225,27 +227,21 @@ class RateBudget:
             logger.info("rate budget: %d request(s) of an earlier boot counted as sent at boot", moved)
         self._set_boot()
 
-    def _upgrade_old_format(self) -> None:
-        """Give a file of the versions before (wall-clock times) the `keep` column and re-time its
-        requests onto this boot's clock by the age the wall clock gives them (none in the future)."""
-        now, wall = self._clock(), time.time()
-        self._db.execute("ALTER TABLE requests ADD COLUMN keep REAL NOT NULL DEFAULT 0")
-        self._db.execute("UPDATE requests SET sent = ? - MAX(? - sent, 0)", (now, wall))
-        self._set_boot()
-        logger.info("rate budget %s: upgraded to times of the machine's boot clock", self.path)
 
     def _set_boot(self) -> None:
         """Name this boot as the one whose clock the file's times are read on."""
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (BOOT_META, self._boot))
 
-    def _wait_for(self, key: str, limit: Limit, now: float) -> float:
-        """Seconds until `limit` has room: when the request that fills it leaves its window."""
-        allowed, seconds = limit
-        filling = self._db.execute(
-            "SELECT sent FROM requests WHERE key = ? AND sent > ? ORDER BY sent DESC LIMIT 1 OFFSET ?",
-            (key, now - seconds, max(allowed - 1, 0)),
-        ).fetchone()
-        return 0.0 if filling is None else filling[0] + seconds - now
+
+
+def _wait_for(db: sqlite3.Connection, key: str, limit: Limit, now: float) -> float:
+    """Seconds until `limit` has room: when the request that fills it leaves its window."""
+    allowed, seconds = limit
+    filling = db.execute(
+        "SELECT sent FROM requests WHERE key = ? AND sent > ? ORDER BY sent DESC LIMIT 1 OFFSET ?",
+        (key, now - seconds, max(allowed - 1, 0)),
+    ).fetchone()
+    return 0.0 if filling is None else filling[0] + seconds - now
 
 
 def _make_tables(db: sqlite3.Connection) -> None:
@@ -257,6 +253,13 @@ def _make_tables(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key, sent)")
     db.execute("CREATE INDEX IF NOT EXISTS requests_by_time ON requests (sent)")
     db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def _upgrade_old_format(db: sqlite3.Connection, now: float) -> None:
+    """Give a file of the versions before (wall-clock times) the `keep` column and re-time its
+    requests onto this boot's clock by the age the wall clock gives them (none in the future)."""
+    db.execute("ALTER TABLE requests ADD COLUMN keep REAL NOT NULL DEFAULT 0")
+    db.execute("UPDATE requests SET sent = ? - MAX(? - sent, 0)", (now, time.time()))
 
 
 def _is_old_format(db: sqlite3.Connection) -> bool:

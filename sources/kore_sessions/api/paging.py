@@ -40,11 +40,16 @@ class Listing:
 
     Attributes:
         id_key: The API field that identifies a record (`sessionId`).
-        noun: What the records are called in messages (`sessions`).
+        noun: What the records are called in messages (`sessions`), and the run's total that
+            counts them.
+        id_column: The row column the id becomes (`session_id`).
+        time_column: The row column of the time the windows are cut by (`start_time`).
     """
 
     id_key: str
     noun: str
+    id_column: str
+    time_column: str
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,27 @@
-"""What every resource's walk of windows shares: the ledger of the rows each window gave, and
-the pool that runs every bot's requests at once. State changes all happen in the caller's thread.
+"""What every resource's walk of windows shares: the walk of one bot's windows (`WindowWalk`),
+the ledger of the rows each window gave, and the pool that runs every bot's requests at once.
+State changes all happen in the caller's thread.
+
+A resource subclasses `WindowWalk` with its call (`call`), its rows (`to_row`) and, if it needs
+them, its variants (filters a window is asked in) and what it does with each row (`took`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from kore_sessions.source.api.answers import Page
-from kore_sessions.source.api.paging import PageRequest
+from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.api.paging import Listing, PageCap, PageRequest, WindowPaging
 from kore_sessions.source.api.pool import RequestPool
-from kore_sessions.source.api.settings import MAX_WORKERS
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.settings import MAX_WORKERS, bot_label
 from kore_sessions.source.api.windows import Window
+
+logger = logging.getLogger("kore_sessions")
 
 
 class Extractor(Protocol):
@@ -29,6 +38,138 @@ class Extractor(Protocol):
     def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
         """Take one answer: the new rows it holds and the requests it makes necessary."""
         ...
+
+
+class WindowWalk:
+    """One bot's walk of one resource's windows for one load package, fed answers in any order.
+
+    `plan` gives the first request (the oldest window's first page, which shows the answer's
+    shape and the server's page cap), `handle` takes each answer and gives the rows to load and
+    the requests to send next. The cursor moves over windows complete in order (a bounded
+    walk leaves it alone); a window short of its total stops the bot for the run.
+
+    Attributes:
+        windows: The windows of this package, oldest first.
+        state: The bot's state in the resource.
+        listing: What the pages list, and the row columns that tell rows apart and place them.
+    """
+
+    def __init__(
+        self,
+        bot_key: str,
+        state: BotState,
+        run: SourceRun,
+        cap: PageCap,
+        listing: Listing,
+        windows: list[Window],
+        bounded: bool,
+    ) -> None:
+        """Walk `windows`; `bounded`: a backfill or repair, which moves no cursor."""
+        self.bot_key = bot_key
+        self.state = state
+        self.run = run
+        self.cap = cap
+        self.listing = listing
+        self.windows = windows
+        self.bounded = bounded
+        self.generation = 0
+        self.pagings: dict[tuple[int, str | None], WindowPaging] = {}
+        self.ledger = WindowLedger(windows, listing.id_column, listing.time_column)
+        self.complete_through = 0
+        self.stopped = False
+        self.later_planned = False
+
+    def call(self, request: PageRequest) -> Callable[[], Page]:
+        """The client call that answers a request (the resource's own)."""
+        raise NotImplementedError
+
+    def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
+        """One raw record of an answer as a row (the resource's own)."""
+        raise NotImplementedError
+
+    def variants(self) -> tuple[str | None, ...]:
+        """The filters each window is asked in: none by default."""
+        return (None,)
+
+    def took(self, row: dict[str, Any]) -> None:
+        """A row a window gave (the resource may track it); nothing by default."""
+
+    def plan(self) -> list[PageRequest]:
+        """The first request: the oldest window's first page, which also shows the answer's shape."""
+        return [self.first_page(0, None)] if self.windows else []
+
+    def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
+        """Take one answer: the new rows it holds and the requests it makes necessary."""
+        if request.generation != self.generation:
+            return [], []  # asked before the walk started again (a new shape of the answers)
+        self.run.add("pages")
+        rows = self.new_rows(request, page)
+        paging = self.pagings[(request.window_index, request.variant)]
+        follow_ups = paging.take(request, page)
+        if paging.done:
+            follow_ups += self._window_done()
+        return rows, follow_ups
+
+    def first_page(self, window_index: int, variant: str | None) -> PageRequest:
+        """The first page of a window, its paging started afresh."""
+        label = f"{bot_label(self.bot_key)}: window {self.windows[window_index]}"
+        paging = WindowPaging(window_index, variant, self.cap, self.listing, label, self.generation)
+        self.pagings[(window_index, variant)] = paging
+        return paging.first()
+
+    def start_again(self) -> list[PageRequest]:
+        """Walk the package's windows again from the first (answers still in flight are stale)."""
+        self.generation += 1
+        self.pagings.clear()
+        self.ledger = WindowLedger(self.windows, self.listing.id_column, self.listing.time_column)
+        self.complete_through = 0
+        self.later_planned = False
+        return [self.first_page(0, variant) for variant in self.variants()]
+
+    def new_rows(self, request: PageRequest, page: Page) -> list[dict[str, Any]]:
+        """Rows of records this window owns and has not given yet."""
+        rows = []
+        for raw in page.records:
+            row = self.to_row(raw, request)
+            self.run.server_clock.observe(row[self.listing.time_column])
+            if self.ledger.take(request.window_index, row):
+                self.took(row)
+                rows.append(row)
+        self.run.add(self.listing.noun, len(rows))
+        return rows
+
+    def _window_done(self) -> list[PageRequest]:
+        """A window is complete: move over the windows complete in order; after the first one
+        (which showed the shape of the answers), ask for every other window."""
+        self._advance()
+        if self.later_planned:
+            return []
+        self.later_planned = True
+        later = range(1, len(self.windows))
+        return [self.first_page(index, variant) for index in later for variant in self.variants()]
+
+    def _advance(self) -> None:
+        """Move over the windows complete in every variant, in order. A window short of its
+        total stops the bot there for the run: the cursor stays before it, and no later package
+        of the run walks on (the run then fails, naming it)."""
+        while self.complete_through < len(self.windows) and not self.stopped:
+            index = self.complete_through
+            pagings = [self.pagings.get((index, variant)) for variant in self.variants()]
+            if not all(paging and paging.done for paging in pagings):
+                return
+            shortfalls = [paging.shortfall for paging in pagings if paging and paging.shortfall]
+            if shortfalls:
+                self.stopped = True
+                self.state.bot.more_to_fetch = False
+                self.run.short_windows.extend(shortfalls)
+                return
+            self.complete_through += 1
+            self.run.add("windows")
+            given, newest = self.ledger.close(index)
+            noun = self.listing.noun
+            logger.info("%s: window %s: %d %s", bot_label(self.bot_key), self.windows[index], given, noun)
+            if not self.bounded:
+                self.state.window_complete(self.windows[index], newest)
 
 
 class WindowLedger:

@@ -22,8 +22,9 @@ from kore_sessions.source.sessions.settings import (
 
 # Where the Sessions History API is served, and the scope its app needs.
 SESSIONS_ROUTE = Route(BOT_SESSIONS_PATH, ADMIN_SESSIONS_PATH, SESSIONS_SCOPE)
-# What its pages list: sessions, told apart by `sessionId`.
-SESSIONS_LISTING = Listing("sessionId", "sessions")
+# What its pages list: sessions, told apart by `sessionId` (the row's `session_id`), placed in
+# windows by `start_time`.
+SESSIONS_LISTING = Listing("sessionId", "sessions", "session_id", "start_time")
 
 
 @dataclass

@@ -1,14 +1,13 @@
-"""The walk of one bot's session windows.
+"""The walk of one bot's session windows: `WindowWalk` with the sessions' own rules.
 
-`BotExtractor` plans a bot's windows, hands each answer to the window's `WindowPaging`, keeps the
-rows each window owns, moves the cursor over windows complete in order, and switches to asking
-per containment type when the server answers in the pre-9.0 shape. Every bot's extractor
-runs on the pool at once (`kore_sessions.source.api.walk.fetch_concurrently`).
+`BotExtractor` plans a bot's windows of one load package (`package_windows`), walks them as
+every resource does (`kore_sessions.source.api.walk`), and switches to asking per containment
+type when the server answers in the pre-9.0 shape. Every bot's extractor runs on the pool at
+once (`kore_sessions.source.api.walk.fetch_concurrently`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
@@ -16,10 +15,10 @@ from typing import Any
 
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
-from kore_sessions.source.api.paging import PageCap, PageRequest, WindowPaging
+from kore_sessions.source.api.paging import PageCap, PageRequest
 from kore_sessions.source.api.run import SourceRun
-from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE, bot_label
-from kore_sessions.source.api.walk import WindowLedger
+from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.api.walk import WindowWalk
 from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
 from kore_sessions.source.config import RunConfig
 from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING, AnswerShape, get_sessions_page
@@ -27,15 +26,14 @@ from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
 from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
 
-logger = logging.getLogger("kore_sessions")
 
-
-class BotExtractor:
+class BotExtractor(WindowWalk):
     """Fetches one bot's sessions for one load package and keeps its state up to date.
 
-    Windows are fetched concurrently: `plan` gives the first request, `handle` takes each
-    answer (in any order) and gives the rows to load and the requests to send next, and
-    `finish` refreshes the open sessions (or verifies a repair's held sessions).
+    The walk of `WindowWalk`, with the sessions' own: the getSessions call, rows from raw
+    sessions, open sessions tracked, a switch to asking per containment type when the server
+    answers in the pre-9.0 shape, and `finish`, which refreshes the open sessions (or verifies
+    a repair's held sessions).
     """
 
     def __init__(
@@ -48,60 +46,49 @@ class BotExtractor:
         cap: PageCap | None = None,
     ) -> None:
         """Plan the bot's windows of this package from its state and the run so far."""
+        state = SessionsBotState(bot_state, bot_key, run)
         self.client = client
-        self.bot_key = bot_key
         self.config = config
-        self.run = run
-        self.cap = cap or PageCap(config.page_size)
         self.now = config.clock()
+        windows = [] if state.bot.finished else package_windows(config, state, self.now)
+        cap = cap or PageCap(config.page_size)
+        super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded)
+        self.state: SessionsBotState = state
         self.shape = AnswerShape()
-        self.state = SessionsBotState(bot_state, bot_key, run)
-        self.refresher = Refresher(client, bot_key, self.state, run, self.shape, self.cap, self.now)
-        self.windows: list[Window] = (
-            [] if self.state.bot.finished else package_windows(config, self.state, self.now)
-        )
-        self.generation = 0
-        self.pagings: dict[tuple[int, str | None], WindowPaging] = {}
-        self.ledger = WindowLedger(self.windows, "session_id", "start_time")
-        self.complete_through = 0
-        self.stopped = False
-        self.later_planned = False
+        self.refresher = Refresher(client, bot_key, state, run, self.shape, cap, self.now)
         # A repair checks the sessions the warehouse holds against every id its windows list.
         self.listed: set[str] | None = set() if config.repair else None
 
-    def plan(self) -> list[PageRequest]:
-        """The first request: the oldest window's first page, which also shows the answer's shape."""
-        return [self._first_page(0, None)] if self.windows else []
-
     def call(self, request: PageRequest) -> Callable[[], Page]:
-        """The client call that answers a request."""
+        """The getSessions call that answers a request."""
         window = self.windows[request.window_index]
-        return partial(
-            get_sessions_page,
-            self.client,
-            self.bot_key,
-            window.start,
-            window.end,
-            request.skip,
-            request.limit,
-            request.variant,
-        )
+        args = (self.bot_key, window.start, window.end, request.skip, request.limit, request.variant)
+        return partial(get_sessions_page, self.client, *args)
 
-    def handle(
-        self, request: PageRequest, page: Page
-    ) -> tuple[list[dict[str, Any]], list[PageRequest]]:
-        """Take one answer: the new rows it holds and the requests it makes necessary."""
-        if request.generation != self.generation:
-            return [], []  # asked before the server turned out to answer in the pre-9.0 shape
-        self.run.add("pages")
-        if request.skip == 0 and not self.shape.legacy and is_legacy_shape(page.records):
-            return [], self._switch_to_legacy()
-        rows = self._new_rows(request, page)
-        paging = self.pagings[(request.window_index, request.variant)]
-        follow_ups = paging.take(request, page)
-        if paging.done:
-            follow_ups += self._window_done()
-        return rows, follow_ups
+    def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
+        """A raw session as a row (its containment from the request on a pre-9.0 server)."""
+        row = to_row(raw, request.variant)
+        if self.listed is not None:
+            self.listed.add(row["session_id"])
+        return row
+
+    def variants(self) -> tuple[str | None, ...]:
+        """Nothing, or each containment type once the server answers in the pre-9.0 shape."""
+        return self.shape.containment_types
+
+    def took(self, row: dict[str, Any]) -> None:
+        """Track the session: open ones are refreshed until they close."""
+        self.state.track(row)
+
+    def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
+        """Take one answer; the first page in the pre-9.0 shape starts the walk again, asking per
+        containment type (only first pages with sessions show the shape: nothing was loaded)."""
+        current = request.generation == self.generation
+        if current and request.skip == 0 and not self.shape.legacy and is_legacy_shape(page.records):
+            self.run.add("pages")
+            mark_legacy(self.shape, self.run, self.bot_key)
+            return [], self.start_again()
+        return super().handle(request, page)
 
     def finish(self) -> Iterator[dict[str, Any]]:
         """After every window of the package: in the run's last package of the bot, refresh the
@@ -120,77 +107,6 @@ class BotExtractor:
                 self.state.finish_run()
             bot.finished = True
         self.state.save_open_sessions()
-
-    def _first_page(self, window_index: int, containment_type: str | None) -> PageRequest:
-        """The first page of a window, its paging started afresh."""
-        label = f"{bot_label(self.bot_key)}: window {self.windows[window_index]}"
-        paging = WindowPaging(window_index, containment_type, self.cap, SESSIONS_LISTING, label)
-        paging.generation = self.generation
-        self.pagings[(window_index, containment_type)] = paging
-        return paging.first()
-
-    def _new_rows(self, request: PageRequest, page: Page) -> list[dict[str, Any]]:
-        """Rows of sessions this window owns and has not given yet."""
-        rows = []
-        for raw in page.records:
-            row = to_row(raw, request.variant)
-            if self.listed is not None:
-                self.listed.add(row["session_id"])
-            self.run.server_clock.observe(row["start_time"])
-            if self.ledger.take(request.window_index, row):
-                self.state.track(row)
-                rows.append(row)
-        self.run.add("sessions", len(rows))
-        return rows
-
-    def _window_done(self) -> list[PageRequest]:
-        """A window is complete: move over the windows complete in order; after the first one
-        (which showed the shape of the answers), ask for every other window."""
-        self._advance()
-        if self.later_planned:
-            return []
-        self.later_planned = True
-        return [
-            self._first_page(index, containment_type)
-            for index in range(1, len(self.windows))
-            for containment_type in self.shape.containment_types
-        ]
-
-    def _advance(self) -> None:
-        """Move over the windows complete in every containment type, in order. A window short of
-        its total stops the bot there for the run: the cursor stays before it, and no later
-        package of the run walks on (the run then fails, naming it)."""
-        while self.complete_through < len(self.windows) and not self.stopped:
-            index = self.complete_through
-            pagings = [self.pagings.get((index, t)) for t in self.shape.containment_types]
-            if not all(paging and paging.done for paging in pagings):
-                return
-            shortfalls = [paging.shortfall for paging in pagings if paging and paging.shortfall]
-            if shortfalls:
-                self.stopped = True
-                self.state.bot.more_to_fetch = False
-                self.run.short_windows.extend(shortfalls)
-                return
-            self.complete_through += 1
-            self.run.add("windows")
-            sessions, newest = self.ledger.close(index)
-            logger.info("%s: window %s: %d sessions", bot_label(self.bot_key), self.windows[index], sessions)
-            if not self.config.bounded:
-                self.state.window_complete(self.windows[index], newest)
-
-    def _switch_to_legacy(self) -> list[PageRequest]:
-        """Ask per containment type from now on: the server answers in the pre-9.0 shape.
-
-        Only first pages with sessions show the shape, so nothing was loaded before; requests
-        still in flight belong to the old generation and are ignored when they come back.
-        """
-        mark_legacy(self.shape, self.run, self.bot_key)
-        self.generation += 1
-        self.pagings.clear()
-        self.ledger = WindowLedger(self.windows, "session_id", "start_time")
-        self.complete_through = 0
-        self.later_planned = False
-        return [self._first_page(0, containment_type) for containment_type in self.shape.containment_types]
 
 
 def package_windows(config: RunConfig, state: SessionsBotState, now: datetime) -> list[Window]:
