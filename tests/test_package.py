@@ -1,0 +1,61 @@
+"""The package as users install it: a wheel holds one top-level name, `kore_sessions`, with its
+SQL models and report templates, and works from any folder without the repository."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted(path.relative_to(ROOT / "sql").as_posix() for path in (ROOT / "sql").glob("*/*.sql"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from the repository, as `pip install .` builds it."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(folder)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (built,) = folder.glob("kore_sessions-*.whl")
+    return built
+
+
+def test_the_wheel_installs_one_name_with_its_sql_and_templates(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"kore_sessions"}, f"nothing generic at the top of site-packages: {tops}"
+    assert sorted(n.removeprefix("kore_sessions/sql/") for n in names if n.endswith(".sql")) == MODELS
+    assert {"kore_sessions/report/page.html", "kore_sessions/report/no_data.html"} <= set(names)
+    assert "kore_sessions/source/api/client.py" in names and "kore_sessions/sandbox/app.py" in names
+
+
+def test_the_installed_package_finds_every_model_anywhere(wheel: Path, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import kore_sessions, kore_sessions.cli\n"
+        "from kore_sessions.warehouse.models import discover_models\n"
+        "print(kore_sessions.__file__)\n"
+        "print(len(discover_models()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    where, models = result.stdout.split()
+    assert Path(where).is_relative_to(site), "the wheel's package, not the repository's folders"
+    assert int(models) == len(MODELS)
