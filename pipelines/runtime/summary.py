@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 
 from kore_sessions.source import SourceRun
 from kore_sessions.source.api.paging import IncompleteWindowError
 from kore_sessions.source.api.settings import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.sessions.settings import UNRESOLVED_OPEN_PATIENCE
+
+
+def _of_run(path: str, doc: str) -> property:
+    """A count the summary reads from its run (`path`: dotted, from the run)."""
+    read = attrgetter(path)
+    return property(lambda summary: read(summary.run), doc=doc)
 
 
 @dataclass
@@ -27,40 +34,17 @@ class LoadSummary:
     dataset: str = ""
     location: str = ""
 
-    @property
-    def windows(self) -> int:
-        """Windows completed."""
-        return self.run.totals.windows
-
-    @property
-    def requests(self) -> int:
-        """Requests sent (retries included)."""
-        return self.run.client.requests
-
-    @property
-    def retries(self) -> int:
-        """Requests sent again."""
-        return self.run.client.retries
-
-    @property
-    def rate_limited(self) -> int:
-        """Answers 429 (or the documented rate-limit message)."""
-        return self.run.client.rate_limited
+    windows = _of_run("totals.windows", "Windows completed.")
+    requests = _of_run("client.requests", "Requests sent (retries included).")
+    retries = _of_run("client.retries", "Requests sent again.")
+    rate_limited = _of_run("client.rate_limited", "Answers 429 (or the documented rate-limit message).")
+    sessions_refreshed = _of_run("totals.refreshed", "Open (or held) sessions fetched by id or small window.")
+    sessions_deleted = _of_run("totals.deleted", "Sessions the API called invalid, deleted.")
 
     @property
     def sessions_fetched(self) -> int:
         """Sessions fetched by window or by id."""
         return self.run.totals.sessions + self.run.totals.refreshed
-
-    @property
-    def sessions_refreshed(self) -> int:
-        """Open (or held) sessions fetched by id or by their small window."""
-        return self.run.totals.refreshed
-
-    @property
-    def sessions_deleted(self) -> int:
-        """Sessions the API called invalid, deleted from the warehouse."""
-        return self.run.totals.deleted
 
     @property
     def legacy_bots(self) -> list[str]:

@@ -15,17 +15,17 @@ from kore_sessions.warehouse.turn import warehouse_turn
 
 # The table of every check, for BI tools: one row per day and bot per audit.
 AUDIT_TABLE = "kore_audit"
-AUDIT_COLUMNS = (
-    ("day", "DATE"),
-    ("bot_id", "VARCHAR"),
-    ("api_sessions", "BIGINT"),
-    ("warehouse_sessions", "BIGINT"),
-    ("difference", "BIGINT"),
-    ("checked_from", "TIMESTAMP WITH TIME ZONE"),
-    ("checked_to", "TIMESTAMP WITH TIME ZONE"),
-    ("checked_at", "TIMESTAMP WITH TIME ZONE"),
-    ("repaired", "BOOLEAN"),
-)
+AUDIT_COLUMNS = {
+    "day": "DATE",
+    "bot_id": "VARCHAR",
+    "api_sessions": "BIGINT",
+    "warehouse_sessions": "BIGINT",
+    "difference": "BIGINT",
+    "checked_from": "TIMESTAMP WITH TIME ZONE",
+    "checked_to": "TIMESTAMP WITH TIME ZONE",
+    "checked_at": "TIMESTAMP WITH TIME ZONE",
+    "repaired": "BOOLEAN",
+}
 
 
 def record_checks(pipeline: dlt.Pipeline, rows: list[tuple[Any, ...]]) -> None:
@@ -35,10 +35,10 @@ def record_checks(pipeline: dlt.Pipeline, rows: list[tuple[Any, ...]]) -> None:
         return
     with warehouse_turn(pipeline), pipeline.sql_client() as sql:
         table = sql.make_qualified_table_name(AUDIT_TABLE)
-        columns = ", ".join(f"{name} {kind}" for name, kind in AUDIT_COLUMNS)
+        columns = ", ".join(f"{name} {kind}" for name, kind in AUDIT_COLUMNS.items())
         sql.execute_sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
-        names = ", ".join(name for name, _ in AUDIT_COLUMNS)
+        names = ", ".join(AUDIT_COLUMNS)
         with sql.begin_transaction():
             for row in rows:
                 sql.execute_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", *row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ class Extractor(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class WindowWalk:
     """One bot's walk of one resource's windows for one load package, fed answers in any order.
 
@@ -49,35 +51,31 @@ class WindowWalk:
     walk leaves it alone); a window short of its total stops the bot for the run.
 
     Attributes:
-        windows: The windows of this package, oldest first.
+        bot_key: The bot (or `*`, every bot of the account).
         state: The bot's state in the resource.
+        run: The source's run.
+        cap: The server's page cap, shared by every window of the run.
         listing: What the pages list, and the row columns that tell rows apart and place them.
+        windows: The windows of this package, oldest first.
+        bounded: A backfill or a repair: it moves no cursor.
     """
 
-    def __init__(
-        self,
-        bot_key: str,
-        state: BotState,
-        run: SourceRun,
-        cap: PageCap,
-        listing: Listing,
-        windows: list[Window],
-        bounded: bool,
-    ) -> None:
-        """Walk `windows`; `bounded`: a backfill or repair, which moves no cursor."""
-        self.bot_key = bot_key
-        self.state = state
-        self.run = run
-        self.cap = cap
-        self.listing = listing
-        self.windows = windows
-        self.bounded = bounded
-        self.generation = 0
-        self.pagings: dict[tuple[int, str | None], WindowPaging] = {}
-        self.ledger = WindowLedger(windows, listing.id_column, listing.time_column)
-        self.complete_through = 0
-        self.stopped = False
-        self.later_planned = False
+    bot_key: str
+    state: BotState
+    run: SourceRun
+    cap: PageCap
+    listing: Listing
+    windows: list[Window]
+    bounded: bool
+    generation: int = 0
+    pagings: dict[tuple[int, str | None], WindowPaging] = field(default_factory=dict)
+    complete_through: int = 0
+    stopped: bool = False
+    later_planned: bool = False
+
+    def __post_init__(self) -> None:
+        """An empty ledger for the walk's windows."""
+        self.ledger = WindowLedger(self.windows, self.listing.id_column, self.listing.time_column)
 
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The client call that answers a request (the resource's own)."""

@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from kore_sessions.source.api.answers import KoreApiError
 from kore_sessions.source.api.client import KoreClient
+from kore_sessions.source.api.paging import PageRequest
 from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
+from kore_sessions.source.api.windows import Window
 from kore_sessions.source.sessions.endpoint import get_sessions_page
 
 # The smallest step of the API's timestamps: a range's inclusive end is the next start less it.
@@ -160,13 +162,14 @@ def count_sessions(client: KoreClient, bot_key: str, start: datetime, end: datet
 
     One request for its `total`; a server that sends no total is paged through instead.
     """
-    page = get_sessions_page(client, bot_key, start, end, 0, 1)
+    window = Window(start, end)
+    page = get_sessions_page(client, bot_key, window, PageRequest(0, None, 0, 1))
     if page.total is not None:
         return page.total
     seen = {raw.get("sessionId") for raw in page.records}
     skip = len(page.records)
     while page.more_available and page.records:
-        page = get_sessions_page(client, bot_key, start, end, skip, page_size)
+        page = get_sessions_page(client, bot_key, window, PageRequest(0, None, skip, page_size))
         seen.update(raw.get("sessionId") for raw in page.records)
         skip += len(page.records)
     return len(seen)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from kore_sessions.source.api.answers import Page, parse_page
 from kore_sessions.source.api.client import KoreClient, Route
-from kore_sessions.source.api.paging import Listing
+from kore_sessions.source.api.paging import Listing, PageRequest
 from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.api.windows import Window
 from kore_sessions.source.sessions.settings import (
     ADMIN_SESSIONS_PATH,
     BOT_SESSIONS_PATH,
@@ -49,34 +49,26 @@ def parse_sessions_page(payload: dict[str, Any]) -> Page:
 
 
 def get_sessions_page(
-    client: KoreClient,
-    bot_key: str,
-    date_from: datetime,
-    date_to: datetime,
-    skip: int,
-    limit: int,
-    containment_type: str | None = None,
-    call_id: str | None = None,
+    client: KoreClient, bot_key: str, window: Window, request: PageRequest, call_id: str | None = None
 ) -> Page:
-    """Fetch one page of the sessions that started in [date_from, date_to].
+    """Fetch one page of the sessions that started in a window.
 
     Args:
         client: The shared client (budget, retries, answers).
         bot_key: A bot id, or `ALL_BOTS_KEY` for the admin route.
-        date_from: Window start (aware UTC), sent as a full timestamp.
-        date_to: Window end (aware UTC), under 7 days after date_from.
-        skip: Sessions to skip (newest first).
-        limit: Page size asked for; the server may return fewer.
-        containment_type: Optional filter (only needed for pre-9.0 servers).
+        window: Its start and end (aware UTC, under 7 days apart) are sent as full timestamps.
+        request: The page: `skip` (newest first), `limit` (the server may return fewer), and
+            its variant, the containment type to filter on (only for pre-9.0 servers).
         call_id: Optional external voice call id (the API's `callId` filter).
     """
     body = {
-        "dateFrom": format_api_timestamp(date_from),
-        "dateTo": format_api_timestamp(date_to),
-        "skip": skip,
-        "limit": limit,
+        "dateFrom": format_api_timestamp(window.start),
+        "dateTo": format_api_timestamp(window.end),
+        "skip": request.skip,
+        "limit": request.limit,
     }
-    params = {k: v for k, v in (("containmentType", containment_type), ("callId", call_id)) if v}
+    filters = (("containmentType", request.variant), ("callId", call_id))
+    params = {name: value for name, value in filters if value}
     return parse_sessions_page(client.post(SESSIONS_ROUTE, bot_key, body, params or None))
 
 

@@ -53,7 +53,7 @@ class BotExtractor(WindowWalk):
         windows = [] if state.bot.finished else package_windows(config, state, self.now)
         cap = cap or PageCap(config.page_size)
         super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded)
-        self.state: SessionsBotState = state
+        self.state: SessionsBotState = state  # the walk's state, with the open sessions
         self.shape = AnswerShape()
         self.refresher = Refresher(client, bot_key, state, run, self.shape, cap, self.now)
         # A repair checks the sessions the warehouse holds against every id its windows list.
@@ -62,8 +62,7 @@ class BotExtractor(WindowWalk):
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The getSessions call that answers a request."""
         window = self.windows[request.window_index]
-        args = (self.bot_key, window.start, window.end, request.skip, request.limit, request.variant)
-        return partial(get_sessions_page, self.client, *args)
+        return partial(get_sessions_page, self.client, self.bot_key, window, request)
 
     def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
         """A raw session as a row (its containment from the request on a pre-9.0 server)."""

@@ -186,9 +186,7 @@ def window_pages(
     queue = deque([paging.first()])
     while queue:
         request = queue.popleft()
-        page = get_sessions_page(
-            client, bot_key, window.start, window.end, request.skip, request.limit, containment_type, call_id
-        )
+        page = get_sessions_page(client, bot_key, window, request, call_id)
         yield page
         queue.extend(paging.take(request, page))
     if paging.shortfall:
