@@ -14,19 +14,8 @@ from pathlib import Path
 
 from kore_sessions.sandbox import RequestRecord
 
-from bench import postgres
+from bench import harness, postgres
 from bench.fast_server import FastSandboxServer
-from bench.harness import (
-    NOW,
-    ChildRun,
-    DataSet,
-    api_requests,
-    make_data,
-    minimum_requests,
-    owned_windows,
-    run_child,
-    sandbox_app,
-)
 from bench.jobs import DLT_ONLY, POSTGRES, REFERENCE, Job
 from bench.parts import Figure, Sizes, base_job, check_rows, describe_data, say
 
@@ -50,15 +39,16 @@ class Backfill:
     sizes: Sizes
     tmp: Path
     stack: ExitStack
-    _data: DataSet | None = None
+    _data: harness.DataSet | None = None
     _server: FastSandboxServer | None = None
-    _duckdb: tuple[ChildRun, list[RequestRecord]] | None = field(default=None, repr=False)
+    _duckdb: tuple[harness.ChildRun, list[RequestRecord]] | None = field(default=None, repr=False)
 
     @property
-    def data(self) -> DataSet:
+    def data(self) -> harness.DataSet:
         """The generated sessions."""
         if self._data is None:
-            self._data = make_data(self.sizes.a_sessions, self.sizes.a_bots, self.sizes.a_days, seed=7)
+            a = self.sizes.a
+            self._data = harness.make_data(a.sessions, a.bots, a.days, seed=7)
             describe_data(self._data)
         return self._data
 
@@ -68,7 +58,10 @@ class Backfill:
         if self._server is None:
             began = time.perf_counter()
             server = FastSandboxServer(
-                self.data.sessions, apps=[sandbox_app()], now=NOW, page_cap=self.sizes.a_page_cap
+                self.data.sessions,
+                apps=[harness.sandbox_app()],
+                now=harness.NOW,
+                page_cap=self.sizes.a.page_cap,
             )
             self._server = self.stack.enter_context(server)
             say(f"   server: {self.data.visible} sessions encoded in {time.perf_counter() - began:.1f} s")
@@ -76,15 +69,15 @@ class Backfill:
 
     def job(self, name: str) -> Job:
         """A pipeline job over every bot, in its own folder."""
-        return base_job(self.server, self.data, self.tmp / name, page_size=self.sizes.a_page_cap)
+        return base_job(self.server, self.data, self.tmp / name, page_size=self.sizes.a.page_cap)
 
-    def run(self, job: Job) -> tuple[ChildRun, list[RequestRecord]]:
+    def run(self, job: Job) -> tuple[harness.ChildRun, list[RequestRecord]]:
         """Run a child against the server; its run and the requests it made."""
         self.server.clear_requests()
-        run = run_child(job)
+        run = harness.run_child(job)
         return run, self.server.requests
 
-    def duckdb_run(self) -> tuple[ChildRun, list[RequestRecord]]:
+    def duckdb_run(self) -> tuple[harness.ChildRun, list[RequestRecord]]:
         """The pipeline's backfill into DuckDB (run once, shared by both parts)."""
         if self._duckdb is None:
             self._duckdb = self.run(self.job("pipeline-duckdb"))
@@ -94,10 +87,10 @@ class Backfill:
 def part_a(backfill: Backfill) -> list[Figure]:
     """Backfill into DuckDB without limits: the pipeline against the floor, time and memory."""
     sizes = backfill.sizes
-    say(f"\n== (a) backfill of {sizes.a_sessions} sessions, {sizes.a_bots} bots, no rate limits, DuckDB")
-    data, cap = backfill.data, sizes.a_page_cap
+    say(f"\n== (a) backfill of {sizes.a.sessions} sessions, {sizes.a.bots} bots, no rate limits, DuckDB")
+    data, cap = backfill.data, sizes.a.page_cap
     pipeline, log = backfill.duckdb_run()
-    floor_job = replace(backfill.job("floor"), kind=REFERENCE, windows=owned_windows(log))
+    floor_job = replace(backfill.job("floor"), kind=REFERENCE, windows=harness.owned_windows(log))
     floor_job = replace(floor_job, workers=pipeline_workers(floor_job))
     floor, floor_log = backfill.run(floor_job)
     figures = run_figures("a", "pipeline", pipeline, log, data, cap)
@@ -118,7 +111,9 @@ def part_a(backfill: Backfill) -> list[Figure]:
     ]
 
 
-def dlt_only_figures(backfill: Backfill, floor_job: Job, pipeline: ChildRun, floor: ChildRun) -> list[Figure]:
+def dlt_only_figures(
+    backfill: Backfill, floor_job: Job, pipeline: harness.ChildRun, floor: harness.ChildRun
+) -> list[Figure]:
     """dlt's own merge of the same sessions, handed over ready-made, against the floor: the
     nearest to the floor a pipeline with these tables and merge settings can come through dlt
     (`bench.dlt_only`)."""
@@ -143,12 +138,12 @@ def dlt_only_figures(backfill: Backfill, floor_job: Job, pipeline: ChildRun, flo
 def part_p(backfill: Backfill) -> list[Figure]:
     """The same backfill into PostgreSQL, against the pipeline's DuckDB time of this run."""
     sizes = backfill.sizes
-    say(f"\n== (p) backfill of {sizes.a_sessions} sessions into PostgreSQL, against DuckDB")
+    say(f"\n== (p) backfill of {sizes.a.sessions} sessions into PostgreSQL, against DuckDB")
     why_not = postgres.unreachable(postgres.POSTGRES_URL)
     if why_not:
         say(f"   skipped: PostgreSQL does not answer ({why_not})")
         return [("p", "PostgreSQL", f"skipped ({why_not[:60]})")]
-    data, cap = backfill.data, sizes.a_page_cap
+    data, cap = backfill.data, sizes.a.page_cap
     duckdb, _ = backfill.duckdb_run()
     job = replace(
         backfill.job("pipeline-postgres"),
@@ -183,11 +178,16 @@ def pipeline_workers(job: Job) -> int:
 
 
 def run_figures(
-    part: str, label: str, run: ChildRun, log: Sequence[RequestRecord], data: DataSet, cap: int
+    part: str,
+    label: str,
+    run: harness.ChildRun,
+    log: Sequence[RequestRecord],
+    data: harness.DataSet,
+    cap: int,
 ) -> list[Figure]:
     """Figures of one backfill, printed as well."""
-    made = len(api_requests(log))
-    minimum, windows = minimum_requests(log, data, cap)
+    made = len(harness.api_requests(log))
+    minimum, windows = harness.minimum_requests(log, data, cap)
     rate = run.result["rows"] / run.seconds
     sandbox_busy = run.sandbox_cpu_seconds / run.wall_seconds
     say(

@@ -31,27 +31,28 @@ SCALED_LIMITS = RateLimit(per_minute=60, per_hour=1800, seconds_per_minute=2.0)
 
 
 @dataclass(frozen=True)
-class Sizes:
-    """Sizes of the parts (a and p share the backfill sizes)."""
+class Data:
+    """The generated history of one part: sessions in all, over bots and days, and the page cap."""
 
-    a_sessions: int = 500_000
-    a_bots: int = 5
-    a_days: int = 120
-    a_page_cap: int = 1000
-    b_bots: int = 2
-    b_sessions_per_bot: int = 15_000
-    b_days: int = 30
-    b_page_cap: int = 100
+    sessions: int
+    bots: int
+    days: int
+    page_cap: int
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes of the parts (a and p share the backfill's), b's latency and c's rate limits."""
+
+    a: Data = Data(sessions=500_000, bots=5, days=120, page_cap=1000)
+    b: Data = Data(sessions=30_000, bots=2, days=30, page_cap=100)
+    c: Data = Data(sessions=24_000, bots=2, days=30, page_cap=10)
     b_latency: float = 0.2
-    c_bots: int = 2
-    c_sessions_per_bot: int = 12_000
-    c_days: int = 30
-    c_page_cap: int = 10
     c_rate: RateLimit = SCALED_LIMITS
 
 
 FULL = Sizes()
-QUICK = Sizes(a_sessions=20_000, a_bots=2, a_days=30, b_sessions_per_bot=2_000, c_sessions_per_bot=1_500)
+QUICK = Sizes(a=Data(20_000, 2, 30, 1000), b=Data(4_000, 2, 30, 100), c=Data(3_000, 2, 30, 10))
 
 
 def say(text: str) -> None:
@@ -94,17 +95,17 @@ def describe_data(data: DataSet) -> None:
 def part_b(sizes: Sizes, tmp: Path) -> list[Figure]:
     """Latency per request: concurrent (max_in_flight=4) against sequential (1) fetching."""
     say(
-        f"\n== (b) {sizes.b_latency * 1000:.0f} ms latency, {sizes.b_bots} bots x "
-        f"{sizes.b_sessions_per_bot} sessions, page cap {sizes.b_page_cap}"
+        f"\n== (b) {sizes.b_latency * 1000:.0f} ms latency, {sizes.b.bots} bots x "
+        f"{sizes.b.sessions // sizes.b.bots} sessions, page cap {sizes.b.page_cap}"
     )
-    data = make_data(sizes.b_sessions_per_bot * sizes.b_bots, sizes.b_bots, sizes.b_days, seed=8)
+    data = make_data(sizes.b.sessions, sizes.b.bots, sizes.b.days, seed=8)
     describe_data(data)
     runs: dict[int, ChildRun] = {}
     verdicts: list[str] = []
-    with FastSandboxServer(data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.b_page_cap) as server:
+    with FastSandboxServer(data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.b.page_cap) as server:
         server.set_latency(sizes.b_latency)
         for in_flight in (1, 4):
-            runs[in_flight], verdict = _b_run(server, data, in_flight, tmp, sizes.b_page_cap)
+            runs[in_flight], verdict = _b_run(server, data, in_flight, tmp, sizes.b.page_cap)
             verdicts.append(verdict)
     speedup = runs[1].seconds / runs[4].seconds
     extract = {in_flight: run.step_seconds("extract") for in_flight, run in runs.items()}
@@ -140,13 +141,13 @@ def part_c(sizes: Sizes, tmp: Path) -> list[Figure]:
     limit = sizes.c_rate
     say(
         f"\n== (c) rate limits {limit.per_minute}/{limit.seconds_per_minute:g} s and "
-        f"{limit.per_hour}/{60 * limit.seconds_per_minute:g} s per bot, {sizes.c_bots} bots x "
-        f"{sizes.c_sessions_per_bot} sessions, page cap {sizes.c_page_cap}"
+        f"{limit.per_hour}/{60 * limit.seconds_per_minute:g} s per bot, {sizes.c.bots} bots x "
+        f"{sizes.c.sessions // sizes.c.bots} sessions, page cap {sizes.c.page_cap}"
     )
-    data = make_data(sizes.c_sessions_per_bot * sizes.c_bots, sizes.c_bots, sizes.c_days, seed=9)
+    data = make_data(sizes.c.sessions, sizes.c.bots, sizes.c.days, seed=9)
     describe_data(data)
     server = FastSandboxServer(
-        data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.c_page_cap, rate_limit=limit
+        data.sessions, apps=[sandbox_app()], now=NOW, page_cap=sizes.c.page_cap, rate_limit=limit
     )
     with server:
         job = replace(

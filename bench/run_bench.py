@@ -57,8 +57,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def sizes_from(args: argparse.Namespace) -> Sizes:
     """The sizes of the mode, with part a's overrides."""
     sizes = QUICK if args.quick else FULL
-    overrides = {"a_sessions": args.sessions, "a_bots": args.bots, "a_days": args.days}
-    return replace(sizes, **{name: value for name, value in overrides.items() if value is not None})
+    overrides = {"sessions": args.sessions, "bots": args.bots, "days": args.days}
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return replace(sizes, a=replace(sizes.a, **given))
 
 
 def print_table(figures: Sequence[Figure]) -> None:
