@@ -10,7 +10,7 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +24,7 @@ from kore_sessions.report import (
     Behaviour,
     BotSpan,
     DailyCounts,
+    Rates,
     ReportData,
     ReportError,
     SliceCounts,
@@ -138,7 +139,7 @@ def hand_rows(days: int, skip: tuple[str, int] | None = None) -> tuple[list[Dail
             if skip == (bot, offset):
                 continue
             rows = [
-                SliceCounts(day, bot, channel, *outcome_counts(offset, bot_index, weight))
+                SliceCounts(day, bot, *outcome_counts(offset, bot_index, weight), key=channel)
                 for channel, weight in CHANNELS.items()
             ]
             channels.extend(rows)
@@ -148,7 +149,7 @@ def hand_rows(days: int, skip: tuple[str, int] | None = None) -> tuple[list[Dail
 
 def languages_of(channels: list[SliceCounts]) -> list[SliceCounts]:
     """Language rows standing in for the channel rows."""
-    return [SliceCounts(r.day, r.bot_id, LANGUAGE_OF[r.key], *counts_of([r])) for r in channels]
+    return [SliceCounts(r.day, r.bot_id, *counts_of([r]), key=LANGUAGE_OF[r.key]) for r in channels]
 
 
 def counts_of(rows: Iterable[Any]) -> tuple[int, int, int, int]:
@@ -657,7 +658,7 @@ def test_empty_data_renders_a_page_saying_so() -> None:
 
 def test_names_are_escaped() -> None:
     daily, channels = hand_rows(1)
-    odd = [SliceCounts(r.day, r.bot_id, "<i>x</i>", *counts_of([r])) for r in channels]
+    odd = [SliceCounts(r.day, r.bot_id, *counts_of([r]), key="<i>x</i>") for r in channels]
     data = ReportData(
         "<b>x</b>", "UTC", GENERATED_AT, daily, odd, tags=[tag("user", "<s>", "<u>v</u>", 1, (1, 1, 0, 0))]
     )
@@ -936,6 +937,41 @@ def containment_row(keys: list[Any], counts: tuple[int, ...]) -> list[Any]:
     return [*keys, *counts, 1, *(count / sessions for count in counts[1:]), ZONE]
 
 
+# The columns of fct_session_behaviour_daily.
+BEHAVIOUR_COLUMNS = (
+    "day DATE, bot_id VARCHAR(64), sessions BIGINT, interactive_sessions BIGINT, "
+    "non_interactive_sessions BIGINT, developer_sessions BIGINT, interactive_share DOUBLE PRECISION, "
+    "developer_share DOUBLE PRECISION, messages_per_session DOUBLE PRECISION, "
+    "tasks_per_session DOUBLE PRECISION, duration_p50_seconds DOUBLE PRECISION, "
+    "duration_p90_seconds DOUBLE PRECISION, duration_p95_seconds DOUBLE PRECISION, "
+    "reporting_time_zone VARCHAR(64)"
+)
+
+
+def behaviour_rows(sessions: list[dict[str, Any]]) -> list[list[Any]]:
+    """fct_session_behaviour_daily of hand-made sessions: per day and bot, status in scope."""
+    cells: dict[tuple[date, str], list[dict[str, Any]]] = defaultdict(list)
+    for session in sessions:
+        if session["is_status_in_scope"]:
+            cells[(session["day"], session["bot_id"])].append(session)
+    rows = []
+    for (day, bot), own in sorted(cells.items()):
+        count, interactive, developer, *measures = behaviour_of(own)
+        shares = (interactive / count, developer / count)
+        rows.append([day, bot, count, interactive, count - interactive, developer, *shares, *measures, ZONE])
+    return rows
+
+
+def with_rates(rows: Iterable[Any]) -> list[Any]:
+    """Hand-made containment rows as a mart gives them: with the rates of their counts."""
+    return [
+        replace(
+            row, rates=Rates(*(count / row.sessions for count in (row.self_service, row.drop_off, row.agent)))
+        )
+        for row in rows
+    ]
+
+
 def mart_tables(marts: HandMarts) -> dict[str, tuple[str, list[list[Any]]]]:
     """Every table the report reads: its columns and rows."""
     by_slice = [[r.day, r.bot_id, r.key] for r in marts.channels]
@@ -972,6 +1008,7 @@ def mart_tables(marts: HandMarts) -> dict[str, tuple[str, list[list[Any]]]]:
             [containment_row(list(keys), counts) for *keys, counts in marts.tags],
         ),
         "fct_sessions": (sessions_columns, [list(session.values()) for session in marts.sessions]),
+        "fct_session_behaviour_daily": (BEHAVIOUR_COLUMNS, behaviour_rows(marts.sessions)),
         "dim_bots": (
             "bot_id VARCHAR(64), first_session_at TIMESTAMP WITH TIME ZONE, last_session_at "
             "TIMESTAMP WITH TIME ZONE, sessions BIGINT, counted_sessions BIGINT, channels BIGINT",
@@ -1019,17 +1056,23 @@ def percentile_cont(values: list[float], share: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def expected_behaviour(sessions: list[dict[str, Any]]) -> tuple[Any, ...]:
+def behaviour_of(sessions: list[dict[str, Any]]) -> tuple[Any, ...]:
     """Count, interactive, developer, mean messages and tasks, duration p50/p90/p95 of some sessions."""
     durations = [s["duration_seconds"] for s in sessions]
     return (
         len(sessions),
         sum(s["is_interactive"] for s in sessions),
         sum(s["is_developer"] for s in sessions),
-        pytest.approx(sum(s["message_count"] for s in sessions) / len(sessions)),
-        pytest.approx(sum(s["task_count"] for s in sessions) / len(sessions)),
-        *(pytest.approx(percentile_cont(durations, q)) for q in (0.5, 0.9, 0.95)),
+        sum(s["message_count"] for s in sessions) / len(sessions),
+        sum(s["task_count"] for s in sessions) / len(sessions),
+        *(percentile_cont(durations, q) for q in (0.5, 0.9, 0.95)),
     )
+
+
+def expected_behaviour(sessions: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """`behaviour_of` some sessions, the means and percentiles as approximate values."""
+    count, interactive, developer, *measures = behaviour_of(sessions)
+    return (count, interactive, developer, *(pytest.approx(value) for value in measures))
 
 
 def test_read_report_data_takes_the_last_days_and_counts_complete_ones(report_pipeline: dlt.Pipeline) -> None:
@@ -1052,13 +1095,17 @@ def test_read_report_data_takes_the_last_days_and_counts_complete_ones(report_pi
     )
     key = lambda row: (row.day, row.bot_id, getattr(row, "key", ""))  # noqa: E731
     cut_off = date(2026, 10, 8)
-    assert sorted(data.daily, key=key) == sorted((r for r in marts.daily if r.day >= cut_off), key=key)
-    assert sorted(data.channels, key=key) == sorted((r for r in marts.channels if r.day >= cut_off), key=key)
-    assert sorted(data.languages, key=key) == sorted(
-        (r for r in languages_of(marts.channels) if r.day >= cut_off), key=key
+    assert sorted(data.daily, key=key) == sorted(
+        with_rates(r for r in marts.daily if r.day >= cut_off), key=key
     )
-    assert sorted(data.weekly, key=key) == rolled(marts.daily, monday)
-    assert sorted(data.monthly, key=key) == rolled(marts.daily, first_of_month)
+    assert sorted(data.channels, key=key) == sorted(
+        with_rates(r for r in marts.channels if r.day >= cut_off), key=key
+    )
+    assert sorted(data.languages, key=key) == sorted(
+        with_rates(r for r in languages_of(marts.channels) if r.day >= cut_off), key=key
+    )
+    assert sorted(data.weekly, key=key) == with_rates(rolled(marts.daily, monday))
+    assert sorted(data.monthly, key=key) == with_rates(rolled(marts.daily, first_of_month))
     assert all(type(value) is int for row in data.channels for value in (row.sessions, row.agent))
     # Tags and behaviour count the complete days only: the 8th and the 9th.
     totals_days = (date(2026, 10, 8), date(2026, 10, 9))
@@ -1124,7 +1171,9 @@ def test_empty_marts_give_an_empty_report(report_pipeline: dlt.Pipeline) -> None
     assert "No data" in render_report(data)
 
 
-@pytest.mark.parametrize("missing", ["fct_containment_daily_by_channel", "fct_sessions", "dim_bots"])
+@pytest.mark.parametrize(
+    "missing", ["fct_containment_daily_by_channel", "fct_session_behaviour_daily", "fct_sessions", "dim_bots"]
+)
 def test_missing_marts_raise_a_clear_error(report_pipeline: dlt.Pipeline, missing: str) -> None:
     dataset = report_pipeline.dataset_name
     message = f"the containment models are not built in dataset {dataset}: run `kore-sessions models` first"

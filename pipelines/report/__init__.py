@@ -1,17 +1,21 @@
 """`kore-sessions report`: one self-contained HTML file with the containment views.
 
 The report reads the marts (containment per day, week, month, channel, language and tag,
-`fct_sessions` for the session behaviour, `dim_bots`) with `kore_model_settings` and
-`_dlt_loads`, sums their counts and computes every rate from the sums, so an "all bots" rate
-is never an average of per-bot rates. plotly.js is inlined, so the file opens in any browser
-without a server or a network. It never shows a user id, caller number, call id or session id:
-it reads aggregates only, and tag values pass `privacy.select_tags`.
+`fct_session_behaviour_daily` for the session behaviour, `dim_bots`) with
+`kore_model_settings` and `_dlt_loads`. Each measure is the mart's: a number that is one mart
+row (one bot's day, week or month) is read from the mart's column; a number over several rows
+(all bots, several days, a channel over bots) sums the mart's counts, which add up, and divides
+the sums, so an "all bots" rate is never an average of per-bot rates. The one exception is what
+no mart has and no sum gives: the means and duration percentiles of the sessions of several
+days or bots, computed over `fct_sessions` (see `behaviour`). plotly.js is inlined, so the file
+opens in any browser without a server or a network. It never shows a user id, caller number,
+call id or session id: it reads aggregates only, and tag values pass `privacy.select_tags`.
 
-One concern a module: `data` reads the marts into `records`, `freshness` says how recent they
-are and which day is partial, `counts` sums them into rates, `names` gives channels and
-languages readable names, `privacy` picks the tag values that may be shown, `figures` draws
-the plotly trend, `tables` and `sections` write the HTML, and `page` fills the template
-`page.html` with them.
+One concern a module: `data` reads the containment marts into `report_data`'s records,
+`behaviour` the behaviour mart, `freshness` says how recent they are and which day is partial,
+`counts` sums them and gives their rates, `names` gives channels and languages readable names,
+`privacy` picks the tag values that may be shown, `figures` draws the plotly trend, `tables`
+and `sections` write the HTML, and `page` fills the template `page.html` with them.
 """
 
 from __future__ import annotations
@@ -19,19 +23,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import dlt
-from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts, Totals, total
+from kore_sessions.report.counts import DailyCounts, Rates, SliceCounts, TagCounts, Totals, total
 from kore_sessions.report.data import ReportError, read_report_data
 from kore_sessions.report.figures import ALL_BOTS, build_figures
 from kore_sessions.report.page import render_report
-from kore_sessions.report.report_data import Behaviour, BotSpan, ReportData
+from kore_sessions.report.report_data import Behaviour, BotSpan, ReportData, Shares
 
 __all__ = [
     "ALL_BOTS",
     "Behaviour",
     "BotSpan",
     "DailyCounts",
+    "Rates",
     "ReportData",
     "ReportError",
+    "Shares",
     "SliceCounts",
     "TagCounts",
     "Totals",

@@ -1,20 +1,31 @@
-"""Outcome counts of the containment marts and the rates computed from their sums.
+"""Outcome counts of the containment marts, with the marts' rates or the rates of their sums.
 
-A rate over several bots, channels, days or tag values is always the summed count divided by
-the summed sessions, never an average of rates.
+A row that is one mart row shows the rates the mart computed (`Rates`, read with its counts).
+A rate over several bots, channels, days or tag values, which no mart holds, is the summed
+count divided by the summed sessions (the counts add up, the rates do not), never an average
+of rates.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The three rates of one containment mart row, as the mart computed them."""
+
+    containment_rate: float | None
+    drop_off_rate: float | None
+    agent_transfer_rate: float | None
 
 
 class Outcomes(Protocol):
-    """Anything carrying the four outcome counts."""
+    """Anything carrying the four outcome counts, and the mart's rates when it is one mart row."""
 
     @property
     def sessions(self) -> int:
@@ -32,10 +43,18 @@ class Outcomes(Protocol):
     def agent(self) -> int:
         """Sessions handed over to a human."""
 
+    @property
+    def rates(self) -> Rates | None:
+        """The mart's rates of these counts, None when they are a sum of several rows."""
+
 
 @dataclass(frozen=True)
 class DailyCounts:
-    """Session outcomes of one bot on one day (or in the week or month starting on `day`)."""
+    """Session outcomes of one bot on one day (or in the week or month starting on `day`).
+
+    Attributes:
+        rates: The mart row's rates (None when made without them: computed from the counts).
+    """
 
     day: date
     bot_id: str
@@ -43,19 +62,18 @@ class DailyCounts:
     self_service: int
     drop_off: int
     agent: int
+    rates: Rates | None = None
 
 
 @dataclass(frozen=True)
-class SliceCounts:
-    """Session outcomes of one bot on one day in one slice: a channel or a language code."""
+class SliceCounts(DailyCounts):
+    """Session outcomes of one bot on one day in one slice: a channel or a language code.
 
-    day: date
-    bot_id: str
-    key: str
-    sessions: int
-    self_service: int
-    drop_off: int
-    agent: int
+    Attributes:
+        key: The slice (given by name: `key=...`).
+    """
+
+    key: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class TagCounts:
         name: The tag's name.
         value: The tag's value as text (None when the tag had none).
         distinct_values: How many values the tag had in the same days, this one included.
+        rates: The mart's rates when the value is one mart row (one bot, one day), else None.
     """
 
     scope: str
@@ -77,19 +96,42 @@ class TagCounts:
     self_service: int
     drop_off: int
     agent: int
+    rates: Rates | None = None
+
+
+def mart_or_sum(holder: str, name: str, count: str, doc: str) -> property:
+    """A share of the sessions: the mart's own value when the row is one mart row (its
+    `holder` attribute holds the mart's values), else the summed `count` over the summed
+    sessions (None without sessions)."""
+
+    def read(row: Any) -> float | None:
+        mart = getattr(row, holder)
+        return getattr(mart, name) if mart is not None else ratio(getattr(row, count), row.sessions)
+
+    return property(read, doc=f"{doc} The mart's for one mart row; None without sessions.")
 
 
 @dataclass(frozen=True)
 class Totals:
-    """Summed outcome counts, with the rates computed from them."""
+    """Outcome counts: one mart row's, with its rates, or a sum of rows, with the sums' rates.
+
+    Attributes:
+        rates: The mart's rates when the counts are one mart row; None for a sum of several
+            rows (or nothing), whose rates are the summed counts divided by the summed sessions.
+    """
 
     sessions: int = 0
     self_service: int = 0
     drop_off: int = 0
     agent: int = 0
+    rates: Rates | None = None
 
     def __add__(self, other: Outcomes) -> Totals:
-        """The sum of two sets of counts."""
+        """The sum of two sets of counts (adding to nothing keeps the other's mart rates)."""
+        if _empty(self):
+            return Totals(other.sessions, other.self_service, other.drop_off, other.agent, other.rates)
+        if _empty(other):
+            return self
         return Totals(
             self.sessions + other.sessions,
             self.self_service + other.self_service,
@@ -102,20 +144,23 @@ class Totals:
         """Sessions with none of the three outcomes."""
         return self.sessions - self.self_service - self.drop_off - self.agent
 
-    @property
-    def containment_rate(self) -> float | None:
-        """Self-service share of the sessions, None without sessions."""
-        return ratio(self.self_service, self.sessions)
+    containment_rate = mart_or_sum("rates", "containment_rate", "self_service", "Self-service share.")
+    drop_off_rate = mart_or_sum("rates", "drop_off_rate", "drop_off", "Drop-off share.")
+    agent_transfer_rate = mart_or_sum("rates", "agent_transfer_rate", "agent", "Agent-transfer share.")
 
     @property
-    def drop_off_rate(self) -> float | None:
-        """Drop-off share of the sessions, None without sessions."""
-        return ratio(self.drop_off, self.sessions)
+    def other_share(self) -> float | None:
+        """Share of the sessions with none of the three outcomes, None without sessions."""
+        return ratio(self.other, self.sessions)
 
-    @property
-    def agent_transfer_rate(self) -> float | None:
-        """Agent-transfer share of the sessions, None without sessions."""
-        return ratio(self.agent, self.sessions)
+
+def _empty(counts: Outcomes) -> bool:
+    """Whether some counts are nothing at all: no sessions, no outcome, no mart rates."""
+    return (
+        counts.rates is None
+        and counts.sessions == 0
+        and counts.self_service == counts.drop_off == counts.agent == 0
+    )
 
 
 # What `sum_by` groups: any rows with outcome counts.
@@ -144,7 +189,8 @@ def total(rows: Iterable[Outcomes]) -> Totals:
         rows: Daily, slice or tag counts (or totals) to add up.
 
     Returns:
-        The summed counts; their rates are computed from the sums.
+        The summed counts, their rates computed from the sums; one mart row alone keeps the
+        mart's rates.
     """
     result = Totals()
     for row in rows:

@@ -14,11 +14,12 @@ from typing import Any
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from kore_sessions.output.failures import ActionableError
-from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts
+from kore_sessions.report.behaviour import BEHAVIOUR_TABLE, SESSIONS_MART, read_behaviour
+from kore_sessions.report.counts import DailyCounts, Rates, SliceCounts, TagCounts
 from kore_sessions.report.freshness import Freshness, Period, add_months, as_utc, month_start, week_start
 from kore_sessions.report.names import UNKNOWN_CODE
 from kore_sessions.report.privacy import TAG_MAX_DISTINCT
-from kore_sessions.report.report_data import DEFAULT_SCOPE, Behaviour, BotSpan, ReportData
+from kore_sessions.report.report_data import DEFAULT_SCOPE, BotSpan, ReportData
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import SETTINGS_TABLE, existing_relations
 
@@ -34,8 +35,6 @@ WEEKLY_TABLE = "fct_containment_weekly"
 MONTHLY_TABLE = "fct_containment_monthly"
 # The mart of one row per day, bot and tag value: the tag view.
 TAG_TABLE = "fct_containment_by_tag"
-# The mart of one row per session: the behaviour view aggregates it in the warehouse.
-SESSIONS_MART = "fct_sessions"
 # The mart of one row per bot: the span of each bot's sessions and the newest session.
 BOTS_TABLE = "dim_bots"
 # What `kore-sessions models` builds that the report reads; one missing: not built.
@@ -47,6 +46,7 @@ REQUIRED_TABLES = frozenset(
         WEEKLY_TABLE,
         MONTHLY_TABLE,
         TAG_TABLE,
+        BEHAVIOUR_TABLE,
         SESSIONS_MART,
         BOTS_TABLE,
         SETTINGS_TABLE,
@@ -62,12 +62,18 @@ WEEKS_SHOWN = 13
 MONTHS_SHOWN = 12
 # The counts every containment mart has, in DailyCounts' order.
 COUNT_COLUMNS = "sessions, self_service, drop_off, agent"
+# The rates every containment mart computes from them, in Rates' order.
+RATE_COLUMNS = "containment_rate, drop_off_rate, agent_transfer_rate"
 # Period counts per tag value, with how many values each tag has; only the top values a tag
-# come back (the page shows no more), so an id-like tag never sends all its values.
+# come back (the page shows no more), so an id-like tag never sends all its values. A value
+# that is one mart row (one bot, one day) keeps the mart's rates (MAX of one value); those of a
+# value over several rows are not read: its rates are its summed counts'.
 TAG_SQL = """
 WITH per_value AS (
     SELECT tag_scope, tag_name, tag_value, SUM(sessions) AS sessions,
-        SUM(self_service) AS self_service, SUM(drop_off) AS drop_off, SUM(agent) AS agent
+        SUM(self_service) AS self_service, SUM(drop_off) AS drop_off, SUM(agent) AS agent,
+        COUNT(*) AS mart_rows, MAX(containment_rate) AS containment_rate,
+        MAX(drop_off_rate) AS drop_off_rate, MAX(agent_transfer_rate) AS agent_transfer_rate
     FROM {table} WHERE day >= %s AND day <= %s
     GROUP BY tag_scope, tag_name, tag_value
 ),
@@ -77,23 +83,9 @@ ranked AS (
         ROW_NUMBER() OVER (PARTITION BY tag_scope, tag_name ORDER BY sessions DESC, tag_value) AS value_rank
     FROM per_value
 )
-SELECT tag_scope, tag_name, tag_value, distinct_values, sessions, self_service, drop_off, agent
+SELECT tag_scope, tag_name, tag_value, distinct_values, sessions, self_service, drop_off, agent,
+    mart_rows, containment_rate, drop_off_rate, agent_transfer_rate
 FROM ranked WHERE value_rank <= %s ORDER BY tag_scope, tag_name, value_rank
-"""
-# Session behaviour per bot and for all bots (GROUPING = 1), over the sessions whose status is
-# in scope: the definitions of fct_session_behaviour_daily, over the whole period at once
-# (percentiles of days cannot be added up).
-BEHAVIOUR_SQL = """
-SELECT GROUPING(bot_id) AS all_bots, bot_id, COUNT(*) AS sessions,
-    COUNT(*) FILTER (WHERE is_interactive) AS interactive,
-    COUNT(*) FILTER (WHERE is_developer) AS developer,
-    AVG(CAST(message_count AS DOUBLE PRECISION)) AS messages_per_session,
-    AVG(CAST(task_count AS DOUBLE PRECISION)) AS tasks_per_session,
-    PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY duration_seconds) AS p50,
-    PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY duration_seconds) AS p90,
-    PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY duration_seconds) AS p95
-FROM {table} WHERE is_status_in_scope AND day >= %s AND day <= %s
-GROUP BY ROLLUP (bot_id) ORDER BY all_bots, bot_id
 """
 
 
@@ -161,7 +153,7 @@ def _read(client: Any, dataset: str, generated_at: datetime, days: int, has_load
         weekly=[_daily(row) for row in _select(client, WEEKLY_TABLE, "week_start", weeks_from, last_day)],
         monthly=[_daily(row) for row in _select(client, MONTHLY_TABLE, "month_start", months_from, last_day)],
         tags=_tags(client, first, totals_last),
-        behaviour=_behaviour(client, first, totals_last),
+        behaviour=read_behaviour(client, first, totals_last),
         bots=spans,
         last_load_at=freshness.last_load_at,
         newest_session_at=newest,
@@ -206,11 +198,12 @@ def _day_span(client: Any) -> tuple[date | None, date | None]:
 
 
 def _select(client: Any, mart: str, period: str, first: date, last: date, key: str = "") -> list[Any]:
-    """A containment mart's counts from `first` to `last` (its period column), keys first."""
+    """A containment mart's counts and rates from `first` to `last` (its period column), keys first."""
     table = client.make_qualified_table_name(mart)
     keys = ", ".join(column for column in (period, "bot_id", key) if column)
     sql = (
-        f"SELECT {keys}, {COUNT_COLUMNS} FROM {table} WHERE {period} >= %s AND {period} <= %s ORDER BY {keys}"
+        f"SELECT {keys}, {COUNT_COLUMNS}, {RATE_COLUMNS} FROM {table} "
+        f"WHERE {period} >= %s AND {period} <= %s ORDER BY {keys}"
     )
     return client.execute_sql(sql, first, last) or []
 
@@ -221,26 +214,14 @@ def _tags(client: Any, first: date, last: date) -> list[TagCounts]:
     rows = client.execute_sql(TAG_SQL.format(table=table), first, last, TAG_MAX_DISTINCT)
     return [
         TagCounts(
-            str(scope), str(name), None if value is None else str(value), int(distinct), *_counts(counts)
+            str(scope),
+            str(name),
+            None if value is None else str(value),
+            int(distinct),
+            *_counts(values[:4]),
+            rates=_rates(values[5:8]) if values[4] == 1 else None,
         )
-        for scope, name, value, distinct, *counts in rows or []
-    ]
-
-
-def _behaviour(client: Any, first: date, last: date) -> list[Behaviour]:
-    """Session behaviour per bot and for all bots (bot_id None) over the days."""
-    table = client.make_qualified_table_name(SESSIONS_MART)
-    rows = client.execute_sql(BEHAVIOUR_SQL.format(table=table), first, last)
-    return [
-        Behaviour(
-            None if all_bots else str(bot),
-            int(sessions or 0),
-            int(interactive or 0),
-            int(developer or 0),
-            *(None if value is None else float(value) for value in measures),
-        )
-        for all_bots, bot, sessions, interactive, developer, *measures in rows or []
-        if sessions
+        for scope, name, value, distinct, *values in rows or []
     ]
 
 
@@ -266,12 +247,18 @@ def _counts(values: Sequence[Any]) -> tuple[int, int, int, int]:
     return sessions, self_service, drop_off, agent
 
 
+def _rates(values: Sequence[Any]) -> Rates:
+    """Three rate columns of a mart row as floats (NULL stays None)."""
+    containment, drop_off, agent_transfer = (None if value is None else float(value) for value in values)
+    return Rates(containment, drop_off, agent_transfer)
+
+
 def _daily(row: Sequence[Any]) -> DailyCounts:
-    """A row of a mart per day (or week or month) and bot."""
-    return DailyCounts(_as_date(row[0]), str(row[1]), *_counts(row[2:6]))
+    """A row of a mart per day (or week or month) and bot: keys, counts, rates."""
+    return DailyCounts(_as_date(row[0]), str(row[1]), *_counts(row[2:6]), rates=_rates(row[6:9]))
 
 
 def _slice(row: Sequence[Any]) -> SliceCounts:
-    """A row of a mart per day, bot and channel or language."""
+    """A row of a mart per day, bot and channel or language: keys, counts, rates."""
     key = UNKNOWN_CODE if row[2] is None else str(row[2])
-    return SliceCounts(_as_date(row[0]), str(row[1]), key, *_counts(row[3:7]))
+    return SliceCounts(_as_date(row[0]), str(row[1]), *_counts(row[3:7]), rates=_rates(row[7:10]), key=key)

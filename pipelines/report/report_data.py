@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts
+from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts, mart_or_sum
 from kore_sessions.report.freshness import Freshness, Period
 from kore_sessions.warehouse.model_settings import ModelSettings
 
@@ -14,11 +14,21 @@ DEFAULT_SCOPE = ModelSettings().describe()
 
 
 @dataclass(frozen=True)
+class Shares:
+    """The interactive and developer shares of one `fct_session_behaviour_daily` row."""
+
+    interactive_share: float | None
+    developer_share: float | None
+
+
+@dataclass(frozen=True)
 class Behaviour:
     """How the sessions of one bot (or all bots) behaved over the period totals' days.
 
-    Counts the sessions whose status is in scope, whatever their interactive or developer
-    flags (as `fct_session_behaviour_daily`); durations are continuous percentiles, in seconds.
+    Read from `fct_session_behaviour_daily` (the sessions whose status is in scope, whatever
+    their interactive or developer flags); durations are continuous percentiles, in seconds.
+    The counts are the mart's, summed over the days (and bots); a row that is one mart row
+    (one bot, one day) shows the mart's shares, means and percentiles.
 
     Attributes:
         bot_id: The bot, or None for all bots together.
@@ -30,6 +40,7 @@ class Behaviour:
         duration_p50: Median duration.
         duration_p90: 90th percentile of the duration.
         duration_p95: 95th percentile of the duration.
+        shares: The mart's shares when the row is one mart row; None: computed from the counts.
     """
 
     bot_id: str | None
@@ -41,6 +52,10 @@ class Behaviour:
     duration_p50: float | None
     duration_p90: float | None
     duration_p95: float | None
+    shares: Shares | None = None
+
+    interactive_share = mart_or_sum("shares", "interactive_share", "interactive", "Interactive share.")
+    developer_share = mart_or_sum("shares", "developer_share", "developer", "Share of developers' sessions.")
 
 
 @dataclass(frozen=True)

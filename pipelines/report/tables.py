@@ -25,12 +25,13 @@ OUTCOME_HEADINGS = (
     "Agent-transfer rate",
     "Outcome mix",
 )
-# The segments of the outcome bar: count attribute, CSS class, name (colours in page.html).
+# The segments of the outcome bar: share attribute of `Totals` (the three rates, then the rest),
+# CSS class, name (colours in page.html).
 MIX_PARTS = (
-    ("self_service", "ss", "self-service"),
-    ("drop_off", "do", "drop-off"),
-    ("agent", "ag", "agent transfer"),
-    ("other", "ot", "other"),
+    ("containment_rate", "ss", "self-service"),
+    ("drop_off_rate", "do", "drop-off"),
+    ("agent_transfer_rate", "ag", "agent transfer"),
+    ("other_share", "ot", "other"),
 )
 # A segment narrower than this carries no label: the text would not fit (the columns say it).
 MIX_LABEL_MIN = 0.08
@@ -101,8 +102,8 @@ def mix_bar(totals: Totals) -> str:
         return NO_VALUE
     segments, described = [], []
     for attribute, css, name in MIX_PARTS:
-        share = getattr(totals, attribute) / totals.sessions
-        if share <= 0:
+        share = getattr(totals, attribute)
+        if share is None or share <= 0:
             continue
         label = f"{share:.0%}" if share >= MIX_LABEL_MIN else ""
         segments.append(f'<span class="{css}" style="width:{share:.2%}">{label}</span>')
@@ -195,8 +196,8 @@ def _behaviour_row(row: Behaviour, all_bots: str) -> str:
     """One bot's (or all bots') behaviour."""
     cells = [
         f"{row.sessions:,}",
-        percent(row.interactive / row.sessions),
-        percent(row.developer / row.sessions),
+        percent(row.interactive_share),
+        percent(row.developer_share),
         _decimal(row.messages_per_session),
         _decimal(row.tasks_per_session),
         duration(row.duration_p50),
