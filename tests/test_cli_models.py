@@ -13,8 +13,8 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from kore_sessions.warehouse import export
 from kore_sessions.sandbox import SandboxServer
+from kore_sessions.warehouse import export
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import build_models, discover_models
 

@@ -1,4 +1,4 @@
-"""The Dagster job of `pipelines/orchestration/dagster_defs.py`, run by Dagster itself.
+"""The Dagster job of `pipelines/orchestration/dagster_defs.py` (over `partitions.py`), run by Dagster.
 
 `execute_job` runs the reconstructable job on its multiprocess executor (a process per step,
 on a temporary Dagster instance), configured only the documented ways (environment variables
@@ -23,7 +23,14 @@ from typing import Any
 import dagster as dg
 import pytest
 from kore_sessions.orchestration import dagster_defs
-from kore_sessions.orchestration.dagster_defs import MODELS_ASSET, Partition, parse_partitions
+from kore_sessions.orchestration.dagster_defs import MODELS_ASSET
+from kore_sessions.orchestration.partitions import (
+    DEFAULT_SCHEDULE,
+    Partition,
+    parse_partitions,
+    resolve_settings,
+    warehouse_pipeline,
+)
 from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.sandbox.app import SandboxApi
 from kore_sessions.sandbox.errors import BAD_REQUEST_FAULT, error_body
@@ -279,7 +286,7 @@ def test_the_job_loads_partitions_at_once_retries_one_alone_and_builds_the_model
     assert_ran_at_once(run, gated_server.api)  # type: ignore[arg-type]
     assert_retried_alone(run, gated_server)
     warehouse = Loader(gated_server, tmp_path / "check", "postgres")
-    warehouse.pipeline = dagster_defs.warehouse_pipeline(dagster_defs.resolve_settings(), "kore_sessions")
+    warehouse.pipeline = warehouse_pipeline(resolve_settings(), "kore_sessions")
     assert_models_built_once(run, warehouse)
     assert_matches_sandbox(warehouse, gated_server)
     assert_marts_exact(warehouse, gated_server)
@@ -334,8 +341,8 @@ def test_a_step_failure_is_one_line_and_retried_unless_the_configuration_is_wron
 
 
 def test_the_schedule_skips_while_a_run_of_the_job_is_unfinished(tmp_path: Path) -> None:
-    schedule = dagster_defs.load_schedule(dagster_defs.resolve_settings())
-    assert schedule.cron_schedule == dagster_defs.DEFAULT_SCHEDULE
+    schedule = dagster_defs.load_schedule(resolve_settings())
+    assert schedule.cron_schedule == DEFAULT_SCHEDULE
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         assert isinstance(schedule(dg.build_schedule_context(instance=instance)), dg.RunRequest)
         status = dg.DagsterRunStatus.STARTED
