@@ -172,7 +172,7 @@ def part_p(backfill: Backfill) -> list[Figure]:
 
 def pipeline_workers(job: Job) -> int:
     """Threads of the pipeline's request pool for a job's bots (as `extract.fetch_concurrently`)."""
-    from kore_sessions.source.api.settings import MAX_WORKERS
+    from kore_sessions.source.api.rules import MAX_WORKERS
 
     return min(MAX_WORKERS, job.max_in_flight * max(1, len(job.bots)))
 

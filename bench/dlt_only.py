@@ -22,7 +22,7 @@ from kore_sessions.runtime.pipeline import PREFERRED_FILE_FORMAT, make_pipeline
 from kore_sessions.source import batched_tables
 from kore_sessions.source.sessions.arrow import table_hints
 from kore_sessions.source.sessions.records import to_row
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 
 from bench.jobs import Job
 from bench.reference import fetch_all

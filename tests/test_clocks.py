@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
-from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import plan_windows
 

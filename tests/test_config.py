@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kore_sessions.source.api.settings import ALL_BOTS_KEY
+from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.config import ConfigError, RunConfig, parse_bot_ids
 from kore_sessions.source.options import KoreSessionsOptions
 

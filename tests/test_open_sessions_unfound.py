@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kore_sessions.sandbox import SandboxServer
-from kore_sessions.source.sessions.settings import UNRESOLVED_MIN_MISSES, UNRESOLVED_OPEN_PATIENCE
+from kore_sessions.source.sessions.spec import UNRESOLVED_MIN_MISSES, UNRESOLVED_OPEN_PATIENCE
 
 from .conftest import NOW, Loader, api_time, assert_matches_sandbox
 

@@ -9,7 +9,7 @@ from math import ceil
 
 import pytest
 from kore_sessions.sandbox import SandboxServer
-from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
+from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
 
 from .conftest import (
     BOTS,

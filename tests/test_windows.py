@@ -4,7 +4,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
+from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
 from kore_sessions.source.api.windows import WINDOW_OVERLAP, incremental_start, plan_windows
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

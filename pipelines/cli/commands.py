@@ -38,7 +38,7 @@ from kore_sessions.runtime.pipeline import (
 )
 from kore_sessions.runtime.working_folder import prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun, kore_sessions, resolve_options
-from kore_sessions.source.api.settings import ALL_BOTS_KEY
+from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.config import parse_date_setting
 from kore_sessions.source.options import option_names
 from kore_sessions.warehouse.dataset import pipelines_with_state

@@ -18,7 +18,7 @@ from kore_sessions.source.api.paging import PageCap
 from kore_sessions.source.api.windows import Window, plan_windows
 from kore_sessions.source.sessions.endpoint import lookup_sessions
 from kore_sessions.source.sessions.refresh import window_pages
-from kore_sessions.source.sessions.settings import MAX_IDS_PER_LOOKUP
+from kore_sessions.source.sessions.spec import MAX_IDS_PER_LOOKUP
 
 
 @dataclass

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import dlt
 from kore_sessions.report.counts import DailyCounts, Rates, SliceCounts, TagCounts, Totals, total
-from kore_sessions.report.data import ReportError, read_report_data
 from kore_sessions.report.figures import ALL_BOTS, build_figures
 from kore_sessions.report.page import render_report
+from kore_sessions.report.queries import ReportError, read_report_data
 from kore_sessions.report.report_data import Behaviour, BotSpan, ReportData, Shares
 
 __all__ = [

@@ -24,7 +24,7 @@ import dlt
 from kore_sessions.output.failures import ActionableError
 from kore_sessions.runtime.pipeline import finish_pending, load_sessions, source_state
 from kore_sessions.source import KoreClient, KoreSessionsOptions, RepairPlan, SourceRun, kore_sessions
-from kore_sessions.source.api.settings import bot_label
+from kore_sessions.source.api.rules import bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
 from kore_sessions.source.sessions.completeness import (
     DaySlice,

@@ -26,8 +26,8 @@ from dlt.extract.source import DltSource
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
-from kore_sessions.source.api.settings import ALL_BOTS_KEY
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.api.rules import ALL_BOTS_KEY
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
 from kore_sessions.warehouse.erasures import keep_erasures_out

@@ -8,9 +8,9 @@ from operator import attrgetter
 
 from kore_sessions.source import SourceRun
 from kore_sessions.source.api.paging import IncompleteWindowError
-from kore_sessions.source.api.settings import ALL_BOTS_KEY, bot_label
+from kore_sessions.source.api.rules import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp
-from kore_sessions.source.sessions.settings import UNRESOLVED_OPEN_PATIENCE
+from kore_sessions.source.sessions.spec import UNRESOLVED_OPEN_PATIENCE
 
 
 def _of_run(path: str, doc: str) -> property:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from kore_sessions.output.failures import ActionableError
 from kore_sessions.source.sessions.schema import CHILD_TABLES
-from kore_sessions.source.sessions.settings import PRIMARY_KEY, SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import PRIMARY_KEY, SESSIONS_TABLE
 from kore_sessions.warehouse.dataset import existing_relations, warehouse_exists
 
 # The sessions taken out of the warehouse, by the hash of their id: counted as held by `audit`.

@@ -19,7 +19,7 @@ from typing import Any
 
 import dlt
 from kore_sessions.source.sessions.schema import CHILD_TABLES
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.warehouse.dataset import existing_relations
 from kore_sessions.warehouse.erasures import (
     create_erasure_tables,

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 import dlt
-from kore_sessions.source.api.settings import ALL_BOTS_KEY
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.api.rules import ALL_BOTS_KEY
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.warehouse.erasures import erased_count
 from kore_sessions.warehouse.turn import warehouse_turn
 

@@ -24,7 +24,7 @@ from kore_sessions.source.options import KoreSessionsOptions, resolve_options
 from kore_sessions.source.sessions.arrow import TableBatches, page_tables, table_hints
 from kore_sessions.source.sessions.extract import BotExtractor
 from kore_sessions.source.sessions.records import InvalidRecordError
-from kore_sessions.source.sessions.settings import SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import ARROW_BATCH_SESSIONS, SOURCE_NAME
 
 __all__ = [

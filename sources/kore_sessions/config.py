@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from kore_sessions.source.api.errors import ConfigError
-from kore_sessions.source.api.settings import (
+from kore_sessions.source.api.config_error import ConfigError
+from kore_sessions.source.api.rules import (
     ALL_BOTS_KEY,
     CLOCK_SKEW_ALLOWANCE,
     DEFAULT_MAX_IN_FLIGHT,

@@ -20,7 +20,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from kore_sessions.source.api.budget import budget_path, shared_budget
 from kore_sessions.source.api.client import ClientStats, KoreClient, RetryPolicy
 from kore_sessions.source.api.credentials import KoreCredentials
-from kore_sessions.source.api.settings import (
+from kore_sessions.source.api.rules import (
     DEFAULT_ALGORITHM,
     DEFAULT_BACKOFF_INITIAL,
     DEFAULT_BACKOFF_MAX,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from kore_sessions.source.api.errors import ConfigError
+from kore_sessions.source.api.config_error import ConfigError
 
 logger = logging.getLogger("kore_sessions")
 

@@ -27,7 +27,7 @@ from tenacity import (
 from kore_sessions.source.api.answers import KoreApiError, RetryableError, classify_response
 from kore_sessions.source.api.budget import Limit, RateBudget, shared_budget
 from kore_sessions.source.api.credentials import KoreCredentials
-from kore_sessions.source.api.settings import (
+from kore_sessions.source.api.rules import (
     ALL_BOTS_KEY,
     AUTH_HEADER,
     CONNECT_TIMEOUT,

@@ -12,7 +12,7 @@ from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 from jwt.warnings import InsecureKeyLengthWarning
 
-from kore_sessions.source.api.settings import DEFAULT_ALGORITHM, KEY_PAIR_ALGORITHMS, SECRET_ALGORITHMS
+from kore_sessions.source.api.rules import DEFAULT_ALGORITHM, KEY_PAIR_ALGORITHMS, SECRET_ALGORITHMS
 
 # Lifetime of a minted token; Kore documents no `exp`, a short one is harmless.
 TOKEN_LIFETIME_SECONDS = 300

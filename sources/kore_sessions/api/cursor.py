@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from kore_sessions.source.api.rules import STATE_VERSION
 from kore_sessions.source.api.run import SourceRun
-from kore_sessions.source.api.settings import STATE_VERSION
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
 from kore_sessions.source.api.windows import Window, incremental_start
 

@@ -18,8 +18,8 @@ from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.paging import Listing, PageCap, PageRequest, WindowPaging
 from kore_sessions.source.api.pool import RequestPool
+from kore_sessions.source.api.rules import MAX_WORKERS, bot_label
 from kore_sessions.source.api.run import SourceRun
-from kore_sessions.source.api.settings import MAX_WORKERS, bot_label
 from kore_sessions.source.api.windows import Window
 
 logger = logging.getLogger("kore_sessions")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
+from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
 
 # Adjacent windows overlap by this much, so a session on an edge is never lost to rounding;
 # the source drops the duplicate by sessionId.

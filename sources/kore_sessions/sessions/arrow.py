@@ -29,7 +29,7 @@ from kore_sessions.source.sessions.schema import (
     arrow_schema,
     dlt_columns,
 )
-from kore_sessions.source.sessions.settings import PRIMARY_KEY, SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import PRIMARY_KEY, SESSIONS_TABLE
 
 # Typed columns of `sessions`, in order (anything else the API sends follows them).
 SESSION_FIELDS = arrow_schema(SESSION_COLUMNS)

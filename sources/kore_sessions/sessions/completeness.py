@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from kore_sessions.source.api.answers import KoreApiError
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.paging import PageRequest
-from kore_sessions.source.api.settings import MAX_WINDOW_SPAN
+from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.sessions.endpoint import get_sessions_page
 

@@ -12,7 +12,7 @@ from kore_sessions.source.api.client import KoreClient, Route
 from kore_sessions.source.api.paging import Listing, PageRequest
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import Window
-from kore_sessions.source.sessions.settings import (
+from kore_sessions.source.sessions.spec import (
     ADMIN_SESSIONS_PATH,
     BOT_SESSIONS_PATH,
     CONTAINMENT_TYPES,

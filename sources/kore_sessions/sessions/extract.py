@@ -16,8 +16,8 @@ from typing import Any
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.paging import PageCap, PageRequest
+from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.run import SourceRun
-from kore_sessions.source.api.settings import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.walk import WindowWalk
 from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
 from kore_sessions.source.config import RunConfig

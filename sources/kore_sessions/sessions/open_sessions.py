@@ -16,7 +16,7 @@ from typing import Any
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
-from kore_sessions.source.sessions.settings import (
+from kore_sessions.source.sessions.spec import (
     CONTAINMENT_TYPES,
     SESSIONS_TABLE,
     STATUS_ACTIVE,

@@ -10,7 +10,7 @@ from typing import Any
 from kore_sessions.source.api.answers import a_json_type, key_names
 from kore_sessions.source.api.timestamps import parse_timestamp
 from kore_sessions.source.sessions.schema import KNOWN_API_FIELDS, SESSION_COLUMNS
-from kore_sessions.source.sessions.settings import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
+from kore_sessions.source.sessions.spec import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
 
 # (column, API field) of the columns a session's own fields fill, in order.
 ROW_FIELDS = tuple((column.name, column.api_field) for column in SESSION_COLUMNS if column.api_field)

@@ -20,8 +20,8 @@ from typing import Any
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.paging import IncompleteWindowError, PageCap, WindowPaging
+from kore_sessions.source.api.rules import bot_label
 from kore_sessions.source.api.run import SourceRun
-from kore_sessions.source.api.settings import bot_label
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.sessions.endpoint import (
     SESSIONS_LISTING,
@@ -31,7 +31,7 @@ from kore_sessions.source.sessions.endpoint import (
 )
 from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
-from kore_sessions.source.sessions.settings import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP
+from kore_sessions.source.sessions.spec import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP
 
 logger = logging.getLogger("kore_sessions")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from kore_sessions.source.sessions.settings import DELETED_COLUMN, PRIMARY_KEY, SESSIONS_TABLE
+from kore_sessions.source.sessions.spec import DELETED_COLUMN, PRIMARY_KEY, SESSIONS_TABLE
 
 # Timestamps are kept to the microsecond, in UTC.
 TIMESTAMP = pa.timestamp("us", tz="UTC")
