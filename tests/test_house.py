@@ -95,3 +95,15 @@ def test_imports_flow_down_the_layers() -> None:
                 generic = [n for n in names if n.split(".")[0] in ("pipelines", "sources", "sandbox")]
                 assert not generic, f"{name} imports {generic}: the installed package is kore_sessions"
     assert not upward, "\n".join(upward)
+
+
+def test_no_two_modules_of_the_pipeline_or_the_source_share_a_name() -> None:
+    seen: dict[str, str] = {}
+    shared = []
+    for name, path in modules():
+        if name.startswith(("kore_sessions.sandbox", "kore_sessions.sql")) or path.stem.startswith("__"):
+            continue
+        if path.stem in seen:
+            shared.append(f"{seen[path.stem]} and {name}")
+        seen[path.stem] = name
+    assert not shared, "\n".join(shared)
