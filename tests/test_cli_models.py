@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from kore_sessions.sandbox import SandboxServer
 from kore_sessions.warehouse import export
+from kore_sessions.warehouse.model_files import discover_models
 from kore_sessions.warehouse.model_settings import ModelSettings
-from kore_sessions.warehouse.models import build_models, discover_models
+from kore_sessions.warehouse.models import build_models
 
 from .conftest import POSTGRES_DSN, counted_in_sandbox, drop_postgres_dataset
 from .test_cli import DATABASE, cli_env, kore

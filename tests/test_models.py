@@ -10,15 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxServer
 from kore_sessions.source import ConfigError
+from kore_sessions.warehouse.model_files import ModelError, discover_models
 from kore_sessions.warehouse.model_settings import ModelSettings
-from kore_sessions.warehouse.models import (
-    SETTINGS_TABLE,
-    ModelError,
-    build_models,
-    discover_models,
-    render_model,
-    source_stand_ins,
-)
+from kore_sessions.warehouse.models import SETTINGS_TABLE, build_models, render_model, source_stand_ins
 from sqlglot import exp
 
 from .conftest import BOTS, HISTORY_START, NOW, Loader, api_time, make_apps

@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.warehouse.model_files import discover_models
 from kore_sessions.warehouse.model_settings import ModelSettings
-from kore_sessions.warehouse.models import build_models, discover_models
+from kore_sessions.warehouse.models import build_models
 from kore_sessions.warehouse.personal_data import looks_personal_name, looks_personal_value
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, NOW, Loader, api_time, tag_text

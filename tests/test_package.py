@@ -3,6 +3,7 @@ SQL models and report templates, and works from any folder without the repositor
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,10 +17,18 @@ MODELS = sorted(path.relative_to(ROOT / "sql").as_posix() for path in (ROOT / "s
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel built from the repository, as `pip install .` builds it."""
+    """A wheel built from a copy of the repository (what git tracks, as a clone has it; no
+    build folder left in the working tree), as `pip install .` builds it."""
     folder = tmp_path_factory.mktemp("wheel")
+    source = tmp_path_factory.mktemp("source")
+    listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+    tracked = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(folder)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(folder)],
         check=True,
         capture_output=True,
         timeout=600,
@@ -42,7 +51,7 @@ def test_the_installed_package_finds_every_model_anywhere(wheel: Path, tmp_path:
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
         "import kore_sessions, kore_sessions.cli\n"
-        "from kore_sessions.warehouse.models import discover_models\n"
+        "from kore_sessions.warehouse.model_files import discover_models\n"
         "print(kore_sessions.__file__)\n"
         "print(len(discover_models()))\n"
     )

@@ -24,14 +24,9 @@ import pytest
 import sqlglot
 from kore_sessions.report import privacy as report_screen
 from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.warehouse.model_files import MODEL_DIALECT, discover_models
 from kore_sessions.warehouse.model_settings import ModelSettings
-from kore_sessions.warehouse.models import (
-    MODEL_DIALECT,
-    SETTINGS_TABLE,
-    discover_models,
-    render_model,
-    settings_statement,
-)
+from kore_sessions.warehouse.models import SETTINGS_TABLE, render_model, settings_statement
 from kore_sessions.warehouse.personal_data import (
     SQL_NAME_PATTERN,
     SQL_VALUE_PATTERN,

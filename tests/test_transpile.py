@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
-from kore_sessions.warehouse.models import (
-    OPTIONAL_SOURCE_TABLES,
-    Model,
-    discover_models,
-    render_model,
-    source_stand_ins,
-)
+from kore_sessions.warehouse.model_files import Model, discover_models
+from kore_sessions.warehouse.models import OPTIONAL_SOURCE_TABLES, render_model, source_stand_ins
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from kore_sessions.cli.folders import check_folders_on_the_way
 from kore_sessions.output.console import recent_containment_lines
 from kore_sessions.output.failures import EXIT_INCOMPLETE
 from kore_sessions.output.redaction import known_secrets, redact
@@ -43,8 +44,9 @@ from kore_sessions.source.config import parse_date_setting
 from kore_sessions.source.options import option_names
 from kore_sessions.warehouse.dataset import pipelines_with_state
 from kore_sessions.warehouse.export import export_marts
+from kore_sessions.warehouse.model_files import ModelError
 from kore_sessions.warehouse.model_settings import ModelSettings
-from kore_sessions.warehouse.models import ModelError, build_models, models_unbuildable
+from kore_sessions.warehouse.models import build_models, models_unbuildable
 from kore_sessions.warehouse.turn import warehouse_turn
 
 # File `kore-sessions report` writes when no --output is given.
@@ -298,16 +300,6 @@ def command_export(args: argparse.Namespace) -> int:
     for written in exported:
         print(f"{written.path}  {written.rows} rows")
     return 0
-
-
-def check_folders_on_the_way(folder: Path) -> None:
-    """Refuse, in one line, a folder to write into when it, or the nearest part of its path that
-    exists, is a file."""
-    for place in (folder, *folder.parents):
-        if place.exists():
-            if not place.is_dir():
-                raise ConfigError(f"{place} is a file, not a folder: give a folder to write into")
-            return
 
 
 def command_forget(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
-from kore_sessions.warehouse.models import Model, ModelError, discover_models
+from kore_sessions.warehouse.model_files import Model, ModelError, discover_models
 
 # File formats `export` writes.
 EXPORT_FORMATS = ("parquet", "csv")
