@@ -221,6 +221,8 @@ def test_rate_flags_space_the_requests(
         tmp_path,
         SOURCES__KORE_SESSIONS__SECONDS_PER_MINUTE=seconds_per_minute,
         SOURCES__KORE_SESSIONS__START_DATE=(REAL_NOW - timedelta(days=1)).isoformat(),
+        # Small pages: enough requests a bot whatever the hour (a quiet night gives few sessions).
+        SOURCES__KORE_SESSIONS__PAGE_SIZE="5",
     )
     result = kore(["load", "--no-models", flag, "2"], env, tmp_path)
     assert result.returncode == 0, result.stderr
