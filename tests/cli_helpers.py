@@ -20,6 +20,7 @@ import pytest
 from kore_sessions.sandbox import SandboxServer
 
 from .conftest import BOTS, CLIENT_ID, CLIENT_SECRET, REAL_NOW
+from .forked_command import run_command, run_python
 
 DATABASE = "kore_warehouse.duckdb"
 
@@ -48,18 +49,12 @@ def kore(
     args: list[str], env: dict[str, str], cwd: Path, patch: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """Run `kore-sessions` and capture its output; with `patch` (Python source, e.g. a dlt step
-    that kills the process at a chosen moment) executed first."""
+    that kills the process at a chosen moment) executed first. Without a patch, the command
+    runs in a process forked from one that has its imports done (tests/forked_command.py)."""
+    if not patch:
+        return run_command(args, env, cwd, timeout=300)
     script = f"{patch}\nimport sys\nfrom kore_sessions.cli.parser import main\nsys.exit(main(sys.argv[1:]))\n"
-    program = ["-c", script] if patch else ["-m", "kore_sessions.cli"]
-    return subprocess.run(
-        [sys.executable, *program, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_python(["-c", script, *args], env, cwd)
 
 
 def loaded(cwd: Path) -> dict[str, tuple]:
@@ -104,7 +99,10 @@ def normalized(rows: dict[str, tuple]) -> dict[str, tuple]:
 
 # A backfill in one-day windows, one window a bot per load package: the six days `cli_env`
 # starts from are loaded as seven packages in a row, so a kill can land between packages.
-PACKAGE_A_DAY = {"SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24", "SOURCES__KORE_SESSIONS__WINDOWS_PER_RUN": "1"}
+PACKAGE_A_DAY = {
+    "SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24",
+    "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1",
+}
 # Where dlt keeps the command's pipeline under `cli_env`'s DLT_DATA_DIR.
 PIPELINE_FOLDER = Path("dlt_home") / "pipelines" / "kore_sessions"
 # Package stages of dlt's pipeline folder; all but the last hold work a later run must finish.
@@ -240,3 +238,20 @@ def assert_killed_with_work_left(killed: KilledRun, cwd: Path, server: SandboxSe
     assert left or normalized(sessions_after_crash(cwd)) != expected(server), (
         "nothing was left to finish: the kill came after the run had done its work"
     )
+
+
+def rsa_key_pair() -> tuple[str, str]:
+    """A fresh (private PEM, public PEM) pair."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

@@ -23,6 +23,8 @@ from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, g
 from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions
 from kore_sessions.source.sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS
 
+from .postgres_turns import postgres_running  # noqa: F401  (autouse: PostgreSQL in turns)
+
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HISTORY_START = NOW - timedelta(days=20)
 BOTS = ["st-aaaaaaaa-0000-4000-8000-000000000001", "st-aaaaaaaa-0000-4000-8000-000000000002"]
@@ -118,11 +120,36 @@ def recent_history() -> list:
     )
 
 
+def sessions_up_to_now(
+    days: int, per_day: int, seed: int, bots: list[str] = BOTS, ahead: timedelta = timedelta(0)
+) -> list[GeneratedSession]:
+    """`days` days of sessions of `bots` up to the real now (and `ahead` past it)."""
+    start = REAL_NOW - timedelta(days=days)
+    return generate_sessions(bots, start, REAL_NOW + ahead, per_day=per_day, seed=seed)
+
+
+def sandbox_at_real_now(history: list, page_cap: int = 25, latency: float = 0.0) -> SandboxServer:
+    """A sandbox serving `history` on the test apps, its clock at the real now, each answer
+    `latency` seconds late; it listens once entered (`with`)."""
+    server = SandboxServer(history, apps=make_apps(), now=REAL_NOW, page_cap=page_cap)
+    server.set_latency(latency)
+    return server
+
+
 @pytest.fixture
 def live_server(recent_history: list) -> Iterator[SandboxServer]:
     """A sandbox whose clock stands at the real now."""
-    with SandboxServer(recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
+    with sandbox_at_real_now(recent_history) as server:
         yield server
+
+
+@pytest.fixture
+def postgres_dataset(postgres_dsn: str) -> Iterator[str]:
+    """A fresh dataset name on the test PostgreSQL server, dropped afterwards with every staging
+    schema of it and of its partitions."""
+    dataset = f"kore_test_{uuid.uuid4().hex[:10]}"
+    yield dataset
+    drop_postgres_dataset(dataset)
 
 
 def drop_postgres_dataset(dataset: str) -> None:
@@ -158,6 +185,7 @@ class Loader:
                 "duckdb", pipelines_dir=folder / "pipelines", duckdb_path=folder / "w.duckdb"
             )
         self.run_record = SourceRun()
+        self._sql_client: Any = None
 
     def drop_dataset(self) -> None:
         """Drop the PostgreSQL schemas of this loader, with dlt's merge staging schema."""
@@ -184,8 +212,14 @@ class Loader:
         return kore_sessions(**settings, run=self.run_record)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of a query on the dataset (table names unqualified)."""
-        with self.pipeline.sql_client() as client, client.execute_query(sql) as cursor:
+        """Rows of a query on the dataset (table names unqualified), on a connection of its own.
+
+        The SQL client is made once (dlt resolves the destination's configuration for each new
+        one, ~20 ms); each query opens and closes its connection, as a new client would.
+        """
+        if self._sql_client is None:
+            self._sql_client = self.pipeline.sql_client()
+        with self._sql_client as client, client.execute_query(sql) as cursor:
             return [tuple(row) for row in cursor.fetchall()]
 
     def sessions(self) -> dict[str, tuple[Any, ...]]:

@@ -11,6 +11,9 @@ import pytest
 from kore_sessions.source.sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
 from kore_sessions.source.sessions.records import InvalidRecordError, to_row
 
+# Pure: no subprocess, server or database (`pytest -m unit`); dlt only extracts.
+pytestmark = pytest.mark.unit
+
 RAW = {
     "sessionId": "s-1",
     "botId": "st-1",

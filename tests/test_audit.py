@@ -7,7 +7,6 @@ of the incremental runs, so those runs leave them behind and only the audit find
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +29,7 @@ from kore_sessions.source.sessions.completeness import (
 )
 
 from .cli_helpers import DATABASE, cli_env, expected, kore, loaded, normalized
-from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, REAL_NOW, api_time, drop_postgres_dataset, make_apps
+from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, REAL_NOW, api_time, make_apps
 
 T0 = datetime(2026, 11, 3, 12, 30, tzinfo=UTC)
 # The sandbox lags the command's clock by this much.
@@ -309,34 +308,31 @@ def test_a_day_range_and_the_exit_codes(lagging_server: SandboxServer, tmp_path:
 
 
 def test_audit_and_repair_on_postgres_keep_the_marts_in_step(
-    lagging_server: SandboxServer, postgres_dsn: str, tmp_path: Path
+    lagging_server: SandboxServer, postgres_dsn: str, postgres_dataset: str, tmp_path: Path
 ) -> None:
-    dataset = f"kore_audit_{uuid.uuid4().hex[:8]}"
+    dataset = postgres_dataset
     env = {**audit_env(lagging_server, tmp_path), "DESTINATION__POSTGRES__CREDENTIALS": postgres_dsn}
     flags = ["--destination", "postgres", "--dataset", dataset]
-    try:
-        assert kore(["load", *flags, "--time-zone", "Asia/Kolkata"], env, tmp_path).returncode == 0
-        gone = sorted(v["sessionId"] for v in lagging_server.visible_sessions(BOTS[1]))[-40:-38]
-        lagging_server.remove_sessions(gone)
-        assert kore(["audit", *flags], env, tmp_path).returncode == 3
-        repaired = kore(["audit", "--repair", *flags], env, tmp_path)
-        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-        assert "2 deleted" in repaired.stdout and "models rebuilt" in repaired.stdout
-        with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
-            cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".sessions WHERE session_id = ANY(%s)', (gone,))
-            assert cursor.fetchone() == (0,)
-            cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".sessions')
-            held = cursor.fetchone()[0]
-            cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".fct_sessions')
-            modelled = cursor.fetchone()[0]
-            assert held == modelled
-            cursor.execute(f'SELECT reporting_time_zone FROM "{dataset}".kore_model_settings')
-            assert cursor.fetchone() == ("Asia/Kolkata",), "rebuilt with the settings of the last build"
-            audit_table = f'"{dataset}".kore_audit'
-            cursor.execute(f"SELECT repaired, SUM(difference) FROM {audit_table} GROUP BY 1 ORDER BY 1")
-            assert cursor.fetchall() == [(False, -4), (True, 0)], "before the repair (twice), and after"
-    finally:
-        drop_postgres_dataset(dataset)
+    assert kore(["load", *flags, "--time-zone", "Asia/Kolkata"], env, tmp_path).returncode == 0
+    gone = sorted(v["sessionId"] for v in lagging_server.visible_sessions(BOTS[1]))[-40:-38]
+    lagging_server.remove_sessions(gone)
+    assert kore(["audit", *flags], env, tmp_path).returncode == 3
+    repaired = kore(["audit", "--repair", *flags], env, tmp_path)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "2 deleted" in repaired.stdout and "models rebuilt" in repaired.stdout
+    with psycopg2.connect(postgres_dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".sessions WHERE session_id = ANY(%s)', (gone,))
+        assert cursor.fetchone() == (0,)
+        cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".sessions')
+        held = cursor.fetchone()[0]
+        cursor.execute(f'SELECT COUNT(*) FROM "{dataset}".fct_sessions')
+        modelled = cursor.fetchone()[0]
+        assert held == modelled
+        cursor.execute(f'SELECT reporting_time_zone FROM "{dataset}".kore_model_settings')
+        assert cursor.fetchone() == ("Asia/Kolkata",), "rebuilt with the settings of the last build"
+        audit_table = f'"{dataset}".kore_audit'
+        cursor.execute(f"SELECT repaired, SUM(difference) FROM {audit_table} GROUP BY 1 ORDER BY 1")
+        assert cursor.fetchall() == [(False, -4), (True, 0)], "before the repair (twice), and after"
 
 
 def test_the_admin_route_is_audited_for_the_whole_account(

@@ -8,10 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
-from .conftest import BOTS, REAL_NOW, api_time, make_apps
+from .conftest import BOTS, REAL_NOW, api_time, sandbox_at_real_now, sessions_up_to_now
 
 # The sandbox's clock stands this far behind the command's when the loads run; then it moves to
 # the real now while no load runs: a loader that has been stuck for two days.
@@ -21,13 +21,13 @@ STUCK_FOR = timedelta(days=2)
 @pytest.fixture(scope="module")
 def six_days() -> list[GeneratedSession]:
     """Six days of both bots up to the real now."""
-    return generate_sessions(BOTS, REAL_NOW - timedelta(days=6), REAL_NOW, per_day=80, seed=91)
+    return sessions_up_to_now(days=6, per_day=80, seed=91)
 
 
 @pytest.fixture
 def server(six_days: list[GeneratedSession]) -> Iterator[SandboxServer]:
     """The sandbox, its clock at the real now."""
-    with SandboxServer(six_days, apps=make_apps(), now=REAL_NOW, page_cap=50) as running:
+    with sandbox_at_real_now(six_days, page_cap=50) as running:
         yield running
 
 

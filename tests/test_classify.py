@@ -9,6 +9,9 @@ from kore_sessions.source.api.answers import (
 )
 from kore_sessions.source.sessions.endpoint import parse_sessions_page
 
+# Pure: no subprocess, server or database (`pytest -m unit`).
+pytestmark = pytest.mark.unit
+
 
 def answer(status: int, body: bytes | str, headers: dict[str, str] | None = None) -> httpx.Response:
     content = body.encode() if isinstance(body, str) else body

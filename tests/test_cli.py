@@ -25,6 +25,7 @@ from .cli_helpers import (
     normalized,
     package_reached,
     requests_seen,
+    rsa_key_pair,
 )
 from .conftest import ADMIN_ID, ADMIN_SECRET, BOTS, CLIENT_SECRET, REAL_NOW, make_apps
 
@@ -199,18 +200,7 @@ def test_admin_route_with_all_bots_flag(recent_history: list, tmp_path: Path) ->
 
 
 def test_rs256_app_with_enforced_jti(recent_history: list, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private_pem, public_pem = rsa_key_pair()
     app = SandboxApp(client_id="cs-rsa-app", public_key_pem=public_pem, enforce_jti=True)
     with SandboxServer(recent_history, apps=[app], now=REAL_NOW, page_cap=100) as server:
         env = cli_env(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from kore_sessions.warehouse.model_files import discover_models
 from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import build_models
 
-from .conftest import POSTGRES_DSN, counted_in_sandbox, drop_postgres_dataset
+from .conftest import POSTGRES_DSN, counted_in_sandbox
 from .test_cli import DATABASE, cli_env, kore
 
 # The marts, which `export` writes one file each of.
@@ -114,14 +112,6 @@ def test_bad_time_zone_is_a_configuration_error(live_server: SandboxServer, tmp_
         "as 'UTC', 'Europe/Berlin' or 'America/New_York'"
     ]
     assert not (tmp_path / DATABASE).exists()
-
-
-@pytest.fixture
-def postgres_dataset(postgres_dsn: str) -> Iterator[str]:
-    """A fresh dataset name on the test PostgreSQL server, dropped afterwards."""
-    dataset = f"kore_cli_{uuid.uuid4().hex[:10]}"
-    yield dataset
-    drop_postgres_dataset(dataset)
 
 
 def test_postgres_and_duckdb_give_the_same_marts(

@@ -26,6 +26,7 @@ from .cli_helpers import (
     loaded_from,
     normalized,
     packages,
+    rsa_key_pair,
 )
 from .conftest import BOTS, REAL_NOW, api_time, counted_in_sandbox, make_apps
 
@@ -267,23 +268,6 @@ class OneAlgorithmApp(SandboxApp):
 
 # A secret as long as HS512 wants (64 bytes).
 LONG_SECRET = "hs512-app-secret-" + "0123456789abcdef" * 4
-
-
-def rsa_key_pair() -> tuple[str, str]:
-    """A fresh (private PEM, public PEM) pair."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.mark.parametrize(("algorithm", "other"), [("HS512", "HS256"), ("RS512", "RS256")])

@@ -96,11 +96,11 @@ def test_a_bot_quiet_for_weeks_costs_only_the_empty_windows_since_its_newest_ses
     with SandboxServer(sessions, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         loader.clock = ManualClock(NOW + timedelta(hours=2))
-        loader.run(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_run=10)
+        loader.run(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_package=10)
         cursor = api_time(loader.state()["bots"][BOTS[1]]["cursor"])
         assert cursor == newest_start(server, BOTS[1]) < quiet_until
         server.clear_requests()
-        loader.run(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_run=10)
+        loader.run(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_package=10)
         asked = [r.body for r in server.requests if r.bot_id == BOTS[1]]
         expected = plan_windows(
             cursor - timedelta(minutes=60), loader.clock() + CLOCK_SKEW_ALLOWANCE, timedelta(hours=48)
@@ -174,12 +174,12 @@ def test_a_bot_that_never_had_a_session_is_not_walked_from_start_date_again(
         loader = Loader(server, tmp_path)
         loader.clock = ManualClock(NOW + timedelta(hours=5))
         bots = [*BOTS, SILENT_BOT]
-        loader.run(bot_ids=bots, start_date=HISTORY_FROM.isoformat(), windows_per_run=10)
+        loader.run(bot_ids=bots, start_date=HISTORY_FROM.isoformat(), windows_per_package=10)
         state = loader.state()["bots"]
         newest = max(api_time(state[bot]["cursor"]) for bot in BOTS)
         assert api_time(state[SILENT_BOT]["cursor"]) == api_time(state[SILENT_BOT]["server_seen"]) >= newest
         server.clear_requests()
-        loader.run(bot_ids=bots, start_date=HISTORY_FROM.isoformat(), windows_per_run=10)
+        loader.run(bot_ids=bots, start_date=HISTORY_FROM.isoformat(), windows_per_package=10)
         assert len([r for r in server.requests if r.bot_id == SILENT_BOT]) == 1, "one window, not ten days"
         assert_matches_sandbox(loader, server)
 
@@ -190,7 +190,7 @@ def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_p
 
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
-        source = loader.source(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_run=2)
+        source = loader.source(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_package=2)
         load_sessions(loader.pipeline, source, loader.run_record)
         server.advance(timedelta(hours=3))
         again = load_sessions(loader.pipeline, source, loader.run_record)

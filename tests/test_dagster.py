@@ -49,7 +49,6 @@ from .conftest import (
     api_time,
     assert_matches_sandbox,
     counted_in_sandbox,
-    drop_postgres_dataset,
     make_apps,
 )
 
@@ -145,26 +144,18 @@ def gated_server(history: list[GeneratedSession]) -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def dataset(postgres_dsn: str) -> Iterator[str]:
-    """A fresh PostgreSQL dataset, dropped afterwards with every staging schema of it."""
-    name = f"kore_dagster_{uuid.uuid4().hex[:8]}"
-    yield name
-    drop_postgres_dataset(name)
-
-
-@pytest.fixture
-def configured(gated_server: SandboxServer, dataset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def configured(gated_server: SandboxServer, postgres_dataset: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The documented configuration, in the environment the step processes inherit."""
     settings = {
         "ORCHESTRATION__PARTITIONS": json.dumps(GROUPS),
         "ORCHESTRATION__DESTINATION": "postgres",
-        "ORCHESTRATION__DATASET": dataset,
+        "ORCHESTRATION__DATASET": postgres_dataset,
         "ORCHESTRATION__MAX_CONCURRENT": "3",
         "ORCHESTRATION__RETRY_DELAY": "0",
         "DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN,
         "SOURCES__KORE_SESSIONS__HOST": gated_server.url,
         "SOURCES__KORE_SESSIONS__START_DATE": (REAL_NOW - timedelta(days=HISTORY_DAYS)).isoformat(),
-        "SOURCES__KORE_SESSIONS__WINDOWS_PER_RUN": "1",
+        "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1",
         "SOURCES__KORE_SESSIONS__BACKOFF_INITIAL": "0.01",
         "SOURCES__KORE_SESSIONS__BACKOFF_MAX": "0.05",
         "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID": CLIENT_ID,

@@ -113,7 +113,7 @@ def test_a_partition_extracting_while_forget_runs_leaves_the_person_out(
     live_server.set_latency(0.25)
     start = format_api_timestamp(REAL_NOW - timedelta(days=5, hours=1))
     backfill = ["load", *partition, "--start", start, "--end", format_api_timestamp(REAL_NOW)]
-    slow = {"SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24", "SOURCES__KORE_SESSIONS__WINDOWS_PER_RUN": "1"}
+    slow = {"SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24", "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1"}
     running = subprocess.Popen(
         [sys.executable, "-m", "kore_sessions.cli", *backfill],
         env={**env, **slow},

@@ -7,44 +7,41 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import kore_sessions.cli.commands as commands
 import pytest
 from kore_sessions.cli.parser import main
 from kore_sessions.runtime.lock import RunLock, RunLockedError
-from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
 
 from .cli_helpers import DATABASE, cli_env, expected, kore, loaded_from, normalized
-from .conftest import BOTS, REAL_NOW, make_apps
+from .conftest import BOTS, sandbox_at_real_now, sessions_up_to_now
 
 HEALTHY_BOT, FAILING_BOT = BOTS
 # One package a day, so the healthy partition loads a package within a second or two and keeps
 # loading while the failing one retries.
-PACKAGE_A_DAY = ["--window-hours", "24", "--windows-per-run", "1"]
+PACKAGE_A_DAY = ["--window-hours", "24", "--windows-per-package", "1"]
 
 
 @pytest.fixture(scope="module")
 def two_bots() -> list[GeneratedSession]:
     """Five days of both bots up to the real now."""
-    return generate_sessions(BOTS, REAL_NOW - timedelta(days=5), REAL_NOW, per_day=150, seed=71)
+    return sessions_up_to_now(days=5, per_day=150, seed=71)
 
 
 @pytest.fixture
 def healthy(two_bots: list[GeneratedSession]) -> Iterator[SandboxServer]:
     """The API as it should be, a little slow."""
-    with SandboxServer(two_bots, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
-        server.set_latency(0.1)
+    with sandbox_at_real_now(two_bots, latency=0.1) as server:
         yield server
 
 
 @pytest.fixture
 def failing(two_bots: list[GeneratedSession]) -> Iterator[SandboxServer]:
     """An API that answers every request with a 500, after a second."""
-    with SandboxServer(two_bots, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
+    with sandbox_at_real_now(two_bots, latency=1.0) as server:
         server.set_fault_rates({"500": 1.0})
-        server.set_latency(1.0)
         yield server
 
 

@@ -96,7 +96,7 @@ KILL_POINTS: dict[str, Callable[[SandboxServer, Path, random.Random], Event]] = 
 # Half-day windows, one a bot per package: thirteen packages, so five kills never run out of work.
 PACKAGE_PER_HALF_DAY = {
     "SOURCES__KORE_SESSIONS__WINDOW_HOURS": "12",
-    "SOURCES__KORE_SESSIONS__WINDOWS_PER_RUN": "1",
+    "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1",
     "SOURCES__KORE_SESSIONS__MAX_IN_FLIGHT": "2",
 }
 

@@ -688,10 +688,14 @@ def test_daily_defaults_with_rates(hand: Loaded) -> None:
     assert {k: tuple(float(v) for v in r) for k, r in rates.items()} == approx_rows(DAILY_UTC_RATES)
 
 
+# By scenario, then mart: the tests of one scenario share one build of the models.
+CONTAINMENT_CASES = sorted(CONTAINMENT, key=lambda case: (case[1], case[0]))
+
+
 @pytest.mark.parametrize(
     ("mart", "scenario"),
-    list(CONTAINMENT),
-    ids=[f"{mart.removeprefix('fct_containment_')}-{scenario}" for mart, scenario in CONTAINMENT],
+    CONTAINMENT_CASES,
+    ids=[f"{mart.removeprefix('fct_containment_')}-{scenario}" for mart, scenario in CONTAINMENT_CASES],
 )
 def test_containment_by_hand(hand: Loaded, mart: str, scenario: str) -> None:
     settings = SETTINGS[scenario]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, loaded, normalized
 from .conftest import BOTS, counted_in_sandbox
+from .forked_command import run_python
 
 # Python run first in the child: after it, `import dagster` (or `dagster_webserver`, ...)
 # raises ModuleNotFoundError, as in an environment without the extra.
@@ -61,15 +60,7 @@ us = "st-3"
 def run_without_dagster(body: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Run `body` in a fresh interpreter that cannot import Dagster; its JSON report."""
     script = f"{BLOCK_DAGSTER}\nimport json\nreport = {{}}\n{body}\n{REPORT_DAGSTER}"
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_python(["-c", script], env, cwd)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     assert report.pop("dagster_defs_imported") is False, "the blocker must keep Dagster out"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .forked_command import run_python
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = sorted(path.relative_to(ROOT / "sql").as_posix() for path in (ROOT / "sql").glob("*/*.sql"))
 
@@ -55,15 +57,7 @@ def test_the_installed_package_finds_every_model_anywhere(wheel: Path, tmp_path:
         "print(kore_sessions.__file__)\n"
         "print(len(discover_models()))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(["-c", probe], {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, tmp_path, 120)
     assert result.returncode == 0, result.stderr
     where, models = result.stdout.split()
     assert Path(where).is_relative_to(site), "the wheel's package, not the repository's folders"

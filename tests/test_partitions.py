@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +11,16 @@ from pathlib import Path
 import duckdb
 import psycopg2
 import pytest
-from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, normalized
-from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, counted_in_sandbox, drop_postgres_dataset, make_apps
+from .conftest import (
+    BOTS,
+    POSTGRES_DSN,
+    counted_in_sandbox,
+    sandbox_at_real_now,
+    sessions_up_to_now,
+)
 
 # Three bots, one partition each.
 PARTITION_BOTS = [*BOTS, "st-aaaaaaaa-0000-4000-8000-000000000003"]
@@ -25,25 +30,14 @@ PARTITIONS = {f"part_{index}": bot for index, bot in enumerate(PARTITION_BOTS)}
 @pytest.fixture(scope="module")
 def three_bots() -> list[GeneratedSession]:
     """Five days of three bots up to the real now, and two hours to come."""
-    return generate_sessions(
-        PARTITION_BOTS, REAL_NOW - timedelta(days=5), REAL_NOW + timedelta(hours=2), per_day=150, seed=61
-    )
+    return sessions_up_to_now(days=5, per_day=150, seed=61, bots=PARTITION_BOTS, ahead=timedelta(hours=2))
 
 
 @pytest.fixture
 def partition_server(three_bots: list[GeneratedSession]) -> Iterator[SandboxServer]:
     """The sandbox at the real now, slow enough (0.3 s an answer) that three backfills overlap."""
-    with SandboxServer(three_bots, apps=make_apps(), now=REAL_NOW, page_cap=25) as server:
-        server.set_latency(0.3)
+    with sandbox_at_real_now(three_bots, latency=0.3) as server:
         yield server
-
-
-@pytest.fixture
-def postgres_dataset(postgres_dsn: str) -> Iterator[str]:
-    """A fresh dataset, dropped afterwards with every staging schema of its partitions."""
-    dataset = f"kore_parts_{uuid.uuid4().hex[:8]}"
-    yield dataset
-    drop_postgres_dataset(dataset)
 
 
 def load_partitions_at_once(

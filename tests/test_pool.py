@@ -9,6 +9,9 @@ from collections import Counter
 import pytest
 from kore_sessions.source.api.pool import RequestPool
 
+# Pure: no subprocess, server or database (`pytest -m unit`).
+pytestmark = pytest.mark.unit
+
 
 class Gauge:
     """Counts calls running at once, per owner and in all."""

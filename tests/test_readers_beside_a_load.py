@@ -37,7 +37,7 @@ def test_readers_in_a_loop_beside_a_load_neither_fail_it_nor_fail_themselves(
     start = format_api_timestamp(REAL_NOW - timedelta(days=5, hours=1))
     backfill = ["load", "--start", start, "--end", format_api_timestamp(REAL_NOW), "--window-hours", "24"]
     load = subprocess.Popen(
-        [sys.executable, "-m", "kore_sessions.cli", *backfill, "--windows-per-run", "1"],
+        [sys.executable, "-m", "kore_sessions.cli", *backfill, "--windows-per-package", "1"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

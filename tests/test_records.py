@@ -15,6 +15,9 @@ from kore_sessions.source.sessions.records import (
     to_row,
 )
 
+# Pure: no subprocess, server or database (`pytest -m unit`).
+pytestmark = pytest.mark.unit
+
 SAMPLE = {
     "sessionId": "6465cf6e4769ed4e822b82a1",
     "botId": "st-dc600cf5-b1c5-581e-a2c3-eb81fe39c927",

@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
+from kore_sessions.cli.audit_command import command_audit
+from kore_sessions.cli.command_settings import WarehouseSettings
 from kore_sessions.cli.commands import (
     DEFAULT_REPORT_FILE,
-    command_audit,
     command_demo,
     command_export,
     command_forget,
@@ -19,6 +20,13 @@ from kore_sessions.cli.commands import (
     command_lookup,
     command_models,
     command_report,
+)
+from kore_sessions.cli.flags import (
+    add_model_flags,
+    add_source_flags,
+    an_id,
+    non_negative_float,
+    positive_int,
 )
 from kore_sessions.output.failures import (
     EXIT_CONFIG,
@@ -29,14 +37,9 @@ from kore_sessions.output.failures import (
 )
 from kore_sessions.output.redaction import known_secrets, redact
 from kore_sessions.runtime.audit import DEFAULT_AUDIT_DAYS, DEFAULT_GRACE_HOURS
-from kore_sessions.runtime.pipeline import (
-    DEFAULT_DATASET,
-    DEFAULT_DUCKDB_FILE,
-)
 from kore_sessions.source.heap import tune_process_heap
-from kore_sessions.source.options import option_infos
 from kore_sessions.warehouse.export import EXPORT_FORMATS
-from kore_sessions.warehouse.turn import DEFAULT_TURN_TIMEOUT, TurnWait
+from kore_sessions.warehouse.turn import TurnWait
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -47,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(quiet=getattr(args, "quiet", False))
-    TurnWait.set(getattr(args, "turn_timeout", None))
+    TurnWait.set(WarehouseSettings.from_arguments(args).turn_timeout)
     return run_guarded(args.handler, args)
 
 
@@ -72,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(commands: Any) -> None:
     """`load`: one incremental run, or a bounded backfill."""
     load = commands.add_parser("load", help="load sessions incrementally (or a bounded range)")
-    _add_source_arguments(load, with_dates=True)
-    _add_warehouse_arguments(load)
-    _add_model_arguments(load)
+    add_source_flags(load, with_dates=True)
+    WarehouseSettings.add_flags(load)
+    add_model_flags(load)
     load.add_argument("--no-models", action="store_true", help="do not rebuild the SQL models")
     load.set_defaults(handler=command_load)
 
@@ -102,16 +105,16 @@ def _audit(commands: Any) -> None:
         action="store_true",
         help="audit every pipeline (partition) with state in the dataset, each for its own bots",
     )
-    _add_source_arguments(audit)
-    _add_warehouse_arguments(audit)
+    add_source_flags(audit)
+    WarehouseSettings.add_flags(audit)
     audit.set_defaults(handler=command_audit)
 
 
 def _models(commands: Any) -> None:
     """`models`: build or refresh the SQL models."""
     models = commands.add_parser("models", help="build or refresh the SQL models in the dataset")
-    _add_warehouse_arguments(models)
-    _add_model_arguments(models)
+    WarehouseSettings.add_flags(models)
+    add_model_flags(models)
     models.add_argument(
         "--days", type=positive_int, default=7, help="days shown in the printed table (default 7)"
     )
@@ -121,7 +124,7 @@ def _models(commands: Any) -> None:
 def _report(commands: Any) -> None:
     """`report`: the HTML containment report."""
     report = commands.add_parser("report", help="write a self-contained HTML containment report")
-    _add_warehouse_arguments(report)
+    WarehouseSettings.add_flags(report)
     report.add_argument(
         "--output", default=DEFAULT_REPORT_FILE, help=f"HTML file to write (default {DEFAULT_REPORT_FILE})"
     )
@@ -132,7 +135,7 @@ def _report(commands: Any) -> None:
 def _export(commands: Any) -> None:
     """`export`: the marts as files."""
     export = commands.add_parser("export", help="write the marts as Parquet or CSV files")
-    _add_warehouse_arguments(export)
+    WarehouseSettings.add_flags(export)
     export.add_argument(
         "--format",
         choices=EXPORT_FORMATS,
@@ -152,7 +155,7 @@ def _forget(commands: Any) -> None:
     forget.add_argument(
         "--user-id", dest="user_ids", action="append", required=True, help="the user id (repeatable)"
     )
-    _add_warehouse_arguments(forget)
+    WarehouseSettings.add_flags(forget)
     forget.set_defaults(handler=command_forget)
 
 
@@ -173,10 +176,9 @@ def _lookup(commands: Any) -> None:
     lookup.add_argument(
         "--days", type=positive_int, default=7, help="days a call id is looked for in (default 7)"
     )
-    lookup.add_argument(
-        "--pipelines-dir", help="where the rate budget is kept (default dlt's pipelines folder)"
-    )
-    _add_source_arguments(lookup)
+    budget_help = "where the rate budget is kept (default dlt's pipelines folder)"
+    WarehouseSettings.add_flags(lookup, only=["pipelines_dir"], helps={"pipelines_dir": budget_help})
+    add_source_flags(lookup)
     lookup.set_defaults(handler=command_lookup)
 
 
@@ -190,98 +192,6 @@ def _demo(commands: Any) -> None:
     )
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(handler=command_demo)
-
-
-def _add_source_arguments(command: argparse.ArgumentParser, with_dates: bool = False) -> None:
-    """The source's options as flags (`load`, `audit`): one per option of `KoreSessionsOptions`,
-    named after it, each overriding its key in [sources.kore_sessions]; `--start`/`--end` set
-    `start_date`/`end_date` on `load` only (on `audit` they name its range)."""
-    renamed = {"bot_ids": "--bot", "start_date": "--start", "end_date": "--end"}
-    for option in option_infos():
-        if option.name in ("start_date", "end_date") and not with_dates:
-            continue
-        flag = renamed.get(option.name, "--" + option.name.replace("_", "-"))
-        shown = f" (default {option.default})" if option.default not in (None, False) else ""
-        text = f"{option.help}{shown}".replace("%", "%%")
-        if option.kind is bool:
-            command.add_argument(flag, dest=option.name, action="store_true", default=None, help=text)
-        elif option.name == "bot_ids":
-            command.add_argument(flag, dest=option.name, action="append", help=text + " (repeatable)")
-        else:
-            command.add_argument(flag, dest=option.name, type=option.kind, help=text)
-    command.add_argument("--quiet", action="store_true", help="no progress lines")
-
-
-def _add_warehouse_arguments(command: argparse.ArgumentParser) -> None:
-    """Flags saying which warehouse and dataset a command works on."""
-    command.add_argument("--destination", default="duckdb", help="dlt destination (default duckdb)")
-    command.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset of the sessions and models")
-    command.add_argument(
-        "--pipeline-name",
-        help="the pipeline (a partition of bots): its own state, lock and staging dataset (default "
-        "dlt's pipeline_name key, else kore_sessions)",
-    )
-    command.add_argument("--pipelines-dir", help="where dlt keeps pipeline state")
-    command.add_argument("--duckdb-file", help=f"DuckDB database file (default ./{DEFAULT_DUCKDB_FILE})")
-    command.add_argument(
-        "--turn-timeout",
-        type=non_negative_float,
-        help="seconds to wait while another process loads into the dataset or builds its models "
-        f"(default {DEFAULT_TURN_TIMEOUT:g})",
-    )
-
-
-def an_id(text: str) -> str:
-    """An argparse type: an id, not blank (a blank `callId` would filter nothing)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be blank")
-    return text.strip()
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a number of at least 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
-
-
-def _add_model_arguments(command: argparse.ArgumentParser) -> None:
-    """Flags of the model settings; each overrides its key in [models]."""
-    command.add_argument(
-        "--time-zone", dest="reporting_time_zone", help="reporting time zone, IANA (default UTC)"
-    )
-    for scope in ("active", "non-interactive", "developer"):
-        command.add_argument(
-            f"--include-{scope}", action="store_true", default=None, help=f"count {scope} sessions too"
-        )
-    command.add_argument(
-        "--tag",
-        dest="tag_names",
-        action="append",
-        help="a tag the tag mart slices by (repeatable; "
-        "default: tags with few distinct values whose name is not personal)",
-    )
-    command.add_argument(
-        "--include-personal-data",
-        action="store_true",
-        default=None,
-        help="keep user_id and call_id in fct_sessions (NULL by default)",
-    )
 
 
 def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
@@ -26,7 +26,7 @@ from kore_sessions.warehouse.model_files import (
     ModelError,
     discover_models,
 )
-from kore_sessions.warehouse.model_settings import DEFAULT_TAG_MAX_VALUES, ModelSettings
+from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.personal_data import SQL_NAME_PATTERN, SQL_VALUE_PATTERN
 from kore_sessions.warehouse.turn import warehouse_turn
 from sqlglot import exp
@@ -124,25 +124,23 @@ def source_stand_ins(present: Mapping[str, set[str]], schema: str) -> dict[str, 
 def settings_statement(settings: ModelSettings, dialect: str, schema: str, built_at: datetime) -> str:
     """`CREATE TABLE kore_model_settings AS SELECT ...`: the one row the models read.
 
-    Besides the settings it holds the personal-data rule's two patterns
+    One column per setting (`ModelSettings.columns`, in the fields' order). Besides the
+    settings it holds the personal-data rule's two patterns
     (`kore_sessions.warehouse.personal_data`), which `int_tags__sliced` reads: they are constants, not
     settings, and are written on every build.
     """
-    values = {
-        "reporting_time_zone": exp.cast(exp.Literal.string(settings.reporting_time_zone), "VARCHAR"),
-        "include_active": exp.cast(exp.Boolean(this=settings.include_active), "BOOLEAN"),
-        "include_non_interactive": exp.cast(exp.Boolean(this=settings.include_non_interactive), "BOOLEAN"),
-        "include_developer": exp.cast(exp.Boolean(this=settings.include_developer), "BOOLEAN"),
-        "tag_allow_list": exp.cast(
-            exp.null() if settings.tag_allow_list is None else exp.Literal.string(settings.tag_allow_list),
-            "VARCHAR",
-        ),
-        "tag_max_values": exp.cast(exp.Literal.number(settings.tag_max_values), "BIGINT"),
-        "include_personal_data": exp.cast(exp.Boolean(this=settings.include_personal_data), "BOOLEAN"),
-        "personal_name_pattern": exp.cast(exp.Literal.string(SQL_NAME_PATTERN), "VARCHAR"),
-        "personal_value_pattern": exp.cast(exp.Literal.string(SQL_VALUE_PATTERN), "VARCHAR"),
-        "built_at": exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ"),
+    literals: dict[str, Callable[[Any], exp.Expression]] = {
+        "VARCHAR": lambda value: exp.null() if value is None else exp.Literal.string(value),
+        "BOOLEAN": lambda value: exp.Boolean(this=value),
+        "BIGINT": lambda value: exp.Literal.number(value),
     }
+    values = {
+        column.name: exp.cast(literals[column.sql_type](value), column.sql_type)
+        for column, value in settings.columns()
+    }
+    values["personal_name_pattern"] = exp.cast(exp.Literal.string(SQL_NAME_PATTERN), "VARCHAR")
+    values["personal_value_pattern"] = exp.cast(exp.Literal.string(SQL_VALUE_PATTERN), "VARCHAR")
+    values["built_at"] = exp.cast(exp.Literal.string(built_at.isoformat()), "TIMESTAMPTZ")
     query = exp.select(*(value.as_(name) for name, value in values.items()))
     create = exp.Create(
         this=exp.Table(this=exp.to_identifier(SETTINGS_TABLE), db=exp.to_identifier(schema)),
@@ -215,16 +213,7 @@ def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:
         with client.execute_query(f"SELECT * FROM {table}") as cursor:
             names = [column[0] for column in cursor.description]
             row = dict(zip(names, cursor.fetchall()[0], strict=True))
-    allow_list = row.get("tag_allow_list")
-    return ModelSettings(
-        reporting_time_zone=str(row["reporting_time_zone"]),
-        include_active=bool(row["include_active"]),
-        include_non_interactive=bool(row["include_non_interactive"]),
-        include_developer=bool(row["include_developer"]),
-        tag_names=tuple(name for name in str(allow_list).split(",") if name) if allow_list else (),
-        tag_max_values=int(row.get("tag_max_values") or DEFAULT_TAG_MAX_VALUES),
-        include_personal_data=bool(row.get("include_personal_data")),
-    )
+    return ModelSettings.from_columns(row)
 
 
 def _existing_columns(client: Any, schema: str) -> dict[str, set[str]]:

@@ -19,7 +19,7 @@ from kore_sessions.source.api.rules import (
 )
 from kore_sessions.source.api.timestamps import parse_timestamp
 from kore_sessions.source.api.windows import check_span
-from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_RUN
+from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_PACKAGE
 
 # Where the first backfill starts when no start_date is configured.
 DEFAULT_BACKFILL_DAYS = 30
@@ -30,7 +30,7 @@ CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("requests_per_hour", 1, None),
     ("lookback_minutes", 0, None),
     ("max_in_flight", 1, MAX_IN_FLIGHT),
-    ("windows_per_run", 1, None),
+    ("windows_per_package", 1, None),
     ("seconds_per_minute", 0.001, None),
     ("max_attempts", 1, None),
     ("backoff_initial", 0, None),
@@ -71,7 +71,7 @@ class RunConfig:
     requests_per_hour: int
     clock: Callable[[], datetime]
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
+    windows_per_package: int = DEFAULT_WINDOWS_PER_PACKAGE
     repair: RepairPlan | None = None
     start_date_given: bool = False
 
@@ -169,7 +169,7 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
         requests_per_hour=int(options.requests_per_hour),
         clock=clock,
         max_in_flight=int(options.max_in_flight),
-        windows_per_run=int(options.windows_per_run),
+        windows_per_package=int(options.windows_per_package),
         start_date_given=start_date_given,
     )
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import re
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
@@ -37,63 +36,89 @@ from kore_sessions.source.config import ConfigError, RunConfig, build_run_config
 from kore_sessions.source.settings import (
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_RETENTION_DAYS,
-    DEFAULT_WINDOWS_PER_RUN,
+    DEFAULT_WINDOWS_PER_PACKAGE,
     SOURCE_NAME,
 )
 
 # Where dlt looks for them: [sources.kore_sessions] or SOURCES__KORE_SESSIONS__<KEY>.
 CONFIG_SECTIONS = ("sources", SOURCE_NAME)
+# The renamed options this process has given notice of (once each).
+_NOTICED: set[str] = set()
+
+
+def option(default: Any, help_text: str, **cli: Any) -> Any:
+    """A source option's field: its default and its help, from which its flag, the flag's help
+    and its default are derived (`kore_sessions.cli.flags`).
+
+    Args:
+        default: The value when neither config nor a flag sets it.
+        help_text: What the option means, one sentence or two.
+        cli: Further metadata for the command line: `flag` (default `--<name>`), `repeatable`,
+            or `renamed_to` (an old name, still read, with a notice).
+    """
+    return dataclasses.field(default=default, metadata={"help": help_text, **cli})
 
 
 @configspec
 class KoreSessionsOptions(BaseConfiguration):
-    """Every option of the `kore_sessions` source.
+    """Every option of the `kore_sessions` source; each field's help says what it means."""
 
-    Attributes:
-        host: Base URL of the Kore.ai environment, e.g. `https://platform.kore.ai`.
-        bot_ids: One or more bot ids (a list, a JSON list or a comma-separated string).
-        all_bots: Use the Admin Console route that covers every bot of the account.
-        start_date: Where the first backfill starts when there is no state (default 30 days ago).
-        end_date: With start_date, a bounded backfill that leaves the cursor alone.
-        page_size: Sessions asked for per request (the server may cap it).
-        window_hours: Span of one request's window, under 7 days.
-        lookback_minutes: How far behind its cursor each run reads again, for late arrivals.
-        requests_per_minute: Rolling limit per bot (per account on the admin route).
-        requests_per_hour: Rolling hourly limit, checked as well.
-        max_in_flight: Requests of one bot waiting or running at once (bots run in parallel).
-        windows_per_run: Windows of one bot per load package; a longer backfill takes several.
-        seconds_per_minute: Length of the limits' minute in seconds (60; less only for a sandbox
-            or benchmark with scaled-down limits).
-        max_attempts: Attempts per request before giving up on retryable errors.
-        backoff_initial: First backoff wait in seconds; it doubles per attempt, with jitter.
-        backoff_max: Longest single wait in seconds.
-        retry_deadline: Longest time in seconds spent retrying one request.
-        retention_days: Days of sessions the platform keeps; `audit` checks nothing older.
-        rate_budget_file: SQLite file counting each bot's requests for every process of the
-            machine (default: `kore_sessions_rate_budget.sqlite` in the pipelines folder).
-        credentials: The app's client id and secret (or private key).
-    """
-
-    host: str = None
-    bot_ids: Optional[Any] = None  # noqa: UP045 - dlt reads Optional from the annotation
-    all_bots: bool = False
-    start_date: Optional[Any] = None  # noqa: UP045
-    end_date: Optional[Any] = None  # noqa: UP045
-    page_size: int = DEFAULT_PAGE_SIZE
-    window_hours: float = DEFAULT_WINDOW_HOURS
-    lookback_minutes: float = DEFAULT_LOOKBACK_MINUTES
-    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
-    requests_per_hour: int = DEFAULT_REQUESTS_PER_HOUR
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
-    windows_per_run: int = DEFAULT_WINDOWS_PER_RUN
-    seconds_per_minute: float = 60.0
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    backoff_initial: float = DEFAULT_BACKOFF_INITIAL
-    backoff_max: float = DEFAULT_BACKOFF_MAX
-    retry_deadline: float = DEFAULT_RETRY_DEADLINE
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    rate_budget_file: Optional[str] = None  # noqa: UP045
-    credentials: KoreCredentials = None
+    host: str = option(None, "Base URL of the Kore.ai environment, e.g. `https://platform.kore.ai`.")
+    bot_ids: Optional[Any] = option(  # noqa: UP045 - dlt reads Optional from the annotation
+        None,
+        "One or more bot ids (a list, a JSON list or a comma-separated string).",
+        flag="--bot",
+        repeatable=True,
+    )
+    all_bots: bool = option(False, "Use the Admin Console route that covers every bot of the account.")
+    start_date: Optional[Any] = option(  # noqa: UP045
+        None, "Where the first backfill starts when there is no state (default 30 days ago).", flag="--start"
+    )
+    end_date: Optional[Any] = option(  # noqa: UP045
+        None, "With start_date, a bounded backfill that leaves the cursor alone.", flag="--end"
+    )
+    page_size: int = option(DEFAULT_PAGE_SIZE, "Sessions asked for per request (the server may cap it).")
+    window_hours: float = option(DEFAULT_WINDOW_HOURS, "Span of one request's window, under 7 days.")
+    lookback_minutes: float = option(
+        DEFAULT_LOOKBACK_MINUTES, "How far behind its cursor each run reads again, for late arrivals."
+    )
+    requests_per_minute: int = option(
+        DEFAULT_REQUESTS_PER_MINUTE, "Rolling limit per bot (per account on the admin route)."
+    )
+    requests_per_hour: int = option(DEFAULT_REQUESTS_PER_HOUR, "Rolling hourly limit, checked as well.")
+    max_in_flight: int = option(
+        DEFAULT_MAX_IN_FLIGHT, "Requests of one bot waiting or running at once (bots run in parallel)."
+    )
+    windows_per_package: int = option(
+        DEFAULT_WINDOWS_PER_PACKAGE, "Windows of one bot per load package; a longer backfill takes several."
+    )
+    windows_per_run: Optional[int] = option(  # noqa: UP045
+        None, "The old name of windows_per_package.", renamed_to="windows_per_package"
+    )
+    seconds_per_minute: float = option(
+        60.0,
+        "Length of the limits' minute in seconds (60; less only for a sandbox or benchmark with "
+        "scaled-down limits).",
+    )
+    max_attempts: int = option(
+        DEFAULT_MAX_ATTEMPTS, "Attempts per request before giving up on retryable errors."
+    )
+    backoff_initial: float = option(
+        DEFAULT_BACKOFF_INITIAL, "First backoff wait in seconds; it doubles per attempt, with jitter."
+    )
+    backoff_max: float = option(DEFAULT_BACKOFF_MAX, "Longest single wait in seconds.")
+    retry_deadline: float = option(
+        DEFAULT_RETRY_DEADLINE, "Longest time in seconds spent retrying one request."
+    )
+    retention_days: int = option(
+        DEFAULT_RETENTION_DAYS, "Days of sessions the platform keeps; `audit` checks nothing older."
+    )
+    rate_budget_file: Optional[str] = option(  # noqa: UP045
+        None,
+        "SQLite file counting each bot's requests for every process of the machine (default: "
+        "`kore_sessions_rate_budget.sqlite` in the pipelines folder).",
+    )
+    credentials: KoreCredentials = option(None, "The app's client id and secret (or private key).")
 
     def run_config(self, clock: Callable[[], datetime] | None = None) -> RunConfig:
         """The checked configuration of one run.
@@ -136,39 +161,41 @@ def option_names() -> tuple[str, ...]:
     return tuple(name for name in KoreSessionsOptions.__dataclass_fields__ if not name.startswith("__"))
 
 
-@dataclass(frozen=True)
-class OptionInfo:
-    """What a command line needs to know of one option."""
+def option_fields() -> list[dataclasses.Field[Any]]:
+    """Every option but the credentials (a secret has no flag), in declaration order; each
+    field's metadata holds its help (`option`)."""
+    return [
+        field
+        for field in dataclasses.fields(KoreSessionsOptions)
+        if not field.name.startswith("__") and field.name != "credentials"
+    ]
 
-    name: str
-    kind: type
-    default: Any
-    help: str
+
+def renamed_options() -> dict[str, str]:
+    """`{old name: new name}` of the options renamed, whose old names still work."""
+    fields = dataclasses.fields(KoreSessionsOptions)
+    return {field.name: field.metadata["renamed_to"] for field in fields if "renamed_to" in field.metadata}
 
 
-def option_infos() -> list[OptionInfo]:
-    """Every option but the credentials: its type, default and the help its docstring gives."""
-    described = _attribute_docs(KoreSessionsOptions.__doc__ or "")
-    infos = []
-    for field in dataclasses.fields(KoreSessionsOptions):
-        if field.name.startswith("__") or field.name == "credentials":
+def notice_renamed(old: str, new: str) -> None:
+    """Say once a process, on stderr, that an option goes by a new name."""
+    if old not in _NOTICED:
+        _NOTICED.add(old)
+        print(f"notice: {old} is now {new}; the old name still works", file=sys.stderr)
+
+
+def _apply_renamed(options: KoreSessionsOptions, given: dict[str, Any]) -> None:
+    """Move a renamed option's value to its new name, with a notice. The new name wins where
+    both are set at the same level (given, or configured); a value given wins over config."""
+    configured = set(options.__resolved_fields_set__ or ()) - set(given)
+    for old, new in renamed_options().items():
+        value = getattr(options, old)
+        if value is None:
             continue
-        kind = {"int": int, "float": float, "bool": bool}.get(str(field.type), str)
-        infos.append(OptionInfo(field.name, kind, field.default, described.get(field.name, "")))
-    return infos
-
-
-def _attribute_docs(doc: str) -> dict[str, str]:
-    """`{name: text}` of the Attributes section of a Google-style docstring."""
-    docs: dict[str, str] = {}
-    name = None
-    for line in doc.split("Attributes:", 1)[-1].splitlines():
-        match = re.match(r"^\s{8}(\w+): (.*)$", line)
-        if match:
-            name, docs[match[1]] = match[1], match[2]
-        elif name and line.startswith(" " * 12):
-            docs[name] += " " + line.strip()
-    return docs
+        notice_renamed(old, new)
+        if new not in given and (old in given or new not in configured):
+            setattr(options, new, value)
+        setattr(options, old, None)
 
 
 def resolve_options(**overrides: Any) -> KoreSessionsOptions:
@@ -201,6 +228,7 @@ def resolve_options(**overrides: Any) -> KoreSessionsOptions:
     for name, value in overrides.items():
         if value is None:
             setattr(options, name, None)
+    _apply_renamed(options, given)
     missing = missing_keys(options)
     if not missing and not options.is_resolved():
         options = resolve_configuration(options, sections=CONFIG_SECTIONS)  # says what else is wrong

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 # Windows of one bot in one load package; a longer backfill takes several packages in a row.
-DEFAULT_WINDOWS_PER_RUN = 3
+DEFAULT_WINDOWS_PER_PACKAGE = 3
 
 # Sessions whose Arrow tables are joined into one dlt item: dlt pays ~3 ms per item (schema
 # checks, a parquet row group), as much as building a page of 1,000 sessions; at 10 pages an

@@ -43,7 +43,7 @@ class BotRun:
     Attributes:
         walked_through: End of the last window this run completed; a later package of the run
             resumes there, whether or not those windows held sessions.
-        more_to_fetch: The bot's windows were cut at `windows_per_run`: another package is due.
+        more_to_fetch: The bot's windows were cut at `windows_per_package`: another package is due.
         finished: Every window of this run is loaded; later packages leave the bot alone.
         open_at_start: Sessions open when the run began, refreshed at its end unless fetched.
         seen_open: Those of them fetched by a window of this run.

@@ -111,12 +111,13 @@ class BotExtractor(WindowWalk):
 def package_windows(config: RunConfig, state: SessionsBotState, now: datetime) -> list[Window]:
     """The windows of one bot's load package: a repair's ranges, the bounded range, or from the
     cursor less lookback (or where this run's previous package stopped) to now, at most
-    `windows_per_run` (a long backfill goes in several packages: bounded memory, and the work
+    `windows_per_package` (a long backfill goes in several packages: bounded memory, and the work
     done survives a crash; the caller runs again while a bot has more left)."""
     if config.repair is not None:
         return windows_of_ranges(config.repair.ranges.get(state.bot_key, ()), config.window_span)
     if config.end_date is not None:
         return plan_windows(config.start_date, config.end_date, config.window_span)
     start, end = state.incremental_start(config), now + CLOCK_SKEW_ALLOWANCE
-    windows, state.bot.more_to_fetch = first_windows(start, end, config.window_span, config.windows_per_run)
+    per_package = config.windows_per_package
+    windows, state.bot.more_to_fetch = first_windows(start, end, config.window_span, per_package)
     return windows
