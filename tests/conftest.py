@@ -24,6 +24,7 @@ from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions
 from kore_sessions.source.sessions.schema import SESSION_COLUMNS as SCHEMA_COLUMNS
 
 from .postgres_turns import postgres_running  # noqa: F401  (autouse: PostgreSQL in turns)
+from .scheduling import pytest_collection_modifyitems  # noqa: F401  (the modules' order)
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HISTORY_START = NOW - timedelta(days=20)

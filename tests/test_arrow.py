@@ -11,9 +11,6 @@ import pytest
 from kore_sessions.source.sessions.arrow import SESSION_FIELDS, TableBatches, page_tables, table_hints
 from kore_sessions.source.sessions.records import InvalidRecordError, to_row
 
-# Pure: no subprocess, server or database (`pytest -m unit`); dlt only extracts.
-pytestmark = pytest.mark.unit
-
 RAW = {
     "sessionId": "s-1",
     "botId": "st-1",
@@ -36,6 +33,9 @@ RAW = {
     "sentiment": {"score": 0.5, "label": "calm"},
     "callId": "c-9",
 }
+
+# dlt only extracts here: nothing is loaded.
+pytestmark = pytest.mark.unit
 
 
 def test_root_table_is_typed_with_flattened_extras_and_row_keys() -> None:

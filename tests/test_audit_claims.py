@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from kore_sessions.sandbox import GeneratedSession, SandboxServer
+from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, kore, loaded, normalized
 from .conftest import BOTS, REAL_NOW, api_time, sandbox_at_real_now, sessions_up_to_now
@@ -18,16 +18,10 @@ from .conftest import BOTS, REAL_NOW, api_time, sandbox_at_real_now, sessions_up
 STUCK_FOR = timedelta(days=2)
 
 
-@pytest.fixture(scope="module")
-def six_days() -> list[GeneratedSession]:
-    """Six days of both bots up to the real now."""
-    return sessions_up_to_now(days=6, per_day=80, seed=91)
-
-
 @pytest.fixture
-def server(six_days: list[GeneratedSession]) -> Iterator[SandboxServer]:
-    """The sandbox, its clock at the real now."""
-    with sandbox_at_real_now(six_days, page_cap=50) as running:
+def server() -> Iterator[SandboxServer]:
+    """The sandbox with six days of both bots, its clock at the real now."""
+    with sandbox_at_real_now(sessions_up_to_now(days=6, per_day=80, seed=91), page_cap=50) as running:
         yield running
 
 

@@ -9,7 +9,6 @@ from kore_sessions.source.api.answers import (
 )
 from kore_sessions.source.sessions.endpoint import parse_sessions_page
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 

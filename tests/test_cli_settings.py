@@ -13,7 +13,6 @@ from kore_sessions.cli.command_settings import WarehouseSettings
 from kore_sessions.cli.flags import flag_of
 from kore_sessions.cli.parser import build_parser
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.config import ConfigError, RunConfig, parse_bot_ids
 from kore_sessions.source.options import KoreSessionsOptions
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 GOOD: dict[str, Any] = {

@@ -8,7 +8,6 @@ import pytest
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.run import SourceRun
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 LOADED_FROM = "2026-06-10T00:00:00.000Z"

@@ -19,7 +19,6 @@ from kore_sessions.source import ConfigError
 from kore_sessions.warehouse.model_settings import ModelSettings, model_setting_fields, setting_columns
 from kore_sessions.warehouse.models import settings_statement
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 # A value other than the default, for the settings whose type says none.

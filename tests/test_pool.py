@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 from kore_sessions.source.api.pool import RequestPool
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 

@@ -15,7 +15,6 @@ from kore_sessions.source.sessions.records import (
     to_row,
 )
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 SAMPLE = {

@@ -11,7 +11,6 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 from kore_sessions.cli.parser import run_guarded, setup_logging
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 SECRET = "s3cr3t-value-for-redaction-test"

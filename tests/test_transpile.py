@@ -15,7 +15,6 @@ from kore_sessions.warehouse.models import OPTIONAL_SOURCE_TABLES, render_model,
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 # Warehouses dlt loads into whose SQL the models are only transpiled to, not run on.

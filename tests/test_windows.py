@@ -7,7 +7,6 @@ import pytest
 from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
 from kore_sessions.source.api.windows import WINDOW_OVERLAP, incremental_start, plan_windows
 
-# Pure: no subprocess, server or database (`pytest -m unit`).
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

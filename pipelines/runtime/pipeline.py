@@ -31,7 +31,7 @@ from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
 from kore_sessions.warehouse.erasures import keep_erasures_out
-from kore_sessions.warehouse.turn import warehouse_turn
+from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -200,7 +200,7 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
     if before is not None and after is not None:
         summary.sessions_new = max(0, after - before + summary.sessions_deleted)
         summary.sessions_updated = max(0, summary.sessions_fetched - summary.sessions_new)
-    location = getattr(pipeline.destination_client().config.credentials, "database", None)
+    location = getattr(destination_credentials(pipeline), "database", None)
     summary.location = f"({location})" if isinstance(location, str) else ""
     return summary
 

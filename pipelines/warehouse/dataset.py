@@ -15,7 +15,7 @@ from typing import Any
 import dlt
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from kore_sessions.source.settings import SOURCE_NAME
-from kore_sessions.warehouse.turn import warehouse_turn
+from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
 
 # dlt's table of the pipelines' states in a dataset (one row per state version and pipeline).
 STATE_TABLE = "_dlt_pipeline_state"
@@ -32,7 +32,7 @@ def warehouse_exists(pipeline: dlt.Pipeline) -> bool:
     load (a DuckDB connection makes the file); other destinations create nothing on reading."""
     if pipeline.destination.destination_name != "duckdb":
         return True
-    return Path(pipeline.destination_client().config.credentials.database).exists()
+    return Path(destination_credentials(pipeline).database).exists()
 
 
 def dataset_exists(pipeline: dlt.Pipeline) -> bool:

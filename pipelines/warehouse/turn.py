@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -26,6 +27,10 @@ logger = logging.getLogger("kore_sessions")
 DUCKDB_TURN_SUFFIX = ".kore-lock"
 # The turns this process holds: a turn taken again inside one must not wait for itself.
 _TURNS_HELD: set[str] = set()
+# Each pipeline's destination and its credentials, resolved once: dlt resolves the destination's
+# configuration anew (~20 ms of CPU) on every `destination_client()`, and every load package,
+# build and read takes the turn.
+_CREDENTIALS: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
 # How long a command waits for the dataset's turn by default: longer than any one load step or
 # model build of a scheduled run (seconds to minutes), short enough that a stuck holder fails a
 # cron job the same quarter of an hour. `--turn-timeout` sets another.
@@ -51,6 +56,17 @@ class TurnWait:
         cls.timeout = DEFAULT_TURN_TIMEOUT if seconds is None else float(seconds)
 
 
+def destination_credentials(pipeline: Any) -> Any:
+    """The credentials of the pipeline's destination (resolved again only when the pipeline's
+    destination changes)."""
+    destination = pipeline.destination
+    known = _CREDENTIALS.get(pipeline)
+    if known is None or known[0] is not destination:
+        known = (destination, pipeline.destination_client().config.credentials)
+        _CREDENTIALS[pipeline] = known
+    return known[1]
+
+
 @contextmanager
 def warehouse_turn(pipeline: Any, timeout: float | None = None) -> Iterator[None]:
     """Hold the dataset's turn while touching its tables (state sync, loads, model builds, reads).
@@ -68,7 +84,7 @@ def warehouse_turn(pipeline: Any, timeout: float | None = None) -> Iterator[None
     """
     destination = pipeline.destination.destination_name
     dataset = pipeline.dataset_name
-    credentials = pipeline.destination_client().config.credentials
+    credentials = destination_credentials(pipeline)
     if destination == "postgres":
         turn = _advisory_lock(credentials.to_native_representation(), dataset, Waiting(dataset, timeout))
         key = f"postgres:{dataset}"
