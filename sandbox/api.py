@@ -36,7 +36,8 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
-def _bad_request(msg: str) -> ApiError:
+def bad_request(msg: str) -> ApiError:
+    """The 400 answer with ``msg``."""
     return ApiError(400, msg, 400)
 
 
@@ -66,11 +67,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad_request(f"Invalid JSON in request body: {exc}") from exc
+        raise bad_request(f"Invalid JSON in request body: {exc}") from exc
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise _bad_request("The request body must be a JSON object")
+        raise bad_request("The request body must be a JSON object")
     return body
 
 
@@ -88,56 +89,66 @@ def parse_query(params: Mapping[str, str], body: Mapping[str, Any], now: datetim
     Raises:
         ApiError: 400 for any invalid value, including a window of 7 days or more.
     """
-    date_from, date_to = _window(body.get("dateFrom"), body.get("dateTo"), now)
+    date_from, date_to = parse_window(body.get("dateFrom"), body.get("dateTo"), now)
     skip_value = body.get("skip") if body.get("skip") is not None else body.get("offset")
-    skip = _integer("skip", skip_value, 0)
-    limit = _integer("limit", body.get("limit"), DEFAULT_LIMIT)
+    skip = parse_integer("skip", skip_value, 0)
+    limit = parse_integer("limit", body.get("limit"), DEFAULT_LIMIT)
     if skip < 0 or limit < 1:
-        raise _bad_request("skip must be >= 0 and limit must be >= 1")
+        raise bad_request("skip must be >= 0 and limit must be >= 1")
     return Query(
         skip=skip,
         limit=limit,
         date_from=date_from,
         date_to=date_to,
-        user_id=_optional_text("userId", body.get("userId")),
+        user_id=optional_text("userId", body.get("userId")),
         session_type=_choice("sessionType", body.get("sessionType"), SESSION_TYPE_PARAM),
         containment=_choice("containmentType", params.get("containmentType"), CONTAINMENT_PARAM),
-        call_id=_optional_text("callId", params.get("callId")),
+        call_id=optional_text("callId", params.get("callId")),
         session_ids=_session_ids(body.get("sessionId")),
     )
 
 
-def _integer(name: str, value: Any, default: int) -> int:
+def parse_integer(name: str, value: Any, default: int) -> int:
+    """A whole number given as a number or digits; ``default`` when absent.
+
+    Raises:
+        ApiError: 400 for any other value.
+    """
     if value is None or value == "":
         return default
     if isinstance(value, bool):
-        raise _bad_request(f"{name} must be a number")
+        raise bad_request(f"{name} must be a number")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, int):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         return int(value)
-    raise _bad_request(f"{name} must be a whole number")
+    raise bad_request(f"{name} must be a whole number")
 
 
-def _optional_text(name: str, value: Any) -> str | None:
+def optional_text(name: str, value: Any) -> str | None:
+    """A string, or None when absent or empty.
+
+    Raises:
+        ApiError: 400 for a value that is not a string.
+    """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _bad_request(f"{name} must be a string")
+        raise bad_request(f"{name} must be a string")
     return value
 
 
 def _choice(name: str, value: Any, allowed: Mapping[str, str]) -> str | None:
-    text = _optional_text(name, value)
+    text = optional_text(name, value)
     if text is None:
         return None
     try:
         return allowed[text.strip().lower()]
     except KeyError:
         valid = ", ".join(sorted(set(allowed.values())))
-        raise _bad_request(f"Invalid {name} {text!r}; valid values: {valid}") from None
+        raise bad_request(f"Invalid {name} {text!r}; valid values: {valid}") from None
 
 
 def parse_date(name: str, value: Any) -> datetime:
@@ -154,17 +165,23 @@ def parse_date(name: str, value: Any) -> datetime:
             raise ValueError(text)
         return to_utc_ms(datetime.fromisoformat(text))
     except ValueError:
-        raise _bad_request(f"Invalid {name} {value!r}: use yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ") from None
+        raise bad_request(f"Invalid {name} {value!r}: use yyyy-mm-dd or yyyy-mm-ddThh:mm:ss.mmmZ") from None
 
 
-def _window(raw_from: Any, raw_to: Any, now: datetime) -> tuple[datetime, datetime]:
+def parse_window(raw_from: Any, raw_to: Any, now: datetime) -> tuple[datetime, datetime]:
+    """The inclusive window of ``dateFrom``/``dateTo``: under 7 days; a missing bound is 7 days
+    from the other; both missing: the 7 days up to ``now``.
+
+    Raises:
+        ApiError: 400 for a bad date, reversed bounds or a span of 7 days or more.
+    """
     given_from = None if raw_from in (None, "") else parse_date("dateFrom", raw_from)
     given_to = None if raw_to in (None, "") else parse_date("dateTo", raw_to)
     if given_from is not None and given_to is not None:
         if given_from > given_to:
-            raise _bad_request("dateFrom must not be later than dateTo")
+            raise bad_request("dateFrom must not be later than dateTo")
         if given_to - given_from >= MAX_WINDOW:
-            raise _bad_request("The duration between dateFrom and dateTo should be less than 7 days")
+            raise bad_request("The duration between dateFrom and dateTo should be less than 7 days")
         return given_from, given_to
     if given_from is not None:
         return given_from, given_from + MAX_WINDOW
@@ -177,9 +194,9 @@ def _session_ids(value: Any) -> tuple[str, ...] | None:
         return None
     ids = [value] if isinstance(value, str) else value
     if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
-        raise _bad_request("sessionId must be an array of session id strings")
+        raise bad_request("sessionId must be an array of session id strings")
     if len(ids) > MAX_SESSION_IDS:
-        raise _bad_request(
+        raise bad_request(
             f"sessionId accepts at most {MAX_SESSION_IDS} ids (duplicates count); got {len(ids)}"
         )
     return tuple(dict.fromkeys(ids))

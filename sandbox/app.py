@@ -1,9 +1,9 @@
 """The sandbox application: what to answer to a request, without any HTTP.
 
 It matches the route, applies injected faults, checks the token, the app's rights and the rate
-limits, answers from the sessions, waits as latency says and logs the request. The HTTP
-transport (`kore_sessions.sandbox.server`) only reads requests, calls :meth:`SandboxApi.handle` and writes
-the :class:`Outcome` it returns.
+limits, answers from the sessions or their messages, waits as latency says and logs the
+request. The HTTP transport (`kore_sessions.sandbox.server`) only reads requests, calls
+:meth:`SandboxApi.handle` and writes the :class:`Outcome` it returns.
 """
 
 from __future__ import annotations
@@ -25,19 +25,21 @@ from kore_sessions.sandbox.errors import (
 from kore_sessions.sandbox.faults import RateLimit, RateLimiter
 from kore_sessions.sandbox.log import RequestRecord
 from kore_sessions.sandbox.messages import Outcome, Request
-from kore_sessions.sandbox.routes import Route, match_route
+from kore_sessions.sandbox.messages_api import list_messages, parse_message_query
+from kore_sessions.sandbox.routes import SESSIONS, Route, match_route
 from kore_sessions.sandbox.state import SandboxState
 
-# The only method the API routes take.
-API_METHOD = "POST"
 # Faults answered with a fixed error whatever the request: status of each.
 ERROR_FAULTS = {"400": 400, "429": 429, "500": 500, "502": 502, "503": 503}
 # The `bad_shape` fault's body: valid JSON whose `sessions` is an object, not a list.
 BAD_SHAPE_BODY = {"total": 1, "moreAvailable": False, "sessions": {"0": {}}}
+# The `bad_shape` fault's body on the messages routes: `messages` an object, not a list.
+MESSAGES_BAD_SHAPE_BODY = {"total": 1, "moreAvailable": False, "messages": {"0": {}}}
 
 
 class SandboxApi:
-    """Answers the Sessions History API's requests from a :class:`SandboxState`."""
+    """Answers the Sessions History and Conversation History APIs' requests from a
+    :class:`SandboxState`."""
 
     def __init__(
         self,
@@ -84,9 +86,10 @@ class SandboxApi:
             return Outcome(500, error_body(f"Sandbox error: {exc!r}", 500))
 
     def _dispatch(self, route: Route, request: Request) -> Outcome:
-        if request.method != API_METHOD:
-            error = ApiError(405, f"Method {request.method} is not allowed; use POST", 405)
-            return Outcome(error.status, error.body, {"Allow": API_METHOD})
+        if request.method not in route.methods:
+            allowed = " or ".join(route.methods)
+            error = ApiError(405, f"Method {request.method} is not allowed; use {allowed}", 405)
+            return Outcome(error.status, error.body, {"Allow": ", ".join(route.methods)})
         fault = self.state.faults.next_fault()
         if fault is not None and fault != "latency":
             return self._fault_outcome(fault, route, request)
@@ -96,11 +99,13 @@ class SandboxApi:
             bots = authorize(app, route, self.state.store)
             if self._limiter is not None and not self._limiter.admit(route.rate_bucket):
                 raise rate_limit_error(self.state.retry_after)
-            return Outcome(200, self._answer(bots, request), fault=fault, claims=claims)
+            return Outcome(200, self._answer(route, bots, request), fault=fault, claims=claims)
         except ApiError as error:
             return Outcome(error.status, error.body, error.headers, fault, claims)
 
-    def _answer(self, bots: frozenset[str] | None, request: Request) -> Any:
+    def _answer(self, route: Route, bots: frozenset[str] | None, request: Request) -> Any:
+        if route.resource != SESSIONS:
+            return self._answer_messages(route, bots, request)
         state = self.state
         now = state.now
         query = parse_query(request.query, parse_body(request.body), now)
@@ -116,6 +121,14 @@ class SandboxApi:
             answer["total"] = list_sessions(state.store, bots, query, now, 1, state.legacy)["total"]
         return answer
 
+    def _answer_messages(self, route: Route, bots: frozenset[str] | None, request: Request) -> Any:
+        state, now = self.state, self.state.now
+        from_query = request.method == "GET"
+        params = request.query if from_query else parse_body(request.body)
+        query = parse_message_query(params, now, from_query=from_query)
+        messages = state.chat.store(state.store)
+        return list_messages(messages, bots, query, now, route.version, state.chat.page_cap)
+
     def _fault_outcome(self, fault: str, route: Route, request: Request) -> Outcome:
         status = ERROR_FAULTS.get(fault)
         if status == 400:
@@ -126,14 +139,15 @@ class SandboxApi:
         if status is not None:
             return Outcome(status, server_error_payload(status), fault=fault)
         if fault == "bad_shape":
-            return Outcome(200, BAD_SHAPE_BODY, fault=fault)
+            body = BAD_SHAPE_BODY if route.resource == SESSIONS else MESSAGES_BAD_SHAPE_BODY
+            return Outcome(200, body, fault=fault)
         # drop, truncate and short: the body a successful answer would have had.
         try:
-            payload = self._answer(route.bots, request)
+            payload = self._answer(route, route.bots, request)
         except ApiError as error:
             payload = error.body
         if fault == "short":
-            payload = cut_short(payload)
+            payload = cut_short(payload, route.list_key)
         return Outcome(200, payload, fault=fault)
 
     def _record(self, request: Request, route: Route | None, outcome: Outcome) -> RequestRecord:
@@ -151,14 +165,14 @@ class SandboxApi:
         )
 
 
-def cut_short(payload: Any) -> Any:
-    """A listing with the last third of its page left out (at least one session of a page of
+def cut_short(payload: Any, key: str = SESSIONS) -> Any:
+    """A listing with the last third of its page left out (at least one record of a page of
     two or more), its `total` and `moreAvailable` as the whole page had them: a server that
-    cuts pages short."""
-    sessions = payload.get("sessions") if isinstance(payload, dict) else None
-    if not isinstance(sessions, list) or len(sessions) < 2 or "invalidSessions" in payload:
+    cuts pages short. `key` names the list (`sessions` or `messages`)."""
+    records = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(records, list) or len(records) < 2 or "invalidSessions" in payload:
         return payload
-    return {**payload, "sessions": sessions[: len(sessions) - max(1, len(sessions) // 3)]}
+    return {**payload, key: records[: len(records) - max(1, len(records) // 3)]}
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import jwt
 from kore_sessions.sandbox.errors import ApiError
-from kore_sessions.sandbox.routes import Route
+from kore_sessions.sandbox.routes import SCOPES, Route
 from kore_sessions.sandbox.store import SessionStore
 
 # Signing algorithms a client secret verifies.
@@ -22,14 +22,16 @@ HMAC_ALGORITHMS = ("HS256", "HS512")
 RSA_ALGORITHMS = ("RS256", "RS512")
 # Clock skew allowed on exp/nbf/iat, in seconds, as a lenient platform would.
 LEEWAY_SECONDS = 60
-# 403 for an app of the wrong kind on the account route.
-ADMIN_APP_NEEDED = "This API needs a Bot Admin Console app with the 'Bot Analytics > Bot Sessions' scope"
-# 403 for an app of the wrong kind on the per-bot route.
-BOT_APP_NEEDED = "This API needs a bot builder app with the 'Bot Sessions' scope"
-# 403 for an app whose sessions scope is granted but not published.
-SCOPE_NOT_PUBLISHED = (
-    "The 'Bot Sessions' API scope of this app is not published; publish the app scope and retry"
-)
+# 403 for an app of the wrong kind on an account route, naming the route's scope.
+ADMIN_APP_TEMPLATE = "This API needs a Bot Admin Console app with the 'Bot Analytics > {scope}' scope"
+# 403 for an app of the wrong kind on a per-bot route, naming the route's scope.
+BOT_APP_TEMPLATE = "This API needs a bot builder app with the '{scope}' scope"
+# 403 for an app whose scope is granted but not published, naming the scope.
+UNPUBLISHED_TEMPLATE = "The '{scope}' API scope of this app is not published; publish the app scope and retry"
+# 403 for an app without the route's scope (the platform's own wording is not documented).
+MISSING_SCOPE_TEMPLATE = "This app does not have the '{scope}' API scope; add it to the app and publish"
+# Scopes an app has unless told otherwise: every resource's, so apps made before scopes keep working.
+ALL_SCOPES = frozenset(SCOPES.values())
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class SandboxApp:
         kind: ``bot`` (bot builder app, per-bot route) or ``admin`` (Bot Admin Console
             app, account route).
         bot_ids: Bots the app may read; None means every bot.
-        scope_published: False simulates a granted but unpublished sessions scope.
+        scope_published: False simulates granted but unpublished scopes.
         enforce_jti: Require a fresh ``jti`` claim in every token.
+        scopes: The API scopes granted (builder names: ``Bot Sessions``, ``Chat History``;
+            an admin app's ``Bot Analytics > Chat History`` is ``Chat History`` here).
     """
 
     client_id: str
@@ -54,6 +58,7 @@ class SandboxApp:
     bot_ids: tuple[str, ...] | None = None
     scope_published: bool = True
     enforce_jti: bool = False
+    scopes: frozenset[str] = ALL_SCOPES
 
     def __post_init__(self) -> None:
         """Check that the app can verify some token and has a known kind."""
@@ -63,6 +68,10 @@ class SandboxApp:
             raise ValueError(f"unknown app kind {self.kind!r}")
         if self.bot_ids is not None:
             object.__setattr__(self, "bot_ids", tuple(self.bot_ids))
+        object.__setattr__(self, "scopes", frozenset(self.scopes))
+        if not self.scopes <= ALL_SCOPES:
+            unknown = sorted(self.scopes - ALL_SCOPES)
+            raise ValueError(f"unknown scopes {unknown}; known: {sorted(ALL_SCOPES)}")
 
     def may_read(self, bot_id: str) -> bool:
         """Whether this app may read the sessions of ``bot_id``."""
@@ -157,22 +166,29 @@ def authorize(app: SandboxApp, route: Route, store: SessionStore) -> frozenset[s
         The bots the answer may show; None for every bot.
 
     Raises:
-        ApiError: 403 for the wrong kind of app, a foreign bot or an unpublished scope; 404
-            for an unknown bot.
+        ApiError: 403 for the wrong kind of app, a foreign bot, a scope the app lacks or an
+            unpublished scope; 404 for an unknown bot.
     """
     bots = _route_bots(app, route, store)
+    if route.scope not in app.scopes:
+        raise ApiError(403, MISSING_SCOPE_TEMPLATE.format(scope=_scope_label(app, route)), "Forbidden")
     if not app.scope_published:
-        raise ApiError(403, SCOPE_NOT_PUBLISHED, "ScopeNotPublished")
+        raise ApiError(403, UNPUBLISHED_TEMPLATE.format(scope=route.scope), "ScopeNotPublished")
     return bots
+
+
+def _scope_label(app: SandboxApp, route: Route) -> str:
+    """The route's scope as the app's kind names it in the platform's console."""
+    return f"Bot Analytics > {route.scope}" if app.kind == "admin" else route.scope
 
 
 def _route_bots(app: SandboxApp, route: Route, store: SessionStore) -> frozenset[str] | None:
     if route.bot_id is None:
         if app.kind != "admin":
-            raise ApiError(403, ADMIN_APP_NEEDED, "Forbidden")
+            raise ApiError(403, ADMIN_APP_TEMPLATE.format(scope=route.scope), "Forbidden")
         return None if app.bot_ids is None else frozenset(app.bot_ids)
     if app.kind != "bot":
-        raise ApiError(403, BOT_APP_NEEDED, "Forbidden")
+        raise ApiError(403, BOT_APP_TEMPLATE.format(scope=route.scope), "Forbidden")
     if not store.has_bot(route.bot_id):
         raise ApiError(404, f"Bot {route.bot_id} not found", "BotNotFound")
     if not app.may_read(route.bot_id):

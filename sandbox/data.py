@@ -8,10 +8,9 @@ different containment, end time and counts) simply by moving the sandbox clock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SESSION_TYPES = ("interactive", "non-interactive")
@@ -22,6 +21,8 @@ CALL_ID_TAG = "callId"
 CLOSING_TAGS = frozenset({"audioCodesCallDisconnect"})
 
 Tag = tuple[str, Any]
+# One millisecond: the API's time precision.
+MS = timedelta(milliseconds=1)
 
 
 def to_utc_ms(value: datetime) -> datetime:
@@ -50,8 +51,8 @@ def format_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def _tag_list(tags: tuple[Tag, ...]) -> list[dict[str, Any]]:
-    # Key order as in the vendor's samples: value first.
+def tag_list(tags: tuple[Tag, ...]) -> list[dict[str, Any]]:
+    """Tags as the API lists them: ``[{"value": ..., "name": ...}]`` (the samples' key order)."""
     return [{"value": value, "name": name} for name, value in tags]
 
 
@@ -76,7 +77,8 @@ class GeneratedSession:
         session_lang: Languages used in the session.
         user_tags: ``(name, value)`` pairs; values of any JSON type.
         session_tags: ``(name, value)`` pairs; values of any JSON type.
-        messages: Final ``noOfMessagesExchanged``.
+        messages: Final ``noOfMessagesExchanged``: also how many messages its conversation
+            holds (``kore_sessions.sandbox.conversations``).
         tasks: Final ``noOfTasksExecuted``.
         extra: Extra fields appended to (or overriding) the API JSON.
     """
@@ -176,16 +178,18 @@ class GeneratedSession:
         return body
 
     def _counts_at(self, now: datetime) -> tuple[int, int]:
-        span = (self.end - self.start).total_seconds()
-        share = (now - self.start).total_seconds() / span if span > 0 else 1.0
-        messages = min(self.messages, max(1, math.floor(self.messages * share)))
-        return messages, math.floor(self.tasks * share)
+        # Whole milliseconds, so the count is exact at the instants the messages are created.
+        span, elapsed = (self.end - self.start) // MS, (now - self.start) // MS
+        if span <= 0:
+            return self.messages, self.tasks
+        messages = min(self.messages, max(1, self.messages * elapsed // span))
+        return messages, self.tasks * elapsed // span
 
     def _tags_at(self, active: bool) -> dict[str, Any]:
         session_tags = [t for t in self.session_tags if not (active and t[0] in CLOSING_TAGS)]
         tags: dict[str, Any] = {
-            "userTags": _tag_list(self.user_tags),
-            "sessionTags": _tag_list(tuple(session_tags)),
+            "userTags": tag_list(self.user_tags),
+            "sessionTags": tag_list(tuple(session_tags)),
         }
         if self.channel in VOICE_CHANNELS:
             tags["altText"] = []

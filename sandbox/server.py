@@ -38,7 +38,7 @@ STOP_TIMEOUT = 5
 
 
 class SandboxServer(SandboxState):
-    """The Kore.ai Sessions History API on ``http://127.0.0.1:<port>``.
+    """The Kore.ai Sessions History and Conversation History APIs on ``http://127.0.0.1:<port>``.
 
     Use as a context manager (or call :meth:`start` and :meth:`stop`). The clock, sessions,
     faults and request log are those of :class:`~kore_sessions.sandbox.state.SandboxState`; ``api`` decides
@@ -59,6 +59,7 @@ class SandboxServer(SandboxState):
         host: str = "127.0.0.1",
         fault_latency: float = DEFAULT_FAULT_LATENCY,
         bot_ids: Iterable[str] = (),
+        message_page_cap: int | None = None,
     ) -> None:
         """Configure the server (it listens only once started).
 
@@ -74,8 +75,19 @@ class SandboxServer(SandboxState):
             host: Interface to bind.
             fault_latency: Seconds the ``latency`` fault waits before answering.
             bot_ids: Extra bots that exist without sessions.
+            message_page_cap: Largest page of messages whatever ``limit`` asks; None: only
+                the API version's maximum.
         """
-        super().__init__(sessions, now, page_cap, legacy, retry_after, fault_latency, bot_ids)
+        super().__init__(
+            sessions,
+            now,
+            page_cap,
+            legacy,
+            retry_after,
+            fault_latency,
+            bot_ids,
+            message_page_cap=message_page_cap,
+        )
         self.api = SandboxApi(self, apps, rate_limit)
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kore_sessions.sandbox.chat_history import ChatHistory
 from kore_sessions.sandbox.clock import SandboxClock
 from kore_sessions.sandbox.data import GeneratedSession
 from kore_sessions.sandbox.faults import FaultPlan
@@ -57,6 +58,7 @@ class SandboxState(SandboxClock):
         fault_latency: Seconds the ``latency`` fault waits before answering.
         faults: The faults queued or drawn for the next API requests.
         log: The request log.
+        chat: The messages of the sessions, and their page cap.
     """
 
     def __init__(
@@ -68,6 +70,8 @@ class SandboxState(SandboxClock):
         retry_after: int | None = None,
         fault_latency: float = DEFAULT_FAULT_LATENCY,
         bot_ids: Iterable[str] = (),
+        *,
+        message_page_cap: int | None = None,
     ) -> None:
         """Hold the sessions and settings.
 
@@ -79,6 +83,8 @@ class SandboxState(SandboxClock):
             retry_after: Seconds for a ``Retry-After`` header on 429 answers; None: none.
             fault_latency: Seconds the ``latency`` fault waits before answering.
             bot_ids: Extra bots that exist without sessions.
+            message_page_cap: Largest page of messages whatever ``limit`` asks; None: only
+                the version's maximum.
         """
         if page_cap < 1:
             raise ValueError("page_cap must be >= 1")
@@ -92,6 +98,7 @@ class SandboxState(SandboxClock):
         self.log = RequestLog()
         self.latency = 0.0
         self.hidden = HiddenSessions()
+        self.chat = ChatHistory() if message_page_cap is None else ChatHistory(message_page_cap)
         self._lock = threading.Lock()
 
     # faults, latency -------------------------------------------------------
@@ -174,3 +181,15 @@ class SandboxState(SandboxClock):
             The session views, as listing requests would return them.
         """
         return self.store.views(self.now, self.legacy, bot_id)
+
+    def visible_messages(self, bot_id: str | None = None, version: int = 1) -> list[dict[str, Any]]:
+        """Every message the API serves now on every channel (newest first), optionally for one bot.
+
+        Args:
+            bot_id: Only this bot's messages; None for all.
+            version: 1 (every message) or 2 (no alert or action task messages).
+
+        Returns:
+            The message views, as the messages routes would return them.
+        """
+        return self.chat.visible(self.store, self.now, bot_id, version)

@@ -38,6 +38,19 @@ def _arrow_pool_backend(env: dict[str, str]) -> str:
     return run.stdout.strip()
 
 
+def test_the_program_freezes_what_its_imports_made_and_an_extraction_keeps_it_so() -> None:
+    code = (
+        "import gc; import kore_sessions.cli.parser; from kore_sessions.source.heap import "
+        "lean_heap, tune_process_heap; tune_process_heap(); frozen = gc.get_freeze_count(); "
+        "block = lean_heap(); block.__enter__(); block.__exit__(None, None, None); "
+        "print(frozen, gc.get_freeze_count())"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    frozen, after = (int(number) for number in run.stdout.split())
+    assert frozen > 100_000, "the imports' objects are frozen"
+    assert after == frozen, "an extraction neither unfreezes them nor freezes more"
+
+
 def test_arrow_allocates_from_the_system_unless_told_otherwise() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     assert _arrow_pool_backend(env) == "system"
