@@ -24,6 +24,7 @@ from kore_sessions.sandbox import GeneratedSession, RateLimit, SandboxApp, Sandb
 from kore_sessions.sandbox.api import parse_body, parse_query
 from kore_sessions.sandbox.app import SandboxApi
 from kore_sessions.sandbox.messages import Request
+from kore_sessions.sandbox.routes import SESSIONS, Route
 from kore_sessions.sandbox.server import _Handler  # the sandbox's transport, extended to send raw bytes
 from kore_sessions.sandbox.state import SandboxState
 from kore_sessions.sandbox.store import SessionStore
@@ -78,7 +79,9 @@ class FastApi(SandboxApi):
         super().__init__(state, apps, rate_limit)
         self.index = PageIndex(state.store, state.now, state.legacy)
 
-    def _answer(self, bots: frozenset[str] | None, request: Request) -> Any:
+    def _answer(self, route: Route, bots: frozenset[str] | None, request: Request) -> Any:
+        if route.resource != SESSIONS:
+            return super()._answer(route, bots, request)
         state = self.state
         query = parse_query(request.query, parse_body(request.body), state.now)
         plain = (
@@ -91,7 +94,7 @@ class FastApi(SandboxApi):
         if plain and bots is not None and len(bots) == 1 and self.index.serves(state):
             size = min(query.limit, state.page_cap)
             return self.index.page(next(iter(bots)), query.date_from, query.date_to, query.skip, size)
-        return super()._answer(bots, request)
+        return super()._answer(route, bots, request)
 
 
 class _FastHandler(_Handler):

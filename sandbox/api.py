@@ -75,6 +75,20 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def parse_paging(values: Mapping[str, Any]) -> tuple[int, int]:
+    """`skip` (or its other name `offset`; default 0) and `limit` (default DEFAULT_LIMIT).
+
+    Raises:
+        ApiError: 400 for a value that is not a whole number, a negative skip or a limit below 1.
+    """
+    skip_value = values.get("skip") if values.get("skip") is not None else values.get("offset")
+    skip = parse_integer("skip", skip_value, 0)
+    limit = parse_integer("limit", values.get("limit"), DEFAULT_LIMIT)
+    if skip < 0 or limit < 1:
+        raise bad_request("skip must be >= 0 and limit must be >= 1")
+    return skip, limit
+
+
 def parse_query(params: Mapping[str, str], body: Mapping[str, Any], now: datetime) -> Query:
     """Validate query parameters and body into a :class:`Query`.
 
@@ -90,11 +104,7 @@ def parse_query(params: Mapping[str, str], body: Mapping[str, Any], now: datetim
         ApiError: 400 for any invalid value, including a window of 7 days or more.
     """
     date_from, date_to = parse_window(body.get("dateFrom"), body.get("dateTo"), now)
-    skip_value = body.get("skip") if body.get("skip") is not None else body.get("offset")
-    skip = parse_integer("skip", skip_value, 0)
-    limit = parse_integer("limit", body.get("limit"), DEFAULT_LIMIT)
-    if skip < 0 or limit < 1:
-        raise bad_request("skip must be >= 0 and limit must be >= 1")
+    skip, limit = parse_paging(body)
     return Query(
         skip=skip,
         limit=limit,

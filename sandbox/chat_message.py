@@ -125,12 +125,5 @@ class GeneratedMessage:
 
 
 def message_order(message: GeneratedMessage) -> tuple[datetime, str]:
-    """The API's order of messages, oldest first: ``createdOn``, then ``_id``.
-
-    Args:
-        message: Any message.
-
-    Returns:
-        The sort key.
-    """
+    """The sort key of the API's order of messages, oldest first: ``createdOn``, then ``_id``."""
     return message.created, message.message_id

@@ -26,10 +26,9 @@ from datetime import datetime
 from typing import Any
 
 from kore_sessions.sandbox.api import (
-    DEFAULT_LIMIT,
     bad_request,
     optional_text,
-    parse_integer,
+    parse_paging,
     parse_window,
 )
 from kore_sessions.sandbox.chat_message import GeneratedMessage
@@ -84,11 +83,7 @@ def parse_message_query(params: Mapping[str, Any], now: datetime, *, from_query:
         if params.get(name) not in (None, ""):
             raise bad_request(f"{name} is not supported by the sandbox's getMessages")
     date_from, date_to = parse_window(params.get("dateFrom"), params.get("dateTo"), now)
-    skip_value = params.get("skip") if params.get("skip") is not None else params.get("offset")
-    skip = parse_integer("skip", skip_value, 0)
-    limit = parse_integer("limit", params.get("limit"), DEFAULT_LIMIT)
-    if skip < 0 or limit < 1:
-        raise bad_request("skip must be >= 0 and limit must be >= 1")
+    skip, limit = parse_paging(params)
     user_id = optional_text("userId", params.get("userId"))
     if from_query and user_id is None:
         raise bad_request("userId is required")

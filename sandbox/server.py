@@ -61,22 +61,14 @@ class SandboxServer(SandboxState):
         bot_ids: Iterable[str] = (),
         message_page_cap: int | None = None,
     ) -> None:
-        """Configure the server (it listens only once started).
+        """Configure the server (it listens only once started). The sessions, clock, page caps,
+        shape, faults and extra bots are `SandboxState`'s (see its arguments).
 
         Args:
-            sessions: The account's sessions (final truth).
             apps: Registered API apps.
-            now: Initial sandbox time (naive means UTC); default: the wall clock.
-            page_cap: Largest page returned whatever ``limit`` asks.
-            legacy: Serve the pre-9.0 session shape.
             rate_limit: Rolling limits per bot (bot route) and per account (admin route).
-            retry_after: Seconds for a ``Retry-After`` header on 429 answers; None: none.
             port: TCP port; 0 picks a free one.
             host: Interface to bind.
-            fault_latency: Seconds the ``latency`` fault waits before answering.
-            bot_ids: Extra bots that exist without sessions.
-            message_page_cap: Largest page of messages whatever ``limit`` asks; None: only
-                the API version's maximum.
         """
         super().__init__(
             sessions,

@@ -47,7 +47,7 @@ def test_open_sessions_the_lookup_passes_over_are_read_in_their_window(
     summary = loader.run(lookback_minutes=LOOKBACK_MINUTES)
     assert point_windows(server) >= len(passed_over)
     assert_matches_sandbox(loader, server)
-    assert not summary.run.unresolved and not summary.run.given_up
+    assert not summary.sessions.unresolved and not summary.sessions.given_up
 
 
 def test_an_open_session_found_nowhere_is_kept_named_then_given_up(
@@ -66,11 +66,11 @@ def test_an_open_session_found_nowhere_is_kept_named_then_given_up(
         lines = "\n".join(summary.lines())
         kept = any(lost in bot["open_sessions"] for bot in loader.state()["bots"].values())
         if run < UNRESOLVED_MIN_MISSES:
-            assert any(lost in ids for ids in summary.run.unresolved.values()), f"run {run}"
+            assert any(lost in ids for ids in summary.sessions.unresolved.values()), f"run {run}"
             assert "found neither by id nor in their window" in lines and lost in lines
             assert kept, f"run {run}: still refreshed"
         else:
-            assert any(lost in ids for ids in summary.run.given_up.values())
+            assert any(lost in ids for ids in summary.sessions.given_up.values())
             assert "no longer refreshed" in lines and lost in lines
             assert not kept
     active = loader.query(f"SELECT session_status FROM sessions WHERE session_id = '{lost}'")
@@ -85,10 +85,10 @@ def test_an_unresolved_session_that_shows_up_again_is_refreshed_and_no_longer_na
     lost = open_outside_the_lookback(loader, server)[0]
     server.hide_sessions(from_lookup=[lost], from_listing=[lost])
     server.advance(timedelta(hours=1))
-    assert loader.run(lookback_minutes=LOOKBACK_MINUTES).run.unresolved
+    assert loader.run(lookback_minutes=LOOKBACK_MINUTES).sessions.unresolved
     server.hide_sessions()
     server.advance(timedelta(hours=3))
     summary = loader.run(lookback_minutes=LOOKBACK_MINUTES)
-    assert not summary.run.unresolved
+    assert not summary.sessions.unresolved
     assert all(lost not in bot.get("unresolved", {}) for bot in loader.state()["bots"].values())
     assert_matches_sandbox(loader, server)

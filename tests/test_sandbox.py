@@ -6,14 +6,12 @@ import http.client
 import json
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -25,42 +23,32 @@ from kore_sessions.sandbox import (
     SandboxServer,
     format_time,
     generate_sessions,
-    make_bot_ids,
 )
 from kore_sessions.sandbox.app import SandboxApi
 from kore_sessions.sandbox.messages import Request
 from kore_sessions.sandbox.state import SandboxState
 
-NOW = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
-BOT_A, BOT_B = make_bot_ids(2, seed=42)
-SECRET = "bot-app-secret-" + "x" * 64
-ADMIN_SECRET = "admin-app-secret-" + "y" * 64
-BOT_APP = SandboxApp("cs-bot", client_secret=SECRET)
-ADMIN_APP = SandboxApp("cs-admin", client_secret=ADMIN_SECRET, kind="admin")
+from .sandbox_helpers import (
+    ADMIN_APP,
+    ADMIN_SECRET,
+    BOT_A,
+    BOT_APP,
+    BOT_B,
+    NOW,
+    SECRET,
+    call_sandbox,
+    error_msg,
+    hand_made_session,
+    mint,
+)
+
 BOT_PATH = f"/api/public/bot/{BOT_A}/getSessions"
 ADMIN_PATH = "/api/public/getSessions"
 
 
-def mint(app_id: str = "cs-bot", key: Any = SECRET, alg: str = "HS256", **claims: Any) -> str:
-    """Make the JWT a Kore.ai client would send (``sub`` and a fresh ``jti`` by default)."""
-    payload = {"appId": app_id, "sub": "tester", "jti": uuid.uuid4().hex, **claims}
-    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=alg)
-
-
 def session(number: int, start: datetime, bot_id: str = BOT_A, **overrides: Any) -> GeneratedSession:
     """A hand-made closed session lasting one minute."""
-    fields: dict[str, Any] = {
-        "session_id": f"{number:024x}",
-        "bot_id": bot_id,
-        "user_id": f"u-{number}",
-        "channel": "rtm",
-        "start": start,
-        "end": start + timedelta(minutes=1),
-        "messages": 4,
-        "tasks": 1,
-    }
-    fields.update(overrides)
-    return GeneratedSession(**fields)
+    return hand_made_session(number, start, 1, bot_id=bot_id, **{"messages": 4, "tasks": 1, **overrides})
 
 
 def call(
@@ -72,15 +60,7 @@ def call(
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """POST to the sandbox with a fresh bot-app token unless told otherwise."""
-    sent = {"auth": token or mint()} if headers is None else headers
-    kwargs: dict[str, Any] = {} if body is None else {"json": body}
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as client:
-        return client.post(path, params=params, headers=sent, **kwargs)
-
-
-def error_msg(response: httpx.Response) -> str:
-    """The first error message of a Kore-like error body."""
-    return response.json()["errors"][0]["msg"]
+    return call_sandbox(server, path, body, token, params=params, headers=headers)
 
 
 @pytest.fixture(scope="module")

@@ -3,36 +3,41 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from kore_sessions.sandbox import (
-    RATE_LIMIT_MESSAGE,
     GeneratedSession,
-    RateLimit,
     SandboxApp,
     SandboxServer,
     format_time,
     generate_sessions,
-    make_bot_ids,
 )
 from kore_sessions.sandbox.chat_texts import AGENT_HANDOFF_TEXTS, DROP_OFF_PROMPTS
 from kore_sessions.sandbox.conversations import conversation
+from kore_sessions.sandbox.errors import RATE_LIMIT_MESSAGE
+from kore_sessions.sandbox.faults import RateLimit
 from kore_sessions.sandbox.messages_api import MAX_MESSAGE_SESSION_IDS, VERSION_LIMITS
 from kore_sessions.sandbox.state import SandboxState
 
-NOW = datetime(2025, 3, 18, 12, 0, tzinfo=UTC)
-BOT_A, BOT_B = make_bot_ids(2, seed=42)
-SECRET = "bot-app-secret-" + "x" * 64
-ADMIN_SECRET = "admin-app-secret-" + "y" * 64
-BOT_APP = SandboxApp("cs-bot", client_secret=SECRET)
-ADMIN_APP = SandboxApp("cs-admin", client_secret=ADMIN_SECRET, kind="admin")
+from .sandbox_helpers import (
+    ADMIN_APP,
+    ADMIN_SECRET,
+    BOT_A,
+    BOT_APP,
+    BOT_B,
+    NOW,
+    SECRET,
+    call_sandbox,
+    error_msg,
+    hand_made_session,
+    mint,
+)
+
 V1 = f"/api/public/bot/{BOT_A}/getMessages"
 V2 = f"/api/public/bot/{BOT_A}/getMessagesV2"
 ADMIN = "/api/public/getMessages"
@@ -41,11 +46,6 @@ SESSIONS = f"/api/public/bot/{BOT_A}/getSessions"
 TWO_DAYS = {"dateFrom": format_time(NOW - timedelta(days=2)), "dateTo": format_time(NOW)}
 PHONE = re.compile(r"\+1 \d{3} 555 \d{4}")
 EMAIL = re.compile(r"[a-z]+\.[a-z]+@example\.(?:org|com)")
-
-
-def mint(app_id: str = "cs-bot", key: str = SECRET) -> str:
-    """A fresh JWT of an app."""
-    return jwt.encode({"appId": app_id, "sub": "tester", "jti": uuid.uuid4().hex}, key, algorithm="HS256")
 
 
 def call(
@@ -57,28 +57,12 @@ def call(
     params: dict[str, str] | None = None,
 ) -> httpx.Response:
     """Call the sandbox with a fresh bot-app token unless told otherwise."""
-    kwargs: dict[str, Any] = {} if body is None else {"json": body}
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        return client.request(method, path, params=params, headers={"auth": token or mint()}, **kwargs)
-
-
-def error_msg(response: httpx.Response) -> str:
-    """The first error message of a Kore-like error body."""
-    return response.json()["errors"][0]["msg"]
+    return call_sandbox(server, path, body, token, method, params)
 
 
 def session(number: int, start: datetime, **overrides: Any) -> GeneratedSession:
     """A hand-made closed rtm session of BOT_A lasting ten minutes, with ten messages."""
-    fields: dict[str, Any] = {
-        "session_id": f"{number:024x}",
-        "bot_id": BOT_A,
-        "user_id": f"u-{number}",
-        "channel": "rtm",
-        "start": start,
-        "end": start + timedelta(minutes=10),
-        "messages": 10,
-    }
-    return GeneratedSession(**{**fields, **overrides})
+    return hand_made_session(number, start, 10, **{"messages": 10, **overrides})
 
 
 def read_all(server: SandboxServer, body: dict[str, Any], path: str = V2) -> tuple[list[dict[str, Any]], int]:

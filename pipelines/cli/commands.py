@@ -20,9 +20,9 @@ from kore_sessions.cli.command_settings import (
     model_settings,
 )
 from kore_sessions.cli.folders import check_folders_on_the_way
-from kore_sessions.output.console import recent_containment_lines
 from kore_sessions.output.failures import EXIT_INCOMPLETE
 from kore_sessions.report import write_report
+from kore_sessions.report.console import recent_containment_lines
 from kore_sessions.runtime.leftovers import loaded_anything, working_folder_kept_only_if_used
 from kore_sessions.runtime.lock import pipeline_lock
 from kore_sessions.runtime.pipeline import PIPELINE_NAME, inspect_command, load_sessions
@@ -33,8 +33,6 @@ from kore_sessions.warehouse.model_settings import ModelSettings
 from kore_sessions.warehouse.models import build_models, models_unbuildable
 from kore_sessions.warehouse.turn import warehouse_turn
 
-# File `kore-sessions report` writes when no --output is given.
-DEFAULT_REPORT_FILE = "kore_containment_report.html"
 # What a load's lock file says of its holder; the one command refused at once beside a run.
 LOAD_PURPOSE = "kore-sessions load"
 

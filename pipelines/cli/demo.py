@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dlt
-from kore_sessions.output.console import recent_containment_lines
-from kore_sessions.report import write_report
+from kore_sessions.report import DEFAULT_REPORT_FILE, write_report
+from kore_sessions.report.console import recent_containment_lines
 from kore_sessions.runtime.audit import Auditor, AuditRange
-from kore_sessions.runtime.pipeline import inspect_command, load_sessions, make_pipeline
+from kore_sessions.runtime.pipeline import DEFAULT_DUCKDB_FILE, inspect_command, load_sessions, make_pipeline
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.source import KoreCredentials, SourceRun, kore_sessions, resolve_options
@@ -32,8 +32,6 @@ DEMO_PAGE_CAP = 250
 # two runs: the second run loads what the API shows at the real now, so the report's "data as
 # of" (the newest load) is after every session it shows.
 DEMO_CLOCK_STEP = timedelta(minutes=150)
-DATABASE_FILE = "kore_warehouse.duckdb"
-REPORT_FILE = "kore_containment_report.html"
 # Days of the containment table the demo prints at the end.
 DEMO_TABLE_DAYS = 7
 # Days the demo's audit checks (one request a bot: under 7 days fit one).
@@ -60,7 +58,7 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
     app = SandboxApp(client_id=client_id, client_secret=client_secret, kind="bot")
     credentials = KoreCredentials(client_id=client_id, client_secret=client_secret)
     pipeline = make_pipeline(
-        "duckdb", pipelines_dir=target / PIPELINES_FOLDER, duckdb_path=target / DATABASE_FILE
+        "duckdb", pipelines_dir=target / PIPELINES_FOLDER, duckdb_path=target / DEFAULT_DUCKDB_FILE
     )
     options = {
         "bot_ids": list(DEMO_BOTS),
@@ -80,8 +78,8 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
         print(f"\n== audit: sessions per UTC day and bot against the API's, last {DEMO_AUDIT_DAYS} days")
         auditor = Auditor(pipeline, resolve_options(**options), options, clock=lambda: server.now)
         print(f"   {auditor.run(AuditRange.last_days(DEMO_AUDIT_DAYS, server.now)).summary()}")
-        _print_loaded(pipeline, target / DATABASE_FILE)
-    _print_models(pipeline, target / DATABASE_FILE, target / REPORT_FILE)
+        _print_loaded(pipeline, target / DEFAULT_DUCKDB_FILE)
+    _print_models(pipeline, target / DEFAULT_DUCKDB_FILE, target / DEFAULT_REPORT_FILE)
     return 0
 
 
@@ -96,7 +94,7 @@ def _demo_sessions(now: datetime, days: int, per_day: int) -> list[GeneratedSess
 def _reset(target: Path) -> None:
     """Start from an empty demo folder (only what the demo itself writes is removed)."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in (DATABASE_FILE, DATABASE_FILE + ".wal", REPORT_FILE):
+    for name in (DEFAULT_DUCKDB_FILE, DEFAULT_DUCKDB_FILE + ".wal", DEFAULT_REPORT_FILE):
         (target / name).unlink(missing_ok=True)
     shutil.rmtree(target / PIPELINES_FOLDER, ignore_errors=True)
 

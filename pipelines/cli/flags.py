@@ -89,6 +89,11 @@ def add_source_flags(command: argparse.ArgumentParser, with_dates: bool = False)
     set `start_date`/`end_date` on `load` only; then `--quiet`."""
     fields = [field for field in option_fields() if with_dates or field.name not in DATE_OPTIONS]
     add_field_flags(command, fields, show_defaults=True)
+    add_quiet_flag(command)
+
+
+def add_quiet_flag(command: argparse.ArgumentParser) -> None:
+    """`--quiet`: no progress lines (the commands that load)."""
     command.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 from kore_sessions.cli.audit_command import command_audit
 from kore_sessions.cli.command_settings import WarehouseSettings
 from kore_sessions.cli.commands import (
-    DEFAULT_REPORT_FILE,
     command_demo,
     command_export,
     command_forget,
@@ -23,6 +22,7 @@ from kore_sessions.cli.commands import (
 )
 from kore_sessions.cli.flags import (
     add_model_flags,
+    add_quiet_flag,
     add_source_flags,
     an_id,
     non_negative_float,
@@ -36,6 +36,7 @@ from kore_sessions.output.failures import (
     setup_logging,
 )
 from kore_sessions.output.redaction import known_secrets, redact
+from kore_sessions.report import DEFAULT_REPORT_FILE
 from kore_sessions.runtime.audit import DEFAULT_AUDIT_DAYS, DEFAULT_GRACE_HOURS
 from kore_sessions.source.heap import tune_process_heap
 from kore_sessions.warehouse.export import EXPORT_FORMATS
@@ -190,7 +191,7 @@ def _demo(commands: Any) -> None:
     demo.add_argument(
         "--per-day", type=positive_int, default=60, help="sessions per bot and day (default 60)"
     )
-    demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_quiet_flag(demo)
     demo.set_defaults(handler=command_demo)
 
 

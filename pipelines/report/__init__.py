@@ -11,11 +11,12 @@ days or bots, computed over `fct_sessions` (see `behaviour`). plotly.js is inlin
 opens in any browser without a server or a network. It never shows a user id, caller number,
 call id or session id: it reads aggregates only, and tag values pass `privacy.select_tags`.
 
-One concern a module: `data` reads the containment marts into `report_data`'s records,
+One concern a module: `queries` reads the containment marts into `report_data`'s records,
 `behaviour` the behaviour mart, `freshness` says how recent they are and which day is partial,
 `counts` sums them and gives their rates, `names` gives channels and languages readable names,
 `privacy` picks the tag values that may be shown, `figures` draws the plotly trend, `tables`
-and `sections` write the HTML, and `page` fills the template `page.html` with them.
+and `sections` write the HTML, and `page` fills the template `page.html` with them; `console`
+is the last days' table the commands print.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kore_sessions.report.report_data import Behaviour, BotSpan, ReportData, Sha
 
 __all__ = [
     "ALL_BOTS",
+    "DEFAULT_REPORT_FILE",
     "Behaviour",
     "BotSpan",
     "DailyCounts",
@@ -47,6 +49,9 @@ __all__ = [
     "total",
     "write_report",
 ]
+
+# File `kore-sessions report` (and the demo) writes when no --output is given.
+DEFAULT_REPORT_FILE = "kore_containment_report.html"
 
 
 def write_report(pipeline: dlt.Pipeline, path: Path, days: int = 30) -> Path:

@@ -17,10 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kore_sessions.report.counts import TagCounts
+from kore_sessions.warehouse.model_settings import DEFAULT_TAG_MAX_VALUES
 from kore_sessions.warehouse.personal_data import looks_personal_name, looks_personal_value
 
-# A tag with more values than this in the period is not sliced: few values make a category.
-TAG_MAX_DISTINCT = 25
+# A tag with more values than this in the period is not sliced: few values make a category
+# (the tag mart's own default cut-off).
+TAG_MAX_DISTINCT = DEFAULT_TAG_MAX_VALUES
 # Values listed per tag, most sessions first, so one tag does not fill the page.
 TAG_VALUES_SHOWN = 10
 # Tags listed, most tagged sessions first, so the section stays readable.

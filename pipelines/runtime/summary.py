@@ -10,6 +10,8 @@ from kore_sessions.source import SourceRun
 from kore_sessions.source.api.paging import IncompleteWindowError
 from kore_sessions.source.api.rules import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING
+from kore_sessions.source.sessions.run_record import SessionsRecord, sessions_record
 from kore_sessions.source.sessions.spec import UNRESOLVED_OPEN_PATIENCE
 
 
@@ -38,23 +40,36 @@ class LoadSummary:
     requests = _of_run("client.requests", "Requests sent (retries included).")
     retries = _of_run("client.retries", "Requests sent again.")
     rate_limited = _of_run("client.rate_limited", "Answers 429 (or the documented rate-limit message).")
-    sessions_refreshed = _of_run("totals.refreshed", "Open (or held) sessions fetched by id or small window.")
-    sessions_deleted = _of_run("totals.deleted", "Sessions the API called invalid, deleted.")
+
+    @property
+    def sessions_refreshed(self) -> int:
+        """Open (or held) sessions fetched by id or small window."""
+        return self.run.totals.of("refreshed")
+
+    @property
+    def sessions_deleted(self) -> int:
+        """Sessions the API called invalid, deleted."""
+        return self.run.totals.of("deleted")
 
     @property
     def sessions_fetched(self) -> int:
         """Sessions fetched by window or by id."""
-        return self.run.totals.sessions + self.run.totals.refreshed
+        return self.run.totals.of(SESSIONS_LISTING.noun) + self.sessions_refreshed
+
+    @property
+    def sessions(self) -> SessionsRecord:
+        """What the sessions resource kept of the run (open sessions, odd answers)."""
+        return sessions_record(self.run)
 
     @property
     def legacy_bots(self) -> list[str]:
         """Bots whose server answered in the pre-9.0 shape."""
-        return sorted(self.run.legacy_bots)
+        return sorted(self.sessions.legacy_bots)
 
     @property
     def undocumented_containment(self) -> dict[str, int]:
         """Containment values the docs do not list, with their counts."""
-        return dict(self.run.undocumented_containment)
+        return dict(self.sessions.undocumented_containment)
 
     def lines(self) -> list[str]:
         """The summary as short human-readable lines."""
@@ -84,15 +99,15 @@ class LoadSummary:
             lines.append(f"finished {self.pending_packages_finished} package(s) left by an interrupted run")
         if self.run.earlier_start:
             lines.append(self.earlier_start_line())
-        if self.run.unresolved:
+        if self.sessions.unresolved:
             lines.append(
                 "open sessions found neither by id nor in their window, refreshed again next run: "
-                + _per_bot(self.run.unresolved)
+                + _per_bot(self.sessions.unresolved)
             )
-        if self.run.given_up:
+        if self.sessions.given_up:
             lines.append(
                 f"open sessions unfound for {_hours(UNRESOLVED_OPEN_PATIENCE)}, no longer refreshed (left "
-                f"as loaded, still active): {_per_bot(self.run.given_up)}"
+                f"as loaded, still active): {_per_bot(self.sessions.given_up)}"
             )
         return lines
 

@@ -3,15 +3,23 @@ stands, and the server's clock as its answers showed it.
 
 The caller makes a `SourceRun`, hands it to the source and asks it, after each package,
 whether more is left (`more_to_fetch`); the summary of the run is read from it (`totals`).
+Nothing here knows a resource: each counts its records under its own noun (`add`) and keeps
+what else it needs of the run in a record of its own (`record`, e.g. the sessions' open
+sessions and the values the docs do not list).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from kore_sessions.source.api.client import ClientStats
+
+# A resource's record of the run (`SourceRun.record`).
+Record = TypeVar("Record")
 
 
 class ServerClock:
@@ -45,26 +53,31 @@ class BotRun:
             resumes there, whether or not those windows held sessions.
         more_to_fetch: The bot's windows were cut at `windows_per_package`: another package is due.
         finished: Every window of this run is loaded; later packages leave the bot alone.
-        open_at_start: Sessions open when the run began, refreshed at its end unless fetched.
-        seen_open: Those of them fetched by a window of this run.
     """
 
     walked_through: datetime | None = None
     more_to_fetch: bool = False
     finished: bool = False
-    open_at_start: set[str] | None = None
-    seen_open: set[str] = field(default_factory=set)
 
 
 @dataclass
 class RunTotals:
-    """What a run did, for progress and the summary."""
+    """What a run did, for progress and the summary.
+
+    Attributes:
+        windows: Windows completed, of every resource.
+        pages: Pages read, of every resource.
+        counted: What the resources counted, by name: the records of each (its noun, e.g.
+            `sessions`) and whatever else a resource counts (e.g. `refreshed`, `deleted`).
+    """
 
     windows: int = 0
     pages: int = 0
-    sessions: int = 0
-    refreshed: int = 0
-    deleted: int = 0
+    counted: dict[str, int] = field(default_factory=dict)
+
+    def of(self, name: str) -> int:
+        """The count `name` (0 when nothing was counted under it)."""
+        return self.counted.get(name, 0)
 
 
 @dataclass
@@ -72,42 +85,42 @@ class SourceRun:
     """One run of the source: give a new one to every run (a source run again starts anew).
 
     Attributes:
-        totals: Windows, pages and sessions of the run.
+        totals: Windows, pages and the resources' counts of the run.
         client: The HTTP client's counters (requests, retries, 429s) of the run.
-        legacy_bots: Bots whose server answered in the pre-9.0 shape.
-        undocumented_containment: Containment values the docs do not list, with their counts.
         bots: Where each bot stands, per resource: `{(resource, bot key): BotRun}`.
         server_clock: The server's clock as its answers showed it.
         bot_keys: The bots the source covers (`*`: every bot of the account), set by the source.
         earlier_start: Bots with state whose loaded range begins after the configured
             start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
-        unresolved: Open sessions found neither by id nor in their window, still refreshed, per bot.
-        given_up: Open sessions unfound for UNRESOLVED_OPEN_PATIENCE, no longer refreshed, per bot.
         short_windows: Windows that stayed short of their total (what the run failed on).
+        records: What each resource keeps of the run besides its counts, by resource.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
     client: ClientStats = field(default_factory=ClientStats)
-    legacy_bots: set[str] = field(default_factory=set)
-    undocumented_containment: dict[str, int] = field(default_factory=dict)
     bots: dict[tuple[str, str], BotRun] = field(default_factory=dict)
     server_clock: ServerClock = field(default_factory=ServerClock)
     bot_keys: tuple[str, ...] = ()
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
-    unresolved: dict[str, list[str]] = field(default_factory=dict)
-    given_up: dict[str, list[str]] = field(default_factory=dict)
     short_windows: list[str] = field(default_factory=list)
+    records: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Add `amount` to the total `name`."""
+        """Add `amount` to the total `name` (`windows`, `pages`, or any count of a resource)."""
         with self._lock:
-            setattr(self.totals, name, getattr(self.totals, name) + amount)
+            if name in ("windows", "pages"):
+                setattr(self.totals, name, getattr(self.totals, name) + amount)
+            else:
+                self.totals.counted[name] = self.totals.counted.get(name, 0) + amount
 
-    def count_containment(self, value: str) -> None:
-        """Count a containment value the docs do not list."""
+    def record(self, resource: str, make: Callable[[], Record]) -> Record:
+        """What `resource` keeps of this run besides its counts, made by `make` on first use."""
         with self._lock:
-            self.undocumented_containment[value] = self.undocumented_containment.get(value, 0) + 1
+            if resource not in self.records:
+                self.records[resource] = make()
+            made: Record = self.records[resource]
+            return made
 
     def bot(self, resource: str, bot_key: str) -> BotRun:
         """The run's record of one bot in one resource, made on first use."""
@@ -121,12 +134,9 @@ class SourceRun:
         self.bots.clear()
         self.totals = RunTotals()
         self.client.reset()
-        self.legacy_bots.clear()
-        self.undocumented_containment.clear()
         self.earlier_start.clear()
-        self.unresolved.clear()
-        self.given_up.clear()
         self.short_windows.clear()
+        self.records.clear()
 
     @property
     def more_to_fetch(self) -> bool:

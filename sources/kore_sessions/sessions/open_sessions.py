@@ -16,6 +16,7 @@ from typing import Any
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp, parse_timestamp
+from kore_sessions.source.sessions.run_record import sessions_record
 from kore_sessions.source.sessions.spec import (
     CONTAINMENT_TYPES,
     SESSIONS_TABLE,
@@ -33,17 +34,18 @@ class SessionsBotState(BotState):
         """Wrap the bot's state dict (changed in place) and its record in the run."""
         super().__init__(state, SESSIONS_TABLE, bot_key, run)
         self.open_sessions: dict[str, str] = dict(state.get("open_sessions") or {})
-        if self.bot.open_at_start is None:
-            self.bot.open_at_start = set(self.open_sessions)
+        self.record = sessions_record(run)
+        self.record.open_at_start.setdefault(bot_key, set(self.open_sessions))
+        self.seen_open = self.record.seen_open.setdefault(bot_key, set())
 
     def track(self, row: dict[str, Any]) -> None:
         """Remember an active session for refresh, forget a closed one; count odd containments."""
         containment = row.get("containment_type")
         if containment is not None and containment not in CONTAINMENT_TYPES:
-            self.run.count_containment(containment)
+            self.record.count_containment(containment)
         session_id = row["session_id"]
-        if self.bot.open_at_start and session_id in self.bot.open_at_start:
-            self.bot.seen_open.add(session_id)
+        if session_id in self.record.open_at_start[self.bot_key]:
+            self.seen_open.add(session_id)
         self.state.get("unresolved", {}).pop(session_id, None)
         if self.may_be_open(row):
             self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
@@ -65,8 +67,7 @@ class SessionsBotState(BotState):
 
     def stale_open_sessions(self) -> dict[str, datetime | None]:
         """Sessions open when the run began that no window of the run fetched, with their start."""
-        open_at_start = self.bot.open_at_start or set()
-        stale = sorted(open_at_start - self.bot.seen_open)
+        stale = sorted(self.record.open_at_start[self.bot_key] - self.seen_open)
         return {s: parse_timestamp(self.open_sessions[s]) for s in stale if s in self.open_sessions}
 
     def forget(self, session_id: str) -> None:
@@ -83,10 +84,10 @@ class SessionsBotState(BotState):
         first, misses = parse_timestamp(first_text) or now, int(misses) + 1
         if misses >= UNRESOLVED_MIN_MISSES and now - first >= UNRESOLVED_OPEN_PATIENCE:
             self.forget(session_id)
-            self.run.given_up.setdefault(self.bot_key, []).append(session_id)
+            self.record.given_up.setdefault(self.bot_key, []).append(session_id)
             return
         unresolved[session_id] = [format_api_timestamp(first), misses]
-        self.run.unresolved.setdefault(self.bot_key, []).append(session_id)
+        self.record.unresolved.setdefault(self.bot_key, []).append(session_id)
 
     def save_open_sessions(self) -> None:
         """Write the open sessions into the state (and only their unresolved marks)."""

@@ -31,6 +31,7 @@ from kore_sessions.source.sessions.endpoint import (
 )
 from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
+from kore_sessions.source.sessions.run_record import sessions_record
 from kore_sessions.source.sessions.spec import DELETED_COLUMN, LOOKUP_TAGS_HORIZON, MAX_IDS_PER_LOOKUP
 
 logger = logging.getLogger("kore_sessions")
@@ -55,10 +56,10 @@ class Refresher:
     def refresh_open_sessions(self) -> Iterator[dict[str, Any]]:
         """Bring every session open when the run began, and not fetched since, up to date."""
         stale = self.state.stale_open_sessions()
-        before = self.run.totals.refreshed
+        before = self.run.totals.of("refreshed")
         yield from self.fetch_by_id(stale)
         for session_id in stale:
-            if session_id in self.state.open_sessions and session_id not in self.state.bot.seen_open:
+            if session_id in self.state.open_sessions and session_id not in self.state.seen_open:
                 logger.warning(
                     "%s: open session %s was found neither by id nor in its window",
                     bot_label(self.bot_key),
@@ -66,7 +67,7 @@ class Refresher:
                 )
                 self.state.missed(session_id, self.now)
         if stale:
-            fetched = self.run.totals.refreshed - before  # the others: deleted, erased or not found
+            fetched = self.run.totals.of("refreshed") - before  # the others: deleted, erased or not found
             logger.info("%s: refreshed %d of %d open sessions", bot_label(self.bot_key), fetched, len(stale))
 
     def verify_held(self, held: frozenset[str], listed: set[str]) -> Iterator[dict[str, Any]]:
@@ -196,7 +197,7 @@ def window_pages(
 def mark_legacy(shape: AnswerShape, run: SourceRun, bot_key: str) -> None:
     """Remember (and say once) that the server answers in the pre-9.0 shape."""
     shape.legacy = True
-    run.legacy_bots.add(bot_key)
+    sessions_record(run).legacy_bots.add(bot_key)
     logger.warning(
         "%s: the server answers in the pre-9.0 shape (containment in sessionType); "
         "asking once per containment type",

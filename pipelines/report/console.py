@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import dlt
+from kore_sessions.report.queries import DAILY_TABLE
 
-# The mart the console table shows: containment per reporting day and bot.
-DAILY_MART = "fct_containment_daily"
 # Its columns, in the order the table prints them.
 COLUMNS = ("day", "bot_id", "sessions", "containment_rate", "drop_off_rate", "agent_transfer_rate")
 # The table's column titles, one per column above.
@@ -42,7 +41,7 @@ def recent_containment_lines(pipeline: dlt.Pipeline, days: int = 7) -> list[str]
 def _recent_rows(pipeline: dlt.Pipeline, days: int) -> list[tuple]:
     """Rows of the daily mart from the last `days` days up to its latest day, by bot and day."""
     with pipeline.sql_client() as client:
-        daily = client.make_qualified_table_name(DAILY_MART)
+        daily = client.make_qualified_table_name(DAILY_TABLE)
         latest: date | None = client.execute_sql(f"SELECT MAX(day) FROM {daily}")[0][0]
         if latest is None:
             return []

@@ -1,0 +1,50 @@
+"""The run record is resource-agnostic: any resource counts under its own noun and keeps its
+own record of the run, and a new run starts them all anew."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from kore_sessions.source import SourceRun
+from kore_sessions.source.sessions.run_record import SessionsRecord, sessions_record
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class MessagesRecord:
+    """A second resource's record, as a resource would define it in its own package."""
+
+    sessions_read: set[str] = field(default_factory=set)
+
+
+def test_a_second_resource_counts_under_its_own_noun() -> None:
+    run = SourceRun()
+    run.add("sessions", 5)
+    run.add("messages", 3)
+    run.add("messages", 4)
+    run.add("pages", 2)
+    assert run.totals.of("sessions") == 5 and run.totals.of("messages") == 7
+    assert run.totals.pages == 2 and run.totals.of("refreshed") == 0
+
+
+def test_each_resource_keeps_its_own_record_made_once() -> None:
+    run = SourceRun()
+    messages = run.record("messages", MessagesRecord)
+    messages.sessions_read.add("s-1")
+    assert run.record("messages", MessagesRecord) is messages
+    assert isinstance(sessions_record(run), SessionsRecord)
+    assert sessions_record(run) is not messages and sessions_record(run) is sessions_record(run)
+
+
+def test_a_new_run_starts_counts_and_records_anew_but_a_continued_one_keeps_them() -> None:
+    run = SourceRun()
+    run.bot("sessions", "st-a").more_to_fetch = True
+    run.add("messages", 3)
+    run.record("messages", MessagesRecord).sessions_read.add("s-1")
+    run.begin_package()  # more to fetch: the same run goes on
+    assert run.totals.of("messages") == 3 and run.record("messages", MessagesRecord).sessions_read
+    run.bot("sessions", "st-a").more_to_fetch = False
+    run.begin_package()  # nothing left: the source was called again, a new run
+    assert run.totals.of("messages") == 0 and not run.record("messages", MessagesRecord).sessions_read
