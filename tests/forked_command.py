@@ -64,6 +64,13 @@ except BaseException as exc:
     send({"failed": repr(exc)})
     sys.exit(0)
 
+import gc
+
+# What the imports made, frozen before forking (as the command itself freezes it at its start):
+# a child's collections then neither walk it nor copy its pages.
+gc.collect()
+gc.freeze()
+
 import atexit, runpy, threading, traceback
 
 def exit_code(exc):
