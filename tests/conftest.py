@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import uuid
@@ -25,6 +26,14 @@ from kore_sessions.source.sessions.schema import SESSION_COLUMNS as SCHEMA_COLUM
 
 from .postgres_turns import postgres_running  # noqa: F401  (autouse: PostgreSQL in turns)
 from .scheduling import pytest_collection_modifyitems  # noqa: F401  (the modules' order)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what the imports and the collection made, as `kore-sessions` freezes what its
+    imports made (`tune_process_heap`): the tests that run the source in this process then
+    collect garbage as the command does, without walking pytest's whole heap each package."""
+    gc.collect()
+    gc.freeze()
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HISTORY_START = NOW - timedelta(days=20)

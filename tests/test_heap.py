@@ -6,12 +6,22 @@ import gc
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.settings import COLLECTOR_THRESHOLDS
 
 
+@pytest.fixture
+def nothing_frozen() -> Iterator[None]:
+    """A process that froze nothing itself (the suite freezes what it collected: thaw it)."""
+    gc.unfreeze()
+    yield
+    gc.freeze()
+
+
+@pytest.mark.usefixtures("nothing_frozen")
 def test_lean_heap_raises_the_thresholds_and_puts_everything_back() -> None:
     before = gc.get_threshold()
     with lean_heap():
@@ -21,6 +31,7 @@ def test_lean_heap_raises_the_thresholds_and_puts_everything_back() -> None:
     assert gc.get_freeze_count() == 0
 
 
+@pytest.mark.usefixtures("nothing_frozen")
 def test_lean_heap_puts_everything_back_when_the_block_fails() -> None:
     before = gc.get_threshold()
     with pytest.raises(RuntimeError), lean_heap():
@@ -57,12 +68,10 @@ def test_arrow_allocates_from_the_system_unless_told_otherwise() -> None:
     assert _arrow_pool_backend({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
 
 
+@pytest.mark.usefixtures("nothing_frozen")
 def test_objects_a_program_froze_itself_stay_frozen() -> None:
     gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        with lean_heap():
-            pass
-        assert gc.get_freeze_count() == frozen
-    finally:
-        gc.unfreeze()
+    frozen = gc.get_freeze_count()
+    with lean_heap():
+        pass
+    assert gc.get_freeze_count() == frozen
