@@ -94,7 +94,7 @@ def _page(first: int, count: int, extra: dict | None = None) -> dict[str, pa.Tab
 
 
 def test_batches_join_pages_until_the_threshold() -> None:
-    batches = TableBatches(max_sessions=5)
+    batches = TableBatches(5, "sessions")
     assert list(batches.add(_page(0, 2))) == []
     assert list(batches.add(_page(2, 2))) == []
     closed = dict(batches.add(_page(4, 2)))  # 6 sessions: the batch closes
@@ -103,7 +103,7 @@ def test_batches_join_pages_until_the_threshold() -> None:
 
 
 def test_a_page_of_another_schema_closes_the_whole_batch_first() -> None:
-    batches = TableBatches(max_sessions=100)
+    batches = TableBatches(100, "sessions")
     assert list(batches.add(_page(0, 2))) == []
     closed = list(batches.add(_page(2, 1, {"newField": 1})))
     assert [(name, table.num_rows) for name, table in closed] == [("sessions", 2)]
@@ -117,14 +117,14 @@ def test_a_child_table_of_another_schema_never_goes_before_its_sessions(tmp_path
     plain = {"tags": {"userTags": [{"name": "a", "value": 1}]}}
     richer = {"tags": {"userTags": [{"name": "a", "value": 1, "source": "crm"}]}}
     pages = [_page(0, 2, plain), _page(2, 2, richer), _page(4, 2, plain)]
-    batches = TableBatches(max_sessions=100)
+    batches = TableBatches(100, "sessions")
     closed = [name for page in pages for name, _ in batches.add(page)] + [name for name, _ in batches.flush()]
     assert closed == ["sessions", "sessions__user_tags"] * 3
     hints = table_hints()
 
     @dlt.resource(name="sessions", write_disposition="merge")
     def sessions():  # type: ignore[no-untyped-def]
-        replay = TableBatches(max_sessions=100)
+        replay = TableBatches(100, "sessions")
         for page in pages:
             for name, table in replay.add(page):
                 yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
@@ -138,7 +138,7 @@ def test_a_child_table_of_another_schema_never_goes_before_its_sessions(tmp_path
 
 def test_batches_keep_every_row_of_every_table_in_order() -> None:
     pages = [_page(i * 3, 3, {"session_lang": ["en", "de"]}) for i in range(7)]
-    batches = TableBatches(max_sessions=4)
+    batches = TableBatches(4, "sessions")
     out: dict[str, list[pa.Table]] = {}
     for page in pages:
         for name, table in batches.add(page):

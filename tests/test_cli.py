@@ -53,7 +53,7 @@ def test_a_load_that_found_no_session_builds_empty_models(tmp_path: Path) -> Non
         result = kore(["load"], cli_env(empty, tmp_path), tmp_path)
         report = kore(["report"], cli_env(empty, tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "models: 15 built (4 views, 11 tables)" in result.stdout, result.stdout
+    assert "models: 18 built (5 views, 13 tables)" in result.stdout, result.stdout
     assert report.returncode == 0, report.stderr
 
 

@@ -35,7 +35,7 @@ def test_load_builds_the_models(live_server: SandboxServer, tmp_path: Path) -> N
     env = cli_env(live_server, tmp_path)
     result = kore(["load", "--time-zone", "Asia/Kolkata"], env, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "models: 15 built (4 views, 11 tables)" in result.stdout
+    assert "models: 18 built (5 views, 13 tables)" in result.stdout
     assert "days in Asia/Kolkata" in result.stdout
     total = warehouse_rows(tmp_path, "SELECT SUM(sessions) FROM kore_sessions.fct_containment_daily")
     assert total == [(counted_in_sandbox(live_server),)]

@@ -28,15 +28,20 @@ LAYERS: dict[str, set[str]] = {
     "source.api": set(),
     "source.top": {"source.api"},
     "source.sessions": {"source.api", "source.top"},
-    "source": {"source.api", "source.top", "source.sessions"},
+    "source.messages": {"source.api", "source.top"},
+    "source": {"source.api", "source.top", "source.sessions", "source.messages"},
     "output": {"source"},
-    "warehouse": {"output", "source", "source.sessions", "source.api", "source.top"},
+    "warehouse": {"output", "source", "source.sessions", "source.messages", "source.api", "source.top"},
     "report": {"warehouse", "output"},
-    "runtime": {"warehouse", "output", "source", "source.api", "source.top", "source.sessions"},
-    "orchestration": {"runtime", "warehouse", "output", "source", "source.api", "source.top"},
+    "runtime": {
+        "warehouse", "output", "source", "source.api", "source.top", "source.sessions", "source.messages",
+    },
+    "orchestration": {
+        "runtime", "warehouse", "output", "source", "source.api", "source.top", "source.messages",
+    },
     "cli": {
         "orchestration", "runtime", "report", "warehouse", "output", "sandbox",
-        "source", "source.api", "source.top", "source.sessions",
+        "source", "source.api", "source.top", "source.sessions", "source.messages",
     },
     "sandbox": set(),
 }
@@ -59,7 +64,7 @@ def layer(module: str) -> str:
     if len(parts) == 1:
         return "root"
     if parts[1] == "source" and len(parts) > 2:
-        return f"source.{parts[2]}" if parts[2] in ("api", "sessions") else "source.top"
+        return f"source.{parts[2]}" if parts[2] in ("api", "sessions", "messages") else "source.top"
     return parts[1]
 
 

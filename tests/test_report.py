@@ -114,7 +114,9 @@ PERSONAL_VALUES = (
     "3f2a1b4c-1234-4abc-8def-0123456789ab",
 )
 # Sections every report with data has, by element id.
-SECTIONS = ("glance", "trend", "weeks", "months", "bots", "channels", "languages", "tags", "behaviour")
+SECTIONS = (
+    "glance", "trend", "weeks", "months", "bots", "channels", "languages", "tags", "behaviour", "leaving",
+)
 # Zones the Chromium tests pick from: one where it is day now, so today has sessions.
 DAYTIME_ZONES = ("America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland", "UTC")
 # Counts of a (day, bot, key) cell the tests work out themselves.

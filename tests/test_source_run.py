@@ -40,11 +40,17 @@ def test_each_resource_keeps_its_own_record_made_once() -> None:
 
 def test_a_new_run_starts_counts_and_records_anew_but_a_continued_one_keeps_them() -> None:
     run = SourceRun()
+    run.begin_package("sessions")
+    run.begin_package("messages")  # another resource's first package: the same run
     run.bot("sessions", "st-a").more_to_fetch = True
     run.add("messages", 3)
     run.record("messages", MessagesRecord).sessions_read.add("s-1")
-    run.begin_package()  # more to fetch: the same run goes on
+    run.begin_package("sessions")  # more to fetch: the same run goes on
+    run.begin_package("messages")
     assert run.totals.of("messages") == 3 and run.record("messages", MessagesRecord).sessions_read
     run.bot("sessions", "st-a").more_to_fetch = False
-    run.begin_package()  # nothing left: the source was called again, a new run
+    run.begin_package("sessions")  # nothing left: the source was called again, a new run
     assert run.totals.of("messages") == 0 and not run.record("messages", MessagesRecord).sessions_read
+    run.add("messages", 2)
+    run.begin_package("messages")  # the new run's first package of messages: counts stay
+    assert run.totals.of("messages") == 2

@@ -1,7 +1,8 @@
 """`kore-sessions report`: one self-contained HTML file with the containment views.
 
 The report reads the marts (containment per day, week, month, channel, language and tag,
-`fct_session_behaviour_daily` for the session behaviour, `dim_bots`) with
+`fct_session_behaviour_daily` for the session behaviour, `fct_dropoff_points` for where users
+leave, `dim_bots`) with
 `kore_model_settings` and `_dlt_loads`. Each measure is the mart's: a number that is one mart
 row (one bot's day, week or month) is read from the mart's column; a number over several rows
 (all bots, several days, a channel over bots) sums the mart's counts, which add up, and divides
@@ -12,7 +13,8 @@ opens in any browser without a server or a network. It never shows a user id, ca
 call id or session id: it reads aggregates only, and tag values pass `privacy.select_tags`.
 
 One concern a module: `queries` reads the containment marts into `report_data`'s records,
-`behaviour` the behaviour mart, `freshness` says how recent they are and which day is partial,
+`behaviour` the behaviour mart, `leaving` the last bot messages of drop-off and agent sessions,
+`freshness` says how recent they are and which day is partial,
 `counts` sums them and gives their rates, `names` gives channels and languages readable names,
 `privacy` picks the tag values that may be shown, `figures` draws the plotly trend, `tables`
 and `sections` write the HTML, and `page` fills the template `page.html` with them; `console`

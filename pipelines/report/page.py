@@ -3,7 +3,7 @@
 `page.html` is the page (style included) with `$title`, `$header` and `$body` placeholders for
 `string.Template`; `no_data.html` is the body when there is nothing to show. Sections, top to
 bottom: at a glance, the daily trend with the last days, weeks, months, bots, channels,
-languages, tags, session behaviour, and how to read the numbers.
+languages, tags, session behaviour, where users leave, and how to read the numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from kore_sessions.report.sections import (
     channels_section,
     day_text,
     languages_section,
+    leaving_section,
     periods_section,
     plural,
     section,
@@ -79,6 +80,7 @@ def render_report(data: ReportData) -> str:
             languages_section(data, period),
             tags_section(data, period),
             behaviour_section(data, period),
+            leaving_section(data, period),
             _definitions(),
         ]
         body = "\n".join(part for part in sections if part)

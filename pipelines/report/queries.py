@@ -8,6 +8,7 @@ caller number, call id or session id ever leaves the warehouse.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from kore_sessions.output.failures import ActionableError
 from kore_sessions.report.behaviour import BEHAVIOUR_TABLE, SESSIONS_MART, read_behaviour
 from kore_sessions.report.counts import DailyCounts, Rates, SliceCounts, TagCounts
 from kore_sessions.report.freshness import Freshness, Period, add_months, as_utc, month_start, week_start
+from kore_sessions.report.leaving import DROPOFF_TABLE, WhereUsersLeave, read_leaving
 from kore_sessions.report.names import UNKNOWN_CODE
 from kore_sessions.report.privacy import TAG_MAX_DISTINCT
 from kore_sessions.report.report_data import DEFAULT_SCOPE, BotSpan, ReportData
@@ -122,7 +124,8 @@ def read_report_data(pipeline: dlt.Pipeline, days: int = 30) -> ReportData:
             relations = set(existing_relations(client, client.dataset_name))
             if not relations >= REQUIRED_TABLES:
                 raise _not_built(dataset)
-            return _read(client, dataset, generated_at, days, LOADS_TABLE in relations)
+            report = _read(client, dataset, generated_at, days, LOADS_TABLE in relations)
+            return _with_leaving(client, report, DROPOFF_TABLE in relations)
         except DatabaseUndefinedRelation as exc:
             raise _not_built(dataset) from exc
 
@@ -160,6 +163,15 @@ def _read(client: Any, dataset: str, generated_at: datetime, days: int, has_load
         first_day=first,
         first_data_day=first_data_day,
     )
+
+
+def _with_leaving(client: Any, report: ReportData, built: bool) -> ReportData:
+    """The report with the last bot messages of its period totals' days (`fct_dropoff_points`
+    is optional: models built before it say so in its section)."""
+    period = report.period
+    if not built or period is None:
+        return replace(report, leaving=WhereUsersLeave(built=built))
+    return replace(report, leaving=read_leaving(client, period.first_day, period.totals_last))
 
 
 def _settings(client: Any) -> tuple[str, str]:

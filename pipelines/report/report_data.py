@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from kore_sessions.report.counts import DailyCounts, SliceCounts, TagCounts, mart_or_sum
 from kore_sessions.report.freshness import Freshness, Period
+from kore_sessions.report.leaving import WhereUsersLeave
 from kore_sessions.warehouse.model_settings import ModelSettings
 
 # What the marts count unless kore_model_settings says otherwise (the models' defaults).
@@ -88,6 +89,7 @@ class ReportData:
         newest_session_at: The newest session start (UTC), None without sessions.
         first_day: The period's first day; None: the first day of `daily`.
         first_data_day: The first day of any data in the marts, None when unknown.
+        leaving: The last bot messages of drop-off and agent sessions, the period totals' days.
     """
 
     dataset: str
@@ -106,6 +108,7 @@ class ReportData:
     newest_session_at: datetime | None = None
     first_day: date | None = None
     first_data_day: date | None = None
+    leaving: WhereUsersLeave = field(default_factory=WhereUsersLeave)
 
     @property
     def freshness(self) -> Freshness:

@@ -13,10 +13,18 @@ from datetime import date
 from kore_sessions.report.counts import SliceCounts, Totals, by_sessions, sum_by, total
 from kore_sessions.report.figures import ALL_BOTS
 from kore_sessions.report.freshness import Freshness, Period, period_end
+from kore_sessions.report.leaving import MESSAGES_SHOWN
 from kore_sessions.report.names import channel_label, language_label
 from kore_sessions.report.privacy import TagSlice, select_tags
 from kore_sessions.report.report_data import BotSpan, ReportData
-from kore_sessions.report.tables import GroupRow, TableRow, behaviour_table, outcome_table, percent
+from kore_sessions.report.tables import (
+    GroupRow,
+    TableRow,
+    behaviour_table,
+    leaving_table,
+    outcome_table,
+    percent,
+)
 
 # How a day is written in headings and notes.
 DAY_FORMAT = "%a %Y-%m-%d"
@@ -200,6 +208,26 @@ def behaviour_section(data: ReportData, period: Period) -> str:
         "of the sessions of all these days (p50: half the sessions were shorter)."
     )
     return section("behaviour", "Session behaviour", note, behaviour_table(data.behaviour, ALL_BOTS))
+
+
+def leaving_section(data: ReportData, period: Period) -> str:
+    """The last bot messages of the drop-off and agent sessions, per bot: where users leave."""
+    leaving = data.leaving
+    note = (
+        f"{totals_note(period, data.freshness)} The last thing the bot said in the counted sessions "
+        f"that ended in a drop-off or an agent transfer, the {MESSAGES_SHOWN} most frequent per bot "
+        "and outcome (fct_dropoff_points): numbers, e-mail addresses and ids masked, the user's own "
+        "words never shown. Share: of the bot's sessions with that outcome in these days."
+    )
+    if not leaving.built:
+        line = "Not built yet: run `kore-sessions models` to build fct_dropoff_points."
+    elif not leaving.messages_loaded:
+        line = "No messages loaded: enable the messages resource to see where users leave."
+    elif not leaving.points:
+        line = "No drop-off or agent transfer in these days."
+    else:
+        return section("leaving", "Where users leave", note, leaving_table(leaving.points))
+    return section("leaving", "Where users leave", "", f'<p class="empty-note">{html.escape(line)}</p>')
 
 
 def _period_sessions(data: ReportData, period: Period) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kore_sessions.report.counts import Totals
+from kore_sessions.report.leaving import OUTCOME_NAMES, LeavingPoint
 from kore_sessions.report.report_data import Behaviour
 
 # What a value without sessions shows: an en dash.
@@ -46,6 +47,8 @@ BEHAVIOUR_HEADINGS = (
     "Duration p90",
     "Duration p95",
 )
+# The columns of the where-users-leave table.
+LEAVING_HEADINGS = ("Last bot message", "Sessions", "Share")
 # Seconds in a minute and an hour, to write durations.
 MINUTE, HOUR = 60, 3600
 
@@ -212,3 +215,28 @@ def _behaviour_row(row: Behaviour, all_bots: str) -> str:
 def _decimal(value: float | None) -> str:
     """A mean with one decimal, or a dash."""
     return NO_VALUE if value is None else f"{value:.1f}"
+
+
+def leaving_table(points: Sequence[LeavingPoint]) -> str:
+    """The last bot messages per bot and outcome: a heading row for each, then its messages.
+
+    Args:
+        points: The messages, grouped by bot and outcome in the order to show.
+
+    Returns:
+        The `<table>` element.
+    """
+    head = "".join(f'<th scope="col">{html.escape(heading)}</th>' for heading in LEAVING_HEADINGS)
+    body, group = [], None
+    for point in points:
+        if (point.bot_id, point.outcome) != group:
+            group = (point.bot_id, point.outcome)
+            outcome = OUTCOME_NAMES.get(point.outcome, point.outcome)
+            note = f"{point.outcome_sessions:,} session{'' if point.outcome_sessions == 1 else 's'}"
+            body.append(_group_row(GroupRow(f"{point.bot_id}: {outcome}", note), len(LEAVING_HEADINGS)))
+        label = f'<span class="label">{html.escape(point.shown_message)}</span>'
+        cells = f"<td>{point.sessions:,}</td><td>{percent(point.share)}</td>"
+        body.append(f'<tr><th scope="row">{label}</th>{cells}</tr>')
+    return (
+        f'<table class="data leaving"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )

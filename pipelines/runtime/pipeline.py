@@ -216,13 +216,24 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
     file_format = file_format_for(pipeline)
     packages = 0
     while True:
-        pipeline.extract(source.clone(), loader_file_format=file_format)
-        pipeline.normalize()
+        for part in resources_in_order(source):
+            pipeline.extract(part, loader_file_format=file_format)
+            pipeline.normalize()  # each package with the schema its extract left
+            packages += 1
         load_step(pipeline)
         prune_loaded_jobs(Path(pipeline.working_dir))
-        packages += 1
         if not run.more_to_fetch:
             return packages
+
+
+def resources_in_order(source: DltSource) -> list[DltSource]:
+    """The source once per selected resource, in the source's order (sessions before messages):
+    each is extracted on its own, so the messages' walk reads the channels and open sessions
+    the sessions' extract of the same round has just put in the state."""
+    names = list(source.resources.selected)
+    if len(names) <= 1:
+        return [source.clone()]
+    return [source.clone().with_resources(name) for name in names]
 
 
 def file_format_for(pipeline: dlt.Pipeline) -> str | None:

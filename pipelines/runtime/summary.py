@@ -10,6 +10,8 @@ from kore_sessions.source import SourceRun
 from kore_sessions.source.api.paging import IncompleteWindowError
 from kore_sessions.source.api.rules import ALL_BOTS_KEY, bot_label
 from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.messages.history_api import MESSAGES_LISTING
+from kore_sessions.source.messages.history_rules import MESSAGES_TABLE
 from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING
 from kore_sessions.source.sessions.run_record import SessionsRecord, sessions_record
 from kore_sessions.source.sessions.spec import UNRESOLVED_OPEN_PATIENCE
@@ -88,6 +90,8 @@ class LoadSummary:
         ]
         if self.sessions_total is not None:
             lines.insert(2, f"sessions in the warehouse: {self.sessions_total}")
+        if MESSAGES_TABLE in self.run.begun:
+            lines.insert(2, f"messages: {self.run.totals.of(MESSAGES_LISTING.noun)} fetched")
         if self.legacy_bots:
             lines.append(f"pre-9.0 answer shape detected for: {', '.join(self.legacy_bots)}")
         if self.undocumented_containment:

@@ -17,6 +17,7 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 import dlt
+from kore_sessions.source.messages.message_columns import messages_sql_columns
 from kore_sessions.source.sessions.schema import source_sql_columns
 from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
 from kore_sessions.warehouse.model_files import (
@@ -34,9 +35,11 @@ from sqlglot import exp
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
 # The source's tables, which dlt only creates once an item arrives (no session loaded yet, no
-# tag ever), and their columns (dlt only adds a column once a value arrives): see
-# `source_stand_ins`.
-OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = source_sql_columns()
+# tag ever, no message while the messages resource is off), and their columns (dlt only adds a
+# column once a value arrives): see `source_stand_ins`.
+OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = {**source_sql_columns(), **messages_sql_columns()}
+
+
 @dataclass
 class BuildResult:
     """What `build_models` made."""

@@ -11,21 +11,28 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from kore_sessions.source.api import arrow_rows
 from kore_sessions.source.api.answers import KoreApiError
+from kore_sessions.source.api.arrow_rows import TableBatches, TableSpec
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.credentials import KoreCredentials
 from kore_sessions.source.api.paging import PageCap
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import fetch_concurrently
-from kore_sessions.source.config import ConfigError, RepairPlan, RunConfig
+from kore_sessions.source.config import MESSAGES_RESOURCE, ConfigError, RepairPlan, RunConfig
 from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
 from kore_sessions.source.heap import lean_heap
+from kore_sessions.source.messages.channel_plan import SessionsSeen
+from kore_sessions.source.messages.channel_walk import MessagesExtractor
+from kore_sessions.source.messages.history_rules import MESSAGES_TABLE
+from kore_sessions.source.messages.message_tables import MESSAGES_SPEC
 from kore_sessions.source.options import KoreSessionsOptions, resolve_options
-from kore_sessions.source.sessions.arrow import TableBatches, page_tables, table_hints
+from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.extract import BotExtractor
+from kore_sessions.source.sessions.open_sessions import sessions_seen
 from kore_sessions.source.sessions.records import InvalidRecordError
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
-from kore_sessions.source.settings import ARROW_BATCH_SESSIONS, SOURCE_NAME
+from kore_sessions.source.settings import ARROW_BATCH_MESSAGES, ARROW_BATCH_SESSIONS, SOURCE_NAME
 
 __all__ = [
     "ConfigError",
@@ -49,8 +56,9 @@ def kore_sessions(
     clock: Callable[[], datetime] | None = None,
     repair: RepairPlan | None = None,
     **options: Any,
-) -> DltResource:
-    """Sessions of one or more Kore.ai bots, loaded incrementally by `start_time`.
+) -> list[DltResource]:
+    """Sessions of one or more Kore.ai bots, loaded incrementally by `start_time`, and their
+    messages (opt-in: `resources = ["sessions", "messages"]`), incrementally by `createdOn`.
 
     Args:
         run: The record of this run (its counters, and what its load packages hand on to each
@@ -62,23 +70,28 @@ def kore_sessions(
 
     Returns:
         The `sessions` resource, merged on `session_id`, with child tables
-        `sessions__user_tags`, `sessions__session_tags` and `sessions__session_lang`.
+        `sessions__user_tags`, `sessions__session_tags` and `sessions__session_lang`; with
+        messages, the `messages` resource, merged on `message_id`, with child tables
+        `messages__components` and `messages__tags`.
     """
     resolved = resolve_options(**options)
     config = replace(resolved.run_config(clock), repair=repair)
     run = run or SourceRun()
     run.bot_keys = config.bot_keys
-    return sessions_resource(config, resolved, run)
+    resources = [sessions_resource(config, resolved, run)]
+    if MESSAGES_RESOURCE in config.resources:
+        resources.append(messages_resource(config, resolved, run))
+    return resources
 
 
 def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
     """The `sessions` resource for a checked configuration."""
 
-    hints = table_hints()
+    hints = arrow_rows.table_hints(SESSIONS_SPEC)
 
     @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
     def sessions() -> Iterator[Any]:
-        run.begin_package()
+        run.begin_package(SESSIONS_TABLE)
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         load_id = dlt.current.load_package_state()["load_id"]
         with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
@@ -95,12 +108,54 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
     return sessions
 
 
-def batched_tables(pages: Iterable[list[dict[str, Any]]], load_id: str) -> Iterator[tuple[str, Any]]:
-    """`(table name, Arrow table)` of pages of rows, joined into batches of ARROW_BATCH_SESSIONS."""
-    batches = TableBatches(ARROW_BATCH_SESSIONS)
+def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
+    """The `messages` resource for a checked configuration: each bot's windows asked once per
+    channel its sessions came on (read from the sessions' state)."""
+
+    hints = arrow_rows.table_hints(MESSAGES_SPEC)
+
+    @dlt.resource(name=MESSAGES_TABLE, write_disposition="merge")
+    def messages() -> Iterator[Any]:
+        run.begin_package(MESSAGES_TABLE)
+        resources_state = dlt.current.source_state().setdefault("resources", {})
+        sessions_bots = resources_state.get(SESSIONS_TABLE, {}).get("bots", {})
+        bots_state = dlt.current.resource_state().setdefault("bots", {})
+        load_id = dlt.current.load_package_state()["load_id"]
+        with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
+            cap = PageCap(config.messages_page_size)
+            extractors = {
+                bot_key: MessagesExtractor(
+                    client,
+                    bot_key,
+                    bots_state.setdefault(bot_key, {}),
+                    config,
+                    run,
+                    cap,
+                    SessionsSeen(*sessions_seen(sessions_bots.get(bot_key, {}))),
+                )
+                for bot_key in config.bot_keys
+            }
+            pages = fetch_concurrently(extractors, config.max_in_flight)
+            batches = batched_tables(pages, load_id, MESSAGES_SPEC, ARROW_BATCH_MESSAGES)
+            for table_name, table in batches:
+                yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
+            for extractor in extractors.values():
+                extractor.finish()
+
+    return messages
+
+
+def batched_tables(
+    pages: Iterable[list[dict[str, Any]]],
+    load_id: str,
+    spec: TableSpec = SESSIONS_SPEC,
+    batch_rows: int = ARROW_BATCH_SESSIONS,
+) -> Iterator[tuple[str, Any]]:
+    """`(table name, Arrow table)` of pages of rows, joined into batches of `batch_rows` records."""
+    batches = TableBatches(batch_rows, spec.name)
     for rows in pages:
         if rows:
-            yield from batches.add(page_tables(rows, load_id))
+            yield from batches.add(arrow_rows.page_tables(spec, rows, load_id))
     yield from batches.flush()
 
 

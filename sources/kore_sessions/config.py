@@ -21,11 +21,19 @@ from kore_sessions.source.api.timestamps import parse_timestamp
 from kore_sessions.source.api.windows import check_span
 from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_PACKAGE
 
+# The resources the source can load, in the order it loads them: the messages are asked for
+# per channel the sessions showed, so the sessions go first.
+SESSIONS_RESOURCE = "sessions"
+MESSAGES_RESOURCE = "messages"
+RESOURCES = (SESSIONS_RESOURCE, MESSAGES_RESOURCE)
+# Most messages asked for a page: the v2 maximum (documented).
+MAX_MESSAGES_PAGE_SIZE = 10_000
 # Where the first backfill starts when no start_date is configured.
 DEFAULT_BACKFILL_DAYS = 30
 # Numeric options and the range each must lie in (None: no upper bound).
 CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("page_size", 1, MAX_PAGE_SIZE),
+    ("messages_page_size", 1, MAX_MESSAGES_PAGE_SIZE),
     ("requests_per_minute", 1, None),
     ("requests_per_hour", 1, None),
     ("lookback_minutes", 0, None),
@@ -49,16 +57,18 @@ class RepairPlan:
         held_ids: Per bot key, the sessions the warehouse holds in those ranges; those the
             ranges no longer return are looked up by id, and deleted only when the API says
             they are invalid.
+        message_ranges: Per bot key, the ranges of createdOn whose message counts differ.
     """
 
     ranges: Mapping[str, Sequence[tuple[datetime, datetime]]]
     held_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    message_ranges: Mapping[str, Sequence[tuple[datetime, datetime]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs to know, checked (`start_date_given`: start_date was configured,
-    not the default)."""
+    not the default; `resources`: what the source loads, in the order it loads them)."""
 
     host: str
     bot_keys: tuple[str, ...]
@@ -74,6 +84,9 @@ class RunConfig:
     windows_per_package: int = DEFAULT_WINDOWS_PER_PACKAGE
     repair: RepairPlan | None = None
     start_date_given: bool = False
+    resources: tuple[str, ...] = (SESSIONS_RESOURCE,)
+    keep_user_text: bool = False
+    messages_page_size: int = MAX_MESSAGES_PAGE_SIZE
 
     @property
     def bounded(self) -> bool:
@@ -97,8 +110,9 @@ def check_host(host: Any) -> str:
     return text.rstrip("/")
 
 
-def parse_bot_ids(bot_ids: str | Sequence[str] | None) -> list[str]:
-    """Bot ids from a list, a JSON list, or a comma-separated string."""
+def parse_bot_ids(bot_ids: str | Sequence[str] | None, setting: str = "bot_ids") -> list[str]:
+    """Bot ids (or the names of another list setting) from a list, a JSON list, or a
+    comma-separated string."""
     if bot_ids is None:
         return []
     if isinstance(bot_ids, str):
@@ -107,10 +121,26 @@ def parse_bot_ids(bot_ids: str | Sequence[str] | None) -> list[str]:
             try:
                 bot_ids = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"bot_ids is not a valid JSON list: {exc}") from exc
+                raise ConfigError(f"{setting} is not a valid JSON list: {exc}") from exc
         else:
             bot_ids = text.split(",")
     return [str(bot).strip() for bot in bot_ids if str(bot).strip()]
+
+
+def parse_resources(value: Any) -> tuple[str, ...]:
+    """The resources to load from a list, a JSON list or a comma-separated string, in the order
+    the source loads them; a one-line error names one it does not know."""
+    names = parse_bot_ids(value, "resources") if value not in (None, "", []) else [SESSIONS_RESOURCE]
+    unknown = [name for name in names if name not in RESOURCES]
+    if unknown or not names:
+        listed = ", ".join(map(repr, unknown)) or "none"
+        raise ConfigError(f"resources: {listed} unknown; choose from {', '.join(RESOURCES)}")
+    if MESSAGES_RESOURCE in names and SESSIONS_RESOURCE not in names:
+        raise ConfigError(
+            "resources: messages need sessions beside them (each channel the sessions show is asked "
+            'for its messages): resources = ["sessions", "messages"]'
+        )
+    return tuple(name for name in RESOURCES if name in names)
 
 
 def parse_date_setting(name: str, value: Any) -> datetime | None:
@@ -171,6 +201,9 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
         max_in_flight=int(options.max_in_flight),
         windows_per_package=int(options.windows_per_package),
         start_date_given=start_date_given,
+        resources=parse_resources(options.resources),
+        keep_user_text=bool(options.store_user_text),
+        messages_page_size=int(options.messages_page_size),
     )
 
 

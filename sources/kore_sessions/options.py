@@ -32,7 +32,7 @@ from kore_sessions.source.api.rules import (
     DEFAULT_WINDOW_HOURS,
     KEY_PAIR_ALGORITHMS,
 )
-from kore_sessions.source.config import ConfigError, RunConfig, build_run_config
+from kore_sessions.source.config import MAX_MESSAGES_PAGE_SIZE, ConfigError, RunConfig, build_run_config
 from kore_sessions.source.settings import (
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_RETENTION_DAYS,
@@ -77,7 +77,19 @@ class KoreSessionsOptions(BaseConfiguration):
     end_date: Optional[Any] = option(  # noqa: UP045
         None, "With start_date, a bounded backfill that leaves the cursor alone.", flag="--end"
     )
+    resources: Optional[Any] = option(  # noqa: UP045
+        None,
+        "What to load: sessions (the default), or sessions and messages (a list, a JSON list or "
+        "a comma-separated string).",
+        flag="--resources",
+    )
+    store_user_text: bool = option(
+        False, "Keep what users typed (incoming message text); off: only its length and kind."
+    )
     page_size: int = option(DEFAULT_PAGE_SIZE, "Sessions asked for per request (the server may cap it).")
+    messages_page_size: int = option(
+        MAX_MESSAGES_PAGE_SIZE, "Messages asked for per request (at most 10,000; the server may cap it)."
+    )
     window_hours: float = option(DEFAULT_WINDOW_HOURS, "Span of one request's window, under 7 days.")
     lookback_minutes: float = option(
         DEFAULT_LOOKBACK_MINUTES, "How far behind its cursor each run reads again, for late arrivals."

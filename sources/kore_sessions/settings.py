@@ -10,6 +10,10 @@ DEFAULT_WINDOWS_PER_PACKAGE = 3
 # item dlt's extract of 520k ready-made sessions took 2.3 s instead of 6.8 s, for ~10 MB held.
 ARROW_BATCH_SESSIONS = 10_000
 
+# Messages whose Arrow tables are joined into one dlt item: a message row is a third of a
+# session's, and a v2 page holds up to 10,000 of them, so a batch is about one page.
+ARROW_BATCH_MESSAGES = 10_000
+
 # Garbage collector thresholds while extracting (Python's are 700, 10, 10): a page of 1,000
 # sessions makes ~30,000 containers, and at the defaults collections took 80% of the parse time.
 COLLECTOR_THRESHOLDS = (50_000, 20, 20)

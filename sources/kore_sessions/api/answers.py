@@ -54,6 +54,10 @@ class KoreApiError(Exception):
         self.status = status
 
 
+class InvalidRecordError(ValueError):
+    """A record the API returned that lacks what every such record must have."""
+
+
 class RetryableError(Exception):
     """An answer (or no answer) worth trying again."""
 

@@ -94,6 +94,7 @@ class SourceRun:
             start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
         short_windows: Windows that stayed short of their total (what the run failed on).
         records: What each resource keeps of the run besides its counts, by resource.
+        begun: The resources whose packages have begun in this run.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -104,6 +105,7 @@ class SourceRun:
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     short_windows: list[str] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
+    begun: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -126,10 +128,15 @@ class SourceRun:
         """The run's record of one bot in one resource, made on first use."""
         return self.bots.setdefault((resource, bot_key), BotRun())
 
-    def begin_package(self) -> None:
-        """Called as each load package starts: it continues the run while the previous package
-        left more to fetch, and otherwise begins a new run (the same source run again)."""
-        if self.more_to_fetch or not self.bots:
+    def begin_package(self, resource: str) -> None:
+        """Called as each resource's load package starts: the first package of a resource in
+        the run, or a later one while some resource left more to fetch, continues the run; a
+        resource that begins again when nothing is left begins a new run (the same source run
+        again)."""
+        if resource not in self.begun:
+            self.begun.add(resource)
+            return
+        if self.more_to_fetch:
             return
         self.bots.clear()
         self.totals = RunTotals()
@@ -137,6 +144,7 @@ class SourceRun:
         self.earlier_start.clear()
         self.short_windows.clear()
         self.records.clear()
+        self.begun = {resource}
 
     @property
     def more_to_fetch(self) -> bool:

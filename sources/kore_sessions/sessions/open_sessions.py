@@ -6,6 +6,8 @@ holds:
   run until closed.
 - `unresolved`: `{session_id: [first missed, misses]}` of open sessions that neither the id
   lookup nor their window returned: refreshed for UNRESOLVED_OPEN_PATIENCE, then given up.
+- `channels`: `{channel: the earliest start_time seen on it}` of every channel the bot's
+  sessions came on (the messages are asked for one channel a request).
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ class SessionsBotState(BotState):
         self.record = sessions_record(run)
         self.record.open_at_start.setdefault(bot_key, set(self.open_sessions))
         self.seen_open = self.record.seen_open.setdefault(bot_key, set())
+        self.channels: dict[str, str] = state.setdefault("channels", {})
+        self.channel_since = {name: parse_timestamp(since) for name, since in self.channels.items()}
 
     def track(self, row: dict[str, Any]) -> None:
         """Remember an active session for refresh, forget a closed one; count odd containments."""
         containment = row.get("containment_type")
         if containment is not None and containment not in CONTAINMENT_TYPES:
             self.record.count_containment(containment)
+        self.note_channel(row.get("channel"), row["start_time"])
         session_id = row["session_id"]
         if session_id in self.record.open_at_start[self.bot_key]:
             self.seen_open.add(session_id)
@@ -51,6 +56,15 @@ class SessionsBotState(BotState):
             self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
         else:
             self.open_sessions.pop(session_id, None)
+
+    def note_channel(self, channel: Any, started: datetime) -> None:
+        """Remember the channel a session came on, and the earliest start seen on it."""
+        if not isinstance(channel, str) or not channel:
+            return
+        since = self.channel_since.get(channel)
+        if since is None or started < since:
+            self.channel_since[channel] = started
+            self.channels[channel] = format_api_timestamp(started)
 
     def may_be_open(self, row: dict[str, Any]) -> bool:
         """Active, or of unknown status (pre-9.0) with activity in the server's last quiet period.
@@ -94,3 +108,14 @@ class SessionsBotState(BotState):
         self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
         unresolved = self.state.get("unresolved", {})
         self.state["unresolved"] = {s: unresolved[s] for s in sorted(unresolved) if s in self.open_sessions}
+
+
+def sessions_seen(bot_state: dict[str, Any]) -> tuple[dict[str, datetime], datetime | None, datetime | None]:
+    """What a bot's sessions state says of its sessions, for the resources beside them: each
+    channel with the earliest start seen on it, the start of the oldest session still open,
+    and where the loaded range begins."""
+    channels = {name: parse_timestamp(since) for name, since in (bot_state.get("channels") or {}).items()}
+    starts = [parse_timestamp(start) for start in (bot_state.get("open_sessions") or {}).values()]
+    oldest_open = min((start for start in starts if start is not None), default=None)
+    loaded_from = parse_timestamp(bot_state.get("loaded_from"))
+    return {name: since for name, since in channels.items() if since is not None}, oldest_open, loaded_from

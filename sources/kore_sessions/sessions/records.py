@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import datetime
 from typing import Any
 
-from kore_sessions.source.api.answers import a_json_type, key_names
+from kore_sessions.source.api.answers import InvalidRecordError, a_json_type, key_names
 from kore_sessions.source.api.timestamps import parse_timestamp
+from kore_sessions.source.api.values import as_bool, tag_value_text
 from kore_sessions.source.sessions.schema import KNOWN_API_FIELDS, SESSION_COLUMNS
 from kore_sessions.source.sessions.spec import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
 
@@ -19,10 +18,6 @@ TAG_KEYS = frozenset({"name", "value"})
 # What parsing an instant raises on a value that is not one (pendulum's ParserError is a
 # ValueError; a year beyond datetime's range overflows).
 TIMESTAMP_ERRORS = (ValueError, OverflowError)
-
-
-class InvalidRecordError(ValueError):
-    """A session the API returned that lacks what every session must have."""
 
 
 def normalize_containment(value: Any) -> str | None:
@@ -83,7 +78,7 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         or normalize_containment(raw.get("containmentType"))
         or normalize_containment(raw_session_type)
         or _kept_as_sent(raw.get("containmentType")),
-        "is_developer": _as_bool(raw.get("isDeveloper")),
+        "is_developer": as_bool(raw.get("isDeveloper")),
         "session_status": session_status(raw),
     }
     row: dict[str, Any] = {name: converted.get(name, raw.get(field)) for name, field in ROW_FIELDS}
@@ -105,22 +100,6 @@ def session_status(raw: dict[str, Any]) -> str | None:
     if "end_time" in raw and not raw.get("end_time"):
         return STATUS_ACTIVE
     return None
-
-
-def tag_value_text(value: Any) -> tuple[str | None, str]:
-    """A tag value of any JSON type as text, plus the name of its JSON type."""
-    if value is None:
-        return None, "null"
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "boolean"
-    if isinstance(value, int):
-        return int.__repr__(value), "number"  # as json.dumps writes it, without its overhead
-    if isinstance(value, float):
-        return (float.__repr__(value) if math.isfinite(value) else json.dumps(value)), "number"
-    if isinstance(value, str):
-        return value, "string"
-    kind = "array" if isinstance(value, list) else "object"
-    return json.dumps(value, sort_keys=True, separators=(",", ":")), kind
 
 
 def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
@@ -145,15 +124,6 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
 def _kept_as_sent(value: Any) -> str | None:
     """An undocumented containment value, kept as the API sent it rather than dropped."""
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _as_bool(value: Any) -> bool | None:
-    """true/false, 1/0 and their strings as a boolean."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return bool(value)
-    return str(value).strip().lower() in ("1", "true", "yes")
 
 
 def _instant(raw: dict[str, Any], session_id: str, name: str) -> datetime | None:

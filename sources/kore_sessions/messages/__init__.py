@@ -1,0 +1,1 @@
+"""The `messages` resource: the Conversation History API (getMessagesV2) beside the sessions."""

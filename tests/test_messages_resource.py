@@ -1,0 +1,268 @@
+"""The `messages` resource against the sandbox's Conversation History API: every message, one by
+one, after a backfill and after incremental runs whose clocks disagree with the server's, with
+late messages and sessions still open; what users typed kept out by default; the channels asked
+for; the admin route; the Chat History scope; the option's checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.sandbox.conversations import conversation
+from kore_sessions.source import ConfigError, KoreCredentials
+from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.messages.channel_plan import SessionsSeen, channel_plan
+
+from .cli_helpers import cli_env, kore
+from .conftest import (
+    ADMIN_ID,
+    ADMIN_SECRET,
+    BOTS,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    NOW,
+    PAGE_CAP,
+    REAL_NOW,
+    Loader,
+    api_time,
+    make_apps,
+    sessions_up_to_now,
+    tag_text,
+)
+
+BOTH = ["sessions", "messages"]
+# Limits that do not bind here (the rate budget has its own tests): each load pays no wait.
+UNBOUND = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}
+# A message served this long after its createdOn arrived late (sessions themselves arrive whole).
+LATE = timedelta(seconds=60)
+HISTORY_FROM = NOW - timedelta(days=8)
+MESSAGE_COLUMNS = (
+    "message_id, session_id, bot_id, message_type, created_on, channel, component_kinds, text_length, text"
+)
+
+
+@pytest.fixture(scope="module")
+def arriving() -> list[GeneratedSession]:
+    """Eight days of two bots before NOW, more arriving over the next ten hours, some open."""
+    return generate_sessions(
+        BOTS, HISTORY_FROM, NOW + timedelta(hours=10), per_day=60, seed=41, active_share=0.3
+    )
+
+
+def text_of(view: dict[str, Any]) -> str | None:
+    """The words of a message's components, joined as the source joins them."""
+    texts = [
+        c["data"]["text"]
+        for c in view.get("components", [])
+        if isinstance(c.get("data", {}).get("text"), str)
+    ]
+    return "\n".join(texts) if texts else None
+
+
+def assert_messages_match(
+    loader: Loader,
+    server: SandboxServer,
+    until: datetime | None = None,
+    version: int = 2,
+    keep_user_text: bool = False,
+) -> None:
+    """The warehouse holds exactly the server's visible messages (created by `until`), field by field."""
+    truth = {
+        view["_id"]: view
+        for view in server.visible_messages(version=version)
+        if until is None or api_time(view["createdOn"]) <= until
+    }
+    rows = {row[0]: row for row in loader.query(f"SELECT {MESSAGE_COLUMNS} FROM messages")}
+    assert sorted(rows) == sorted(truth), (
+        f"{len(set(truth) - set(rows))} missing, {len(set(rows) - set(truth))} extra"
+    )
+    for message_id, view in truth.items():
+        text = text_of(view)
+        kept = keep_user_text or view["type"] == "outgoing"
+        wanted = (
+            message_id,
+            view["sessionId"],
+            view["botId"],
+            view["type"],
+            api_time(view["createdOn"]),
+            view["chnl"],
+            ",".join(c["cT"] for c in view["components"]) or None,
+            len(text) if text is not None else None,
+            text if kept else None,
+        )
+        got = tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in rows[message_id])
+        assert got == wanted, f"message {message_id} differs"
+
+
+def test_a_backfill_loads_every_message_with_its_components_and_tags(arriving: list, tmp_path: Path) -> None:
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat())
+        assert_messages_match(loader, server)
+        truth = server.visible_messages(version=2)
+        assert f"messages: {len(truth)} fetched" in summary.lines()
+        tags = {
+            (row[0], row[1], row[2], row[3])
+            for row in loader.query("SELECT message_id, scope, name, value FROM messages__tags")
+        }
+        wanted = {
+            (view["_id"], scope, tag["name"], tag_text(tag["value"]))
+            for view in truth
+            for key, scope in (("messageTags", "message"), ("userTags", "user"), ("sessionTags", "session"))
+            for tag in view["tags"][key]
+        }
+        assert tags == wanted
+        kinds = loader.query("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM messages__components")
+        assert kinds == [(sum(len(v["components"]) for v in truth), len(truth))]
+        sessions = {row[0] for row in loader.query("SELECT session_id FROM sessions")}
+        assert {view["sessionId"] for view in truth} <= sessions, "every message joins its session"
+
+
+def test_what_users_typed_is_in_no_table_unless_asked_for(arriving: list, tmp_path: Path) -> None:
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        typed = {text_of(v) for v in server.visible_messages(version=2) if v["type"] == "incoming"} - {None}
+        typed = {text for text in typed if len(text) >= 8}
+        assert typed, "the sandbox's users typed something"
+        for keep, folder in ((False, "default"), (True, "kept")):
+            loader = Loader(server, tmp_path / folder)
+            loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat(), store_user_text=keep)
+            found = set()
+            for (table,) in loader.query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'kore_sessions'"
+            ):
+                columns = [
+                    name
+                    for name, kind in loader.query(
+                        "SELECT column_name, data_type FROM information_schema.columns "
+                        f"WHERE table_schema = 'kore_sessions' AND table_name = '{table}'"
+                    )
+                    if kind == "VARCHAR"
+                ]
+                for column in columns:
+                    values = {row[0] for row in loader.query(f'SELECT DISTINCT "{column}" FROM {table}')}
+                    found |= typed & values
+                    found |= {text for text in typed for value in values if value and text in value}
+            if keep:
+                assert found, "store_user_text keeps what users typed"
+                assert_messages_match(loader, server, keep_user_text=True)
+            else:
+                assert not found, f"{len(found)} texts users typed reached the warehouse"
+
+
+@pytest.mark.parametrize(
+    ("loader_ahead", "server_step", "loader_step"),
+    [
+        (timedelta(hours=5), timedelta(minutes=100), timedelta(minutes=95)),  # server lags by hours
+        (timedelta(minutes=-10), timedelta(minutes=100), timedelta(minutes=97)),  # leads by minutes
+        (timedelta(hours=-3), timedelta(minutes=100), timedelta(minutes=100)),  # leads by hours
+    ],
+    ids=["server-lags-5h", "server-leads-minutes", "server-leads-3h"],
+)
+def test_incremental_runs_lose_no_message_whichever_clock_is_ahead(
+    arriving: list, tmp_path: Path, loader_ahead: timedelta, server_step: timedelta, loader_step: timedelta
+) -> None:
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader_now = NOW + loader_ahead
+        loader.clock = lambda: loader_now
+        counts = []
+        for _ in range(4):
+            loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat())
+            reach = loader_now + CLOCK_SKEW_ALLOWANCE
+            assert_messages_match(loader, server, until=None if server.now <= reach else reach)
+            counts.append(loader.query("SELECT COUNT(*) FROM messages")[0][0])
+            server.advance(server_step)
+            loader_now += loader_step
+        assert counts == sorted(counts) and counts[-1] > counts[0]
+        late = {m.message_id for s in arriving for m in conversation(s) if m.visible_at > m.created + LATE}
+        assert late & {row[0] for row in loader.query("SELECT message_id FROM messages")}, "late ones loaded"
+
+
+def test_a_channel_first_seen_late_is_walked_from_its_first_session(arriving: list, tmp_path: Path) -> None:
+    """A session on a channel no session showed before arrives hours late: the next run walks
+    that channel back to it, far behind the messages' cursor."""
+    early = NOW - timedelta(days=2)
+    template = next(s for s in arriving if s.start > early and s.end and s.end < NOW - timedelta(days=1))
+    newcomer = replace(template, session_id="f" * 24, channel="telegram", visible_at=NOW + timedelta(hours=1))
+    sessions = [s for s in arriving if s.start <= NOW] + [newcomer]
+    with SandboxServer(sessions, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat())
+        assert "telegram" not in {row[0] for row in loader.query("SELECT DISTINCT channel FROM messages")}
+        server.advance(timedelta(hours=2))
+        # the sessions' bounded backfill finds the late session; the messages' next run its channel
+        loader.run(resources=["sessions"], **UNBOUND, start_date=early.isoformat(), end_date=NOW.isoformat())
+        loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat())
+        assert_messages_match(loader, server)
+        assert "telegram" in {row[0] for row in loader.query("SELECT DISTINCT channel FROM messages")}
+
+
+def test_the_channel_plan_reaches_back_for_new_channels_and_open_sessions() -> None:
+    first = datetime(2025, 3, 1, tzinfo=UTC)
+    seen = SessionsSeen({"rtm": first, "msteams": first + timedelta(days=3)}, None, first)
+    walked = {"channels": {"rtm": "2025-03-01T00:00:00.000Z"}}
+    assert channel_plan(seen, walked).channels == ("msteams", "rtm")
+    assert channel_plan(seen, walked).reach_back == first + timedelta(days=3)
+    both = {"channels": {"rtm": None, "msteams": None}}
+    assert channel_plan(seen, both).reach_back is None
+    opened = replace(seen, oldest_open=first + timedelta(days=5))
+    assert channel_plan(opened, both).reach_back == first + timedelta(days=5)
+    assert channel_plan(SessionsSeen(), {}).channels == ("rtm",), "no session yet: the documented default"
+
+
+def test_a_window_is_asked_once_per_channel_its_sessions_came_on(arriving: list, tmp_path: Path) -> None:
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, message_page_cap=7) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat(), windows_per_package=10)
+        asked = [r.body for r in server.requests if r.path.endswith("getMessagesV2")]
+        channels = {s.channel for s in arriving if s.start <= NOW}
+        assert {body["channelType"] for body in asked} == channels
+        assert all(body["limit"] <= 10_000 for body in asked)
+        assert_messages_match(loader, server)  # pages cut to 7: skip advanced by what came back
+
+
+def test_the_admin_route_loads_every_bot_s_messages_in_v1(arriving: list, tmp_path: Path) -> None:
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        credentials = KoreCredentials(client_id=ADMIN_ID, client_secret=ADMIN_SECRET)
+        loader.run(
+            resources=BOTH,
+            **UNBOUND,
+            bot_ids=None,
+            all_bots=True,
+            credentials=credentials,
+            start_date=HISTORY_FROM.isoformat(),
+        )
+        assert_messages_match(loader, server, version=1)
+        assert any(r.path == "/api/public/getMessages" for r in server.requests)
+
+
+def test_without_the_chat_history_scope_the_load_says_so_in_one_line(tmp_path: Path) -> None:
+    history = sessions_up_to_now(days=2, per_day=20, seed=5)
+    apps = [SandboxApp(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, scopes=frozenset({"Bot Sessions"}))]
+    with SandboxServer(history, apps=apps, now=REAL_NOW) as server:
+        env = cli_env(server, tmp_path, SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages")
+        result = kore(["load"], env, tmp_path)
+        assert result.returncode != 0
+        errors = [line for line in result.stderr.splitlines() if "Chat History" in line]
+        assert len(errors) == 1 and "403" in errors[0], result.stderr
+        assert CLIENT_SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sessions,mesages", "'mesages' unknown"),
+        ("messages", "messages need sessions"),
+        ('["sessions", ', "resources is not a valid JSON list"),
+    ],
+)
+def test_a_wrong_resources_setting_is_one_line(value: str, message: str, tmp_path: Path) -> None:
+    with SandboxServer([], apps=make_apps(), now=REAL_NOW) as server:
+        loader = Loader(server, tmp_path)
+        with pytest.raises(ConfigError, match=message):
+            loader.source(resources=value)
