@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dlt
 from kore_sessions.report import DEFAULT_REPORT_FILE, write_report
-from kore_sessions.report.console import recent_containment_lines
+from kore_sessions.report.console import recent_containment_lines, top_dropoff_lines
 from kore_sessions.runtime.audit import Auditor, AuditRange
 from kore_sessions.runtime.pipeline import DEFAULT_DUCKDB_FILE, inspect_command, load_sessions, make_pipeline
 from kore_sessions.runtime.summary import LoadSummary
@@ -37,6 +37,9 @@ DEMO_TABLE_DAYS = 7
 # Days the demo's audit checks (one request a bot: under 7 days fit one).
 DEMO_AUDIT_DAYS = 7
 PIPELINES_FOLDER = "pipelines"
+# The sandbox's limits last this many seconds a "minute": its backfill of sessions and messages
+# asks each bot ~70 times, over Kore.ai's 60 a minute, and the demo should not wait a minute.
+DEMO_SECONDS_PER_MINUTE = 6.0
 
 
 def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
@@ -64,6 +67,8 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
         "bot_ids": list(DEMO_BOTS),
         "start_date": (sandbox_now - timedelta(days=days)).isoformat(),
         "credentials": credentials,
+        "resources": ["sessions", "messages"],
+        "seconds_per_minute": DEMO_SECONDS_PER_MINUTE,
     }
     with SandboxServer(sessions, apps=[app], now=sandbox_now, page_cap=DEMO_PAGE_CAP) as server:
         print(f"sandbox Kore.ai API on {server.url}: {len(DEMO_BOTS)} bots, {days} days")
@@ -128,6 +133,9 @@ def _print_models(pipeline: dlt.Pipeline, database: Path, report: Path) -> None:
         print(f"   {line}")
     print(f"\n== containment, last {DEMO_TABLE_DAYS} days (fct_containment_daily)")
     for line in recent_containment_lines(pipeline, DEMO_TABLE_DAYS):
+        print(f"   {line}")
+    print(f"\n== where users leave: the last bot message of drop-off sessions, last {DEMO_TABLE_DAYS} days")
+    for line in top_dropoff_lines(pipeline, DEMO_TABLE_DAYS):
         print(f"   {line}")
     print(f"\nreport: {write_report(pipeline, report)}")
     query = f"SELECT * FROM {pipeline.dataset_name}.fct_containment_weekly"
