@@ -92,6 +92,13 @@ def postgres_rows(dataset: str) -> dict[str, tuple]:
     return by_id
 
 
+def postgres_message_ids(dataset: str) -> list[str]:
+    """The message ids of a PostgreSQL dataset, sorted, duplicates kept."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT message_id FROM "{dataset}".messages ORDER BY message_id')
+        return [row[0] for row in cursor.fetchall()]
+
+
 def test_three_partitions_load_one_postgres_dataset_at_once(
     partition_server: SandboxServer, postgres_dataset: str, tmp_path: Path
 ) -> None:
@@ -100,6 +107,8 @@ def test_three_partitions_load_one_postgres_dataset_at_once(
         tmp_path,
         DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN,
         SOURCES__KORE_SESSIONS__BOT_IDS=",".join(PARTITION_BOTS),
+        SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",  # messages ask a request a channel
     )
     flags = ["--destination", "postgres", "--dataset", postgres_dataset]
     for step in ("backfill", "incremental"):
@@ -111,6 +120,9 @@ def test_three_partitions_load_one_postgres_dataset_at_once(
         if step == "backfill":  # an incremental run is a page a bot: too short to overlap surely
             assert_ran_at_once(partition_server)
         assert normalized(postgres_rows(postgres_dataset)) == expected(partition_server)
+        assert postgres_message_ids(postgres_dataset) == sorted(
+            view["_id"] for view in partition_server.visible_messages(version=2)
+        ), "every message once, each partition its bot's"
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
         cursor.execute(f'SELECT DISTINCT pipeline_name FROM "{postgres_dataset}"._dlt_pipeline_state')
         assert {row[0] for row in cursor.fetchall()} == set(PARTITIONS), "each partition keeps its own state"
