@@ -5,17 +5,22 @@ for; the admin route; the Chat History scope; the option's checks."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kore_sessions.sandbox import GeneratedSession, SandboxApp, SandboxServer, generate_sessions
+from kore_sessions.sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.sandbox.conversations import conversation
-from kore_sessions.source import ConfigError, KoreCredentials
+from kore_sessions.source import ConfigError, KoreCredentials, resolve_options
+from kore_sessions.source.api.paging import PageRequest
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.api.windows import Window
 from kore_sessions.source.messages.channel_plan import SessionsSeen, channel_plan
+from kore_sessions.source.messages.history_api import get_messages_page
+from kore_sessions.source.sessions.endpoint import get_sessions_page
 
 from .cli_helpers import cli_env, kore
 from .conftest import (
@@ -266,3 +271,50 @@ def test_a_wrong_resources_setting_is_one_line(value: str, message: str, tmp_pat
         loader = Loader(server, tmp_path)
         with pytest.raises(ConfigError, match=message):
             loader.source(resources=value)
+
+
+def test_a_load_of_both_resources_stays_within_the_server_s_limit(arriving: list, tmp_path: Path) -> None:
+    """The server counts both APIs of a bot against one limit (6 a scaled minute of 0.5 s); the
+    client's (4 a minute) keeps a load of both resources free of 429, though each bot asks
+    several times the server's minute limit."""
+    limit = RateLimit(per_minute=6, per_hour=600, seconds_per_minute=0.5)
+    recent = [s for s in arriving if NOW - timedelta(days=3) <= s.start <= NOW]
+    with SandboxServer(recent, apps=make_apps(), now=NOW, page_cap=PAGE_CAP, rate_limit=limit) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(
+            resources=BOTH,
+            start_date=(NOW - timedelta(days=3)).isoformat(),
+            window_hours=24,
+            requests_per_minute=4,
+            requests_per_hour=400,
+            seconds_per_minute=0.5,
+        )
+        assert_messages_match(loader, server)
+        assert summary.rate_limited == 0 and all(r.status != 429 for r in server.requests)
+        for bot in BOTS:
+            made = [r.path for r in server.requests if r.bot_id == bot]
+            assert sum(p.endswith("getMessagesV2") for p in made) >= 3 * limit.per_minute
+            assert sum(p.endswith("getSessions") for p in made) >= 1
+
+
+def test_one_budget_per_bot_counts_both_apis(arriving: list, tmp_path: Path) -> None:
+    """Two getSessions requests spend a budget of two a (scaled, 1 s) minute: the bot's next
+    request, a getMessagesV2, waits for the minute to pass. A budget per API would send it at once."""
+    recent = [s for s in arriving if NOW - timedelta(days=1) <= s.start <= NOW]
+    with SandboxServer(recent, apps=make_apps(), now=NOW) as server:
+        options = resolve_options(
+            host=server.url,
+            bot_ids=BOTS[:1],
+            requests_per_minute=2,
+            requests_per_hour=100,
+            seconds_per_minute=1.0,
+            credentials=KoreCredentials(client_id=CLIENT_ID, client_secret=CLIENT_SECRET),
+        )
+        window = Window(NOW - timedelta(hours=6), NOW)
+        with options.open_client(str(tmp_path)) as client:
+            for skip in (0, 1):
+                get_sessions_page(client, BOTS[0], window, PageRequest(0, None, skip, 1))
+            began = time.monotonic()
+            get_messages_page(client, BOTS[0], window, PageRequest(0, "rtm", 0, 1))
+            waited = time.monotonic() - began
+        assert waited >= 0.8, f"the messages request went out after {waited:.2f} s, within the spent minute"
