@@ -14,11 +14,16 @@ from typing import Any
 import pytest
 from kore_sessions.sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.sandbox.conversations import conversation
-from kore_sessions.source import ConfigError, KoreCredentials, resolve_options
-from kore_sessions.source.api.paging import PageRequest
+from kore_sessions.source import ConfigError, KoreCredentials, KoreSessionsOptions, resolve_options
+from kore_sessions.source.api.answers import Page
+from kore_sessions.source.api.paging import PageCap, PageRequest
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import Window
+from kore_sessions.source.config import build_run_config
 from kore_sessions.source.messages.channel_plan import SessionsSeen, channel_plan
+from kore_sessions.source.messages.channel_walk import MessagesExtractor
 from kore_sessions.source.messages.history_api import get_messages_page
 from kore_sessions.source.sessions.endpoint import get_sessions_page
 
@@ -318,3 +323,40 @@ def test_one_budget_per_bot_counts_both_apis(arriving: list, tmp_path: Path) -> 
             get_messages_page(client, BOTS[0], window, PageRequest(0, "rtm", 0, 1))
             waited = time.monotonic() - began
         assert waited >= 0.8, f"the messages request went out after {waited:.2f} s, within the spent minute"
+
+
+def message_page(ids: list[str], more: bool, total: int) -> Page:
+    """A getMessagesV2 answer with bot messages of these ids in the middle of the window."""
+    created = format_api_timestamp(NOW - timedelta(hours=2))
+    records = [{"_id": i, "sessionId": "s" * 24, "createdOn": created, "type": "outgoing"} for i in ids]
+    return Page(records=records, more_available=more, total=total, invalid_ids=[])
+
+
+def test_a_channel_s_window_whose_messages_shifted_while_paged_is_read_again() -> None:
+    """Newest first, paged by `skip`: a message arriving while a window is paged pushes one across
+    the page edge (`b` again, `c` never seen): the window, in its channel, is read again until
+    its distinct messages reach the total; the other channel's window is complete on its own,
+    and the cursor moves only once both are."""
+    options = KoreSessionsOptions(
+        host="http://127.0.0.1:9",
+        bot_ids=[BOTS[0]],
+        start_date=NOW - timedelta(hours=3),
+        messages_page_size=2,
+        window_hours=24,
+    )
+    config = build_run_config(options, clock=lambda: NOW)
+    seen = SessionsSeen({"rtm": NOW - timedelta(hours=3), "msteams": NOW - timedelta(hours=3)})
+    state: dict[str, Any] = {}
+    extractor = MessagesExtractor(None, BOTS[0], state, config, SourceRun(), PageCap(2), seen)  # type: ignore[arg-type]
+    first = {request.variant: request for request in extractor.plan()}
+    assert sorted(first) == ["msteams", "rtm"], "the first window in each channel"
+    _, done = extractor.handle(first["msteams"], message_page(["x"], more=False, total=1))
+    assert done == [] and "cursor" not in state, "rtm is not complete yet"
+    rows, follow = extractor.handle(first["rtm"], message_page(["a", "b"], more=True, total=4))
+    assert [r["message_id"] for r in rows] == ["a", "b"] and [f.skip for f in follow] == [2]
+    _, again = extractor.handle(follow[0], message_page(["b", "d"], more=False, total=4))
+    assert [(r.skip, r.variant) for r in again] == [(0, "rtm")], "c was pushed past: read again"
+    rows, follow = extractor.handle(again[0], message_page(["n", "a"], more=True, total=4))
+    rows2, done = extractor.handle(follow[0], message_page(["b", "c"], more=False, total=4))
+    assert sorted(r["message_id"] for r in rows + rows2) == ["c", "n"] and done == []
+    assert state["cursor"], "both channels complete: the cursor moved"
