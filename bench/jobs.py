@@ -10,12 +10,15 @@ from typing import Any
 PIPELINE = "pipeline"
 REFERENCE = "reference"
 DLT_ONLY = "dlt_only"
+MESSAGES_FLOOR = "messages_floor"
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
 CLIENT_ID = "cs-bench"
 CLIENT_SECRET = "bench-secret-0123456789-0123456789-abcdef"
 # Limits high enough never to bind: "without rate limits".
 UNLIMITED = 10**9
+# The v2 maximum of messages a page, asked for by default (`messages_page_size`).
+MESSAGES_PAGE_SIZE = 10_000
 # Worker threads of the pipeline's request pool (`settings.MAX_WORKERS`), which the floor shares;
 # the parent passes the pipeline's own value, this is only the default of a job file.
 DEFAULT_WORKERS = 8
@@ -27,7 +30,8 @@ class Job:
 
     Attributes:
         kind: ``pipeline`` (the real dlt pipeline), ``reference`` (the floor: plain httpx +
-            DuckDB) or ``dlt_only`` (dlt's merge of the same sessions, handed over ready-made).
+            DuckDB), ``dlt_only`` (dlt's merge of the same sessions, handed over ready-made) or
+            ``messages_floor`` (the floor of sessions and their messages, `bench.messages_floor`).
         host: Base URL of the sandbox server.
         bots: Bot ids to load.
         start: ISO start of the backfill.
@@ -43,6 +47,10 @@ class Job:
         destination: ``duckdb`` (a fresh file in ``workdir``) or ``postgres`` (the pipeline only).
         postgres_url: The PostgreSQL database of a ``postgres`` job.
         dataset: The dataset (schema) the pipeline loads into.
+        resources: What the pipeline loads (the source's `resources`).
+        messages_page_size: Messages asked for per request.
+        message_windows: ``(bot, date_from, date_to, owned_after, channel)`` of the messages
+            floor, each paged in full.
     """
 
     kind: str
@@ -61,6 +69,9 @@ class Job:
     destination: str = DUCKDB
     postgres_url: str | None = None
     dataset: str = "kore_sessions"
+    resources: list[str] = field(default_factory=lambda: ["sessions"])
+    messages_page_size: int = MESSAGES_PAGE_SIZE
+    message_windows: list[tuple[str, str, str, str | None, str]] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         """Write the job as JSON."""
@@ -71,6 +82,7 @@ class Job:
         """Read a job written by :meth:`save`."""
         data: dict[str, Any] = json.loads(path.read_text())
         data["windows"] = [tuple(window) for window in data.get("windows", [])]
+        data["message_windows"] = [tuple(window) for window in data.get("message_windows", [])]
         return cls(**data)
 
     @property

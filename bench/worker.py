@@ -10,11 +10,13 @@ import json
 import os
 import resource
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.jobs import CLIENT_ID, CLIENT_SECRET, DLT_ONLY, PIPELINE, POSTGRES, Job
+from bench.jobs import CLIENT_ID, CLIENT_SECRET, DLT_ONLY, MESSAGES_FLOOR, PIPELINE, POSTGRES, Job
 
 
 def run_pipeline(job: Job) -> dict[str, Any]:
@@ -52,7 +54,10 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         seconds_per_minute=job.seconds_per_minute,
         page_size=job.page_size,
         max_in_flight=job.max_in_flight,
+        resources=job.resources,
+        messages_page_size=job.messages_page_size,
     )
+    resource_seconds, spans = time_steps_by_resource(pipeline)
     summary = load_sessions(pipeline, source, run)
     steps = {
         step.step: [step.started_at.timestamp(), step.finished_at.timestamp()]
@@ -66,9 +71,44 @@ def run_pipeline(job: Job) -> dict[str, Any]:
         "retries": summary.retries,
         "rate_limited": summary.rate_limited,
         "sessions": summary.sessions_fetched,
+        "messages": run.totals.of("messages"),
+        "resource_seconds": resource_seconds,  # extract + normalize by resource, and load
+        "step_spans": spans,  # [step, start, end] in epoch seconds, every step of every package
         "packages": summary.packages,
         "file_format": file_format_for(pipeline),
     }
+
+
+def time_steps_by_resource(pipeline: Any) -> tuple[dict[str, float], list[list[Any]]]:
+    """Add up, as the run goes, the seconds of ``pipeline``'s extract and normalize by the
+    resource extracted (a normalize counts for the extract before it) and of its load steps
+    (every resource's, in one package), under ``load``; and list each step's span, as
+    ``[step resource, start, end]`` (epoch seconds)."""
+    seconds: dict[str, float] = {}
+    spans: list[list[Any]] = []
+    current = ["?"]
+
+    def timed(step: Callable[..., Any], name: Callable[[tuple[Any, ...]], str]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started, began = time.perf_counter(), time.time()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                key = name(args)
+                seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+                label = step.__name__ if key == step.__name__ else f"{step.__name__} {key}"
+                spans.append([label, began, time.time()])
+
+        return run
+
+    def extracted(args: tuple[Any, ...]) -> str:
+        current[0] = ",".join(args[0].resources.selected) if args else "?"
+        return current[0]
+
+    pipeline.extract = timed(pipeline.extract, extracted)
+    pipeline.normalize = timed(pipeline.normalize, lambda _: current[0])
+    pipeline.load = timed(pipeline.load, lambda _: "load")
+    return seconds, spans
 
 
 def own_peak_rss_kb() -> int:
@@ -92,6 +132,10 @@ def main(argv: list[str]) -> int:
         tune_process_heap()  # as `kore-sessions` does at its start
     if job.kind == PIPELINE:
         result = run_pipeline(job)
+    elif job.kind == MESSAGES_FLOOR:
+        from bench.messages_floor import run_messages_floor
+
+        result = run_messages_floor(job)
     elif job.kind == DLT_ONLY:
         from bench.dlt_only import run_dlt_only
 

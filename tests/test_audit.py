@@ -182,13 +182,13 @@ def warehouse_counts(tmp_path: Path) -> Counter[tuple[date, str]]:
     return Counter({(day, bot): n for day, bot, n in rows})
 
 
-def printed_checks(stdout: str) -> dict[tuple[date, str], tuple[int, int, int]]:
-    """The table `audit` prints: (day, bot) -> (API, warehouse, difference)."""
+def printed_checks(stdout: str, resource: str = "sessions") -> dict[tuple[date, str], tuple[int, int, int]]:
+    """The table `audit` prints, of one resource: (day, bot) -> (API, warehouse, difference)."""
     checks = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 5 and parts[0][:2] == "20" and parts[1] in BOTS:
-            checks[(date.fromisoformat(parts[0]), parts[1])] = (int(parts[2]), int(parts[3]), int(parts[4]))
+        if len(parts) >= 6 and parts[0][:2] == "20" and parts[1] in BOTS and parts[2] == resource:
+            checks[(date.fromisoformat(parts[0]), parts[1])] = (int(parts[3]), int(parts[4]), int(parts[5]))
     return checks
 
 
@@ -353,7 +353,7 @@ def test_the_admin_route_is_audited_for_the_whole_account(
     lines = [line.split() for line in result.stdout.splitlines()]
     rows = {date.fromisoformat(row[0]): row for row in lines if row and row[0][:2] == "20"}
     assert set(rows) == due_days and {row[1] for row in rows.values()} == {"*"}
-    for day, (_, _, api, held, _) in rows.items():
+    for day, (_, _, _, api, held, _) in rows.items():
         starts = (api_time(v["start_time"]) for v in lagging_server.visible_sessions())
         truth = sum(1 for started in starts if started.date() == day and started <= cursor)
         assert int(api) == int(held) == truth

@@ -26,3 +26,63 @@ def test_quick_backfill_part_loads_every_session_three_ways(tmp_path: Path) -> N
         assert table[f"{load} rows check"] == "ok"
     assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.5: (yes|NO)\)", table["time dlt alone/floor"])
     assert re.fullmatch(r"\d+%", table["dlt alone share of pipeline time"])
+
+
+def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> None:
+    """The messages backfill (`bench.messages_backfill`) at its smallest size: every load holds
+    the sandbox's sessions and messages, and each asks getMessagesV2 exactly as often as the
+    plan's windows and channels need (a request more or less fails here)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.messages_backfill", "--quick"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = dict(re.findall(r"^m\s+(.+?)\s{2,}(.+)$", result.stdout, re.MULTILINE))
+    for load in ("small pipeline", "pipeline", "floor"):
+        assert table[f"{load} sessions check"] == "ok"
+        assert table[f"{load} messages check"] == "ok"
+        made_and_minimum = table[f"{load} message requests / minimum"]
+        requests = re.fullmatch(r"(\d+) / (\d+) \(equal: yes\)", made_and_minimum)
+        assert requests is not None and requests[1] == requests[2], made_and_minimum
+    assert re.fullmatch(r"x\d+\.\d\d", table["time pipeline/floor"])
+    assert re.fullmatch(r"x\d+\.\d\d \(within 10%: (yes|NO)\)", table["peak RSS full/small pipeline"])
+
+
+def test_fast_server_serves_the_sandboxs_message_pages() -> None:
+    """The bench's messages route (pre-encoded pages) answers plain getMessagesV2 requests with
+    what the sandbox itself answers: same total, order, moreAvailable and messages."""
+    import json
+    from datetime import timedelta
+
+    import orjson
+    from kore_sessions.sandbox.app import SandboxApi
+    from kore_sessions.sandbox.messages import Request
+    from kore_sessions.sandbox.routes import match_route
+    from kore_sessions.source.api.timestamps import format_api_timestamp
+
+    from bench import harness
+    from bench.fast_server import Encoded, FastSandboxServer
+
+    data = harness.make_data(600, 2, 8, seed=3)
+    app = harness.sandbox_app()
+    server = FastSandboxServer(data.sessions, apps=[app], now=harness.NOW, message_page_cap=150)
+    index = server.encode_messages()
+    sandbox = SandboxApi(server, [app])
+    spans = [(data.start, data.start + timedelta(days=6)), (harness.NOW - timedelta(days=3), harness.NOW)]
+    for bot in data.bots:
+        for channel in [*index.channels(bot), "line"]:
+            for (date_from, date_to), skip in [(span, skip) for span in spans for skip in (0, 150, 290, 900)]:
+                body = {"dateFrom": format_api_timestamp(date_from), "dateTo": format_api_timestamp(date_to)}
+                body |= {"skip": skip, "limit": 10_000, "channelType": channel}
+                path = f"/api/public/bot/{bot}/getMessagesV2"
+                request = Request("POST", path, {}, orjson.dumps(body), None, harness.NOW)
+                route = match_route(path)
+                assert route is not None
+                fast = server.api._answer(route, route.bots, request)
+                slow = sandbox._answer(route, route.bots, request)
+                assert isinstance(fast, Encoded)
+                assert orjson.loads(fast.data) == json.loads(json.dumps(slow))

@@ -1,4 +1,5 @@
-"""`kore-sessions audit`: the warehouse against the API's counts per UTC day and bot."""
+"""`kore-sessions audit`: the warehouse against the API's counts per UTC day and bot: sessions,
+and messages when the pipeline loads them (each check names its resource)."""
 
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ class AuditRequest:
 
 
 def command_audit(args: argparse.Namespace) -> int:
-    """`kore-sessions audit`: API counts against the warehouse per UTC day and bot, for one
-    pipeline or (`--all-pipelines`) every pipeline with state in the dataset."""
+    """`kore-sessions audit`: API counts against the warehouse per UTC day, bot and resource, for
+    one pipeline or (`--all-pipelines`) every pipeline with state in the dataset; exit 3 while
+    any check of any resource differs."""
     request, warehouse = AuditRequest.from_arguments(args), WarehouseSettings.from_arguments(args)
     if request.all_pipelines and warehouse.pipeline_name:
         raise ConfigError("give either --pipeline-name or --all-pipelines, not both")

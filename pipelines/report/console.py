@@ -76,5 +76,6 @@ def top_dropoff_lines(pipeline: dlt.Pipeline, days: int = 7, outcome: str = "dro
         points = [p for p in leaving.points if p.bot_id == bot and p.outcome == outcome][:DROPOFF_SHOWN]
         for rank, point in enumerate(points, 1):
             share = f"{point.share:>6.1%}" if point.share is not None else "     -"
-            lines.append(f"{bot}  {rank}. {share} of {point.outcome_sessions:>4}  {point.shown_message[:70]!r}")
+            message = point.shown_message[:70]
+            lines.append(f"{bot}  {rank}. {share} of {point.outcome_sessions:>4}  {message!r}")
     return lines or ["(no drop-off session in these days)"]
