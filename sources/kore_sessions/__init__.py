@@ -32,7 +32,12 @@ from kore_sessions.source.sessions.extract import BotExtractor
 from kore_sessions.source.sessions.open_sessions import sessions_seen
 from kore_sessions.source.sessions.records import InvalidRecordError
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
-from kore_sessions.source.settings import ARROW_BATCH_MESSAGES, ARROW_BATCH_SESSIONS, SOURCE_NAME
+from kore_sessions.source.settings import (
+    ARROW_BATCH_MESSAGES,
+    ARROW_BATCH_SESSIONS,
+    MESSAGE_PAGES_IN_FLIGHT,
+    SOURCE_NAME,
+)
 
 __all__ = [
     "ConfigError",
@@ -135,7 +140,7 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
                 )
                 for bot_key in config.bot_keys
             }
-            pages = fetch_concurrently(extractors, config.max_in_flight)
+            pages = fetch_concurrently(extractors, min(config.max_in_flight, MESSAGE_PAGES_IN_FLIGHT))
             batches = batched_tables(pages, load_id, MESSAGES_SPEC, ARROW_BATCH_MESSAGES)
             for table_name, table in batches:
                 yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)

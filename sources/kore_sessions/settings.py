@@ -14,6 +14,11 @@ ARROW_BATCH_SESSIONS = 10_000
 # session's, and a v2 page holds up to 10,000 of them, so a batch is about one page.
 ARROW_BATCH_MESSAGES = 10_000
 
+# Message pages of one bot requested or held at once: a page of 10,000 messages is ~10 MB of
+# JSON and ~60 MB once parsed and made rows, so 4 a bot (max_in_flight's default) held ~700 MB
+# in the bench's backfill; the API's 60 requests a minute, not concurrency, bound the real pace.
+MESSAGE_PAGES_IN_FLIGHT = 2
+
 # Garbage collector thresholds while extracting (Python's are 700, 10, 10): a page of 1,000
 # sessions makes ~30,000 containers, and at the defaults collections took 80% of the parse time.
 COLLECTOR_THRESHOLDS = (50_000, 20, 20)

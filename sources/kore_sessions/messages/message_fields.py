@@ -9,33 +9,22 @@ what the user said: the README says so).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from kore_sessions.source.api.answers import InvalidRecordError, a_json_type, key_names
-from kore_sessions.source.api.timestamps import parse_timestamp
-from kore_sessions.source.api.values import as_bool, tag_value_text
+from kore_sessions.source.api.answers import InvalidRecordError, a_json_type
+from kore_sessions.source.api.values import as_bool, record_id, record_instant, tag_value_text
 from kore_sessions.source.messages.history_rules import INCOMING, MESSAGE_KEY, OUTGOING
 from kore_sessions.source.messages.message_columns import KNOWN_API_FIELDS
 
 # The tag lists of a message and the scope each becomes.
 TAG_SCOPES = (("messageTags", "message"), ("userTags", "user"), ("sessionTags", "session"))
-# What parsing an instant raises on a value that is not one.
-TIMESTAMP_ERRORS = (ValueError, OverflowError)
 # Joins the texts of a message's components into the message's text.
 TEXT_SEPARATOR = "\n"
 
 
 def message_id_of(raw: dict[str, Any]) -> str:
     """The message's `_id`, or InvalidRecordError naming the fields it has (never their values)."""
-    message_id = raw.get("_id")
-    if isinstance(message_id, str) and message_id:
-        return message_id
-    fields = key_names(raw)
-    if message_id is None or message_id == "":
-        raise InvalidRecordError(f"a message without an _id (fields present: {fields})")
-    kind = a_json_type(message_id)
-    raise InvalidRecordError(f"a message whose _id is {kind}, not text (fields present: {fields})")
+    return record_id(raw, "_id", "a message")
 
 
 def to_row(raw: dict[str, Any], keep_user_text: bool = False) -> dict[str, Any]:
@@ -54,7 +43,7 @@ def to_row(raw: dict[str, Any], keep_user_text: bool = False) -> dict[str, Any]:
         InvalidRecordError: the message has no id, no session or no parsable createdOn.
     """
     message_id = message_id_of(raw)
-    created_on = _instant(raw, message_id, "createdOn")
+    created_on = record_instant(raw, "createdOn", f"message {message_id}")
     if created_on is None:
         raise InvalidRecordError(f"message {message_id} has no createdOn")
     session_id = raw.get("sessionId")
@@ -75,7 +64,7 @@ def to_row(raw: dict[str, Any], keep_user_text: bool = False) -> dict[str, Any]:
         "message_type": message_type,
         "status": _text(raw.get("status")),
         "created_on": created_on,
-        "modified_on": _instant(raw, message_id, "lmodifiedOn"),
+        "modified_on": record_instant(raw, "lmodifiedOn", f"message {message_id}"),
         "timestamp_value": _whole_number(raw.get("timestampValue")),
         "channel": _text(raw.get("chnl")) or _text(raw.get("channel")),
         "lang": _text(raw.get("lang")),
@@ -170,13 +159,3 @@ def _whole_number(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
-
-
-def _instant(raw: dict[str, Any], message_id: str, name: str) -> datetime | None:
-    """A timestamp field of a message, or InvalidRecordError naming the message and the field
-    (never the value)."""
-    try:
-        return parse_timestamp(raw.get(name))
-    except TIMESTAMP_ERRORS:
-        kind = a_json_type(raw.get(name))
-        raise InvalidRecordError(f"message {message_id}: {name} is not a timestamp (it is {kind})") from None

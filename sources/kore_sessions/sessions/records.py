@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from kore_sessions.source.api.answers import InvalidRecordError, a_json_type, key_names
-from kore_sessions.source.api.timestamps import parse_timestamp
-from kore_sessions.source.api.values import as_bool, tag_value_text
+from kore_sessions.source.api.answers import InvalidRecordError
+from kore_sessions.source.api.values import as_bool, record_id, record_instant, tag_value_text
 from kore_sessions.source.sessions.schema import KNOWN_API_FIELDS, SESSION_COLUMNS
 from kore_sessions.source.sessions.spec import CONTAINMENT_ALIASES, SESSION_TYPES, STATUS_ACTIVE
 
@@ -15,9 +13,6 @@ from kore_sessions.source.sessions.spec import CONTAINMENT_ALIASES, SESSION_TYPE
 ROW_FIELDS = tuple((column.name, column.api_field) for column in SESSION_COLUMNS if column.api_field)
 # The keys of a tag that become columns of its own; any other key passes through.
 TAG_KEYS = frozenset({"name", "value"})
-# What parsing an instant raises on a value that is not one (pendulum's ParserError is a
-# ValueError; a year beyond datetime's range overflows).
-TIMESTAMP_ERRORS = (ValueError, OverflowError)
 
 
 def normalize_containment(value: Any) -> str | None:
@@ -36,15 +31,7 @@ def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
 
 def session_id_of(raw: dict[str, Any]) -> str:
     """The session's id, or InvalidRecordError naming the fields it has (never their values)."""
-    session_id = raw.get("sessionId")
-    if isinstance(session_id, str) and session_id:
-        return session_id
-    fields = key_names(raw)
-    if session_id is None or session_id == "":
-        raise InvalidRecordError(f"a session without a sessionId (fields present: {fields})")
-    raise InvalidRecordError(
-        f"a session whose sessionId is {a_json_type(session_id)}, not text (fields present: {fields})"
-    )
+    return record_id(raw, "sessionId", "a session")
 
 
 def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str, Any]:
@@ -63,8 +50,8 @@ def to_row(raw: dict[str, Any], containment_type: str | None = None) -> dict[str
         InvalidRecordError: the session has no id or no parsable start_time.
     """
     session_id = session_id_of(raw)
-    start_time = _instant(raw, session_id, "start_time")
-    end_time = _instant(raw, session_id, "end_time")
+    start_time = record_instant(raw, "start_time", f"session {session_id}")
+    end_time = record_instant(raw, "end_time", f"session {session_id}")
     if start_time is None:
         raise InvalidRecordError(f"session {session_id} has no start_time")
     raw_session_type = raw.get("sessionType")
@@ -124,16 +111,3 @@ def _tag_rows(session_id: str, tags: Any) -> list[dict[str, Any]]:
 def _kept_as_sent(value: Any) -> str | None:
     """An undocumented containment value, kept as the API sent it rather than dropped."""
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _instant(raw: dict[str, Any], session_id: str, name: str) -> datetime | None:
-    """A timestamp field of a session, or InvalidRecordError naming the session and the field.
-
-    The message never quotes the value (nor the parser's message, which does): a malformed
-    field may hold anything, a person's data included.
-    """
-    try:
-        return parse_timestamp(raw.get(name))
-    except TIMESTAMP_ERRORS:
-        kind = a_json_type(raw.get(name))
-        raise InvalidRecordError(f"session {session_id}: {name} is not a timestamp (it is {kind})") from None
