@@ -80,7 +80,8 @@ def run_demo(folder: str, days: int = 35, per_day: int = 60) -> int:
             run = SourceRun()
             source = kore_sessions(clock=lambda: server.now, run=run, **options)
             _print_run(title, load_sessions(pipeline, source, run))
-        print(f"\n== audit: sessions per UTC day and bot against the API's, last {DEMO_AUDIT_DAYS} days")
+        heading = "sessions and messages per UTC day and bot against the API's"
+        print(f"\n== audit: {heading}, last {DEMO_AUDIT_DAYS} days")
         auditor = Auditor(pipeline, resolve_options(**options), options, clock=lambda: server.now)
         print(f"   {auditor.run(AuditRange.last_days(DEMO_AUDIT_DAYS, server.now)).summary()}")
         _print_loaded(pipeline, target / DEFAULT_DUCKDB_FILE)
