@@ -105,6 +105,8 @@ def personal_data(user_id: str) -> tuple[str, str]:
 
 def _sides(rng: random.Random, session: GeneratedSession) -> list[str]:
     count = session.messages
+    if count < 1:
+        return []
     if session.session_type == "non-interactive" or count == 1:
         return ["outgoing"] * count
     sides = ["incoming"]

@@ -330,3 +330,10 @@ def test_removed_sessions_take_their_messages_along(generated: list[GeneratedSes
     assert gone in {m["sessionId"] for m in state.visible_messages(BOT_A)}
     state.remove_sessions([gone])
     assert gone not in {m["sessionId"] for m in state.visible_messages()}
+
+
+def test_an_interactive_session_without_messages_has_an_empty_conversation() -> None:
+    session = hand_made_session(900, NOW - timedelta(hours=2), 10, messages=0)
+    assert conversation(session) == ()
+    with SandboxServer([session], apps=[BOT_APP], now=NOW) as server:
+        assert server.visible_messages() == []
