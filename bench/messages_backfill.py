@@ -55,7 +55,7 @@ class Sizes:
     bots: int = 2
     days: int = 60
     page_cap: int = MESSAGES_PAGE_SIZE
-    small_days: int = 12
+    small_days: int = 19
 
 
 FULL = Sizes()
