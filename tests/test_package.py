@@ -14,6 +14,12 @@ import pytest
 from .forked_command import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
+# The folders the package is made of, and the installed name of each.
+PACKAGE_FOLDERS = {
+    "pipelines": "kore_sessions",
+    "sources/kore_sessions": "kore_sessions/source",
+    "sandbox": "kore_sessions/sandbox",
+}
 MODELS = sorted(path.relative_to(ROOT / "sql").as_posix() for path in (ROOT / "sql").glob("*/*.sql"))
 
 
@@ -46,6 +52,12 @@ def test_the_wheel_installs_one_name_with_its_sql_and_templates(wheel: Path) -> 
     assert sorted(n.removeprefix("kore_sessions/sql/") for n in names if n.endswith(".sql")) == MODELS
     assert {"kore_sessions/report/page.html", "kore_sessions/report/no_data.html"} <= set(names)
     assert "kore_sessions/source/api/client.py" in names and "kore_sessions/sandbox/app.py" in names
+    modules = {
+        f"{installed}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder, installed in PACKAGE_FOLDERS.items()
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    assert sorted(modules - set(names)) == [], "every module of the tree is in the wheel"
 
 
 def test_the_installed_package_finds_every_model_anywhere(wheel: Path, tmp_path: Path) -> None:
