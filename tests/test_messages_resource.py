@@ -22,7 +22,12 @@ from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.config import build_run_config
-from kore_sessions.source.messages.channel_plan import SessionsSeen, channel_plan
+from kore_sessions.source.messages.channel_plan import (
+    ChannelStarts,
+    SessionsSeen,
+    channel_plan,
+    walked_channels,
+)
 from kore_sessions.source.messages.channel_walk import MessagesExtractor
 from kore_sessions.source.messages.history_api import get_messages_page
 from kore_sessions.source.sessions.endpoint import get_sessions_page
@@ -222,6 +227,27 @@ def test_the_channel_plan_reaches_back_for_new_channels_and_open_sessions() -> N
     opened = replace(seen, oldest_open=first + timedelta(days=5))
     assert channel_plan(opened, both).reach_back == first + timedelta(days=5)
     assert channel_plan(SessionsSeen(), {}).channels == ("rtm",), "no session yet: the documented default"
+    late = SessionsSeen({"rtm": first - timedelta(days=1)})
+    assert channel_plan(late, walked).reach_back == first - timedelta(days=1), "a session before the walk"
+
+
+def test_a_channel_asked_only_from_a_later_package_is_walked_back_by_the_next_run() -> None:
+    """A channel that joined in the run's second package is remembered from that package's
+    start, not the run's: its first session lies before, so the next run reaches back to it."""
+    first = datetime(2025, 3, 1, tzinfo=UTC)
+    starts = ChannelStarts()
+    starts.asked("st-a", ("rtm",), first)
+    starts.asked("st-a", ("msteams", "rtm"), first + timedelta(days=6))
+    starts.asked("st-b", ("slack",), first)
+    state: dict[str, Any] = {}
+    walked_channels(state, "st-a", starts)
+    assert state["channels"] == {"rtm": "2025-03-01T00:00:00.000Z", "msteams": "2025-03-07T00:00:00.000Z"}
+    seen = SessionsSeen({"rtm": first, "msteams": first + timedelta(days=2)})
+    assert channel_plan(seen, state).reach_back == first + timedelta(days=2)
+    again = ChannelStarts()
+    again.asked("st-a", ("msteams", "rtm"), first + timedelta(days=2))
+    walked_channels(state, "st-a", again)
+    assert channel_plan(seen, state).reach_back is None, "walked from its first session: done"
 
 
 def test_a_window_is_asked_once_per_channel_its_sessions_came_on(arriving: list, tmp_path: Path) -> None:
@@ -248,7 +274,8 @@ def test_the_admin_route_loads_every_bot_s_messages_in_v1(arriving: list, tmp_pa
             start_date=HISTORY_FROM.isoformat(),
         )
         assert_messages_match(loader, server, version=1)
-        assert any(r.path == "/api/public/getMessages" for r in server.requests)
+        admin = [r.body for r in server.requests if r.path == "/api/public/getMessages"]
+        assert admin and all(body["limit"] == 100 for body in admin), "v1's documented page, no more"
 
 
 def test_without_the_chat_history_scope_the_load_says_so_in_one_line(tmp_path: Path) -> None:

@@ -54,3 +54,22 @@ def test_a_new_run_starts_counts_and_records_anew_but_a_continued_one_keeps_them
     run.add("messages", 2)
     run.begin_package("messages")  # the new run's first package of messages: counts stay
     assert run.totals.of("messages") == 2
+
+
+def test_a_resource_that_finished_in_this_round_does_not_end_the_run_of_the_others() -> None:
+    """Sessions need a second round, messages do not: when the sessions' second package has
+    finished, the messages' begins in the same round, and the run (its short window, its
+    counts) goes on; the source run again starts anew."""
+    run = SourceRun()
+    run.begin_package("sessions")
+    run.bot("sessions", "st-a").more_to_fetch = True
+    run.begin_package("messages")
+    run.bot("messages", "st-a").finished = True
+    run.begin_package("sessions")  # round 2: more was left
+    run.bot("sessions", "st-a").more_to_fetch = False
+    run.short_windows.append("bot st-a: window ... gave 2 of the 3 sessions")
+    run.add("sessions", 5)
+    run.begin_package("messages")  # the same round: nothing is reset
+    assert run.short_windows and run.totals.of("sessions") == 5 and run.bot("messages", "st-a").finished
+    run.begin_package("sessions")  # round 3 with nothing left: a new run
+    assert not run.short_windows and run.totals.of("sessions") == 0 and not run.bots

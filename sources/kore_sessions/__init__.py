@@ -17,6 +17,7 @@ from kore_sessions.source.api.arrow_rows import TableBatches, TableSpec
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.credentials import KoreCredentials
 from kore_sessions.source.api.paging import PageCap
+from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import fetch_concurrently
 from kore_sessions.source.config import MESSAGES_RESOURCE, ConfigError, RepairPlan, RunConfig
@@ -24,7 +25,7 @@ from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.messages.channel_plan import SessionsSeen
 from kore_sessions.source.messages.channel_walk import MessagesExtractor
-from kore_sessions.source.messages.history_rules import MESSAGES_TABLE
+from kore_sessions.source.messages.history_rules import MAX_ADMIN_MESSAGES_PAGE_SIZE, MESSAGES_TABLE
 from kore_sessions.source.messages.message_tables import MESSAGES_SPEC
 from kore_sessions.source.options import KoreSessionsOptions, resolve_options
 from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
@@ -127,7 +128,7 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         load_id = dlt.current.load_package_state()["load_id"]
         with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
-            cap = PageCap(config.messages_page_size)
+            cap = PageCap(messages_page_limit(config))
             extractors = {
                 bot_key: MessagesExtractor(
                     client,
@@ -148,6 +149,13 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
                 extractor.finish()
 
     return messages
+
+
+def messages_page_limit(config: RunConfig) -> int:
+    """Messages asked for a page: the configured size, at most v1's 100 on the admin route."""
+    if ALL_BOTS_KEY in config.bot_keys:
+        return min(config.messages_page_size, MAX_ADMIN_MESSAGES_PAGE_SIZE)
+    return config.messages_page_size
 
 
 def batched_tables(

@@ -94,7 +94,7 @@ class SourceRun:
             start_date: `(start_date, loaded_from)`. An incremental run does not go back there.
         short_windows: Windows that stayed short of their total (what the run failed on).
         records: What each resource keeps of the run besides its counts, by resource.
-        begun: The resources whose packages have begun in this run.
+        begun: Per resource, the packages begun in this run.
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -105,7 +105,7 @@ class SourceRun:
     earlier_start: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     short_windows: list[str] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
-    begun: set[str] = field(default_factory=set)
+    begun: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -129,22 +129,22 @@ class SourceRun:
         return self.bots.setdefault((resource, bot_key), BotRun())
 
     def begin_package(self, resource: str) -> None:
-        """Called as each resource's load package starts: the first package of a resource in
-        the run, or a later one while some resource left more to fetch, continues the run; a
-        resource that begins again when nothing is left begins a new run (the same source run
-        again)."""
-        if resource not in self.begun:
-            self.begun.add(resource)
-            return
-        if self.more_to_fetch:
-            return
-        self.bots.clear()
-        self.totals = RunTotals()
-        self.client.reset()
-        self.earlier_start.clear()
-        self.short_windows.clear()
-        self.records.clear()
-        self.begun = {resource}
+        """Called as each resource's load package starts. The first resource to begin a package
+        a round (a round: one package of every resource of the source, in any order) decides:
+        the run goes on while a package of the previous round left more to fetch, and otherwise
+        a new run begins (the same source run again). A resource beginning a package of a round
+        already begun goes on whatever it finds (another resource may just have finished)."""
+        packages = self.begun.get(resource, 0)
+        first_of_round = packages >= max(self.begun.values(), default=0)
+        if first_of_round and packages and not self.more_to_fetch:
+            self.bots.clear()
+            self.totals = RunTotals()
+            self.client.reset()
+            self.earlier_start.clear()
+            self.short_windows.clear()
+            self.records.clear()
+            self.begun = {}
+        self.begun[resource] = self.begun.get(resource, 0) + 1
 
     @property
     def more_to_fetch(self) -> bool:

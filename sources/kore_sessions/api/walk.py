@@ -110,7 +110,8 @@ class WindowWalk:
 
     def first_page(self, window_index: int, variant: str | None) -> PageRequest:
         """The first page of a window, its paging started afresh."""
-        label = f"{bot_label(self.bot_key)}: window {self.windows[window_index]}"
+        asked_in = f" ({variant})" if variant else ""
+        label = f"{bot_label(self.bot_key)}: window {self.windows[window_index]}{asked_in}"
         paging = WindowPaging(window_index, variant, self.cap, self.listing, label, self.generation)
         self.pagings[(window_index, variant)] = paging
         return paging.first()

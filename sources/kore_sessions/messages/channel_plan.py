@@ -1,10 +1,12 @@
 """Which channels and which range a bot's messages are asked for, from what its sessions showed.
 
 The API gives one channel a request (without `channelType`, only `rtm`), so a window is asked
-once per channel the bot's sessions came on. A channel the messages have not walked yet (a
-session on it arrived since, perhaps late) is walked from the earliest session seen on it, and
-messages of sessions still open are read again from the oldest one's start until it closes.
-The messages state keeps `channels`: `{channel: the earliest start walked from}`.
+once per channel the bot's sessions came on. A channel the messages have not walked from its
+first session on (a session on it arrived since, perhaps late, or earlier than any before) is
+walked from the earliest session seen on it, and messages of sessions still open are read again
+from the oldest one's start until it closes. The messages state keeps `channels`: `{channel:
+where its walk began}`, written at the end of a run from where this run first asked it
+(`ChannelStarts`), so a channel that joined in a later package of a run is walked back the next.
 """
 
 from __future__ import annotations
@@ -55,15 +57,32 @@ def channel_plan(seen: SessionsSeen, messages_state: dict[str, Any]) -> ChannelP
     """
     walked = {name: parse_timestamp(since) for name, since in (messages_state.get("channels") or {}).items()}
     channels = tuple(sorted(set(seen.channels) | set(walked))) or (DEFAULT_CHANNEL,)
-    new = [since for name, since in seen.channels.items() if name not in walked]
+    new = [
+        since
+        for name, since in seen.channels.items()
+        if name not in walked or (walked[name] is not None and since < walked[name])
+    ]
     earliest = min([*new, *([seen.oldest_open] if seen.oldest_open else [])], default=None)
     return ChannelPlan(channels, earliest)
 
 
-def walked_channels(messages_state: dict[str, Any], plan: ChannelPlan, seen: SessionsSeen) -> None:
-    """A run walked every channel of the plan (each from its first session on, at least):
-    remember them in the state, with that first session's start."""
+@dataclass
+class ChannelStarts:
+    """Where this run first asked each bot's channels: `{(bot key, channel): window start}`."""
+
+    starts: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def asked(self, bot_key: str, channels: tuple[str, ...], start: datetime) -> None:
+        """A package asks these channels of a bot from `start` (the first time counts)."""
+        for name in channels:
+            self.starts.setdefault((bot_key, name), start)
+
+
+def walked_channels(messages_state: dict[str, Any], bot_key: str, starts: ChannelStarts) -> None:
+    """A run walked the bot's channels from where it first asked each up to its end: remember
+    each where its walk began (the earlier of that and an earlier run's)."""
     channels = messages_state.setdefault("channels", {})
-    for name in plan.channels:
-        since = seen.channels.get(name)
-        channels.setdefault(name, format_api_timestamp(since) if since else None)
+    for (bot, name), start in starts.starts.items():
+        earlier = parse_timestamp(channels.get(name))
+        if bot == bot_key and (name not in channels or (earlier is not None and start < earlier)):
+            channels[name] = format_api_timestamp(start)

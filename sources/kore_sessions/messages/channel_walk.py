@@ -25,6 +25,7 @@ from kore_sessions.source.api.windows import Window, first_windows, plan_windows
 from kore_sessions.source.config import RunConfig
 from kore_sessions.source.messages.channel_plan import (
     ChannelPlan,
+    ChannelStarts,
     SessionsSeen,
     channel_plan,
     walked_channels,
@@ -52,10 +53,12 @@ class MessagesExtractor(WindowWalk):
         self.client = client
         self.config = config
         self.plan_of_channels = channel_plan(seen, bot_state)
-        self.seen = seen
         windows: list[Window] = []
         if not state.bot.finished:
             windows = self._package_windows(state, seen, config.clock())
+        self.starts = run.record(MESSAGES_TABLE, ChannelStarts)
+        if windows and not config.bounded:
+            self.starts.asked(bot_key, self.plan_of_channels.channels, windows[0].start)
         super().__init__(bot_key, state, run, cap, MESSAGES_LISTING, windows, config.bounded)
 
     def plan(self) -> list[PageRequest]:
@@ -86,7 +89,7 @@ class MessagesExtractor(WindowWalk):
             self.state.bounded_backfill_loaded(self.config.start_date, self.config.end_date)
         elif self.config.repair is None:
             self.state.finish_run()
-            walked_channels(self.state.state, self.plan_of_channels, self.seen)
+            walked_channels(self.state.state, self.bot_key, self.starts)
         bot.finished = True
 
     def _package_windows(self, state: BotState, seen: SessionsSeen, now: datetime) -> list[Window]:

@@ -9,6 +9,10 @@ BOT_MESSAGES_PATH = "/api/public/bot/{bot_id}/getMessagesV2"
 # (100 messages a page, every task's messages).
 ADMIN_MESSAGES_PATH = "/api/public/getMessages"
 
+# Most messages a page of the admin route's v1 holds (documented): asked for no more, in case a
+# server refuses a larger `limit` rather than clamping it.
+MAX_ADMIN_MESSAGES_PAGE_SIZE = 100
+
 # The app scope both routes need, as the vendor names it: not the sessions' `Bot Sessions`.
 MESSAGES_SCOPE = "Chat History"
 

@@ -1,8 +1,9 @@
 """Pure transforms: one raw API message to one clean row (with its components and tags).
 
-What a user typed never reaches a row unless asked for (`keep_user_text`): the text of an
-incoming message, of its components, and any unknown text field it carries are left out; its
-type, times, text length and component kinds are kept. The bot's own text is kept (it can echo
+What a user typed never reaches a row unless asked for (`keep_user_text`): the text of any
+message but the bot's own (`outgoing`), of its components, and any unknown text field it
+carries are left out (a message of another or no type may be a user's); its type, times, text
+length and component kinds are kept. The bot's own text is kept (it can echo
 what the user said: the README says so).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from kore_sessions.source.api.answers import InvalidRecordError, a_json_type
 from kore_sessions.source.api.values import as_bool, record_id, record_instant, tag_value_text
-from kore_sessions.source.messages.history_rules import INCOMING, MESSAGE_KEY, OUTGOING
+from kore_sessions.source.messages.history_rules import MESSAGE_KEY, OUTGOING
 from kore_sessions.source.messages.message_columns import KNOWN_API_FIELDS
 
 # The tag lists of a message and the scope each becomes.
@@ -78,7 +79,7 @@ def to_row(raw: dict[str, Any], keep_user_text: bool = False) -> dict[str, Any]:
         "components": components,
         "tags": _tag_rows(message_id, raw.get("tags")),
     }
-    row.update(_passed_through(raw, keep_user_text or message_type != INCOMING))
+    row.update(_passed_through(raw, keep_text))
     return row
 
 
