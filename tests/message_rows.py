@@ -33,6 +33,8 @@ BOT_B = "st-aaaaaaaa-0000-4000-8000-00000000000b"
 FIRST_START = datetime(2026, 10, 1, 0, 30, tzinfo=UTC)
 # Words users type: none of them may ever reach a model or the report.
 USER_WORDS = "my secret words are marmalade-{n}"
+# What a live agent writes: outgoing, yet never a last bot message nor a bot's first answer.
+AGENT_WORDS = "Agent Dana here, I can see your order"
 # Bot prompts the generator fills with e-mail addresses, ids and numbers, and what each becomes.
 PROMPTS = (
     "We sent a code to {email}",
@@ -128,6 +130,7 @@ def message_row(
         "is_developer": False,
         "is_builder": False,
         "created_by": session["user_id"],
+        "from_agent": False,
         "component_kinds": "text",
         "text_length": len(text or ""),
         "text": text,
@@ -176,7 +179,10 @@ def conversation(rng: random.Random, session: dict[str, Any]) -> list[dict[str, 
     rows = []
     for _ in range(rng.randrange(0, 8)):
         created = session["start_time"] + timedelta(seconds=rng.choice([0, 3, 3, 10, 45, 90, 400]))
-        kind = rng.choice(["incoming", "incoming", "outgoing", "outgoing", "ctrlmsg"])
+        kind = rng.choice(["incoming", "incoming", "outgoing", "outgoing", "ctrlmsg", "agent"])
+        if kind == "agent":  # a live agent's reply: outgoing, but not the bot's words
+            rows.append(message_row(session, "outgoing", created, AGENT_WORDS, from_agent=True))
+            continue
         if kind == "incoming":
             text = USER_WORDS.format(n=rng.randrange(1000))
         elif kind == "outgoing":
@@ -227,7 +233,7 @@ def expected_dropoffs(data: HandData, settings: ModelSettings) -> dict[tuple, tu
         if outcome(session) not in ("drop_off", "agent"):
             continue
         own = by_session.get(session["session_id"], [])
-        bot = [m for m in own if m["message_type"] == "outgoing"]
+        bot = [m for m in own if m["message_type"] == "outgoing" and not m["from_agent"]]
         if not own:
             label = NO_MESSAGES
         elif not bot:
@@ -262,8 +268,9 @@ def expected_turns(data: HandData, settings: ModelSettings) -> dict[tuple, tuple
         for session in with_messages:
             own = by_session[session["session_id"]]
             users = [m["created_on"] for m in own if m["message_type"] == "incoming"]
-            bots = [m["created_on"] for m in own if m["message_type"] == "outgoing"]
-            incoming, outgoing = incoming + len(users), outgoing + len(bots)
+            sent = [m for m in own if m["message_type"] == "outgoing"]
+            bots = [m["created_on"] for m in sent if not m["from_agent"]]
+            incoming, outgoing = incoming + len(users), outgoing + len(sent)
             if users:
                 with_incoming += 1
                 answers = [at for at in bots if at >= min(users)]

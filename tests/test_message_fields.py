@@ -60,6 +60,8 @@ def test_the_bot_s_words_are_kept_and_loose_types_pass() -> None:
         and control["message_source"] == "3.0"
     )
     assert to_row(raw(timestampValue="soon"))["timestamp_value"] is None
+    agent = to_row(raw(type="outgoing", author={"id": "a-7", "name": "Dana Agent"}))
+    assert agent["from_agent"] is True and "Dana" not in repr(agent) and not to_row(raw())["from_agent"]
     assert to_row(raw(components="not a list"))["component_kinds"] is None
     assert [(t["scope"], t["name"], t["value"]) for t in to_row(raw())["tags"]] == [
         ("message", "intent", "card")

@@ -15,7 +15,11 @@ WITH counted AS (
 ),
 
 loaded_messages AS (
-    SELECT stg_kore__messages.session_id, stg_kore__messages.message_type, stg_kore__messages.created_at
+    SELECT
+        stg_kore__messages.session_id,
+        stg_kore__messages.message_type,
+        stg_kore__messages.is_from_agent,
+        stg_kore__messages.created_at
     FROM stg_kore__messages
     INNER JOIN counted ON counted.session_id = stg_kore__messages.session_id
 ),
@@ -28,12 +32,13 @@ first_incoming AS (
 ),
 
 first_response AS (
-    -- The first bot message at or after the user's first.
+    -- The first bot message (not a live agent's) at or after the user's first.
     SELECT first_incoming.session_id, MIN(loaded_messages.created_at) AS first_response_at
     FROM first_incoming
     INNER JOIN loaded_messages
         ON loaded_messages.session_id = first_incoming.session_id
         AND loaded_messages.message_type = 'outgoing'
+        AND NOT loaded_messages.is_from_agent
         AND loaded_messages.created_at >= first_incoming.first_incoming_at
     GROUP BY first_incoming.session_id
 ),

@@ -2,7 +2,7 @@
 -- (day, bot_id, outcome, last_bot_message), over the counted sessions (`is_counted` of
 -- fct_sessions) that ended in a drop-off or an agent transfer.
 -- Answers: where users leave: the last thing the bot said in each such session (its last
--- outgoing message by created_at, then message_id), normalised so that one prompt is one row
+-- outgoing message not written by a live agent, by created_at, then message_id), normalised so that one prompt is one row
 -- whatever it was filled with: e-mail addresses read `<email>`; ids (UUIDs, with a Kore prefix
 -- such as `u-`, `st-`, `ms-` or `cs-` or not, and runs of 16 or more hex digits, which take in
 -- MongoDB ids and long numbers) read `<id>`; runs of digits, with the spaces and signs between
@@ -34,7 +34,7 @@ bot_messages_ranked AS (
             PARTITION BY session_id ORDER BY created_at DESC NULLS LAST, message_id DESC
         ) AS recency
     FROM loaded_messages
-    WHERE message_type = 'outgoing'
+    WHERE message_type = 'outgoing' AND NOT is_from_agent
 ),
 
 last_bot_messages AS (

@@ -23,8 +23,13 @@ renamed AS (
         CAST(is_builder AS BOOLEAN) AS is_builder,
         CAST(component_kinds AS VARCHAR) AS component_kinds,
         CAST(text_length AS BIGINT) AS text_length,
-        -- The bot's words only: `outgoing` is the bot's message type.
-        CAST(CASE WHEN message_type = 'outgoing' THEN text END AS VARCHAR) AS bot_text
+        -- An outgoing message a live agent wrote (the API's `author`), not the bot.
+        COALESCE(CAST(from_agent AS BOOLEAN), FALSE) AS is_from_agent,
+        -- The bot's words only: `outgoing` is the bot's message type, an agent's are left out.
+        CAST(
+            CASE WHEN message_type = 'outgoing' AND NOT COALESCE(CAST(from_agent AS BOOLEAN), FALSE) THEN text END
+            AS VARCHAR
+        ) AS bot_text
     FROM source
 )
 

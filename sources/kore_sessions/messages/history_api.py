@@ -51,5 +51,7 @@ def get_messages_page(client: KoreClient, bot_key: str, window: Window, request:
         "skip": request.skip,
         "limit": request.limit,
         "channelType": request.variant or DEFAULT_CHANNEL,
+        # An agent's reply then carries `author`: the bot's words are told from an agent's.
+        "getAgentsInfo": True,
     }
     return parse_messages_page(client.post(MESSAGES_ROUTE, bot_key, body))

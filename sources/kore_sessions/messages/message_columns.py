@@ -31,6 +31,9 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
     Column("is_builder", "isBB", pa.bool_(), "bool"),
     # The end user's id (personal data, raw table only): also on the bot's replies.
     Column("created_by", "createdBy", pa.string(), "text"),
+    # Written by a live agent (the answer's `author`, asked for with `getAgentsInfo`), not the bot;
+    # the agent's details are not kept.
+    Column("from_agent", None, pa.bool_(), "bool"),
     Column("component_kinds", None, pa.string(), "text"),
     Column("text_length", None, pa.int64(), "bigint"),
     Column("text", None, pa.string(), "text"),

@@ -73,6 +73,7 @@ def to_row(raw: dict[str, Any], keep_user_text: bool = False) -> dict[str, Any]:
         "is_developer": as_bool(raw.get("isD")),
         "is_builder": as_bool(raw.get("isBB")),
         "created_by": _text(raw.get("createdBy")),
+        "from_agent": isinstance(raw.get("author"), Mapping) and bool(raw.get("author")),
         "component_kinds": ",".join(c["kind"] or "" for c in components) or None,
         "text_length": sum(len(text) for text in texts) if texts else None,
         "text": TEXT_SEPARATOR.join(texts) if texts and keep_text else None,
