@@ -5,12 +5,15 @@ for; the admin route; the Chat History scope; the option's checks."""
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from kore_sessions.sandbox import GeneratedSession, RateLimit, SandboxApp, SandboxServer, generate_sessions
 from kore_sessions.sandbox.conversations import conversation
@@ -32,7 +35,7 @@ from kore_sessions.source.messages.channel_walk import MessagesExtractor
 from kore_sessions.source.messages.history_api import get_messages_page
 from kore_sessions.source.sessions.endpoint import get_sessions_page
 
-from .cli_helpers import cli_env, kore
+from .cli_helpers import DATABASE, PACKAGE_A_DAY, cli_env, kill_when, kore, load_started
 from .conftest import (
     ADMIN_ID,
     ADMIN_SECRET,
@@ -387,3 +390,38 @@ def test_a_channel_s_window_whose_messages_shifted_while_paged_is_read_again() -
     rows2, done = extractor.handle(follow[0], message_page(["b", "c"], more=False, total=4))
     assert sorted(r["message_id"] for r in rows + rows2) == ["c", "n"] and done == []
     assert state["cursor"], "both channels complete: the cursor moved"
+
+
+def messages_asked(server: SandboxServer, count: int) -> Callable[[], bool]:
+    """Event: `count` more getMessagesV2 requests reached the sandbox than it had logged so far."""
+
+    def asked() -> list[Any]:
+        return [r for r in server.requests if r.path.endswith("getMessagesV2")]
+
+    target = len(asked()) + count
+    return lambda: len(asked()) >= target
+
+
+def test_a_load_killed_while_it_fetches_or_loads_messages_loses_and_doubles_none(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """SIGKILL mid-way through the messages' extract and while a package is being loaded, in a
+    backfill of a package a day: the next load ends with every message the server shows, once."""
+    live_server.set_latency(0.03)
+    env = cli_env(
+        live_server,
+        tmp_path,
+        **PACKAGE_A_DAY,
+        SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
+    )
+    for point in (lambda: messages_asked(live_server, 12), lambda: load_started(tmp_path)):
+        killed = kill_when(["load", "--quiet", "--no-models"], env, tmp_path, live_server, point())
+        assert killed.returncode == -signal.SIGKILL and killed.requests_before_kill > 0
+    live_server.set_latency(0)
+    result = kore(["load", "--no-models"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+        ids = [row[0] for row in con.sql("SELECT message_id FROM kore_sessions.messages").fetchall()]
+    assert len(ids) == len(set(ids)), "no message twice"
+    assert sorted(ids) == sorted(v["_id"] for v in live_server.visible_messages(version=2))
