@@ -17,11 +17,10 @@ from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.paging import PageCap, PageRequest
-from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.walk import WindowWalk
-from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.api.windows import Window
 from kore_sessions.source.config import RunConfig
 from kore_sessions.source.messages.channel_plan import (
     ChannelPlan,
@@ -33,6 +32,7 @@ from kore_sessions.source.messages.channel_plan import (
 from kore_sessions.source.messages.history_api import MESSAGES_LISTING, get_messages_page
 from kore_sessions.source.messages.history_rules import MESSAGES_TABLE
 from kore_sessions.source.messages.message_fields import to_row
+from kore_sessions.source.package_windows import package_windows
 
 
 class MessagesExtractor(WindowWalk):
@@ -55,7 +55,9 @@ class MessagesExtractor(WindowWalk):
         self.plan_of_channels = channel_plan(seen, bot_state)
         windows: list[Window] = []
         if not state.bot.finished:
-            windows = self._package_windows(state, seen, config.clock())
+            ranges = config.repair.message_ranges.get(bot_key, ()) if config.repair else ()
+            start = partial(self._incremental_start, state, seen, self.plan_of_channels)
+            windows = package_windows(config, ranges, state.bot, start, config.clock())
         self.starts = run.record(MESSAGES_TABLE, ChannelStarts)
         if windows and not config.bounded:
             self.starts.asked(bot_key, self.plan_of_channels.channels, windows[0].start)
@@ -91,21 +93,6 @@ class MessagesExtractor(WindowWalk):
             self.state.finish_run()
             walked_channels(self.state.state, self.bot_key, self.starts)
         bot.finished = True
-
-    def _package_windows(self, state: BotState, seen: SessionsSeen, now: datetime) -> list[Window]:
-        """The windows of this package: a repair's ranges, the bounded range, or from the
-        cursor (less lookback), reaching back for new channels and open sessions, to now."""
-        config = self.config
-        if config.repair is not None:
-            ranges = config.repair.message_ranges.get(state.bot_key, ())
-            return windows_of_ranges(ranges, config.window_span)
-        if config.end_date is not None:
-            return plan_windows(config.start_date, config.end_date, config.window_span)
-        start = self._incremental_start(state, seen, self.plan_of_channels)
-        windows, state.bot.more_to_fetch = first_windows(
-            start, now + CLOCK_SKEW_ALLOWANCE, config.window_span, config.windows_per_package
-        )
-        return windows
 
     def _incremental_start(self, state: BotState, seen: SessionsSeen, plan: ChannelPlan) -> datetime:
         """Where this package begins: where the run's previous package stopped; else the

@@ -1,7 +1,7 @@
 """The walk of one bot's session windows: `WindowWalk` with the sessions' own rules.
 
-`BotExtractor` plans a bot's windows of one load package (`package_windows`), walks them as
-every resource does (`kore_sessions.source.api.walk`), and switches to asking per containment
+`BotExtractor` plans a bot's windows of one load package (`kore_sessions.source.package_windows`),
+walks them as every resource does (`kore_sessions.source.api.walk`), and switches to asking per containment
 type when the server answers in the pre-9.0 shape. Every bot's extractor runs on the pool at
 once (`kore_sessions.source.api.walk.fetch_concurrently`).
 """
@@ -9,18 +9,17 @@ once (`kore_sessions.source.api.walk.fetch_concurrently`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from functools import partial
 from typing import Any
 
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.paging import PageCap, PageRequest
-from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import WindowWalk
-from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.api.windows import Window
 from kore_sessions.source.config import RunConfig
+from kore_sessions.source.package_windows import package_windows
 from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING, AnswerShape, get_sessions_page
 from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
@@ -50,7 +49,7 @@ class BotExtractor(WindowWalk):
         self.client = client
         self.config = config
         self.now = config.clock()
-        windows = [] if state.bot.finished else package_windows(config, state, self.now)
+        windows = [] if state.bot.finished else self._package_windows(config, state)
         cap = cap or PageCap(config.page_size)
         super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded)
         self.state: SessionsBotState = state  # the walk's state, with the open sessions
@@ -58,6 +57,13 @@ class BotExtractor(WindowWalk):
         self.refresher = Refresher(client, bot_key, state, run, self.shape, cap, self.now)
         # A repair checks the sessions the warehouse holds against every id its windows list.
         self.listed: set[str] | None = set() if config.repair else None
+
+    def _package_windows(self, config: RunConfig, state: SessionsBotState) -> list[Window]:
+        """The windows of this package: a repair's ranges, the bounded range, or from the cursor
+        less lookback (or where this run's previous package stopped) to now."""
+        ranges = config.repair.ranges.get(state.bot_key, ()) if config.repair else ()
+        start = partial(state.incremental_start, config)
+        return package_windows(config, ranges, state.bot, start, self.now)
 
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The getSessions call that answers a request."""
@@ -106,18 +112,3 @@ class BotExtractor(WindowWalk):
                 self.state.finish_run()
             bot.finished = True
         self.state.save_open_sessions()
-
-
-def package_windows(config: RunConfig, state: SessionsBotState, now: datetime) -> list[Window]:
-    """The windows of one bot's load package: a repair's ranges, the bounded range, or from the
-    cursor less lookback (or where this run's previous package stopped) to now, at most
-    `windows_per_package` (a long backfill goes in several packages: bounded memory, and the work
-    done survives a crash; the caller runs again while a bot has more left)."""
-    if config.repair is not None:
-        return windows_of_ranges(config.repair.ranges.get(state.bot_key, ()), config.window_span)
-    if config.end_date is not None:
-        return plan_windows(config.start_date, config.end_date, config.window_span)
-    start, end = state.incremental_start(config), now + CLOCK_SKEW_ALLOWANCE
-    per_package = config.windows_per_package
-    windows, state.bot.more_to_fetch = first_windows(start, end, config.window_span, per_package)
-    return windows

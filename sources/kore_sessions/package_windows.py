@@ -1,0 +1,43 @@
+"""The windows of one bot's load package, by every resource's rule: a repair's ranges, a bounded
+backfill's range, or from where the incremental walk begins to the loader's now (plus the clock
+skew allowance), at most `windows_per_package` (a long backfill goes in several packages:
+bounded memory, and the work done survives a crash; the caller runs again while a bot has more
+left)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
+from kore_sessions.source.api.run import BotRun
+from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.config import RunConfig
+
+
+def package_windows(
+    config: RunConfig,
+    repair_ranges: Sequence[tuple[datetime, datetime]],
+    bot: BotRun,
+    incremental_start: Callable[[], datetime],
+    now: datetime,
+) -> list[Window]:
+    """The windows of one bot's package, oldest first; an incremental walk cut at
+    `windows_per_package` says so in `bot.more_to_fetch`.
+
+    Args:
+        config: The run's configuration (its repair, bounded range, span and package size).
+        repair_ranges: The bot's ranges of this resource a repair reloads (read with a repair only).
+        bot: The run's record of the bot in the resource.
+        incremental_start: Where the resource's incremental walk begins (called only for one).
+        now: The loader's clock.
+    """
+    if config.repair is not None:
+        return windows_of_ranges(repair_ranges, config.window_span)
+    if config.end_date is not None:
+        return plan_windows(config.start_date, config.end_date, config.window_span)
+    end = now + CLOCK_SKEW_ALLOWANCE
+    windows, bot.more_to_fetch = first_windows(
+        incremental_start(), end, config.window_span, config.windows_per_package
+    )
+    return windows
