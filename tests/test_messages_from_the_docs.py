@@ -984,7 +984,18 @@ def test_messages_of_open_sessions_arrive_on_later_runs(tmp_path: Path) -> None:
     """Open sessions keep receiving messages until they close; a later run reaches back to them,
     so after the clock moves on the warehouse holds every message served, once."""
     history = sessions_up_to_now(days=1, per_day=80, seed=61, ahead=timedelta(minutes=30))
-    with SandboxServer(history, apps=make_apps(), now=REAL_NOW) as server:
+    # One session surely open at the sandbox's now, whatever the clock generated: it goes on for
+    # 40 minutes more, its messages arriving as the clock moves.
+    template = next(s for s in history if s.session_type == "interactive" and not s.is_developer)
+    going_on = replace(
+        template,
+        session_id="0e" * 12,
+        start=REAL_NOW - timedelta(minutes=20),
+        end=REAL_NOW + timedelta(minutes=40),
+        visible_at=None,
+        messages=12,
+    )
+    with SandboxServer([*history, going_on], apps=make_apps(), now=REAL_NOW) as server:
         world = World(server, tmp_path, cli_env(server, tmp_path, **FAST_LIMITS))
         world.run("load", *WITH_MESSAGES)
         open_before = [v for v in server.visible_sessions() if v["sessionStatus"] == "active"]
