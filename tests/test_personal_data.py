@@ -59,6 +59,8 @@ def test_forget_erases_a_person_and_the_lookback_does_not_bring_them_back(
 ) -> None:
     env = cli_env(live_server, tmp_path)
     assert kore(["load"], env, tmp_path).returncode == 0
+    # a second run merges (the first appends): dlt's staging dataset then holds recent sessions
+    assert kore(["load", "--lookback-minutes", "600"], env, tmp_path).returncode == 0
     newest = max(live_server.visible_sessions(), key=lambda view: view["start_time"])
     person = newest["userId"]
     theirs = {v["sessionId"] for v in live_server.visible_sessions() if v["userId"] == person}

@@ -27,6 +27,7 @@ from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
 from kore_sessions.source.api.rules import ALL_BOTS_KEY
+from kore_sessions.source.dlt_compat import duckdb_kept_open
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
@@ -162,10 +163,19 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
 
 def load_step(pipeline: dlt.Pipeline) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
-    (read again in the turn, so an erasure made at any moment before holds)."""
-    with warehouse_turn(pipeline):
+    (read again in the turn, so an erasure made at any moment before holds); a DuckDB file stays
+    open for the step and is checkpointed once (`duckdb_kept_open`)."""
+    with warehouse_turn(pipeline), duckdb_kept_open(duckdb_file_to_load(pipeline)):
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
+
+
+def duckdb_file_to_load(pipeline: dlt.Pipeline) -> Path | None:
+    """The DuckDB file a load step writes into; None on other destinations and when there is
+    nothing to load (opening the file would create it)."""
+    if pipeline.destination.destination_name != "duckdb" or not pipeline.list_normalized_load_packages():
+        return None
+    return Path(destination_credentials(pipeline).database)
 
 
 def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> LoadSummary:
@@ -191,6 +201,7 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
                 pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
             before = count_sessions(pipeline, run.bot_keys)
     summary.pending_packages_finished = finish_pending(pipeline)
+    run.empty_tables = empty_tables(pipeline, source, run.bot_keys)
     summary.packages = run_until_caught_up(pipeline, source, run)
     with warehouse_turn(pipeline):
         after = count_sessions(pipeline, run.bot_keys)
@@ -245,10 +256,32 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
     return PREFERRED_FILE_FORMAT if PREFERRED_FILE_FORMAT in supported else None
 
 
+def empty_tables(pipeline: dlt.Pipeline, source: DltSource, bots: tuple[str, ...]) -> frozenset[str]:
+    """The selected resources' tables holding no rows of these bots (nor rows without a bot),
+    counted in the dataset's turn: where a first backfill may append (`first_backfill`). A
+    resource with state of any of the bots is not counted (it merges whatever the count)."""
+    selected = [
+        name
+        for name in source.resources.selected
+        if not any(source_state(pipeline, name).get("bots", {}).get(bot) for bot in bots)
+    ]
+    if not selected or not warehouse_exists(pipeline):  # no DuckDB file: nothing in it, and none made
+        return frozenset(selected)
+    counted = _counted_bots(bots)
+    with warehouse_turn(pipeline):
+        counts = {table: count_rows(pipeline, table, counted, or_no_bot=True) for table in selected}
+    return frozenset(table for table, rows in counts.items() if rows == 0)
+
+
+def _counted_bots(bots: tuple[str, ...]) -> tuple[str, ...]:
+    """The bots to count rows of: none named (every row) on the admin route."""
+    return () if ALL_BOTS_KEY in bots else bots
+
+
 def count_sessions(pipeline: dlt.Pipeline, bots: tuple[str, ...]) -> int | None:
     """Sessions of these bots in the warehouse (of every bot on the admin route), so that a
     partition counts its own while others load beside it; None when not countable."""
-    return count_rows(pipeline, SESSIONS_TABLE, () if ALL_BOTS_KEY in bots else bots)
+    return count_rows(pipeline, SESSIONS_TABLE, _counted_bots(bots))
 
 
 def inspect_command(pipeline: dlt.Pipeline) -> str:

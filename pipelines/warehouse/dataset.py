@@ -56,9 +56,12 @@ def existing_relations(client: Any, schema: str) -> dict[str, str]:
     return {str(name): str(kind) for name, kind in rows or []}
 
 
-def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -> int | None:
-    """Rows of a table (of these bots only, if any are named): 0 when the dataset or the table
-    does not exist yet, None when the destination is not a SQL warehouse.
+def count_rows(
+    pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = (), or_no_bot: bool = False
+) -> int | None:
+    """Rows of a table (of these bots only, if any are named, and with `or_no_bot` rows whose
+    bot is not known): 0 when the dataset or the table does not exist yet, None when the
+    destination is not a SQL warehouse.
 
     Raises:
         Exception: the warehouse's own error when it cannot be read.
@@ -68,7 +71,7 @@ def count_rows(pipeline: dlt.Pipeline, table: str, bots: tuple[str, ...] = ()) -
     if not warehouse_exists(pipeline):
         return 0
     marks = ", ".join(["%s"] * len(bots))
-    where = f" WHERE bot_id IN ({marks})" if bots else ""
+    where = f" WHERE bot_id IN ({marks}){' OR bot_id IS NULL' if or_no_bot else ''}" if bots else ""
     with pipeline.sql_client() as client:
         if not client.has_dataset() or table not in existing_relations(client, client.dataset_name):
             return 0

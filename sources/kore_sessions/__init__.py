@@ -22,6 +22,7 @@ from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import fetch_concurrently
 from kore_sessions.source.config import MESSAGES_RESOURCE, ConfigError, RepairPlan, RunConfig
 from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
+from kore_sessions.source.first_backfill import package_disposition
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.messages.channel_plan import SessionsSeen
 from kore_sessions.source.messages.channel_walk import MessagesExtractor
@@ -93,12 +94,12 @@ def kore_sessions(
 def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
     """The `sessions` resource for a checked configuration."""
 
-    hints = arrow_rows.table_hints(SESSIONS_SPEC)
-
     @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
     def sessions() -> Iterator[Any]:
         run.begin_package(SESSIONS_TABLE)
         bots_state = dlt.current.resource_state().setdefault("bots", {})
+        disposition = package_disposition(run, SESSIONS_TABLE, config, bots_state)
+        hints = arrow_rows.table_hints(SESSIONS_SPEC, disposition)
         load_id = dlt.current.load_package_state()["load_id"]
         with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
             cap = PageCap(config.page_size)
@@ -118,14 +119,14 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
     """The `messages` resource for a checked configuration: each bot's windows asked once per
     channel its sessions came on (read from the sessions' state)."""
 
-    hints = arrow_rows.table_hints(MESSAGES_SPEC)
-
     @dlt.resource(name=MESSAGES_TABLE, write_disposition="merge")
     def messages() -> Iterator[Any]:
         run.begin_package(MESSAGES_TABLE)
         resources_state = dlt.current.source_state().setdefault("resources", {})
         sessions_bots = resources_state.get(SESSIONS_TABLE, {}).get("bots", {})
         bots_state = dlt.current.resource_state().setdefault("bots", {})
+        disposition = package_disposition(run, MESSAGES_TABLE, config, bots_state)
+        hints = arrow_rows.table_hints(MESSAGES_SPEC, disposition)
         load_id = dlt.current.load_package_state()["load_id"]
         with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
             cap = PageCap(messages_page_limit(config))

@@ -7,6 +7,7 @@ left)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
@@ -37,7 +38,10 @@ def package_windows(
     if config.end_date is not None:
         return plan_windows(config.start_date, config.end_date, config.window_span)
     end = now + CLOCK_SKEW_ALLOWANCE
-    windows, bot.more_to_fetch = first_windows(
-        incremental_start(), end, config.window_span, config.windows_per_package
-    )
+    start = incremental_start()
+    windows, bot.more_to_fetch = first_windows(start, end, config.window_span, config.windows_per_package)
+    if windows and start == bot.walked_through:
+        # The run's previous package walked through `start`, both ends inclusive: what started
+        # at that very instant it gave already (a first backfill appends: it must not come twice).
+        windows[0] = replace(windows[0], owned_after=start)
     return windows

@@ -40,6 +40,8 @@ NAMING = NamingConvention()
 # What pyarrow raises on a value that does not fit a column's type; its message quotes the
 # value ("Could not convert 'jane@example.com' with type str"), so it is never passed on.
 ARROW_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
+# Column hints only dlt's merge honours.
+MERGE_ONLY_HINTS = frozenset({"hard_delete", "merge_key", "dedup_sort"})
 # Column hints of the dlt keys, as dlt's own normalizer sets them.
 ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_load_id": {"data_type": "text", "nullable": False},
@@ -87,22 +89,33 @@ class TableSpec:
         return frozenset(self.fields.names) | frozenset(child.key for child in self.children)
 
 
-def table_hints(spec: TableSpec) -> dict[str, TResourceHints]:
-    """dlt hints of each table: the root merged on its key, the child tables nested in it."""
+def table_hints(spec: TableSpec, write_disposition: str = "merge") -> dict[str, TResourceHints]:
+    """dlt hints of each table: the root merged on its key (or appended, `first_backfill`), the
+    child tables nested in it, written as their root is (else they take the resource's)."""
     hints = {
         spec.name: dlt.mark.make_hints(
             table_name=spec.name,
+            write_disposition=write_disposition,  # type: ignore[arg-type]
             primary_key=spec.primary_key,
-            columns={**dlt_columns(spec.columns), **ROOT_KEY_HINTS},
+            columns={**_for_disposition(dlt_columns(spec.columns), write_disposition), **ROOT_KEY_HINTS},
         )
     }
     for child in spec.children:
         hints[child.table] = dlt.mark.make_hints(
             table_name=child.table,
+            write_disposition=write_disposition,  # type: ignore[arg-type]
             parent_table_name=spec.name,
             columns={**dlt_columns(child.columns), **NESTED_KEY_HINTS},
         )
     return hints
+
+
+def _for_disposition(columns: dict[str, dict[str, Any]], write_disposition: str) -> dict[str, dict[str, Any]]:
+    """Column hints without those only a merge honours (dlt warns of them on an append)."""
+    if write_disposition == "merge":
+        return columns
+    kept = {name: hint.items() for name, hint in columns.items()}
+    return {name: {k: v for k, v in items if k not in MERGE_ONLY_HINTS} for name, items in kept.items()}
 
 
 def page_tables(spec: TableSpec, rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]:

@@ -95,6 +95,9 @@ class SourceRun:
         short_windows: Windows that stayed short of their total (what the run failed on).
         records: What each resource keeps of the run besides its counts, by resource.
         begun: Per resource, the packages begun in this run.
+        empty_tables: Tables with no rows of the bots the source covers, as the runtime counted
+            them before the run (`kore_sessions.source.first_backfill`).
+        appending: Per resource, whether this run's packages append (decided at its first).
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -106,6 +109,8 @@ class SourceRun:
     short_windows: list[str] = field(default_factory=list)
     records: dict[str, Any] = field(default_factory=dict)
     begun: dict[str, int] = field(default_factory=dict)
+    empty_tables: frozenset[str] = frozenset()
+    appending: dict[str, bool] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -143,6 +148,7 @@ class SourceRun:
             self.earlier_start.clear()
             self.short_windows.clear()
             self.records.clear()
+            self.appending.clear()
             self.begun = {}
         self.begun[resource] = self.begun.get(resource, 0) + 1
 

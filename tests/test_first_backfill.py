@@ -1,0 +1,199 @@
+"""A bot's first backfill appends (nothing it loads can be in the tables yet); every other run
+merges. Packages that merge go through dlt's staging dataset, packages that append do not: the
+staging tables say which way each run went. A kill at random moments of a first backfill
+leaves, once the load is run again, every session and message once in every table."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from kore_sessions.runtime.pipeline import make_pipeline
+from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+
+from .cli_helpers import DATABASE, cli_env, expected, kill_when, kore, loaded, normalized, pending_packages
+from .conftest import BOTS, HISTORY_START, NOW, PAGE_CAP, Loader, assert_matches_sandbox, make_apps
+
+BOTH = ["sessions", "messages"]
+# Limits that do not bind here (the rate budget has its own tests).
+UNBOUND = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}
+# Two-day windows, one a package: a first backfill of the history goes in ten packages.
+PACKAGES = {"window_hours": 48, "windows_per_package": 1}
+# Every table each resource loads, with its key (a child row's key is its `_dlt_id`).
+TABLES = {
+    "sessions": "session_id",
+    "sessions__user_tags": "_dlt_id",
+    "sessions__session_tags": "_dlt_id",
+    "sessions__session_lang": "_dlt_id",
+    "messages": "message_id",
+    "messages__components": "_dlt_id",
+    "messages__tags": "_dlt_id",
+}
+
+
+@pytest.fixture(scope="module")
+def history() -> list[GeneratedSession]:
+    """Twenty days of two bots before NOW, some still open."""
+    return generate_sessions(BOTS, HISTORY_START, NOW, per_day=30, seed=23, active_share=0.3)
+
+
+def staged(loader: Loader) -> list[str]:
+    """Tables of dlt's staging dataset: only a package that merges makes them."""
+    rows = loader.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'kore_sessions_staging'"
+    )
+    return sorted(row[0] for row in rows if not row[0].startswith("_dlt"))
+
+
+def assert_no_row_twice(query: Any, tables: dict[str, str] = TABLES) -> None:
+    """No key twice in any table that exists."""
+    for table, key in tables.items():
+        try:
+            total, distinct = query(f"SELECT COUNT(*), COUNT(DISTINCT {key}) FROM {table}")[0]
+        except Exception as error:  # a table of a resource not loaded
+            assert "does not exist" in str(error), error
+            continue
+        assert total == distinct, f"{table}: {total - distinct} rows twice"
+
+
+def test_a_first_backfill_appends_every_package_and_the_next_run_merges(
+    history: list, tmp_path: Path
+) -> None:
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        summary = loader.run(resources=BOTH, **UNBOUND, **PACKAGES)
+        assert summary.packages > 4
+        assert loader.run_record.appending == {"sessions": True, "messages": True}
+        assert staged(loader) == [], "no package of a first backfill merged"
+        schema = loader.pipeline.default_schema.tables
+        assert {schema[table]["write_disposition"] for table in TABLES} == {"append"}
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+        server.advance(timedelta(hours=2))  # open sessions close, more messages come
+        loader.run(resources=BOTH, **UNBOUND, **PACKAGES)
+        assert loader.run_record.appending == {"sessions": False, "messages": False}
+        assert "sessions" in staged(loader) and "messages" in staged(loader)
+        assert loader.pipeline.default_schema.tables["sessions__user_tags"]["write_disposition"] == "merge"
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+
+
+def test_rows_of_the_bots_without_state_merge(history: list, tmp_path: Path) -> None:
+    """A second pipeline (another partition name) with no state of the bots, into a dataset
+    that has their rows: it merges, and nothing is loaded twice."""
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        first = Loader(server, tmp_path)
+        first.run(**UNBOUND)
+        second = Loader(server, tmp_path)
+        second.pipeline = make_pipeline(
+            "duckdb", pipelines_dir=tmp_path / "p2", duckdb_path=tmp_path / "w.duckdb", pipeline_name="part"
+        )
+        second.run(**UNBOUND)
+        assert second.run_record.appending == {"sessions": False}
+        assert_no_row_twice(first.query)
+        assert_matches_sandbox(first, server)
+
+
+def test_a_bounded_first_backfill_merges(history: list, tmp_path: Path) -> None:
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        until = NOW - timedelta(days=5)
+        loader.run(**UNBOUND, start_date=HISTORY_START.isoformat(), end_date=until.isoformat())
+        assert loader.run_record.appending == {"sessions": False}
+        assert "sessions" in staged(loader)
+        loader.run(**UNBOUND)  # the incremental walk's first run: the bot has rows, so it merges
+        assert loader.run_record.appending == {"sessions": False}
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+
+
+def test_messages_added_to_loaded_sessions_append_only_while_they_have_no_rows(
+    history: list, tmp_path: Path
+) -> None:
+    """Sessions loaded before messages were asked for: the sessions merge, the messages' first
+    backfill appends."""
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(**UNBOUND)
+        loader.run(resources=BOTH, **UNBOUND, **PACKAGES)
+        assert loader.run_record.appending == {"sessions": False, "messages": True}
+        assert_no_row_twice(loader.query)
+        messages = loader.query("SELECT COUNT(*) FROM messages")[0][0]
+        assert messages == len(server.visible_messages(version=2))
+
+
+def rows_twice(cwd: Path) -> dict[str, int]:
+    """Per table of the CLI's DuckDB file, how many rows repeat a key (read from a copy: a killed
+    run's write-ahead log is replayed there, not in the real file)."""
+    database, twice = cwd / DATABASE, {}
+    if not database.exists():
+        return {}
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / DATABASE
+        for suffix in ("", ".wal"):
+            if Path(f"{database}{suffix}").exists():
+                shutil.copy(f"{database}{suffix}", f"{copy}{suffix}")
+        twice = _rows_twice(copy)
+    return twice
+
+
+def _rows_twice(database: Path) -> dict[str, int]:
+    """Per table of a DuckDB file, how many rows repeat a key."""
+    twice: dict[str, int] = {}
+    with duckdb.connect(str(database)) as con:
+        names = {row[0] for row in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+        for table, key in TABLES.items():
+            if table in names:
+                total, distinct = con.sql(
+                    f"SELECT COUNT(*), COUNT(DISTINCT {key}) FROM kore_sessions.{table}"
+                ).fetchall()[0]
+                twice[table] = total - distinct
+    return twice
+
+
+def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """SIGKILL a first backfill of sessions and messages after a random delay (the whole run
+    takes about 7 s), four times in a row (each run goes on from what the last left, appending
+    while it still may); then load to the end: every session and message once, in every table,
+    child tables included."""
+    live_server.set_latency(0.03)
+    env = cli_env(
+        live_server,
+        tmp_path,
+        SOURCES__KORE_SESSIONS__WINDOW_HOURS="24",
+        SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE="1",
+        SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
+    )
+    seed = time.time_ns()  # a new draw every run of the test; the seed is in any failure
+    moments = random.Random(seed)
+    for _ in range(4):
+        deadline = time.monotonic() + moments.uniform(1.0, 2.8)
+        killed = kill_when(
+            ["load", "--quiet", "--no-models"],
+            env,
+            tmp_path,
+            live_server,
+            lambda deadline=deadline: time.monotonic() >= deadline,
+        )
+        assert killed.returncode == -signal.SIGKILL, seed
+        assert all(count == 0 for count in rows_twice(tmp_path).values()), seed
+    live_server.set_latency(0)
+    result = kore(["load", "--no-models"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not pending_packages(tmp_path)
+    assert normalized(loaded(tmp_path)) == expected(live_server), seed
+    assert rows_twice(tmp_path) == dict.fromkeys(TABLES, 0), seed
+    with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+        ids = [row[0] for row in con.sql("SELECT message_id FROM kore_sessions.messages").fetchall()]
+    assert sorted(ids) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
