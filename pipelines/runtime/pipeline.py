@@ -221,20 +221,26 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
     each bot per load package); return how many packages were loaded.
 
     Each package is committed with its state before the next is extracted, so memory stays
-    bounded and a crash loses at most the package in progress. Only the load step waits for
-    the dataset's turn: partitions extract from the API in parallel.
+    bounded and a crash loses at most the package in progress; the next package of sessions is
+    fetched while dlt loads the last (into a copy of the state, taken by the next extract).
+    Only the load step waits for the dataset's turn: partitions extract from the API in parallel.
     """
     file_format = file_format_for(pipeline)
     packages = 0
-    while True:
-        for part in resources_in_order(source):
-            pipeline.extract(part, loader_file_format=file_format)
-            pipeline.normalize()  # each package with the schema its extract left
-            packages += 1
-        load_step(pipeline)
-        prune_loaded_jobs(Path(pipeline.working_dir))
-        if not run.more_to_fetch:
-            return packages
+    run.fetch_ahead = True  # every package fetched ahead is taken below, or dropped
+    try:
+        while True:
+            for part in resources_in_order(source):
+                pipeline.extract(part, loader_file_format=file_format)
+                pipeline.normalize()  # each package with the schema its extract left
+                packages += 1
+            load_step(pipeline)  # the next package of sessions is fetched meanwhile
+            prune_loaded_jobs(Path(pipeline.working_dir))
+            if not run.more_to_fetch:
+                return packages
+    finally:
+        run.drop_ahead()
+        run.fetch_ahead = False
 
 
 def resources_in_order(source: DltSource) -> list[DltSource]:

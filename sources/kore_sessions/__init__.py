@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from itertools import chain
 from typing import Any
 
 import dlt
+from dlt.extract.hints import TResourceHints
 from dlt.sources import DltResource
 
 from kore_sessions.source.api import arrow_rows
 from kore_sessions.source.api.answers import KoreApiError
-from kore_sessions.source.api.arrow_rows import TableBatches, TableSpec
+from kore_sessions.source.api.arrow_rows import PENDING_LOAD_ID, TableBatches, TableSpec
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.credentials import KoreCredentials
 from kore_sessions.source.api.paging import PageCap
@@ -29,6 +31,7 @@ from kore_sessions.source.messages.channel_walk import MessagesExtractor
 from kore_sessions.source.messages.history_rules import MAX_ADMIN_MESSAGES_PAGE_SIZE, MESSAGES_TABLE
 from kore_sessions.source.messages.message_tables import MESSAGES_SPEC
 from kore_sessions.source.options import KoreSessionsOptions, resolve_options
+from kore_sessions.source.package_ahead import Batch, PackageFetch, Produce
 from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.extract import BotExtractor
 from kore_sessions.source.sessions.open_sessions import sessions_seen
@@ -38,6 +41,7 @@ from kore_sessions.source.settings import (
     ARROW_BATCH_MESSAGES,
     ARROW_BATCH_SESSIONS,
     MESSAGE_PAGES_IN_FLIGHT,
+    PACKAGE_AHEAD_BATCHES,
     SOURCE_NAME,
 )
 
@@ -92,7 +96,8 @@ def kore_sessions(
 
 
 def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
-    """The `sessions` resource for a checked configuration."""
+    """The `sessions` resource for a checked configuration; while dlt loads a package, the next
+    one is fetched (`kore_sessions.source.package_ahead`)."""
 
     @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
     def sessions() -> Iterator[Any]:
@@ -100,19 +105,33 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         disposition = package_disposition(run, SESSIONS_TABLE, config, bots_state)
         hints = arrow_rows.table_hints(SESSIONS_SPEC, disposition)
-        load_id = dlt.current.load_package_state()["load_id"]
-        with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
-            cap = PageCap(config.page_size)
-            extractors = {
-                bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap)
-                for bot_key in config.bot_keys
-            }
-            pages = fetch_concurrently(extractors, config.max_in_flight)
-            refreshed = (list(extractor.finish()) for extractor in extractors.values())
-            for table_name, table in batched_tables(chain(pages, refreshed), load_id):
-                yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
+        produce = partial(sessions_package, config, options, run, _pipelines_dir())
+        fetch = run.ahead.pop(SESSIONS_TABLE, None) or package_fetch(produce, bots_state, SESSIONS_TABLE)
+        yield from package_items(fetch, bots_state, hints)
+        if run.more_of(SESSIONS_TABLE):
+            next_package = PackageFetch.ahead(produce, bots_state, PACKAGE_AHEAD_BATCHES, SESSIONS_TABLE)
+            run.ahead[SESSIONS_TABLE] = next_package
 
     return sessions
+
+
+def sessions_package(
+    config: RunConfig,
+    options: KoreSessionsOptions,
+    run: SourceRun,
+    pipelines_dir: str | None,
+    bots_state: dict[str, Any],
+) -> Iterator[Batch]:
+    """One package of sessions, as Arrow batches: every bot's windows, then its open sessions."""
+    with options.open_client(pipelines_dir, stats=run.client) as client, lean_heap():
+        cap = PageCap(config.page_size)
+        extractors = {
+            bot_key: BotExtractor(client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap)
+            for bot_key in config.bot_keys
+        }
+        pages = fetch_concurrently(extractors, config.max_in_flight)
+        refreshed = (list(extractor.finish()) for extractor in extractors.values())
+        yield from batched_tables(chain(pages, refreshed), PENDING_LOAD_ID)
 
 
 def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: SourceRun) -> DltResource:
@@ -127,29 +146,55 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         disposition = package_disposition(run, MESSAGES_TABLE, config, bots_state)
         hints = arrow_rows.table_hints(MESSAGES_SPEC, disposition)
-        load_id = dlt.current.load_package_state()["load_id"]
-        with options.open_client(_pipelines_dir(), stats=run.client) as client, lean_heap():
-            cap = PageCap(messages_page_limit(config))
-            extractors = {
-                bot_key: MessagesExtractor(
-                    client,
-                    bot_key,
-                    bots_state.setdefault(bot_key, {}),
-                    config,
-                    run,
-                    cap,
-                    SessionsSeen(*sessions_seen(sessions_bots.get(bot_key, {}))),
-                )
-                for bot_key in config.bot_keys
-            }
-            pages = fetch_concurrently(extractors, min(config.max_in_flight, MESSAGE_PAGES_IN_FLIGHT))
-            batches = batched_tables(pages, load_id, MESSAGES_SPEC, ARROW_BATCH_MESSAGES)
-            for table_name, table in batches:
-                yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
-            for extractor in extractors.values():
-                extractor.finish()
+        seen = {bot: SessionsSeen(*sessions_seen(sessions_bots.get(bot, {}))) for bot in config.bot_keys}
+        produce = partial(messages_package, config, options, run, _pipelines_dir(), seen)
+        yield from package_items(package_fetch(produce, bots_state, MESSAGES_TABLE), bots_state, hints)
 
     return messages
+
+
+def messages_package(
+    config: RunConfig,
+    options: KoreSessionsOptions,
+    run: SourceRun,
+    pipelines_dir: str | None,
+    seen: dict[str, SessionsSeen],
+    bots_state: dict[str, Any],
+) -> Iterator[Batch]:
+    """One package of messages, as Arrow batches: every bot's windows in each of its channels."""
+    with options.open_client(pipelines_dir, stats=run.client) as client, lean_heap():
+        cap = PageCap(messages_page_limit(config))
+        extractors = {
+            bot_key: MessagesExtractor(
+                client, bot_key, bots_state.setdefault(bot_key, {}), config, run, cap, seen[bot_key]
+            )
+            for bot_key in config.bot_keys
+        }
+        pages = fetch_concurrently(extractors, min(config.max_in_flight, MESSAGE_PAGES_IN_FLIGHT))
+        yield from batched_tables(pages, PENDING_LOAD_ID, MESSAGES_SPEC, ARROW_BATCH_MESSAGES)
+        for extractor in extractors.values():
+            extractor.finish()
+
+
+def package_fetch(produce: Produce, bots_state: dict[str, Any], resource: str) -> PackageFetch:
+    """A package of `resource` made now, on dlt's own state."""
+    return PackageFetch(produce, bots_state, PACKAGE_AHEAD_BATCHES, resource)
+
+
+def package_items(
+    fetch: PackageFetch, bots_state: dict[str, Any], hints: dict[str, TResourceHints]
+) -> Iterator[Any]:
+    """The package's Arrow tables as dlt items (with the package's load id), then the state the
+    fetch left put into dlt's; the fetch is stopped whatever happens."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    try:
+        fetch.check_began_from(bots_state)
+        for table_name, table in fetch.batches():
+            table = arrow_rows.with_load_id(table, load_id)
+            yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
+        fetch.adopt_into(bots_state)
+    finally:
+        fetch.stop()
 
 
 def messages_page_limit(config: RunConfig) -> int:

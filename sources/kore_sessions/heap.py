@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -23,6 +24,10 @@ import pyarrow as pa
 
 from kore_sessions.source.settings import COLLECTOR_THRESHOLDS, MALLOC_ARENAS
 
+# `lean_heap` blocks open (threads may overlap them) and what the first one found.
+_LEAN_LOCK = threading.Lock()
+_LEAN_DEPTH = [0]
+_LEAN_SAVED: list[Any] = []
 # glibc's mallopt parameter of the most arenas (malloc.h).
 M_ARENA_MAX = -8
 
@@ -54,21 +59,29 @@ def lean_heap() -> Iterator[None]:
     collected and the free memory of the heap is returned to the system (glibc), so that the
     load step starts from less.
     """
-    thresholds = gc.get_threshold()
-    freezes = gc.get_freeze_count() == 0  # a program that froze objects itself keeps them so
-    if freezes:
-        gc.freeze()
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    with _LEAN_LOCK:
+        _LEAN_DEPTH[0] += 1
+        if _LEAN_DEPTH[0] == 1:  # the first of blocks that may overlap (threads) sets, the last puts back
+            _LEAN_SAVED[:] = [gc.get_threshold(), gc.get_freeze_count() == 0]
+            if _LEAN_SAVED[1]:  # a program that froze objects itself keeps them so
+                gc.freeze()
+            gc.set_threshold(*COLLECTOR_THRESHOLDS)
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        if freezes:
-            gc.unfreeze()
-        gc.collect()
-        libc = _glibc()
-        if libc is not None:
-            libc.malloc_trim(0)
+        with _LEAN_LOCK:
+            _LEAN_DEPTH[0] -= 1
+            last = _LEAN_DEPTH[0] == 0
+            if last:
+                thresholds, froze = _LEAN_SAVED
+                gc.set_threshold(*thresholds)
+                if froze:
+                    gc.unfreeze()
+        if last:
+            gc.collect()
+            libc = _glibc()
+            if libc is not None:
+                libc.malloc_trim(0)
 
 
 @cache

@@ -39,3 +39,8 @@ RETENTION_MARGIN = timedelta(days=14)
 
 # dlt's name of the source (its state, its config section).
 SOURCE_NAME = "kore_sessions"
+
+# Arrow batches of a package fetched ahead (while dlt loads the last) that may wait for its
+# extract: a package's fetching stops there, so at most this many batches of
+# ARROW_BATCH_SESSIONS records (about 6 MB each) are held beside the load.
+PACKAGE_AHEAD_BATCHES = 4

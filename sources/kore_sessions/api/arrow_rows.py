@@ -40,6 +40,8 @@ NAMING = NamingConvention()
 # What pyarrow raises on a value that does not fit a column's type; its message quotes the
 # value ("Could not convert 'jane@example.com' with type str"), so it is never passed on.
 ARROW_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
+# `_dlt_load_id` of tables made before their package's id is known (`with_load_id` sets it).
+PENDING_LOAD_ID = "pending"
 # Column hints only dlt's merge honours.
 MERGE_ONLY_HINTS = frozenset({"hard_delete", "merge_key", "dedup_sort"})
 # Column hints of the dlt keys, as dlt's own normalizer sets them.
@@ -135,6 +137,14 @@ def page_tables(spec: TableSpec, rows: list[dict[str, Any]], load_id: str) -> di
         if items.num_rows:
             tables[child.table] = items
     return tables
+
+
+def with_load_id(table: pa.Table, load_id: str) -> pa.Table:
+    """A root table with its package's `_dlt_load_id` (child tables have none: as they are)."""
+    index = table.schema.get_field_index(ROOT_KEY_FIELDS[0].name)
+    if index < 0:
+        return table
+    return table.set_column(index, ROOT_KEY_FIELDS[0], pa.array([load_id] * table.num_rows, pa.string()))
 
 
 class TableBatches:

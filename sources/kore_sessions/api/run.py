@@ -98,6 +98,9 @@ class SourceRun:
         empty_tables: Tables with no rows of the bots the source covers, as the runtime counted
             them before the run (`kore_sessions.source.first_backfill`).
         appending: Per resource, whether this run's packages append (decided at its first).
+        fetch_ahead: Whether a resource may fetch its next package while dlt loads the last
+            (set by a caller that takes every package or stops the run: `drop_ahead`).
+        ahead: Per resource, its next package being fetched (`package_ahead.PackageFetch`).
     """
 
     totals: RunTotals = field(default_factory=RunTotals)
@@ -111,6 +114,8 @@ class SourceRun:
     begun: dict[str, int] = field(default_factory=dict)
     empty_tables: frozenset[str] = frozenset()
     appending: dict[str, bool] = field(default_factory=dict)
+    fetch_ahead: bool = False
+    ahead: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -154,5 +159,19 @@ class SourceRun:
 
     @property
     def more_to_fetch(self) -> bool:
-        """Whether a bot's windows were cut and another load package is due."""
-        return any(bot.more_to_fetch for bot in self.bots.values())
+        """Whether a bot's windows were cut, or a package is fetched ahead: another load
+        package is due."""
+        return bool(self.ahead) or any(bot.more_to_fetch for bot in self.bots.values())
+
+    def more_of(self, resource: str) -> bool:
+        """Whether a bot of `resource` has more left after this package (and it may fetch it
+        while dlt loads this one)."""
+        return self.fetch_ahead and any(
+            bot.more_to_fetch for (name, _), bot in self.bots.items() if name == resource
+        )
+
+    def drop_ahead(self) -> None:
+        """Stop every package fetched ahead (the run failed or ended): its state is dropped."""
+        while self.ahead:
+            _, fetch = self.ahead.popitem()
+            fetch.stop()
