@@ -18,8 +18,20 @@ import duckdb
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.warehouse.unfinished_appends import unmarked_append_jobs
 
-from .cli_helpers import DATABASE, cli_env, expected, kill_when, kore, loaded, normalized, pending_packages
+from .cli_helpers import (
+    DATABASE,
+    PIPELINE_FOLDER,
+    cli_env,
+    expected,
+    kill_when,
+    kore,
+    loaded,
+    normalized,
+    pending_packages,
+    sessions_after_crash,
+)
 from .conftest import BOTS, HISTORY_START, NOW, PAGE_CAP, Loader, assert_matches_sandbox, make_apps
 
 BOTH = ["sessions", "messages"]
@@ -197,3 +209,34 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
     with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
         ids = [row[0] for row in con.sql("SELECT message_id FROM kore_sessions.messages").fetchall()]
     assert sorted(ids) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
+
+
+# The process dies right after the destination committed the first `sessions` job, before dlt
+# marks the job done (as a SIGKILL at that moment would).
+KILLED_AFTER_A_COMMIT = """
+import os
+from dlt.common.destination import client
+_release = client.RunnableLoadJob._release
+def release(self, next_state):
+    if next_state == "completed" and os.path.basename(self._file_path).startswith("sessions."):
+        os._exit(9)
+    _release(self, next_state)
+client.RunnableLoadJob._release = release
+"""
+
+
+def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
+    live_server: SandboxServer, tmp_path: Path
+) -> None:
+    """dlt runs a started job again unless it marked it done; the rows the killed run had
+    committed are taken out first (PostgreSQL would refuse them twice; DuckDB would keep both)."""
+    env = cli_env(live_server, tmp_path)
+    killed = kore(["load", "--quiet", "--no-models"], env, tmp_path, patch=KILLED_AFTER_A_COMMIT)
+    assert killed.returncode == 9, killed.stderr
+    left = list(unmarked_append_jobs(tmp_path / PIPELINE_FOLDER))
+    assert "sessions" in {table for table, _ in left}, "a committed job dlt will run again"
+    assert sessions_after_crash(tmp_path), "its rows are in the warehouse"
+    result = kore(["load", "--no-models"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert normalized(loaded(tmp_path)) == expected(live_server)
+    assert rows_twice(tmp_path) == {table: 0 for table in TABLES if not table.startswith("messages")}

@@ -33,6 +33,7 @@ from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
 from kore_sessions.warehouse.erasures import keep_erasures_out
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
+from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -163,9 +164,11 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
 
 def load_step(pipeline: dlt.Pipeline) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
-    (read again in the turn, so an erasure made at any moment before holds); a DuckDB file stays
+    (read again in the turn, so an erasure made at any moment before holds) and without a second
+    copy of what a killed append had committed (`undo_unmarked_appends`); a DuckDB file stays
     open for the step and is checkpointed once (`duckdb_kept_open`)."""
     with warehouse_turn(pipeline), duckdb_kept_open(duckdb_file_to_load(pipeline)):
+        undo_unmarked_appends(pipeline, Path(pipeline.working_dir))
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
 
