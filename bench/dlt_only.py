@@ -1,12 +1,12 @@
-"""dlt alone: the time dlt itself takes to merge the backfill, with nothing else to do.
+"""dlt alone: the time dlt itself takes to load the backfill, with nothing else to do.
 
 Every page of the floor's windows is fetched and turned into the pipeline's own Arrow tables
 first (`records.to_row`, `arrow.page_tables`, joined as the source joins them), and the
 pipeline is made (`make_pipeline`, the pipeline's settings), untimed. Then only dlt is timed:
-extract, normalize and the merge load of those tables into a fresh DuckDB file, in one load
-package (the pipeline loads several, so this is a lower bound). With this pipeline's tables
-and merge settings, no run through dlt can be faster; its ratio to the floor says how near the
-floor the pipeline could come at best.
+extract, normalize and the load of those tables into a fresh DuckDB file, in one load package
+(the pipeline loads several, so this is a lower bound), appended as the pipeline's first
+backfill appends them (`job.write_disposition`), or merged as every later run does. With this
+pipeline's tables and settings, no run through dlt can be faster.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 import dlt
 from kore_sessions.runtime.pipeline import PREFERRED_FILE_FORMAT, make_pipeline
 from kore_sessions.source import batched_tables
-from kore_sessions.source.sessions.arrow import table_hints
+from kore_sessions.source.api.arrow_rows import table_hints
+from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.records import to_row
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 
@@ -33,7 +34,7 @@ READY_MADE_LOAD_ID = "0000000000.000000"
 
 
 def run_dlt_only(job: Job) -> dict[str, Any]:
-    """Fetch and transform every window of the job untimed, then time dlt's merge of it.
+    """Fetch and transform every window of the job untimed, then time dlt's load of it.
 
     Args:
         job: The job (``windows`` set, as the floor's).
@@ -45,9 +46,9 @@ def run_dlt_only(job: Job) -> dict[str, Any]:
     pages, _ = fetch_all(job, lambda kept: [to_row(raw) for raw in kept])
     tables = list(batched_tables(pages, READY_MADE_LOAD_ID))
     del pages  # only the tables are handed to dlt
-    hints = table_hints()
+    hints = table_hints(SESSIONS_SPEC, job.write_disposition)
 
-    @dlt.resource(name=SESSIONS_TABLE, write_disposition="merge")
+    @dlt.resource(name=SESSIONS_TABLE, write_disposition=job.write_disposition)  # type: ignore[call-overload]
     def ready_made() -> Iterator[Any]:
         for name, table in tables:
             yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)

@@ -49,6 +49,8 @@ class Job:
         dataset: The dataset (schema) the pipeline loads into.
         resources: What the pipeline loads (the source's `resources`).
         messages_page_size: Messages asked for per request.
+        write_disposition: How dlt alone writes the ready-made tables (``append``, as the
+            pipeline's first backfill does, or ``merge``, as every later run does).
         message_windows: ``(bot, date_from, date_to, owned_after, channel)`` of the messages
             floor, each paged in full.
     """
@@ -71,6 +73,7 @@ class Job:
     dataset: str = "kore_sessions"
     resources: list[str] = field(default_factory=lambda: ["sessions"])
     messages_page_size: int = MESSAGES_PAGE_SIZE
+    write_disposition: str = "append"
     message_windows: list[tuple[str, str, str, str | None, str]] = field(default_factory=list)
 
     def save(self, path: Path) -> None:

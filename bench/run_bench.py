@@ -2,15 +2,17 @@
 
 Usage (from the repository root)::
 
-    python -m bench.run_bench [--part a|p|b|c|all] [--quick] [--sessions N] [--bots N] [--days N]
+    python -m bench.run_bench [--part a|p|b|c|r|all] [--quick] [--sessions N] [--bots N] [--days N]
 
 Parts:
     a: full backfill into DuckDB without rate limits (default 500,000 sessions, 5 bots, 120 days,
        page cap 1000): sessions/s, requests made against the minimum, peak RSS of the pipeline
-       process, and the same load by the floor (plain httpx paging with the pipeline's
-       concurrency + one Arrow insert into DuckDB), with the ratios. ``--sessions 1000000``
-       checks the bound of 300 MB peak RSS for a 1M-session backfill.
+       process; dlt alone loading the same tables ready-made (appended, as the pipeline's first
+       backfill does: the bound x1.4; and merged); the floor (plain httpx paging with the
+       pipeline's concurrency + one Arrow insert into DuckDB).
     p: the same backfill into PostgreSQL, with its time over the DuckDB load of the same run.
+    r: the pipeline's peak RSS at 0.4 and 2 times part a's sessions (200k and 1M): at most
+       400 MB, and the larger within 10% of the smaller.
     b: 200 ms latency per request: concurrent (max_in_flight=4) against sequential (1) fetching.
     c: rate limits scaled down to 60 per 2 s (1800 per 120 s) per bot: the achieved share of the
        allowed rate and the number of 429 answers.
@@ -31,7 +33,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from bench.backfill import Backfill, part_a, part_p
+from bench.backfill import Backfill, part_a, part_p, part_r
 from bench.parts import FULL, QUICK, Figure, Sizes, part_b, part_c
 
 # Each part, in the order `all` runs them (a and p share one data set and one DuckDB load).
@@ -40,6 +42,7 @@ PARTS: dict[str, Callable[[Backfill], list[Figure]]] = {
     "p": part_p,
     "b": lambda backfill: part_b(backfill.sizes, backfill.tmp),
     "c": lambda backfill: part_c(backfill.sizes, backfill.tmp),
+    "r": part_r,
 }
 
 
