@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from kore_sessions.sandbox.generator import generate_sessions, make_bot_ids
-from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.run import ServerClock, SourceRun
 from kore_sessions.source.api.walk import WindowLedger
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.sessions.columnar_sessions import session_columns
@@ -46,6 +46,7 @@ def test_the_ledger_keeps_the_same_records_and_newest_time(records: list[dict[st
         Window(middle - timedelta(seconds=1), START + timedelta(days=3), middle),
     ]
     by_row, by_page = (WindowLedger(windows, "session_id", "start_time") for _ in range(2))
+    clock = ServerClock()
     for page in pages_of(records):
         for index in range(len(windows)):
             rows = [to_row(raw) for raw in page]
@@ -53,9 +54,10 @@ def test_the_ledger_keeps_the_same_records_and_newest_time(records: list[dict[st
             built = session_columns(page, None)
             assert built is not None
             ids = built.column("session_id").to_pylist()
-            assert by_page.take_page(index, ids, built.column("start_time")).to_pylist() == expected
+            assert by_page.take_page(index, ids, built.column("start_time"), clock).to_pylist() == expected
             assert by_page.given == by_row.given and by_page.newest == by_row.newest
     assert all(moment.tzinfo is UTC for moment in by_page.newest.values())
+    assert clock.latest == max(to_row(raw)["start_time"] for raw in records) and clock.latest.tzinfo is UTC
     assert [by_page.close(index) for index in range(2)] == [by_row.close(index) for index in range(2)]
 
 

@@ -27,7 +27,7 @@ from kore_sessions.source.api.page_columns import ColumnarPage, newest
 from kore_sessions.source.api.paging import Listing, PageCap, PageRequest, WindowPaging
 from kore_sessions.source.api.pool import RequestPool
 from kore_sessions.source.api.rules import MAX_WORKERS, bot_label
-from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.run import ServerClock, SourceRun
 from kore_sessions.source.api.windows import Window
 
 logger = logging.getLogger("kore_sessions")
@@ -56,10 +56,10 @@ class Extractor(Protocol):
 class WindowWalk:
     """One bot's walk of one resource's windows for one load package, fed answers in any order.
 
-    `plan` gives the first request (the oldest window's first page, which shows the answer's
-    shape and the server's page cap), `handle` takes each answer and gives the rows to load and
-    the requests to send next. The cursor moves over windows complete in order (a bounded
-    walk leaves it alone); a window short of its total stops the bot for the run.
+    `plan` gives the first request (the oldest window's first page: the answers' shape, the
+    page cap), `handle` takes each answer and gives the rows to load and the requests to send
+    next. The cursor moves over windows complete in order (a bounded walk leaves it alone); a
+    window short of its total stops the bot for the run.
 
     Attributes:
         bot_key: The bot (or `*`, every bot of the account).
@@ -121,11 +121,10 @@ class WindowWalk:
         self.run.add("pages")
         built = self.columns(page.records, request)
         ids = None if built is None else built.column(self.listing.id_column).to_pylist()
-        rows: Rows
-        if built is not None and ids is not None and len(set(ids)) == len(ids):
-            rows = self.new_columns(request, page, built, ids)
-        else:  # not built, or a record twice in the page: row by row
+        if built is None or ids is None or len(set(ids)) < len(ids):  # a record twice: row by row
             rows, ids = self.new_rows(request, page), None
+        else:
+            rows = self.new_columns(request, page, built, ids)
         paging = self.pagings[(request.window_index, request.variant)]
         follow_ups = paging.take(request, page, ids)
         if paging.done:
@@ -162,14 +161,11 @@ class WindowWalk:
         return rows
 
     def new_columns(self, request: PageRequest, page: Page, built: ColumnarPage, ids: list[str]) -> Rows:
-        """The records of a built page (`ids`: theirs, each once) the window owns and has not given;
-        as rows when only some are kept of a page with extra fields (typed by the rows kept)."""
+        """A built page's records (`ids`, each once) the window owns and has not given, as rows
+        when only some are kept of a page with extra fields (typed by the records kept)."""
         times = built.column(self.listing.time_column)
-        self.run.server_clock.observe(newest(times))
-        mask = self.ledger.take_page(request.window_index, ids, times)
-        kept = built.select(mask)
-        if len(kept):
-            self.took_page(kept)
+        mask = self.ledger.take_page(request.window_index, ids, times, self.run.server_clock)
+        self.took_page(kept := built.select(mask))
         self.run.add(self.listing.noun, len(kept))
         if built.extras and len(kept) < len(built):
             return [self.to_row(raw, request) for raw in compress(page.records, mask.to_pylist())]
@@ -236,14 +232,16 @@ class WindowLedger:
             self.newest[index] = started
         return True
 
-    def take_page(self, index: int, keys: list[str], times: pa.Array) -> pa.BooleanArray:
+    def take_page(self, index: int, keys: list[str], times: pa.Array, clock: ServerClock) -> pa.BooleanArray:
         """Which records of a page window `index` gives now: those it owns and has not given.
 
         Args:
             index: The window.
             keys: The page's record ids, each once.
             times: Their times, in the same order.
+            clock: The server's clock, shown the page's newest time.
         """
+        clock.observe(newest(times))
         given = self.given.setdefault(index, set())
         owned_after = self.windows[index].owned_after
         mask = pc.invert(pa.array(list(map(given.__contains__, keys)), pa.bool_()))
