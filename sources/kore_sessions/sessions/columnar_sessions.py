@@ -4,8 +4,9 @@
 A page is taken here when every session has only documented fields, an id, a start and end in
 the API's own form, a containment type spelled as 9.x spells it (and the request filtered on
 none), a status already in its loaded form, and tags that are lists of `{name, value}` objects
-with scalar values. Any other page (extra or legacy fields, loose types, aliases, objects as
-tag values) gives None and takes the record transform, which keeps every rule and fails the run
+(a value of any JSON type, written as text in C where orjson and `json.dumps` write it alike).
+Any other page (extra or legacy fields, loose types, aliases, a value the two would write
+otherwise) gives None and takes the record transform, which keeps every rule and fails the run
 in one line on a session without id or start. `tests/test_columnar_sessions.py` proves both
 paths give the same tables.
 """
@@ -133,7 +134,8 @@ def _list_child(child: ChildTable, ids: pa.Array, lists: pa.ListArray) -> ChildC
 
 def _tag_children(records: list[dict[str, Any]], ids: pa.Array) -> dict[str, ChildColumns] | None:
     """The tag tables (`user_tags`, `session_tags`); None unless every `tags` is an object of
-    tag lists (and empty `altText`) whose tags are `{name, value}` objects with scalar values."""
+    tag lists (and an empty `altText`) whose tags are `{name, value}` objects, each value one
+    `value_texts` writes as `tag_value_text` does."""
     tags = list(map(dict.get, records, repeat(TAGS_FIELD), repeat({})))
     if set(map(type, tags)) != {dict} or not all(s <= TAG_LIST_KEYS for s in set(map(frozenset, tags))):
         return None
@@ -149,9 +151,10 @@ def _tag_children(records: list[dict[str, Any]], ids: pa.Array) -> dict[str, Chi
             return None
         if not all(shape <= TAG_KEYS for shape in set(map(frozenset, items))):
             return None
-        children[child.table] = _tag_child(child, ids, lists, items)
-        if children[child.table] is None:
+        built = _tag_child(child, ids, lists, items)
+        if built is None:
             return None
+        children[child.table] = built
     return children
 
 
