@@ -23,6 +23,7 @@ from kore_sessions.source.api.paging import PageCap, PageRequest
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp
+from kore_sessions.source.api.walk import Rows
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.config import build_run_config
 from kore_sessions.source.messages.channel_plan import (
@@ -362,6 +363,13 @@ def message_page(ids: list[str], more: bool, total: int) -> Page:
     return Page(records=records, more_available=more, total=total, invalid_ids=[])
 
 
+def message_ids(rows: Rows) -> list[str]:
+    """The ids of an answer's new messages, built column by column or row by row."""
+    if isinstance(rows, list):
+        return [row["message_id"] for row in rows]
+    return rows.column("message_id").to_pylist()
+
+
 def test_a_channel_s_window_whose_messages_shifted_while_paged_is_read_again() -> None:
     """Newest first, paged by `skip`: a message arriving while a window is paged pushes one across
     the page edge (`b` again, `c` never seen): the window, in its channel, is read again until
@@ -383,12 +391,12 @@ def test_a_channel_s_window_whose_messages_shifted_while_paged_is_read_again() -
     _, done = extractor.handle(first["msteams"], message_page(["x"], more=False, total=1))
     assert done == [] and "cursor" not in state, "rtm is not complete yet"
     rows, follow = extractor.handle(first["rtm"], message_page(["a", "b"], more=True, total=4))
-    assert [r["message_id"] for r in rows] == ["a", "b"] and [f.skip for f in follow] == [2]
+    assert message_ids(rows) == ["a", "b"] and [f.skip for f in follow] == [2]
     _, again = extractor.handle(follow[0], message_page(["b", "d"], more=False, total=4))
     assert [(r.skip, r.variant) for r in again] == [(0, "rtm")], "c was pushed past: read again"
     rows, follow = extractor.handle(again[0], message_page(["n", "a"], more=True, total=4))
     rows2, done = extractor.handle(follow[0], message_page(["b", "c"], more=False, total=4))
-    assert sorted(r["message_id"] for r in rows + rows2) == ["c", "n"] and done == []
+    assert sorted(message_ids(rows) + message_ids(rows2)) == ["c", "n"] and done == []
     assert state["cursor"], "both channels complete: the cursor moved"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from itertools import repeat
 from typing import Any
 
 import httpx
@@ -146,7 +147,7 @@ def parse_page(payload: dict[str, Any], records_key: str, invalid_key: str) -> P
         KoreApiError: the records are missing or not a list of objects.
     """
     records = payload.get(records_key)
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+    if not isinstance(records, list) or not all(map(isinstance, records, repeat(dict))):
         raise KoreApiError(
             f"answer is not the documented shape: '{records_key}' must be a list of objects, got "
             f"{describe_shape(records, named=False)}; the answer is {describe_shape(payload)}"

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import dlt
 import pyarrow as pa
@@ -120,17 +120,28 @@ def _for_disposition(columns: dict[str, dict[str, Any]], write_disposition: str)
     return {name: {k: v for k, v in items if k not in MERGE_ONLY_HINTS} for name, items in kept.items()}
 
 
-def page_tables(spec: TableSpec, rows: list[dict[str, Any]], load_id: str) -> dict[str, pa.Table]:
+class BuiltPage(Protocol):
+    """A page whose tables are already built, column by column (`page_columns.ColumnarPage`)."""
+
+    def tables(self, load_id: str) -> dict[str, pa.Table]:
+        """The root table and the non-empty child tables, with dlt's keys."""
+        ...
+
+
+def page_tables(spec: TableSpec, rows: list[dict[str, Any]] | BuiltPage, load_id: str) -> dict[str, pa.Table]:
     """The root table and the non-empty child tables of one page of rows.
 
     Args:
         spec: The resource's tables.
-        rows: Rows of the resource's record transform, each record at most once.
+        rows: Rows of the resource's record transform, each record at most once; or a page
+            built column by column, whose tables are only given their load's id.
         load_id: The load package's id, for `_dlt_load_id`.
 
     Returns:
         Arrow tables by dlt table name.
     """
+    if not isinstance(rows, list):
+        return rows.tables(load_id)
     tables = {spec.name: root_table(spec, rows, load_id)}
     for child in spec.children:
         items = child_table(spec, rows, child)
@@ -187,8 +198,13 @@ def root_table(spec: TableSpec, rows: list[dict[str, Any]], load_id: str) -> pa.
     """Root rows: typed columns, then the fields the API added, flattened."""
     table = _typed_table(spec, rows, spec.fields, spec.name)
     table = _with_extras(table, _extras(rows, spec.known_root_keys))
+    return with_root_keys(spec, table, load_id)
+
+
+def with_root_keys(spec: TableSpec, table: pa.Table, load_id: str) -> pa.Table:
+    """A root table with dlt's keys appended: the load's id, and the record's id as `_dlt_id`."""
     ids = table.column(spec.primary_key)
-    table = table.append_column(ROOT_KEY_FIELDS[0], pa.array([load_id] * len(rows), pa.string()))
+    table = table.append_column(ROOT_KEY_FIELDS[0], pa.array([load_id] * table.num_rows, pa.string()))
     return table.append_column(ROOT_KEY_FIELDS[1], ids)
 
 
@@ -203,7 +219,12 @@ def child_table(spec: TableSpec, rows: list[dict[str, Any]], child: ChildTable) 
             indexes.append(index)
     table = _typed_table(spec, items, fields, child.table)
     table = _with_extras(table, _extras(items, frozenset(fields.names)))
-    parent_ids, positions = pa.array(parents, pa.string()), pa.array(indexes, pa.int64())
+    return with_nested_keys(table, pa.array(parents, pa.string()), pa.array(indexes, pa.int64()))
+
+
+def with_nested_keys(table: pa.Table, parent_ids: pa.Array, positions: pa.Array) -> pa.Table:
+    """A child table with dlt's nested keys appended: each item's record (root and parent),
+    its place in the record's list, and its own id (`<record id>:<place>`)."""
     row_ids = pc.binary_join_element_wise(parent_ids, pc.cast(positions, pa.string()), ":")
     keys = [parent_ids, parent_ids, positions, row_ids]
     for field, column in zip(NESTED_KEY_FIELDS, keys, strict=True):
@@ -270,7 +291,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """`{"a": {"b": 1}}` -> `{"a__b": 1}`, with dlt's column names."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
-        name = _column_name(f"{prefix}__{key}" if prefix else str(key))
+        name = column_name(f"{prefix}__{key}" if prefix else str(key))
         if isinstance(value, Mapping):
             flat.update(_flatten(value, name))
         elif value != []:  # like dlt's normalizer: an empty list makes nothing
@@ -279,7 +300,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4096)
-def _column_name(path: str) -> str:
+def column_name(path: str) -> str:
     """dlt's column name of a field path (cached: the same few names come on every row)."""
     return NAMING.normalize_path(path)
 

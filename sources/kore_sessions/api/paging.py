@@ -124,15 +124,22 @@ class WindowPaging:
         self._outstanding, self._asked = {0}, {0}
         return self._request(0)
 
-    def take(self, request: PageRequest, page: Page) -> list[PageRequest]:
+    def take(self, request: PageRequest, page: Page, ids: list[str] | None = None) -> list[PageRequest]:
         """Take the answer to one of this window's requests: the requests that follow.
+
+        Args:
+            request: The request answered.
+            page: Its answer.
+            ids: The ids of the page's records, when the caller has read them already.
 
         Raises:
             KoreApiError: the page says more is available but holds nothing (it would loop).
         """
         self._outstanding.discard(request.skip)
-        key = self.listing.id_key
-        self.ids.update(raw[key] for raw in page.records if isinstance(raw.get(key), str))
+        if ids is None:
+            key = self.listing.id_key
+            ids = [raw[key] for raw in page.records if isinstance(raw.get(key), str)]
+        self.ids.update(ids)
         self.cap.learn(request.limit, page)
         refuse_endless_paging(page, request.skip, self.label)
         if page.total is not None:

@@ -7,6 +7,14 @@ from typing import Any
 
 import pendulum
 
+# The API's own form of an instant (`yyyy-mm-ddThh:mm:ss[.f to ffffff]Z`, year 1 to 9999), which
+# `datetime.fromisoformat` and Arrow's cast to a timestamp read alike: the columnar path casts
+# a page's times only when every one has it, and leaves any other to `parse_timestamp`.
+API_INSTANT_PATTERN = (
+    r"^(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
+)
+
 
 def format_api_timestamp(moment: datetime) -> str:
     """Format an aware datetime as the API's `yyyy-mm-ddThh:mm:ss.mmmZ` in UTC."""

@@ -3,7 +3,9 @@ the ledger of the rows each window gave, and the pool that runs every bot's requ
 State changes all happen in the caller's thread.
 
 A resource subclasses `WindowWalk` with its call (`call`), its rows (`to_row`) and, if it needs
-them, its variants (filters a window is asked in) and what it does with each row (`took`).
+them, its variants (filters a window is asked in) and what it does with each row (`took`). A
+resource that builds pages column by column (`columns`) has them walked without Python per
+record (`took_page`); a page its builder does not take goes row by row.
 """
 
 from __future__ import annotations
@@ -12,17 +14,26 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from kore_sessions.source.api.answers import Page
+from kore_sessions.source.api.columns import TIMESTAMP
 from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.api.page_columns import ColumnarPage, newest
 from kore_sessions.source.api.paging import Listing, PageCap, PageRequest, WindowPaging
 from kore_sessions.source.api.pool import RequestPool
 from kore_sessions.source.api.rules import MAX_WORKERS, bot_label
-from kore_sessions.source.api.run import SourceRun
+from kore_sessions.source.api.run import ServerClock, SourceRun
 from kore_sessions.source.api.windows import Window
 
 logger = logging.getLogger("kore_sessions")
+
+# The new records of one answer: rows of the record transform, or the page built column by column.
+Rows = list[dict[str, Any]] | ColumnarPage
 
 
 class Extractor(Protocol):
@@ -36,7 +47,7 @@ class Extractor(Protocol):
         """The client call that answers a request."""
         ...
 
-    def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
+    def handle(self, request: PageRequest, page: Page) -> tuple[Rows, list[PageRequest]]:
         """Take one answer: the new rows it holds and the requests it makes necessary."""
         ...
 
@@ -45,10 +56,10 @@ class Extractor(Protocol):
 class WindowWalk:
     """One bot's walk of one resource's windows for one load package, fed answers in any order.
 
-    `plan` gives the first request (the oldest window's first page, which shows the answer's
-    shape and the server's page cap), `handle` takes each answer and gives the rows to load and
-    the requests to send next. The cursor moves over windows complete in order (a bounded
-    walk leaves it alone); a window short of its total stops the bot for the run.
+    `plan` gives the first request (the oldest window's first page: the answers' shape, the
+    page cap), `handle` takes each answer and gives the rows to load and the requests to send
+    next. The cursor moves over windows complete in order (a bounded walk leaves it alone); a
+    window short of its total stops the bot for the run.
 
     Attributes:
         bot_key: The bot (or `*`, every bot of the account).
@@ -85,6 +96,10 @@ class WindowWalk:
         """One raw record of an answer as a row (the resource's own)."""
         raise NotImplementedError
 
+    def columns(self, records: list[dict[str, Any]], request: PageRequest) -> ColumnarPage | None:
+        """A page built column by column, or None for the record transform (the default)."""
+        return None
+
     def variants(self) -> tuple[str | None, ...]:
         """The filters each window is asked in: none by default."""
         return (None,)
@@ -92,18 +107,26 @@ class WindowWalk:
     def took(self, row: dict[str, Any]) -> None:
         """A row a window gave (the resource may track it); nothing by default."""
 
+    def took_page(self, page: ColumnarPage) -> None:
+        """The records a window gave of a page built column by column; nothing by default."""
+
     def plan(self) -> list[PageRequest]:
         """The first request: the oldest window's first page, which also shows the answer's shape."""
         return [self.first_page(0, None)] if self.windows else []
 
-    def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
+    def handle(self, request: PageRequest, page: Page) -> tuple[Rows, list[PageRequest]]:
         """Take one answer: the new rows it holds and the requests it makes necessary."""
         if request.generation != self.generation:
             return [], []  # asked before the walk started again (a new shape of the answers)
         self.run.add("pages")
-        rows = self.new_rows(request, page)
+        built = self.columns(page.records, request)
+        ids = None if built is None else built.column(self.listing.id_column).to_pylist()
+        if built is None or ids is None or len(set(ids)) < len(ids):  # a record twice: row by row
+            rows, ids = self.new_rows(request, page), None
+        else:
+            rows = self.new_columns(request, page, built, ids)
         paging = self.pagings[(request.window_index, request.variant)]
-        follow_ups = paging.take(request, page)
+        follow_ups = paging.take(request, page, ids)
         if paging.done:
             follow_ups += self._window_done()
         return rows, follow_ups
@@ -136,6 +159,17 @@ class WindowWalk:
                 rows.append(row)
         self.run.add(self.listing.noun, len(rows))
         return rows
+
+    def new_columns(self, request: PageRequest, page: Page, built: ColumnarPage, ids: list[str]) -> Rows:
+        """A built page's records (`ids`, each once) the window owns and has not given, as rows
+        when only some are kept of a page with extra fields (typed by the records kept)."""
+        times = built.column(self.listing.time_column)
+        mask = self.ledger.take_page(request.window_index, ids, times, self.run.server_clock)
+        self.took_page(kept := built.select(mask))
+        self.run.add(self.listing.noun, len(kept))
+        if built.extras and len(kept) < len(built):
+            return [self.to_row(raw, request) for raw in compress(page.records, mask.to_pylist())]
+        return kept
 
     def _window_done(self) -> list[PageRequest]:
         """A window is complete: move over the windows complete in order; after the first one
@@ -198,14 +232,33 @@ class WindowLedger:
             self.newest[index] = started
         return True
 
+    def take_page(self, index: int, keys: list[str], times: pa.Array, clock: ServerClock) -> pa.BooleanArray:
+        """Which records of a page window `index` gives now: those it owns and has not given.
+
+        Args:
+            index: The window.
+            keys: The page's record ids, each once.
+            times: Their times, in the same order.
+            clock: The server's clock, shown the page's newest time.
+        """
+        clock.observe(newest(times))
+        given = self.given.setdefault(index, set())
+        owned_after = self.windows[index].owned_after
+        mask = pc.invert(pa.array(list(map(given.__contains__, keys)), pa.bool_()))
+        if owned_after is not None:
+            mask = pc.and_(mask, pc.greater(times, pa.scalar(owned_after, TIMESTAMP)))
+        given.update(compress(keys, mask.to_pylist()))
+        latest = newest(times.filter(mask))
+        if latest is not None and (index not in self.newest or latest > self.newest[index]):
+            self.newest[index] = latest
+        return mask
+
     def close(self, index: int) -> tuple[int, datetime | None]:
         """A complete window: how many rows it gave and the newest time (then forgotten)."""
         return len(self.given.pop(index, ())), self.newest.pop(index, None)
 
 
-def fetch_concurrently(
-    extractors: Mapping[str, Extractor], max_in_flight: int
-) -> Iterator[list[dict[str, Any]]]:
+def fetch_concurrently(extractors: Mapping[str, Extractor], max_in_flight: int) -> Iterator[Rows]:
     """Every window of every bot, bots in parallel and up to `max_in_flight` requests a bot.
 
     Yields the rows of each answer as it comes; a failed request raises here, before the

@@ -16,6 +16,7 @@ from typing import Any
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
 from kore_sessions.source.api.cursor import BotState
+from kore_sessions.source.api.page_columns import ColumnarPage
 from kore_sessions.source.api.paging import PageCap, PageRequest
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.timestamps import format_api_timestamp
@@ -29,6 +30,7 @@ from kore_sessions.source.messages.channel_plan import (
     channel_plan,
     walked_channels,
 )
+from kore_sessions.source.messages.columnar_messages import message_columns
 from kore_sessions.source.messages.history_api import MESSAGES_LISTING, get_messages_page
 from kore_sessions.source.messages.history_rules import MESSAGES_TABLE
 from kore_sessions.source.messages.message_fields import to_row
@@ -76,6 +78,10 @@ class MessagesExtractor(WindowWalk):
     def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
         """A raw message as a row (what users typed only if the run keeps it)."""
         return to_row(raw, self.config.keep_user_text)
+
+    def columns(self, records: list[dict[str, Any]], request: PageRequest) -> ColumnarPage | None:
+        """A page of messages built column by column, or None when it needs the record transform."""
+        return message_columns(records, self.config.keep_user_text)
 
     def variants(self) -> tuple[str | None, ...]:
         """Every channel of the bot's sessions: one request a channel and page."""

@@ -14,16 +14,19 @@ from typing import Any
 
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
+from kore_sessions.source.api.page_columns import ColumnarPage
 from kore_sessions.source.api.paging import PageCap, PageRequest
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import WindowWalk
 from kore_sessions.source.api.windows import Window
 from kore_sessions.source.config import RunConfig
 from kore_sessions.source.package_windows import package_windows
+from kore_sessions.source.sessions.columnar_sessions import session_columns
 from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING, AnswerShape, get_sessions_page
 from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
 from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
+from kore_sessions.source.sessions.spec import PRIMARY_KEY
 
 
 class BotExtractor(WindowWalk):
@@ -77,6 +80,13 @@ class BotExtractor(WindowWalk):
             self.listed.add(row["session_id"])
         return row
 
+    def columns(self, records: list[dict[str, Any]], request: PageRequest) -> ColumnarPage | None:
+        """A page of sessions built column by column, or None when it needs the record transform."""
+        page = session_columns(records, request.variant)
+        if page is not None and self.listed is not None:
+            self.listed.update(page.column(PRIMARY_KEY).to_pylist())
+        return page
+
     def variants(self) -> tuple[str | None, ...]:
         """Nothing, or each containment type once the server answers in the pre-9.0 shape."""
         return self.shape.containment_types
@@ -84,6 +94,10 @@ class BotExtractor(WindowWalk):
     def took(self, row: dict[str, Any]) -> None:
         """Track the session: open ones are refreshed until they close."""
         self.state.track(row)
+
+    def took_page(self, page: ColumnarPage) -> None:
+        """Track the sessions of a page built column by column (only open ones cost Python)."""
+        self.state.track_page(page.root)
 
     def handle(self, request: PageRequest, page: Page) -> tuple[list[dict[str, Any]], list[PageRequest]]:
         """Take one answer; the first page in the pre-9.0 shape starts the walk again, asking per

@@ -12,8 +12,12 @@ holds:
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kore_sessions.source.api.cursor import BotState
 from kore_sessions.source.api.run import SourceRun
@@ -21,6 +25,7 @@ from kore_sessions.source.api.timestamps import format_api_timestamp, parse_time
 from kore_sessions.source.sessions.run_record import sessions_record
 from kore_sessions.source.sessions.spec import (
     CONTAINMENT_TYPES,
+    PRIMARY_KEY,
     SESSIONS_TABLE,
     STATUS_ACTIVE,
     UNKNOWN_STATUS_QUIET_PERIOD,
@@ -56,6 +61,32 @@ class SessionsBotState(BotState):
             self.open_sessions[session_id] = format_api_timestamp(row["start_time"])
         else:
             self.open_sessions.pop(session_id, None)
+
+    def track_page(self, sessions: pa.Table) -> None:
+        """`track` for a page's sessions built column by column (each once, each with a status and
+        a documented containment): Python only for the channels and the open sessions."""
+        ids = sessions.column(PRIMARY_KEY)
+        firsts = sessions.group_by("channel").aggregate([("start_time", "min")])
+        for channel, started in zip(
+            firsts["channel"].to_pylist(), firsts["start_time_min"].to_pylist(), strict=True
+        ):
+            self.note_channel(channel, started.astimezone(UTC))
+        open_at_start = self.record.open_at_start[self.bot_key]
+        if open_at_start:
+            self.seen_open.update(_among(ids, open_at_start))
+        unresolved = self.state.get("unresolved", {})
+        for session_id in _among(ids, unresolved) if unresolved else ():
+            unresolved.pop(session_id, None)
+        active = pc.equal(sessions.column("session_status"), STATUS_ACTIVE)
+        for session_id in (
+            _among(ids.filter(pc.invert(active)), self.open_sessions) if self.open_sessions else ()
+        ):
+            self.open_sessions.pop(session_id, None)
+        opened = sessions.filter(active)
+        for session_id, started in zip(
+            opened.column(PRIMARY_KEY).to_pylist(), opened.column("start_time").to_pylist(), strict=True
+        ):
+            self.open_sessions[session_id] = format_api_timestamp(started)
 
     def note_channel(self, channel: Any, started: datetime) -> None:
         """Remember the channel a session came on, and the earliest start seen on it."""
@@ -108,6 +139,11 @@ class SessionsBotState(BotState):
         self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
         unresolved = self.state.get("unresolved", {})
         self.state["unresolved"] = {s: unresolved[s] for s in sorted(unresolved) if s in self.open_sessions}
+
+
+def _among(ids: pa.ChunkedArray, known: Collection[str]) -> list[str]:
+    """The ids that are among a few known ones."""
+    return ids.filter(pc.is_in(ids, pa.array(list(known), pa.string()))).to_pylist()
 
 
 def sessions_seen(bot_state: dict[str, Any]) -> tuple[dict[str, datetime], datetime | None, datetime | None]:

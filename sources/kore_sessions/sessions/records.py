@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from kore_sessions.source.api.answers import InvalidRecordError
@@ -24,6 +25,8 @@ def normalize_containment(value: Any) -> str | None:
 
 def is_legacy_shape(sessions: list[dict[str, Any]]) -> bool:
     """True when a page is in the pre-9.0 shape: containment in `sessionType`, none of its own."""
+    if all(map(dict.__contains__, sessions, repeat("containmentType"))):
+        return False  # every session has its own (checked in C: no Python per session)
     return any(
         "containmentType" not in raw and normalize_containment(raw.get("sessionType")) for raw in sessions
     )

@@ -48,3 +48,8 @@ PRIMARY_KEY = "session_id"
 
 # Column set on rows to delete: sessions the API no longer knows (`invalidSessions`).
 DELETED_COLUMN = "deleted_in_source"
+
+# A list the API sends in a session's `tags` beside userTags and sessionTags (`altText`), empty
+# in every answer seen: an empty list makes no column (dlt's rule), so the columnar path takes a
+# page with it empty, and leaves any other to the record transform (which keeps its values).
+EMPTY_TAG_LISTS = frozenset({"altText"})
