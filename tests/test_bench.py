@@ -1,5 +1,6 @@
-"""The benchmark's backfill part runs end to end at its smallest size, and its three loads (the
-pipeline, the floor, dlt alone) each hold exactly the sandbox's visible sessions."""
+"""The benchmark's backfill part runs end to end at its smallest size, and its four loads (the
+pipeline, the floor, dlt alone appending and merging) each hold exactly the sandbox's visible
+sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_backfill_part_loads_every_session_three_ways(tmp_path: Path) -> None:
+def test_quick_backfill_part_loads_every_session_four_ways(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.run_bench", "--quick", "--part", "a"],
         cwd=REPO_ROOT,
@@ -22,10 +23,10 @@ def test_quick_backfill_part_loads_every_session_three_ways(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = dict(re.findall(r"^a\s+(.+?)\s{2,}(.+)$", result.stdout, re.MULTILINE))
-    for load in ("pipeline", "floor", "dlt alone"):
+    for load in ("pipeline", "floor", "dlt alone (append)", "dlt alone (merge)"):
         assert table[f"{load} rows check"] == "ok"
-    assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.5: (yes|NO)\)", table["time dlt alone/floor"])
-    assert re.fullmatch(r"\d+%", table["dlt alone share of pipeline time"])
+    assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.4: (yes|NO)\)", table["time pipeline/dlt alone (append)"])
+    assert re.fullmatch(r"x\d+\.\d\d", table["time pipeline/dlt alone (merge)"])
 
 
 def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> None:
