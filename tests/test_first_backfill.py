@@ -33,10 +33,8 @@ from .cli_helpers import (
     sessions_after_crash,
 )
 from .conftest import BOTS, HISTORY_START, NOW, PAGE_CAP, Loader, assert_matches_sandbox, make_apps
+from .test_messages_resource import BOTH, UNBOUND
 
-BOTH = ["sessions", "messages"]
-# Limits that do not bind here (the rate budget has its own tests).
-UNBOUND = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}
 # Two-day windows, one a package: a first backfill of the history goes in ten packages.
 PACKAGES = {"window_hours": 48, "windows_per_package": 1}
 # Every table each resource loads, with its key (a child row's key is its `_dlt_id`).
