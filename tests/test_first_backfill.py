@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg2
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
@@ -32,7 +33,16 @@ from .cli_helpers import (
     pending_packages,
     sessions_after_crash,
 )
-from .conftest import BOTS, HISTORY_START, NOW, PAGE_CAP, Loader, assert_matches_sandbox, make_apps
+from .conftest import (
+    BOTS,
+    HISTORY_START,
+    NOW,
+    PAGE_CAP,
+    POSTGRES_DSN,
+    Loader,
+    assert_matches_sandbox,
+    make_apps,
+)
 from .test_messages_resource import BOTH, UNBOUND
 
 # Two-day windows, one a package: a first backfill of the history goes in ten packages.
@@ -227,7 +237,7 @@ def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
     live_server: SandboxServer, tmp_path: Path
 ) -> None:
     """dlt runs a started job again unless it marked it done; the rows the killed run had
-    committed are taken out first (PostgreSQL would refuse them twice; DuckDB would keep both)."""
+    committed are taken out first (DuckDB would keep both)."""
     env = cli_env(live_server, tmp_path)
     killed = kore(["load", "--quiet", "--no-models"], env, tmp_path, patch=KILLED_AFTER_A_COMMIT)
     assert killed.returncode == 9, killed.stderr
@@ -238,3 +248,21 @@ def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
     assert result.returncode == 0, result.stderr
     assert normalized(loaded(tmp_path)) == expected(live_server)
     assert rows_twice(tmp_path) == {table: 0 for table in TABLES if not table.startswith("messages")}
+
+
+def test_on_postgres_an_append_killed_after_its_commit_finishes_on_the_next_load(
+    live_server: SandboxServer, tmp_path: Path, postgres_dataset: str
+) -> None:
+    """On PostgreSQL `_dlt_id` is unique: without the rows taken out, the job run again would
+    fail on every later load."""
+    env = cli_env(live_server, tmp_path, DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
+    args = ["load", "--quiet", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
+    killed = kore(args, env, tmp_path, patch=KILLED_AFTER_A_COMMIT)
+    assert killed.returncode == 9, killed.stderr
+    assert "sessions" in {table for table, _ in unmarked_append_jobs(tmp_path / PIPELINE_FOLDER)}
+    result = kore(args, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT session_id FROM "{postgres_dataset}".sessions')
+        ids = [row[0] for row in cursor.fetchall()]
+    assert sorted(ids) == sorted(expected(live_server))
