@@ -43,6 +43,7 @@ from .conftest import (
     assert_matches_sandbox,
     make_apps,
 )
+from .sandbox_helpers import hand_made_session
 from .test_messages_resource import BOTH, UNBOUND
 
 # Two-day windows, one a package: a first backfill of the history goes in ten packages.
@@ -106,6 +107,30 @@ def test_a_first_backfill_appends_every_package_and_the_next_run_merges(
         assert_no_row_twice(loader.query)
 
 
+def test_a_merge_after_a_first_backfill_reaches_child_tables_without_rows(tmp_path: Path) -> None:
+    """The first backfill appends session tags; a later package without any (a bounded run over
+    untagged sessions) merges: every child table follows its root, rows or not."""
+    early, late = NOW - timedelta(days=4), NOW - timedelta(days=1)
+    sessions = [
+        hand_made_session(1, early, 5, bot_id=BOTS[0], session_tags=(("topic", "billing"),)),
+        hand_made_session(2, late, 5, bot_id=BOTS[0]),
+    ]
+    with SandboxServer(sessions, apps=make_apps(), now=NOW) as server:
+        loader = Loader(server, tmp_path)
+        loader.run(**UNBOUND, bot_ids=[BOTS[0]], start_date=(early - timedelta(hours=1)).isoformat())
+        assert loader.run_record.appending == {"sessions": True}
+        until = late + timedelta(hours=1)
+        bounded = {"start_date": (late - timedelta(hours=1)).isoformat(), "end_date": until.isoformat()}
+        loader.run(**UNBOUND, bot_ids=[BOTS[0]], **bounded)
+        assert loader.run_record.appending == {"sessions": False}
+        tables = loader.pipeline.default_schema.tables
+        assert {tables[child]["write_disposition"] for child in TABLES if child.startswith("sessions__")} == {
+            "merge"
+        }
+        assert loader.query("SELECT session_id, name FROM sessions__session_tags") == [(f"{1:024x}", "topic")]
+        assert_matches_sandbox(loader, server)
+
+
 def test_rows_of_the_bots_without_state_merge(history: list, tmp_path: Path) -> None:
     """A second pipeline (another partition name) with no state of the bots, into a dataset
     that has their rows: it merges, and nothing is loaded twice."""
@@ -120,6 +145,23 @@ def test_rows_of_the_bots_without_state_merge(history: list, tmp_path: Path) -> 
         assert second.run_record.appending == {"sessions": False}
         assert_no_row_twice(first.query)
         assert_matches_sandbox(first, server)
+
+
+def test_child_rows_without_their_root_merge(history: list, tmp_path: Path) -> None:
+    """A killed load can commit a child table's job before its root's: a pipeline without state
+    that finds such rows (no root row) does not take the tables for empty, and merges."""
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        first = Loader(server, tmp_path)
+        first.run(**UNBOUND)
+        with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+            con.execute("DELETE FROM kore_sessions.sessions")  # the user tags stay, without a root
+        second = Loader(server, tmp_path)
+        second.pipeline = make_pipeline(
+            "duckdb", pipelines_dir=tmp_path / "p2", duckdb_path=tmp_path / "w.duckdb", pipeline_name="part"
+        )
+        second.run(**UNBOUND)
+        assert second.run_record.appending == {"sessions": False}
+        assert_no_row_twice(first.query, {"sessions": "session_id"})
 
 
 def test_a_bounded_first_backfill_merges(history: list, tmp_path: Path) -> None:

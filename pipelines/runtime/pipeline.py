@@ -28,9 +28,11 @@ from kore_sessions.runtime.working_folder import mend_working_folder, pending_jo
 from kore_sessions.source import ConfigError, SourceRun
 from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.dlt_compat import duckdb_kept_open
+from kore_sessions.source.messages.message_tables import MESSAGES_SPEC
+from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
-from kore_sessions.warehouse.dataset import count_rows, warehouse_exists
+from kore_sessions.warehouse.dataset import count_rows, rows_of_bots, warehouse_exists
 from kore_sessions.warehouse.erasures import keep_erasures_out
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
 from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
@@ -55,6 +57,8 @@ DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
 DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
+# Each resource's child tables (its table has the resource's name).
+CHILD_TABLES = {spec.name: [c.table for c in spec.children] for spec in (SESSIONS_SPEC, MESSAGES_SPEC)}
 
 
 def make_pipeline(
@@ -266,19 +270,23 @@ def file_format_for(pipeline: dlt.Pipeline) -> str | None:
 
 
 def empty_tables(pipeline: dlt.Pipeline, source: DltSource, bots: tuple[str, ...]) -> frozenset[str]:
-    """The selected resources' tables holding no rows of these bots (nor rows without a bot),
-    counted in the dataset's turn: where a first backfill may append (`first_backfill`). A
-    resource with state of any of the bots is not counted (it merges whatever the count)."""
+    """The selected resources' tables holding no rows of these bots (nor rows without a bot, nor
+    child rows without another bot's root), counted in the dataset's turn: where a first
+    backfill may append (`first_backfill`). A resource with state of any of the bots is not
+    counted (it merges whatever the count); nothing appends unless its jobs are Parquet files
+    (`unfinished_appends` undoes a killed one by their ids)."""
     selected = [
         name
         for name in source.resources.selected
         if not any(source_state(pipeline, name).get("bots", {}).get(bot) for bot in bots)
     ]
+    if file_format_for(pipeline) != PREFERRED_FILE_FORMAT:
+        return frozenset()  # a killed append is undone by its Parquet files' ids only
     if not selected or not warehouse_exists(pipeline):  # no DuckDB file: nothing in it, and none made
         return frozenset(selected)
     counted = _counted_bots(bots)
     with warehouse_turn(pipeline):
-        counts = {table: count_rows(pipeline, table, counted, or_no_bot=True) for table in selected}
+        counts = {name: rows_of_bots(pipeline, name, CHILD_TABLES[name], counted) for name in selected}
     return frozenset(table for table, rows in counts.items() if rows == 0)
 
 

@@ -81,6 +81,38 @@ def count_rows(
     return int(rows[0][0])
 
 
+def rows_of_bots(pipeline: dlt.Pipeline, root: str, children: list[str], bots: tuple[str, ...]) -> int | None:
+    """Rows a root table and its child tables may hold of these bots: root rows of them or of
+    no bot, and child rows under no other bot's root row (orphans too: a killed load step can
+    commit a child table's job before its root's); every row when no bot is named. 0 when
+    nothing exists yet, None when the destination is not a SQL warehouse.
+
+    Raises:
+        Exception: the warehouse's own error when it cannot be read.
+    """
+    found = count_rows(pipeline, root, bots, or_no_bot=True)
+    if found != 0:  # rows, or None: not a SQL warehouse
+        return found
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return 0
+        present = existing_relations(client, client.dataset_name)
+        name = client.make_qualified_table_name
+        marks = ", ".join(["%s"] * len(bots))
+        for child in (child for child in children if child in present):
+            others = (
+                f" WHERE NOT EXISTS (SELECT 1 FROM {name(root)} r WHERE r._dlt_id = c._dlt_root_id "
+                f"AND r.bot_id IS NOT NULL AND r.bot_id NOT IN ({marks}))"
+                if bots and root in present
+                else ""
+            )
+            args = bots if others else ()
+            rows = int(client.execute_sql(f"SELECT COUNT(*) FROM {name(child)} c{others}", *args)[0][0])
+            if rows:
+                return rows
+    return 0
+
+
 def no_state(pipeline: dlt.Pipeline) -> str:
     """Why a pipeline without state has nothing to audit, and which pipelines have state."""
     folder = Path(pipeline.pipelines_dir)

@@ -107,7 +107,7 @@ def sessions_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         hints = arrow_rows.table_hints(SESSIONS_SPEC, disposition)
         produce = partial(sessions_package, config, options, run, _pipelines_dir())
         fetch = run.ahead.pop(SESSIONS_TABLE, None) or package_fetch(produce, bots_state, SESSIONS_TABLE)
-        yield from package_items(fetch, bots_state, hints)
+        yield from package_items(fetch, bots_state, SESSIONS_SPEC, hints)
         if run.more_of(SESSIONS_TABLE):
             next_package = PackageFetch.ahead(produce, bots_state, PACKAGE_AHEAD_BATCHES, SESSIONS_TABLE)
             run.ahead[SESSIONS_TABLE] = next_package
@@ -148,7 +148,8 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         hints = arrow_rows.table_hints(MESSAGES_SPEC, disposition)
         seen = {bot: SessionsSeen(*sessions_seen(sessions_bots.get(bot, {}))) for bot in config.bot_keys}
         produce = partial(messages_package, config, options, run, _pipelines_dir(), seen)
-        yield from package_items(package_fetch(produce, bots_state, MESSAGES_TABLE), bots_state, hints)
+        fetch = package_fetch(produce, bots_state, MESSAGES_TABLE)
+        yield from package_items(fetch, bots_state, MESSAGES_SPEC, hints)
 
     return messages
 
@@ -182,19 +183,33 @@ def package_fetch(produce: Produce, bots_state: dict[str, Any], resource: str) -
 
 
 def package_items(
-    fetch: PackageFetch, bots_state: dict[str, Any], hints: dict[str, TResourceHints]
+    fetch: PackageFetch, bots_state: dict[str, Any], spec: TableSpec, hints: dict[str, TResourceHints]
 ) -> Iterator[Any]:
-    """The package's Arrow tables as dlt items (with the package's load id), then the state the
-    fetch left put into dlt's; the fetch is stopped whatever happens."""
+    """The package's Arrow tables as dlt items (with the package's load id), each child table's
+    hints after the first root table, then the state the fetch left put into dlt's; the fetch
+    is stopped whatever happens."""
     load_id = dlt.current.load_package_state()["load_id"]
+    hinted = False
     try:
         fetch.check_began_from(bots_state)
         for table_name, table in fetch.batches():
             table = arrow_rows.with_load_id(table, load_id)
             yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
+            if not hinted and table_name == spec.name:
+                hinted = True
+                yield from child_table_hints(spec, hints)
         fetch.adopt_into(bots_state)
     finally:
         fetch.stop()
+
+
+def child_table_hints(spec: TableSpec, hints: dict[str, TResourceHints]) -> Iterator[Any]:
+    """Every child table's hints for this package, rows or not. A child table without rows in a
+    package would keep the write disposition of the last package that had some: appended there
+    (a first backfill), dlt would merge its root through a staging table it never made."""
+    for child in spec.children:
+        schema_only = dlt.mark.materialize_table_schema()
+        yield dlt.mark.with_hints(schema_only, hints[child.table], create_table_variant=True)
 
 
 def messages_page_limit(config: RunConfig) -> int:

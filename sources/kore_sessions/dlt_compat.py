@@ -16,6 +16,7 @@ end. dlt's public configuration has no setting for this.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract.extract import Extract
 
 _PATCHED = "_kore_sessions_nested_metrics"
+logger = logging.getLogger("kore_sessions")
 
 
 def lend_resource_to_nested_tables() -> None:
@@ -66,6 +68,9 @@ def duckdb_kept_open(database: Path | None) -> Iterator[None]:
     keeper = duckdb.connect(str(database))
     try:
         yield
-        keeper.execute("CHECKPOINT")
+        try:
+            keeper.execute("CHECKPOINT")
+        except duckdb.Error as error:  # the load is committed; closing checkpoints it too
+            logger.warning("DuckDB's checkpoint after a load step failed (%s); closing checkpoints it", error)
     finally:
         keeper.close()

@@ -243,8 +243,10 @@ class WindowLedger:
         """
         clock.observe(newest(times))
         given = self.given.setdefault(index, set())
-        owned_after = self.windows[index].owned_after
+        window = self.windows[index]
+        owned_after = window.owned_after
         mask = pc.invert(pa.array(list(map(given.__contains__, keys)), pa.bool_()))
+        mask = pc.and_(mask, pc.less_equal(times, pa.scalar(window.end, TIMESTAMP)))  # as `Window.owns`
         if owned_after is not None:
             mask = pc.and_(mask, pc.greater(times, pa.scalar(owned_after, TIMESTAMP)))
         given.update(compress(keys, mask.to_pylist()))

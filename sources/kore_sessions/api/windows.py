@@ -26,8 +26,9 @@ class Window:
     owned_after: datetime | None = None
 
     def owns(self, started: datetime) -> bool:
-        """Whether a session that started then is this window's (not its predecessor's)."""
-        return self.owned_after is None or started > self.owned_after
+        """Whether a session that started then is this window's: not its predecessor's, and not
+        after its end (a server that rounds `dateTo` up may list it; the next window owns it)."""
+        return (self.owned_after is None or started > self.owned_after) and started <= self.end
 
     def __str__(self) -> str:
         return f"{self.start:%Y-%m-%d %H:%M:%S}..{self.end:%Y-%m-%d %H:%M:%S}"
