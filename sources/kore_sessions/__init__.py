@@ -23,7 +23,7 @@ from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import fetch_concurrently
 from kore_sessions.source.config import MESSAGES_RESOURCE, ConfigError, RepairPlan, RunConfig
-from kore_sessions.source.dlt_compat import lend_resource_to_nested_tables
+from kore_sessions.source.dlt_compat import child_tables_follow_root, lend_resource_to_nested_tables
 from kore_sessions.source.first_backfill import package_disposition
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.messages.channel_plan import SessionsSeen
@@ -185,31 +185,20 @@ def package_fetch(produce: Produce, bots_state: dict[str, Any], resource: str) -
 def package_items(
     fetch: PackageFetch, bots_state: dict[str, Any], spec: TableSpec, hints: dict[str, TResourceHints]
 ) -> Iterator[Any]:
-    """The package's Arrow tables as dlt items (with the package's load id), each child table's
-    hints after the first root table, then the state the fetch left put into dlt's; the fetch
-    is stopped whatever happens."""
+    """The package's Arrow tables as dlt items (with the package's load id), written as the
+    root's hints say (child tables with or without rows), then the state the fetch left put
+    into dlt's; the fetch is stopped whatever happens."""
     load_id = dlt.current.load_package_state()["load_id"]
-    hinted = False
+    root_hints = hints[spec.name]
+    child_tables_follow_root([child.table for child in spec.children], root_hints["write_disposition"])
     try:
         fetch.check_began_from(bots_state)
         for table_name, table in fetch.batches():
             table = arrow_rows.with_load_id(table, load_id)
             yield dlt.mark.with_hints(table, hints[table_name], create_table_variant=True)
-            if not hinted and table_name == spec.name:
-                hinted = True
-                yield from child_table_hints(spec, hints)
         fetch.adopt_into(bots_state)
     finally:
         fetch.stop()
-
-
-def child_table_hints(spec: TableSpec, hints: dict[str, TResourceHints]) -> Iterator[Any]:
-    """Every child table's hints for this package, rows or not. A child table without rows in a
-    package would keep the write disposition of the last package that had some: appended there
-    (a first backfill), dlt would merge its root through a staging table it never made."""
-    for child in spec.children:
-        schema_only = dlt.mark.materialize_table_schema()
-        yield dlt.mark.with_hints(schema_only, hints[child.table], create_table_variant=True)
 
 
 def messages_page_limit(config: RunConfig) -> int:

@@ -1,4 +1,4 @@
-"""Two fixes to dlt 1.31, each applied in one place.
+"""Three fixes to dlt 1.31, each applied in one place.
 
 1. `lend_resource_to_nested_tables`: dlt groups extract metrics by
 `schema.get_table(name)["resource"]`, which nested tables never have, so an item written
@@ -12,6 +12,12 @@ and it sets `enable_checkpoint_on_shutdown`: each close writes the whole WAL int
 (11-16% of a backfill's time, profiled). A connection held open for the step keeps the database
 open (DuckDB shares one database per file and process), so the step checkpoints once, at its
 end. dlt's public configuration has no setting for this.
+
+3. `child_tables_follow_root`: a child table's hints are set by the items written to it, so a
+child table without rows in a package keeps the write disposition of the last package that had
+some. After an appended package (a first backfill), dlt would then merge the root through a
+staging copy of the child table that it never made ("table does not exist"). Each package sets
+its child tables' disposition to its root's in the source's schema as it begins.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dlt
 import duckdb
 from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.extract.extract import Extract
@@ -74,3 +81,17 @@ def duckdb_kept_open(database: Path | None) -> Iterator[None]:
             logger.warning("DuckDB's checkpoint after a load step failed (%s); closing checkpoints it", error)
     finally:
         keeper.close()
+
+
+def child_tables_follow_root(children: list[str], write_disposition: str) -> None:
+    """Set the write disposition of the child tables the schema has to their root's (call in a
+    resource's generator, as its package begins).
+
+    Args:
+        children: The root table's child tables.
+        write_disposition: The root's write disposition in this package.
+    """
+    tables = dlt.current.source_schema().tables
+    for name in children:
+        if name in tables:
+            tables[name]["write_disposition"] = write_disposition  # type: ignore[typeddict-item]
