@@ -13,7 +13,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 from kore_sessions.sandbox import SandboxServer
 from kore_sessions.source.dlt_compat import duckdb_kept_open
 
-from .conftest import Loader
+from .conftest import Loader, assert_matches_sandbox
 
 
 def wal(database: Path) -> Path:
@@ -64,3 +64,17 @@ def test_a_load_step_checkpoints_once(
     loader.run(windows_per_package=2)
     assert len(logs) > 3 and any(logs), "dlt closed its connection with the log left"
     assert not wal(database).exists()
+
+
+def test_a_setting_dlt_gives_duckdb_at_connect_time_does_not_fail_the_load(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB refuses a second connection to a file with other connect-time settings: with
+    `custom_user_agent` configured (dlt passes it to `duckdb.connect`), the kept connection must
+    be opened with it, or every load step fails."""
+    settings = '{"custom_user_agent": "kore-test"}'
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", settings)
+    loader = Loader(server, tmp_path)
+    summary = loader.run(windows_per_package=2)
+    assert summary.packages > 1
+    assert_matches_sandbox(loader, server)

@@ -171,7 +171,9 @@ def load_step(pipeline: dlt.Pipeline) -> None:
     (read again in the turn, so an erasure made at any moment before holds) and without a second
     copy of what a killed append had committed (`undo_unmarked_appends`); a DuckDB file stays
     open for the step and is checkpointed once (`duckdb_kept_open`)."""
-    with warehouse_turn(pipeline), duckdb_kept_open(duckdb_file_to_load(pipeline)):
+    database = duckdb_file_to_load(pipeline)
+    settings = destination_credentials(pipeline).global_config if database else None
+    with warehouse_turn(pipeline), duckdb_kept_open(database, settings):
         undo_unmarked_appends(pipeline, Path(pipeline.working_dir))
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()

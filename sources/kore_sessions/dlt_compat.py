@@ -11,7 +11,8 @@ connections is handed back (`DuckDbConnectionPool.return_conn`), several times i
 and it sets `enable_checkpoint_on_shutdown`: each close writes the whole WAL into the file
 (11-16% of a backfill's time, profiled). A connection held open for the step keeps the database
 open (DuckDB shares one database per file and process), so the step checkpoints once, at its
-end. dlt's public configuration has no setting for this.
+end. dlt's public configuration has no setting for this. DuckDB refuses a second connection to
+a file with other connect-time settings, so the kept one is opened with those dlt would pass.
 
 3. `child_tables_follow_root`: a child table's hints are set by the items written to it, so a
 child table without rows in a package keeps the write disposition of the last package that had
@@ -35,6 +36,9 @@ from dlt.extract.extract import Extract
 
 _PATCHED = "_kore_sessions_nested_metrics"
 logger = logging.getLogger("kore_sessions")
+# Settings of a DuckDB `global_config` that dlt passes to `duckdb.connect` rather than SET
+# (`DuckDbConnectionPool.borrow_conn` in dlt 1.31).
+DUCKDB_CONNECT_SETTINGS = ("custom_user_agent",)
 
 
 def lend_resource_to_nested_tables() -> None:
@@ -59,7 +63,7 @@ def lend_resource_to_nested_tables() -> None:
 
 
 @contextmanager
-def duckdb_kept_open(database: Path | None) -> Iterator[None]:
+def duckdb_kept_open(database: Path | None, global_config: dict[str, Any] | None = None) -> Iterator[None]:
     """Keep a DuckDB file open while dlt loads into it, and checkpoint it once at the end.
 
     The connection is opened as dlt opens its own (no configuration at connect time, so DuckDB
@@ -68,11 +72,15 @@ def duckdb_kept_open(database: Path | None) -> Iterator[None]:
 
     Args:
         database: The DuckDB file; None (another destination) keeps nothing open.
+        global_config: dlt's DuckDB settings (`credentials.global_config`): those it sets at
+            connect time (DUCKDB_CONNECT_SETTINGS) are set on the kept connection too.
     """
     if database is None:
         yield
         return
-    keeper = duckdb.connect(str(database))
+    settings = global_config or {}
+    connect = {key: settings[key] for key in DUCKDB_CONNECT_SETTINGS if key in settings}
+    keeper = duckdb.connect(str(database), config=connect)
     try:
         yield
         try:
