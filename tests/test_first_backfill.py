@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
+from kore_sessions.source.sessions import extract
 from kore_sessions.warehouse.unfinished_appends import unmarked_append_jobs
 
 from .cli_helpers import (
@@ -173,6 +174,32 @@ def test_a_bounded_first_backfill_merges(history: list, tmp_path: Path) -> None:
         assert "sessions" in staged(loader)
         loader.run(**UNBOUND)  # the incremental walk's first run: the bot has rows, so it merges
         assert loader.run_record.appending == {"sessions": False}
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+
+
+def test_a_merged_package_is_cut_to_its_sessions_and_an_appended_one_is_not(
+    history: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB holds a merge in memory: a package that merges keeps, after each bot's first
+    window, as many windows as hold about its share of SESSIONS_PER_MERGED_PACKAGE (here 40 for
+    two bots: one day's window of ~30 sessions each); a first backfill's appended packages keep
+    their three windows. Every session once either way."""
+    monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 40)
+    days = {"window_hours": 24, "windows_per_package": 3}
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        appended = loader.run(**UNBOUND, **days)
+        assert loader.run_record.appending == {"sessions": True}
+        windows = appended.run.totals.windows // len(BOTS)
+        assert appended.packages == -(-windows // 3), "the appended packages kept their windows"
+        server.clear_requests()
+        merged = loader.run(**UNBOUND, **days, start_date=HISTORY_START.isoformat(), end_date=NOW.isoformat())
+        assert loader.run_record.appending == {"sessions": False}
+        assert merged.packages >= windows - 1, "a merged package holds about a window a bot"
+        assert len(server.requests) == len(
+            {(r.body["dateFrom"], r.body["dateTo"], r.body.get("skip"), r.path) for r in server.requests}
+        ), "a window cut from a package was not asked in it"
         assert_matches_sandbox(loader, server)
         assert_no_row_twice(loader.query)
 

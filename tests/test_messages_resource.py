@@ -48,6 +48,7 @@ from .conftest import (
     REAL_NOW,
     Loader,
     api_time,
+    assert_matches_sandbox,
     make_apps,
     sessions_up_to_now,
     tag_text,
@@ -218,6 +219,32 @@ def test_a_channel_first_seen_late_is_walked_from_its_first_session(arriving: li
         loader.run(resources=BOTH, **UNBOUND, start_date=HISTORY_FROM.isoformat())
         assert_messages_match(loader, server)
         assert "telegram" in {row[0] for row in loader.query("SELECT DISTINCT channel FROM messages")}
+
+
+def test_a_long_bounded_backfill_goes_in_packages_its_messages_after_its_sessions(
+    arriving: list, tmp_path: Path
+) -> None:
+    """A bounded backfill of eight days, a day a window and two windows a package: its sessions
+    load in packages (bounded memory, also for dlt's merge), its messages only once every
+    package of sessions is walked (a channel's first session may come in the range's last
+    package), every session and message once, and no cursor written."""
+    late = NOW - timedelta(hours=12)
+    template = next(s for s in arriving if s.start > late and s.end and s.end < NOW)
+    newcomer = replace(template, session_id="e" * 24, channel="telegram")
+    sessions = [s for s in arriving if s.start <= NOW] + [newcomer]
+    with SandboxServer(sessions, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        bounded = {"start_date": HISTORY_FROM.isoformat(), "end_date": NOW.isoformat()}
+        summary = loader.run(resources=BOTH, **UNBOUND, **bounded, window_hours=24, windows_per_package=2)
+        assert summary.packages >= 2 * 4, "four packages of sessions, then the messages'"
+        assert_matches_sandbox(loader, server, until=NOW)
+        assert_messages_match(loader, server)
+        assert "telegram" in {row[0] for row in loader.query("SELECT DISTINCT channel FROM messages")}
+        paths = [r.path for r in server.requests if r.path.endswith(("getSessions", "getMessagesV2"))]
+        last_sessions = max(i for i, path in enumerate(paths) if path.endswith("getSessions"))
+        first_messages = min(i for i, path in enumerate(paths) if path.endswith("getMessagesV2"))
+        assert last_sessions < first_messages, "a message was asked before the range's sessions were walked"
+        assert all("cursor" not in state for state in loader.state()["bots"].values())
 
 
 def test_the_channel_plan_reaches_back_for_new_channels_and_open_sessions() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, timedelta
@@ -185,6 +186,10 @@ def test_slow_answers_beyond_the_timeout_are_retried(
     server.fault_latency = 1.0
     server.inject("latency", count=1)
     summary = loader.run()
+    # The sandbox logs an answer once it is sent: the run may end before the slow one is.
+    deadline = time.monotonic() + 10 * server.fault_latency
+    while not any(r.fault == "latency" for r in server.requests) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [r.fault for r in server.requests].count("latency") == 1, "the slow answer was given"
     assert summary.retries == 1
     assert_matches_sandbox(loader, server)

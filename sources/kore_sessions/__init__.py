@@ -146,12 +146,21 @@ def messages_resource(config: RunConfig, options: KoreSessionsOptions, run: Sour
         bots_state = dlt.current.resource_state().setdefault("bots", {})
         disposition = package_disposition(run, MESSAGES_TABLE, config, bots_state)
         hints = arrow_rows.table_hints(MESSAGES_SPEC, disposition)
-        seen = {bot: SessionsSeen(*sessions_seen(sessions_bots.get(bot, {}))) for bot in config.bot_keys}
+        seen = {
+            bot: SessionsSeen(*sessions_seen(sessions_bots.get(bot, {})), walking=sessions_walking(run, bot))
+            for bot in config.bot_keys
+        }
         produce = partial(messages_package, config, options, run, _pipelines_dir(), seen)
         fetch = package_fetch(produce, bots_state, MESSAGES_TABLE)
         yield from package_items(fetch, bots_state, MESSAGES_SPEC, hints)
 
     return messages
+
+
+def sessions_walking(run: SourceRun, bot_key: str) -> bool:
+    """Whether this run's sessions of the bot have packages to come: its next one fetched ahead
+    (not in the state yet), or its windows cut for a later package."""
+    return SESSIONS_TABLE in run.ahead or run.has_more(SESSIONS_TABLE, bot_key)
 
 
 def messages_package(

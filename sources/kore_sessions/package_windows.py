@@ -1,8 +1,8 @@
-"""The windows of one bot's load package, by every resource's rule: a repair's ranges, a bounded
-backfill's range, or from where the incremental walk begins to the loader's now (plus the clock
-skew allowance), at most `windows_per_package` (a long backfill goes in several packages:
-bounded memory, and the work done survives a crash; the caller runs again while a bot has more
-left)."""
+"""The windows of one bot's load package, by every resource's rule: a repair's ranges, or a
+bounded backfill's range, or from where the incremental walk begins to the loader's now (plus the
+clock skew allowance), at most `windows_per_package` (a long backfill, bounded or not, goes in
+several packages: bounded memory, also for dlt's merge of a package, and the work done survives a
+crash; the caller runs again while a bot has more left)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.run import BotRun
-from kore_sessions.source.api.windows import Window, first_windows, plan_windows, windows_of_ranges
+from kore_sessions.source.api.windows import Window, first_windows, windows_of_ranges
 from kore_sessions.source.config import RunConfig
 
 
@@ -23,8 +23,8 @@ def package_windows(
     incremental_start: Callable[[], datetime],
     now: datetime,
 ) -> list[Window]:
-    """The windows of one bot's package, oldest first; an incremental walk cut at
-    `windows_per_package` says so in `bot.more_to_fetch`.
+    """The windows of one bot's package, oldest first; a walk cut at `windows_per_package`
+    says so in `bot.more_to_fetch`.
 
     Args:
         config: The run's configuration (its repair, bounded range, span and package size).
@@ -35,10 +35,10 @@ def package_windows(
     """
     if config.repair is not None:
         return windows_of_ranges(repair_ranges, config.window_span)
-    if config.end_date is not None:
-        return plan_windows(config.start_date, config.end_date, config.window_span)
-    end = now + CLOCK_SKEW_ALLOWANCE
-    start = incremental_start()
+    if config.end_date is not None:  # a bounded backfill: its range, resumed where the run got to
+        start, end = bot.walked_through or config.start_date, config.end_date
+    else:
+        start, end = incremental_start(), now + CLOCK_SKEW_ALLOWANCE
     windows, bot.more_to_fetch = first_windows(start, end, config.window_span, config.windows_per_package)
     if windows and start == bot.walked_through:
         # The run's previous package walked through `start`, both ends inclusive: what started

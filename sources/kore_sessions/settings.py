@@ -5,6 +5,13 @@ from datetime import timedelta
 # Windows of one bot in one load package; a longer backfill takes several packages in a row.
 DEFAULT_WINDOWS_PER_PACKAGE = 3
 
+# About how many sessions a load package that dlt merges holds, all its bots together: after a
+# bot's first window the package keeps as many of its windows as hold its share at that
+# window's count. DuckDB holds a merge in memory: with its limit at 160 MB, the merge of
+# 300,000 sessions in one package ran out of it, and of 150,000 at 100 MB. A first backfill
+# appends and is not cut (at 3 windows a package the bench's 1M took 7 packages, not 20).
+SESSIONS_PER_MERGED_PACKAGE = 50_000
+
 # Sessions whose Arrow tables are joined into one dlt item: dlt pays ~3 ms per item (schema
 # checks, a parquet row group), as much as building a page of 1,000 sessions; at 10 pages an
 # item dlt's extract of 520k ready-made sessions took 2.3 s instead of 6.8 s, for ~10 MB held.

@@ -51,7 +51,8 @@ class BotRun:
     Attributes:
         walked_through: End of the last window this run completed; a later package of the run
             resumes there, whether or not those windows held sessions.
-        more_to_fetch: The bot's windows were cut at `windows_per_package`: another package is due.
+        more_to_fetch: The bot's windows were cut at `windows_per_package` (or wait for
+            another resource's): another package is due.
         finished: Every window of this run is loaded; later packages leave the bot alone.
     """
 
@@ -162,6 +163,11 @@ class SourceRun:
         """Whether a bot's windows were cut, or a package is fetched ahead: another load
         package is due."""
         return bool(self.ahead) or any(bot.more_to_fetch for bot in self.bots.values())
+
+    def has_more(self, resource: str, bot_key: str) -> bool:
+        """Whether the bot's windows of `resource` were cut for a later package of this run."""
+        bot = self.bots.get((resource, bot_key))
+        return bot is not None and bot.more_to_fetch
 
     def more_of(self, resource: str) -> bool:
         """Whether a bot of `resource` has more left after this package (and it may fetch it

@@ -69,6 +69,9 @@ class WindowWalk:
         listing: What the pages list, and the row columns that tell rows apart and place them.
         windows: The windows of this package, oldest first.
         bounded: A backfill or a repair: it moves no cursor.
+        most_records: About how many records the package may hold of the bot: after its first
+            window it keeps as many of its windows as hold that many at that window's count,
+            the rest go to the run's next package (None: every window).
     """
 
     bot_key: str
@@ -78,11 +81,13 @@ class WindowWalk:
     listing: Listing
     windows: list[Window]
     bounded: bool
+    most_records: int | None = None
     generation: int = 0
     pagings: dict[tuple[int, str | None], WindowPaging] = field(default_factory=dict)
     complete_through: int = 0
     stopped: bool = False
     later_planned: bool = False
+    first_window_records: int | None = None
 
     def __post_init__(self) -> None:
         """An empty ledger for the walk's windows."""
@@ -178,8 +183,22 @@ class WindowWalk:
         if self.later_planned:
             return []
         self.later_planned = True
+        self._fit_package()
         later = range(1, len(self.windows))
         return [self.first_page(index, variant) for index in later for variant in self.variants()]
+
+    def _fit_package(self) -> None:
+        """Before the later windows are asked (nothing of them is): keep as many as hold about
+        `most_records` records at the first window's count, at least one."""
+        if self.most_records is None or len(self.windows) < 2:
+            return
+        first = self.first_window_records
+        if first is None:  # asked in variants, not all done: what it gave so far
+            first = len(self.ledger.given.get(0, ()))
+        keep = max(1, self.most_records // first) if first else len(self.windows)
+        if keep < len(self.windows):
+            del self.windows[keep:]  # the ledger's list too
+            self.state.bot.more_to_fetch = True
 
     def _advance(self) -> None:
         """Move over the windows complete in every variant, in order. A window short of its
@@ -199,9 +218,13 @@ class WindowWalk:
             self.complete_through += 1
             self.run.add("windows")
             given, newest = self.ledger.close(index)
+            if index == 0:
+                self.first_window_records = given
             noun = self.listing.noun
             logger.info("%s: window %s: %d %s", bot_label(self.bot_key), self.windows[index], given, noun)
-            if not self.bounded:
+            if self.bounded:  # no cursor moves; a later package of the range resumes there
+                self.state.bot.walked_through = self.windows[index].end
+            else:
                 self.state.window_complete(self.windows[index], newest)
 
 

@@ -27,11 +27,14 @@ class SessionsSeen:
         channels: Each channel its sessions came on, with the earliest start seen on it.
         oldest_open: The start of the oldest session still open, if any.
         loaded_from: Where the bot's loaded sessions begin, if any were loaded.
+        walking: The run's sessions walk of the bot has packages to come (a long bounded
+            backfill): the channels of its range are not all known yet.
     """
 
     channels: dict[str, datetime] = field(default_factory=dict)
     oldest_open: datetime | None = None
     loaded_from: datetime | None = None
+    walking: bool = False
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ class MessagesExtractor(WindowWalk):
         self.config = config
         self.plan_of_channels = channel_plan(seen, bot_state)
         windows: list[Window] = []
-        if not state.bot.finished:
+        if config.bounded and seen.walking and not state.bot.finished:
+            # A bounded range's channels are those of its sessions: wait until they are all walked.
+            state.bot.more_to_fetch = True
+        elif not state.bot.finished:
             ranges = config.repair.message_ranges.get(bot_key, ()) if config.repair else ()
             start = partial(self._incremental_start, state, seen, self.plan_of_channels)
             windows = package_windows(config, ranges, state.bot, start, config.clock())

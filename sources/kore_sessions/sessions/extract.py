@@ -26,7 +26,8 @@ from kore_sessions.source.sessions.endpoint import SESSIONS_LISTING, AnswerShape
 from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
 from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
-from kore_sessions.source.sessions.spec import PRIMARY_KEY
+from kore_sessions.source.sessions.spec import PRIMARY_KEY, SESSIONS_TABLE
+from kore_sessions.source.settings import SESSIONS_PER_MERGED_PACKAGE
 
 
 class BotExtractor(WindowWalk):
@@ -54,7 +55,8 @@ class BotExtractor(WindowWalk):
         self.now = config.clock()
         windows = [] if state.bot.finished else self._package_windows(config, state)
         cap = cap or PageCap(config.page_size)
-        super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded)
+        most = merged_sessions_per_bot(config, run)
+        super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded, most)
         self.state: SessionsBotState = state  # the walk's state, with the open sessions
         self.shape = AnswerShape()
         self.refresher = Refresher(client, bot_key, state, run, self.shape, cap, self.now)
@@ -126,3 +128,12 @@ class BotExtractor(WindowWalk):
                 self.state.finish_run()
             bot.finished = True
         self.state.save_open_sessions()
+
+
+def merged_sessions_per_bot(config: RunConfig, run: SourceRun) -> int | None:
+    """About how many sessions of a bot a package that dlt merges may hold: DuckDB's merge of a
+    package is held in memory (SESSIONS_PER_MERGED_PACKAGE, shared by the package's bots). None
+    for a package that appends (a first backfill) and for a repair (its ranges are one package)."""
+    if config.repair is not None or run.appending.get(SESSIONS_TABLE):
+        return None
+    return max(1, SESSIONS_PER_MERGED_PACKAGE // len(config.bot_keys))
