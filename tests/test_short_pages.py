@@ -4,14 +4,17 @@ stays short fails the run naming it; never a silent loss."""
 from __future__ import annotations
 
 import json
+import threading
+from datetime import timedelta
 from math import ceil
 from pathlib import Path
 
 import pytest
 from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.sessions import extract
 
 from .cli_helpers import PIPELINE_FOLDER, cli_env, expected, kore, loaded, normalized
-from .conftest import BOTS, api_time
+from .conftest import BOTS, HISTORY_START, NOW, Loader, api_time
 
 
 def cursors(cwd: Path) -> dict[str, str | None]:
@@ -86,3 +89,27 @@ def test_a_short_window_of_one_bot_does_not_hold_the_other_bots_back(
     live_server.hide_sessions()
     assert kore(["load", "--no-models"], env, tmp_path).returncode == 0
     assert normalized(loaded(tmp_path)) == expected(live_server)
+
+
+def test_a_merged_package_whose_first_window_stays_short_fails_and_records_no_range(
+    loader: Loader, server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bounded backfill merges, and its packages are cut to their sessions after each bot's
+    first window. When that first window stays short of its total, the run fails naming it
+    (it does not take the windows it cut as a next package, again and again), and the range
+    is not recorded as loaded: `loaded_from` stays where the incremental run began."""
+    monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 2)  # every package cut to a window
+    later = HISTORY_START + timedelta(days=8)
+    loader.run(start_date=later.isoformat())
+    loaded_from = {bot: state["loaded_from"] for bot, state in loader.state()["bots"].items()}
+    first = min(server.visible_sessions(BOTS[0]), key=lambda view: api_time(view["start_time"]))
+    server.hide_sessions(from_listing=[first["sessionId"]], in_totals=True)
+    bounded = {"start_date": HISTORY_START.isoformat(), "end_date": NOW.isoformat()}
+    worker = threading.Thread(target=loader.run, kwargs=bounded, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the run took the short window's package again and again"
+    short = loader.run_record.short_windows
+    assert len(short) == 1 and BOTS[0] in short[0], short  # what the CLI fails on, in one line
+    after = {bot: state["loaded_from"] for bot, state in loader.state()["bots"].items()}
+    assert after[BOTS[0]] == loaded_from[BOTS[0]], "the range was not loaded whole"

@@ -66,8 +66,8 @@ def lend_resource_to_nested_tables() -> None:
 def duckdb_kept_open(database: Path | None, global_config: dict[str, Any] | None = None) -> Iterator[None]:
     """Keep a DuckDB file open while dlt loads into it, and checkpoint it once at the end.
 
-    The connection is opened as dlt opens its own (no configuration at connect time, so DuckDB
-    hands both the same database); dlt's settings apply to it as they are. When the step fails,
+    The connection is opened as dlt opens its own (with the same connect-time settings, so DuckDB
+    hands both the same database); dlt's other settings apply to it as they are. When the step fails,
     the connection is closed without a checkpoint of ours (DuckDB's own on shutdown still runs).
 
     Args:

@@ -190,8 +190,8 @@ class WindowWalk:
     def _fit_package(self) -> None:
         """Before the later windows are asked (nothing of them is): keep as many as hold about
         `most_records` records at the first window's count, at least one."""
-        if self.most_records is None or len(self.windows) < 2:
-            return
+        if self.most_records is None or len(self.windows) < 2 or self.stopped:
+            return  # a stopped walk (a window short of its total) has no next package
         first = self.first_window_records
         if first is None:  # asked in variants, not all done: what it gave so far
             first = len(self.ledger.given.get(0, ()))

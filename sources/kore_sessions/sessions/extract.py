@@ -122,7 +122,8 @@ class BotExtractor(WindowWalk):
                 held = self.config.repair.held_ids.get(self.bot_key, frozenset())
                 yield from self.refresher.verify_held(held, self.listed)
             elif self.config.end_date is not None:
-                self.state.bounded_backfill_loaded(self.config.start_date, self.config.end_date)
+                if not self.stopped:  # a window short of its total: the range is not loaded
+                    self.state.bounded_backfill_loaded(self.config.start_date, self.config.end_date)
             else:
                 yield from self.refresher.refresh_open_sessions()
                 self.state.finish_run()
