@@ -52,8 +52,36 @@ class Extractor(Protocol):
         ...
 
 
+class ResourceHooks:
+    """What a resource gives the walk of its windows: its call and its rows (its own), and,
+    if it needs them, a page built column by column, the variants a window is asked in, and
+    what it does with the records a window gives."""
+
+    def call(self, request: PageRequest) -> Callable[[], Page]:
+        """The client call that answers a request (the resource's own)."""
+        raise NotImplementedError
+
+    def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
+        """One raw record of an answer as a row (the resource's own)."""
+        raise NotImplementedError
+
+    def columns(self, records: list[dict[str, Any]], request: PageRequest) -> ColumnarPage | None:
+        """A page built column by column, or None for the record transform (the default)."""
+        return None
+
+    def variants(self) -> tuple[str | None, ...]:
+        """The filters each window is asked in: none by default."""
+        return (None,)
+
+    def took(self, row: dict[str, Any]) -> None:
+        """A row a window gave (the resource may track it); nothing by default."""
+
+    def took_page(self, page: ColumnarPage) -> None:
+        """The records a window gave of a page built column by column; nothing by default."""
+
+
 @dataclass(eq=False)
-class WindowWalk:
+class WindowWalk(ResourceHooks):
     """One bot's walk of one resource's windows for one load package, fed answers in any order.
 
     `plan` gives the first request (the oldest window's first page: the answers' shape, the
@@ -87,33 +115,10 @@ class WindowWalk:
     complete_through: int = 0
     stopped: bool = False
     later_planned: bool = False
-    first_window_records: int | None = None
 
     def __post_init__(self) -> None:
         """An empty ledger for the walk's windows."""
         self.ledger = WindowLedger(self.windows, self.listing.id_column, self.listing.time_column)
-
-    def call(self, request: PageRequest) -> Callable[[], Page]:
-        """The client call that answers a request (the resource's own)."""
-        raise NotImplementedError
-
-    def to_row(self, raw: dict[str, Any], request: PageRequest) -> dict[str, Any]:
-        """One raw record of an answer as a row (the resource's own)."""
-        raise NotImplementedError
-
-    def columns(self, records: list[dict[str, Any]], request: PageRequest) -> ColumnarPage | None:
-        """A page built column by column, or None for the record transform (the default)."""
-        return None
-
-    def variants(self) -> tuple[str | None, ...]:
-        """The filters each window is asked in: none by default."""
-        return (None,)
-
-    def took(self, row: dict[str, Any]) -> None:
-        """A row a window gave (the resource may track it); nothing by default."""
-
-    def took_page(self, page: ColumnarPage) -> None:
-        """The records a window gave of a page built column by column; nothing by default."""
 
     def plan(self) -> list[PageRequest]:
         """The first request: the oldest window's first page, which also shows the answer's shape."""
@@ -192,9 +197,7 @@ class WindowWalk:
         `most_records` records at the first window's count, at least one."""
         if self.most_records is None or len(self.windows) < 2 or self.stopped:
             return  # a stopped walk (a window short of its total) has no next package
-        first = self.first_window_records
-        if first is None:  # asked in variants, not all done: what it gave so far
-            first = len(self.ledger.given.get(0, ()))
+        first = self.ledger.count(0)
         keep = max(1, self.most_records // first) if first else len(self.windows)
         if keep < len(self.windows):
             del self.windows[keep:]  # the ledger's list too
@@ -218,8 +221,6 @@ class WindowWalk:
             self.complete_through += 1
             self.run.add("windows")
             given, newest = self.ledger.close(index)
-            if index == 0:
-                self.first_window_records = given
             noun = self.listing.noun
             logger.info("%s: window %s: %d %s", bot_label(self.bot_key), self.windows[index], given, noun)
             if self.bounded:  # no cursor moves; a later package of the range resumes there
@@ -243,6 +244,7 @@ class WindowLedger:
         self.time_column = time_column
         self.given: dict[int, set[str]] = {}
         self.newest: dict[int, datetime] = {}
+        self.closed: dict[int, int] = {}
 
     def take(self, index: int, row: dict[str, Any]) -> bool:
         """Whether window `index` gives this row now (it owns it and has not given it)."""
@@ -279,8 +281,13 @@ class WindowLedger:
         return mask
 
     def close(self, index: int) -> tuple[int, datetime | None]:
-        """A complete window: how many rows it gave and the newest time (then forgotten)."""
-        return len(self.given.pop(index, ())), self.newest.pop(index, None)
+        """A complete window: how many rows it gave and the newest time (its ids then forgotten)."""
+        self.closed[index] = len(self.given.pop(index, ()))
+        return self.closed[index], self.newest.pop(index, None)
+
+    def count(self, index: int) -> int:
+        """How many rows window `index` has given: in all once closed, else so far."""
+        return self.closed.get(index, len(self.given.get(index, ())))
 
 
 def fetch_concurrently(extractors: Mapping[str, Extractor], max_in_flight: int) -> Iterator[Rows]:
