@@ -17,6 +17,7 @@ from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sess
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE
 from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.api.windows import plan_windows
+from kore_sessions.source.sessions import extract
 
 from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sandbox, make_apps, tag_text
 
@@ -86,6 +87,41 @@ def test_runs_lose_nothing_whichever_clock_is_ahead(
             server.advance(server_step)
             clock.advance(loader_step)
         assert loaded_counts == sorted(loaded_counts) and loaded_counts[-1] > loaded_counts[0]
+
+
+@pytest.mark.parametrize(
+    "loader_ahead", [timedelta(hours=7), timedelta(hours=-3)], ids=["server-lags-7h", "server-leads-3h"]
+)
+def test_merged_runs_cut_to_their_sessions_lose_nothing_whichever_clock_is_ahead(
+    arriving: list[GeneratedSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loader_ahead: timedelta,
+) -> None:
+    """Every run after the first backfill merges, and its packages are cut after each bot's
+    first window to about SESSIONS_PER_MERGED_PACKAGE (here 4: a window a bot), with hour-long
+    windows after the first backfill: runs go on in several packages, from where the last
+    one's windows ended, while the server's clock lags or leads the loader's and sessions keep
+    arriving."""
+    monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 4)
+    windows = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 1, "windows_per_package": 3}
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        clock = ManualClock(NOW + loader_ahead)
+        loader.clock = clock
+        loader.run(start_date=HISTORY_FROM.isoformat())  # the first backfill, in 6-day windows
+        packages = []
+        for _ in range(3):
+            server.advance(timedelta(minutes=100))
+            clock.advance(timedelta(minutes=100))
+            packages.append(loader.run(**windows).packages)
+            reach = clock() + CLOCK_SKEW_ALLOWANCE
+            assert loader.run_record.appending == {"sessions": False}
+            assert_matches_sandbox(loader, server, until=min(server.now, reach))
+            for bot in BOTS:
+                cursor = api_time(loader.state()["bots"][bot]["cursor"])
+                assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+        assert max(packages) > 1, f"no merged run was cut into packages: {packages}"
 
 
 def test_a_bot_quiet_for_weeks_costs_only_the_empty_windows_since_its_newest_session(
