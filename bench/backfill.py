@@ -135,13 +135,35 @@ def dlt_only_figures(
         )
         figures += [
             ("a", f"dlt alone ({disposition}) time", f"{run.seconds:.1f} s"),
+            ("a", f"dlt alone ({disposition}) CPU", cpu_figure(run)),
             ("a", f"dlt alone ({disposition}) rows check", verdict),
         ]
         bound = ""
         if disposition == "append":  # the pipeline's first backfill appends: like for like
             bound = f" (<= x{DLT_ALONE_RATIO_TARGET}: {'yes' if ratio <= DLT_ALONE_RATIO_TARGET else 'NO'})"
+            figures.append(cores_bound(floor, run))
         figures.append(("a", f"time pipeline/dlt alone ({disposition})", f"x{ratio:.2f}{bound}"))
     return figures
+
+
+def cpu_figure(run: harness.ChildRun) -> str:
+    """A child's CPU seconds over its timed span (every thread), and the cores that kept busy."""
+    cpu = run.result["cpu_seconds"]
+    return f"{cpu:.1f} s ({cpu / run.seconds:.2f} cores)"
+
+
+def cores_bound(floor: harness.ChildRun, dlt_alone: harness.ChildRun) -> Figure:
+    """The least time this machine's cores allow a pipeline that fetches as the floor does and
+    loads as dlt alone does, over dlt alone's time: their CPU seconds added, the server's too
+    (it shares the cores), spread over every core without a moment idle."""
+    cores = len(os.sched_getaffinity(0))
+    cpu = floor.result["cpu_seconds"] + dlt_alone.result["cpu_seconds"] + floor.sandbox_cpu_seconds
+    least = cpu / cores
+    say(
+        f"   on {cores} cores, fetching as the floor does and loading as dlt alone does takes at least "
+        f"{least:.1f} s ({cpu:.1f} CPU s): x{least / dlt_alone.seconds:.2f} dlt alone"
+    )
+    return ("a", f"least time on {cores} cores / dlt alone (append)", f"x{least / dlt_alone.seconds:.2f}")
 
 
 def part_r(backfill: Backfill) -> list[Figure]:
@@ -238,6 +260,7 @@ def run_figures(
     verdict = check_rows(label, run, data)
     return [
         (part, f"{label} time", f"{run.seconds:.1f} s"),
+        (part, f"{label} CPU", cpu_figure(run)),
         (part, f"{label} sessions/s", f"{rate:,.0f}"),
         (part, f"{label} requests / minimum", f"{made} / {minimum}"),
         (part, f"{label} peak RSS", f"{run.peak_rss_mb:.0f} MB"),

@@ -27,6 +27,11 @@ def test_quick_backfill_part_loads_every_session_four_ways(tmp_path: Path) -> No
         assert table[f"{load} rows check"] == "ok"
     assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.4: (yes|NO)\)", table["time pipeline/dlt alone (append)"])
     assert re.fullmatch(r"x\d+\.\d\d", table["time pipeline/dlt alone (merge)"])
+    for load in ("pipeline", "floor", "dlt alone (append)", "dlt alone (merge)"):
+        cpu = re.fullmatch(r"(\d+\.\d) s \((\d+\.\d\d) cores\)", table[f"{load} CPU"])
+        assert cpu is not None and float(cpu[1]) > 0, table[f"{load} CPU"]
+    (bound,) = (value for name, value in table.items() if name.startswith("least time on "))
+    assert re.fullmatch(r"x\d+\.\d\d", bound)
 
 
 def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> None:

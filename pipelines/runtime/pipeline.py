@@ -10,7 +10,6 @@ that fails before it leaves no DuckDB file behind, and so never has one to remov
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
@@ -33,6 +32,7 @@ from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, rows_of_bots, warehouse_exists
+from kore_sessions.warehouse.duckdb_settings import load_settings
 from kore_sessions.warehouse.erasures import keep_erasures_out
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
 from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
@@ -52,9 +52,6 @@ MAX_DATASET_NAME = 40
 # DuckDB file when none is configured; not dlt's default `kore_sessions.duckdb`, because a
 # database named like the dataset makes DuckDB's binder fail with "Ambiguous reference".
 DEFAULT_DUCKDB_FILE = "kore_warehouse.duckdb"
-# DuckDB while loading and building models: a memory limit (it spills to disk beyond it), and
-# no insertion order to keep, which lets large INSERT ... SELECT statements stream.
-DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
 # Fastest loader file format where the destination takes it (insert_values is ~7x slower).
 PREFERRED_FILE_FORMAT = "parquet"
 # Each resource's child tables (its table has the resource's name).
@@ -127,21 +124,10 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     """The DuckDB file (relative to the working folder) with a bounded memory limit.
 
     DuckDB takes 80% of the machine's memory by default and the merge of a large load uses a
-    lot of it; with DUCKDB_SETTINGS it spills to disk instead. Settings under
-    `destination.duckdb.credentials.global_config` win over this default.
+    lot of it; with DUCKDB_SETTINGS (`warehouse/duckdb_settings.py`) it spills to disk instead.
+    Settings under `destination.duckdb.credentials.global_config` win over this default.
     """
-    extra = dlt.config.get("destination.duckdb.credentials.global_config") or {}
-    if isinstance(extra, str):  # from an environment variable: a JSON object
-        try:
-            extra = json.loads(extra)
-        except ValueError:
-            extra = None
-    if not isinstance(extra, dict):
-        raise ConfigError(
-            "destination.duckdb.credentials.global_config must be a table of DuckDB settings "
-            '(DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "1GB"}\')'
-        )
-    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config={**DUCKDB_SETTINGS, **extra})
+    return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config=load_settings())
 
 
 def duckdb_file(duckdb_path: str | Path | None = None) -> Path:
