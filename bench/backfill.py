@@ -18,7 +18,7 @@ from kore_sessions.sandbox import RequestRecord
 from bench import harness, postgres
 from bench.fast_server import FastSandboxServer
 from bench.jobs import DLT_ONLY, POSTGRES, REFERENCE, Job
-from bench.parts import Figure, Sizes, base_job, check_rows, describe_data, say
+from bench.parts import Figure, Sizes, base_job, check_rows, cpu_figure, describe_data, say
 
 # The bounds of issue 20: the pipeline's time over dlt alone's, loading the same tables the
 # same way (part a); PostgreSQL over DuckDB (part p); the pipeline's peak RSS of a 1M-session
@@ -146,18 +146,15 @@ def dlt_only_figures(
     return figures
 
 
-def cpu_figure(run: harness.ChildRun) -> str:
-    """A child's CPU seconds over its timed span (every thread), and the cores that kept busy."""
-    cpu = run.result["cpu_seconds"]
-    return f"{cpu:.1f} s ({cpu / run.seconds:.2f} cores)"
-
-
 def cores_bound(floor: harness.ChildRun, dlt_alone: harness.ChildRun) -> Figure:
     """The least time this machine's cores allow a pipeline that fetches as the floor does and
-    loads as dlt alone does, over dlt alone's time: their CPU seconds added, the server's too
-    (it shares the cores), spread over every core without a moment idle."""
+    loads as dlt alone does, over dlt alone's time: the CPU seconds of the floor's paging and
+    parsing (not its insert) and of dlt alone added, with the parent's during the floor (the
+    server's threads, which share the cores, and its RSS sampling), spread over every core
+    the process may use (`sched_getaffinity`: a container's CPU quota is not seen) without a
+    moment idle."""
     cores = len(os.sched_getaffinity(0))
-    cpu = floor.result["cpu_seconds"] + dlt_alone.result["cpu_seconds"] + floor.sandbox_cpu_seconds
+    cpu = floor.result["fetch_cpu_seconds"] + dlt_alone.result["cpu_seconds"] + floor.sandbox_cpu_seconds
     least = cpu / cores
     say(
         f"   on {cores} cores, fetching as the floor does and loading as dlt alone does takes at least "

@@ -35,7 +35,7 @@ from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE, MAX_WORKERS
 from bench import harness, message_plan
 from bench.fast_server import FastSandboxServer, MessageIndex
 from bench.jobs import MESSAGES_FLOOR, MESSAGES_PAGE_SIZE, Job
-from bench.parts import Figure, base_job, describe_data, say
+from bench.parts import Figure, base_job, cpu_figure, describe_data, say
 from bench.run_bench import print_table
 
 PART = "m"
@@ -206,6 +206,7 @@ def load_figures(loaded: Loaded, data: harness.DataSet) -> list[Figure]:
     say(f"   {label}: sessions {checks[0]}, messages {checks[1]} ({loaded.messages_expected:,} expected)")
     return [
         (PART, f"{label} time", f"{run.seconds:.1f} s"),
+        (PART, f"{label} CPU", cpu_figure(run)),
         (PART, f"{label} messages loaded", f"{messages:,}"),
         (PART, f"{label} messages/s", f"{messages / run.seconds:,.0f}"),
         (PART, f"{label} message requests / minimum", f"{made} / {loaded.minimum} (equal: {same})"),

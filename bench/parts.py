@@ -198,3 +198,9 @@ def _bot_rate(bot: str, records: Sequence[RequestRecord], limit: RateLimit) -> f
         f"(limit {allowed_rate:g} req/s; {share:.0%} of the {allowed_in_span(span, limit)} the limits allow)"
     )
     return share
+
+
+def cpu_figure(run: ChildRun) -> str:
+    """A child's CPU seconds over its timed span (every thread), and the cores that kept busy."""
+    cpu = run.result["cpu_seconds"]
+    return f"{cpu:.1f} s ({cpu / run.seconds:.2f} cores)"

@@ -49,6 +49,7 @@ def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = dict(re.findall(r"^m\s+(.+?)\s{2,}(.+)$", result.stdout, re.MULTILINE))
     for load in ("small pipeline", "pipeline", "floor"):
+        assert re.fullmatch(r"\d+\.\d s \(\d+\.\d\d cores\)", table[f"{load} CPU"]), table[f"{load} CPU"]
         assert table[f"{load} sessions check"] == "ok"
         assert table[f"{load} messages check"] == "ok"
         made_and_minimum = table[f"{load} message requests / minimum"]

@@ -1,11 +1,13 @@
 """DuckDB's memory limit: a load's bounded one does not bind a model build (the containment
 rollups over 2,000,000 sessions ran out of the load's 160 MB), a user's own limit binds both, and
-a database held open across a build gets the load's limit back."""
+a database held open across a build, built or failed, gets the load's limit back."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import dlt
+import duckdb
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import SandboxServer
@@ -16,8 +18,11 @@ from .conftest import Loader
 
 # A limit no model build of the test's history fits in (its fct_sessions alone needs more).
 TOO_LITTLE = "4MB"
-# What DuckDB reports for it.
-TOO_LITTLE_SHOWN = "3.8 MiB"
+# A model that records the memory limit its build ran under.
+LIMIT_MODEL = (
+    "-- Grain: one row per build (memory_limit).\n"
+    "SELECT current_setting('memory_limit') AS memory_limit, count(*) AS sessions FROM sessions\n"
+)
 
 
 @pytest.fixture
@@ -28,35 +33,88 @@ def loaded(server: SandboxServer, tmp_path: Path) -> Loader:
     return loader
 
 
+def pipeline_of(loader: Loader) -> dlt.Pipeline:
+    """A new pipeline over the loader's DuckDB file, with the settings in force now."""
+    return make_pipeline(
+        "duckdb", pipelines_dir=loader.folder / "pipelines", duckdb_path=loader.folder / "w.duckdb"
+    )
+
+
 def memory_limit(client: object) -> str:
     """The database's memory limit as DuckDB shows it."""
     ((limit,),) = client.execute_sql("SELECT current_setting('memory_limit')")  # type: ignore[attr-defined]
     return str(limit)
 
 
+def shown(setting: str | None) -> str:
+    """How DuckDB shows a memory limit (None: its own default) on this machine."""
+    with duckdb.connect() as connection:
+        if setting is not None:
+            connection.execute("SET memory_limit = ?", [setting])
+        ((limit,),) = connection.execute("SELECT current_setting('memory_limit')").fetchall()
+    return str(limit)
+
+
+def limit_model(folder: Path) -> Path:
+    """A models folder holding only LIMIT_MODEL."""
+    (folder / "marts").mkdir(parents=True)
+    (folder / "marts" / "fct_build_limit.sql").write_text(LIMIT_MODEL)
+    return folder
+
+
 def test_a_build_is_not_held_to_the_loads_limit(loaded: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the load's limit too small for any build, the models build all the same, and a
     connection open across the build sees the load's limit again after it."""
     monkeypatch.setitem(duckdb_settings.DUCKDB_SETTINGS, "memory_limit", TOO_LITTLE)
-    pipeline = make_pipeline(
-        "duckdb", pipelines_dir=loaded.folder / "pipelines", duckdb_path=loaded.folder / "w.duckdb"
-    )
+    pipeline = pipeline_of(loaded)
     with pipeline.sql_client() as client:
-        assert memory_limit(client) == TOO_LITTLE_SHOWN
+        assert memory_limit(client) == shown(TOO_LITTLE)
         built = build_models(pipeline)
-        assert memory_limit(client) == TOO_LITTLE_SHOWN
+        assert memory_limit(client) == shown(TOO_LITTLE)
         ((sessions,),) = client.execute_sql("SELECT count(*) FROM fct_sessions")
     assert "fct_sessions" in [model.name for model in built.models]
     assert sessions > 1000
 
 
-def test_a_users_own_limit_binds_the_build_too(loaded: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A limit the user configured is theirs for builds as well: too small, the build fails."""
-    monkeypatch.setenv(
-        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"memory_limit": "{TOO_LITTLE}"}}'
+def test_a_build_runs_under_its_own_limit_or_duckdbs_lower_default(
+    loaded: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build runs under MODEL_BUILD_MEMORY_LIMIT; on a machine whose DuckDB default is lower
+    (here: a build limit above any machine's), under DuckDB's default."""
+    models = limit_model(tmp_path / "models")
+    pipeline = pipeline_of(loaded)
+    build_models(pipeline, sql_dir=models)
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown("1GB"),)]
+    monkeypatch.setattr(duckdb_settings, "MODEL_BUILD_MEMORY_BYTES", 10**18)
+    build_models(pipeline, sql_dir=models)
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown(None),)]
+        assert memory_limit(client) == shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
+
+
+def test_a_failed_build_gives_the_load_its_limit_back(loaded: Loader, tmp_path: Path) -> None:
+    """A build that fails (a model reading a column that does not exist) is rolled back, and the
+    connection held open across it has the load's limit again."""
+    broken = tmp_path / "broken"
+    (broken / "marts").mkdir(parents=True)
+    (broken / "marts" / "fct_broken.sql").write_text(
+        "-- Grain: one row (x).\nSELECT no_such_column AS x FROM sessions\n"
     )
-    pipeline = make_pipeline(
-        "duckdb", pipelines_dir=loaded.folder / "pipelines", duckdb_path=loaded.folder / "w.duckdb"
-    )
+    pipeline = pipeline_of(loaded)
+    with pipeline.sql_client() as client:
+        before = memory_limit(client)
+        with pytest.raises(Exception, match="no_such_column"):
+            build_models(pipeline, sql_dir=broken)
+        assert memory_limit(client) == before == shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
+
+
+@pytest.mark.parametrize("name", ["memory_limit", "max_memory", "MEMORY_LIMIT"])
+def test_a_users_own_limit_binds_the_build_too(
+    loaded: Loader, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A limit the user configured, under any of DuckDB's names for it, is theirs for builds as
+    well: too small, the build fails."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": "{TOO_LITTLE}"}}')
     with pytest.raises(Exception, match="Out of Memory"):
-        build_models(pipeline)
+        build_models(pipeline_of(loaded))
