@@ -156,11 +156,12 @@ def cores_bound(floor: harness.ChildRun, dlt_alone: harness.ChildRun) -> Figure:
     cores = len(os.sched_getaffinity(0))
     cpu = floor.result["fetch_cpu_seconds"] + dlt_alone.result["cpu_seconds"] + floor.sandbox_cpu_seconds
     least = cpu / cores
+    ratio = f"x{least / dlt_alone.seconds:.2f}"
     say(
         f"   on {cores} cores, fetching as the floor does and loading as dlt alone does takes at least "
-        f"{least:.1f} s ({cpu:.1f} CPU s): x{least / dlt_alone.seconds:.2f} dlt alone"
+        f"{least:.1f} s ({cpu:.1f} CPU s): {ratio} dlt alone"
     )
-    return ("a", f"least time on {cores} cores / dlt alone (append)", f"x{least / dlt_alone.seconds:.2f}")
+    return ("a", f"least time on {cores} cores / dlt alone (append)", ratio)
 
 
 def part_r(backfill: Backfill) -> list[Figure]:

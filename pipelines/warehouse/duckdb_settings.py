@@ -72,7 +72,7 @@ def load_settings() -> dict[str, Any]:
     configured = configured_settings()
     ours = DUCKDB_SETTINGS
     if sets_memory_limit(configured):
-        ours = {name: value for name, value in ours.items() if not sets_memory_limit({name: value})}
+        ours = {name: value for name, value in ours.items() if name not in MEMORY_LIMIT_NAMES}
     return {**ours, **configured}
 
 
