@@ -102,6 +102,7 @@ def normalized(rows: dict[str, tuple]) -> dict[str, tuple]:
 PACKAGE_A_DAY = {
     "SOURCES__KORE_SESSIONS__WINDOW_HOURS": "24",
     "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1",
+    "SOURCES__KORE_SESSIONS__APPENDED_WINDOWS_PER_PACKAGE": "1",
 }
 # Where dlt keeps the command's pipeline under `cli_env`'s DLT_DATA_DIR.
 PIPELINE_FOLDER = Path("dlt_home") / "pipelines" / "kore_sessions"

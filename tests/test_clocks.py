@@ -23,6 +23,8 @@ from .conftest import BOTS, NOW, PAGE_CAP, Loader, api_time, assert_matches_sand
 
 # The sandbox holds ten days before NOW and twelve hours after it, which appear as it moves.
 HISTORY_FROM = NOW - timedelta(days=10)
+# Two-day windows, two a package, whether it appends or merges.
+TWO_A_PACKAGE = {"window_hours": 48, "windows_per_package": 2, "appended_windows_per_package": 2}
 # A bot of the account that has never had a session.
 SILENT_BOT = "st-cccccccc-0000-4000-8000-000000000003"
 
@@ -104,7 +106,12 @@ def test_merged_runs_cut_to_their_sessions_lose_nothing_whichever_clock_is_ahead
     one's windows ended, while the server's clock lags or leads the loader's and sessions keep
     arriving."""
     monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 4)
-    windows = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 1, "windows_per_package": 3}
+    windows = {
+        "start_date": HISTORY_FROM.isoformat(),
+        "window_hours": 1,
+        "windows_per_package": 3,
+        "appended_windows_per_package": 3,
+    }
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         clock = ManualClock(NOW + loader_ahead)
@@ -226,7 +233,7 @@ def test_a_source_run_again_is_a_new_run(arriving: list[GeneratedSession], tmp_p
 
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
-        source = loader.source(start_date=HISTORY_FROM.isoformat(), window_hours=48, windows_per_package=2)
+        source = loader.source(start_date=HISTORY_FROM.isoformat(), **TWO_A_PACKAGE)
         load_sessions(loader.pipeline, source, loader.run_record)
         server.advance(timedelta(hours=3))
         again = load_sessions(loader.pipeline, source, loader.run_record)

@@ -122,12 +122,12 @@ def test_a_long_backfill_is_loaded_in_several_packages(
     in the end exactly the sandbox; the next run needs one package again."""
     with SandboxServer(history, apps=make_apps(), now=LATER, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
-        summary = loader.run(window_hours=48, windows_per_package=2)
+        summary = loader.run(window_hours=48, windows_per_package=2, appended_windows_per_package=2)
         assert summary.packages == 6
         assert_matches_sandbox(loader, server)
         loads = loader.query("SELECT COUNT(*) FROM _dlt_loads WHERE status = 0")
         assert loads == [(6,)]
-        again = loader.run(window_hours=48, windows_per_package=2)
+        again = loader.run(window_hours=48, windows_per_package=2, appended_windows_per_package=2)
         assert again.packages == 1
 
 

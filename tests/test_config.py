@@ -67,6 +67,8 @@ def test_bot_ids_forms(value: Any, expected: list[str]) -> None:
         ({"window_hours": 0}, "positive"),
         ({"requests_per_minute": 0}, "requests_per_minute"),
         ({"lookback_minutes": -1}, "lookback_minutes"),
+        ({"windows_per_package": 0}, "windows_per_package must be at least 1"),
+        ({"appended_windows_per_package": 0}, "appended_windows_per_package must be at least 1"),
     ],
 )
 def test_bad_settings_fail_with_one_line(change: dict[str, Any], message: str) -> None:

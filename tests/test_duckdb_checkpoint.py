@@ -61,7 +61,7 @@ def test_a_load_step_checkpoints_once(
         return left
 
     monkeypatch.setattr(DuckDbConnectionPool, "return_conn", return_conn)
-    loader.run(windows_per_package=2)
+    loader.run(windows_per_package=2, appended_windows_per_package=2)
     assert len(logs) > 3 and any(logs), "dlt closed its connection with the log left"
     assert not wal(database).exists()
 
@@ -75,6 +75,6 @@ def test_a_setting_dlt_gives_duckdb_at_connect_time_does_not_fail_the_load(
     settings = '{"custom_user_agent": "kore-test"}'
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", settings)
     loader = Loader(server, tmp_path)
-    summary = loader.run(windows_per_package=2)
+    summary = loader.run(windows_per_package=2, appended_windows_per_package=2)
     assert summary.packages > 1
     assert_matches_sandbox(loader, server)

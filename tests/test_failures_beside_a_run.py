@@ -21,7 +21,7 @@ from .conftest import BOTS, sandbox_at_real_now, sessions_up_to_now
 HEALTHY_BOT, FAILING_BOT = BOTS
 # One package a day, so the healthy partition loads a package within a second or two and keeps
 # loading while the failing one retries.
-PACKAGE_A_DAY = ["--window-hours", "24", "--windows-per-package", "1"]
+PACKAGE_A_DAY = ["--window-hours", "24", "--windows-per-package", "1", "--appended-windows-per-package", "1"]
 
 
 @pytest.fixture(scope="module")

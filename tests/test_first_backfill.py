@@ -48,7 +48,7 @@ from .sandbox_helpers import hand_made_session
 from .test_messages_resource import BOTH, UNBOUND
 
 # Two-day windows, one a package: a first backfill of the history goes in ten packages.
-PACKAGES = {"window_hours": 48, "windows_per_package": 1}
+PACKAGES = {"window_hours": 48, "windows_per_package": 1, "appended_windows_per_package": 1}
 # Every table each resource loads, with its key (a child row's key is its `_dlt_id`).
 TABLES = {
     "sessions": "session_id",
@@ -178,30 +178,57 @@ def test_a_bounded_first_backfill_merges(history: list, tmp_path: Path) -> None:
         assert_no_row_twice(loader.query)
 
 
-def test_a_merged_package_is_cut_to_its_sessions_and_an_appended_one_is_not(
+def test_a_merged_package_is_cut_to_its_sessions_and_an_appended_one_to_more(
     history: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DuckDB holds a merge in memory: a package that merges keeps, after each bot's first
     window, as many windows as hold about its share of SESSIONS_PER_MERGED_PACKAGE (here 40 for
-    two bots: one day's window of ~30 sessions each); a first backfill's appended packages keep
-    their three windows. Every session once either way."""
+    two bots: one day's window of ~30 sessions each). A first backfill's packages append: they
+    take up to `appended_windows_per_package` windows, not `windows_per_package`, cut the same
+    way at SESSIONS_PER_APPENDED_PACKAGE (here 200: about three windows a bot). Every session
+    once either way, and no window asked twice."""
     monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 40)
-    days = {"window_hours": 24, "windows_per_package": 3}
+    monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", 200)
+    days = {"window_hours": 24, "windows_per_package": 1, "appended_windows_per_package": 10}
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         appended = loader.run(**UNBOUND, **days)
         assert loader.run_record.appending == {"sessions": True}
         windows = appended.run.totals.windows // len(BOTS)
-        assert appended.packages == -(-windows // 3), "the appended packages kept their windows"
+        assert windows >= 20
+        assert 2 <= windows / appended.packages <= 4, "an appended package held about 200 sessions"
+        assert_asked_once(server)
         server.clear_requests()
-        merged = loader.run(**UNBOUND, **days, start_date=HISTORY_START.isoformat(), end_date=NOW.isoformat())
+        three = {**days, "windows_per_package": 3}
+        bounded = {"start_date": HISTORY_START.isoformat(), "end_date": NOW.isoformat()}
+        merged = loader.run(**UNBOUND, **three, **bounded)
         assert loader.run_record.appending == {"sessions": False}
         assert merged.packages >= windows - 1, "a merged package holds about a window a bot"
-        assert len(server.requests) == len(
-            {(r.body["dateFrom"], r.body["dateTo"], r.body.get("skip"), r.path) for r in server.requests}
-        ), "a window cut from a package was not asked in it"
+        assert_asked_once(server)
         assert_matches_sandbox(loader, server)
         assert_no_row_twice(loader.query)
+
+
+def test_an_appended_package_holds_its_windows_when_they_hold_few_sessions(
+    history: list, tmp_path: Path
+) -> None:
+    """At the default SESSIONS_PER_APPENDED_PACKAGE a first backfill of ~30 sessions a day goes in
+    packages of `appended_windows_per_package` windows (the last one the rest)."""
+    days = {"window_hours": 24, "windows_per_package": 1, "appended_windows_per_package": 8}
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        appended = loader.run(**UNBOUND, **days)
+        windows = appended.run.totals.windows // len(BOTS)
+        assert appended.packages == -(-windows // 8)
+        assert_asked_once(server)
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+
+
+def assert_asked_once(server: SandboxServer) -> None:
+    """No page of a window was asked twice (a window cut from a package is not asked in it)."""
+    asked = [(r.body["dateFrom"], r.body["dateTo"], r.body.get("skip"), r.path) for r in server.requests]
+    assert len(asked) == len(set(asked)), "a window cut from a package was asked in it"
 
 
 def test_messages_added_to_loaded_sessions_append_only_while_they_have_no_rows(
@@ -261,6 +288,7 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
         tmp_path,
         SOURCES__KORE_SESSIONS__WINDOW_HOURS="24",
         SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE="1",
+        SOURCES__KORE_SESSIONS__APPENDED_WINDOWS_PER_PACKAGE="1",
         SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
         SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
     )

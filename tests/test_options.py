@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from kore_sessions.cli.flags import flag_of, kind_of
 from kore_sessions.cli.parser import build_parser
 from kore_sessions.sandbox import SandboxServer
 from kore_sessions.source import options as options_module
+from kore_sessions.source.api.timestamps import format_api_timestamp
 from kore_sessions.source.options import KoreSessionsOptions, option_fields, resolve_options
 
 from .cli_helpers import cli_env, kore
+from .conftest import REAL_NOW
 
 NOTICE = "notice: windows_per_run is now windows_per_package; the old name still works"
 CONFIGURED = {
@@ -152,10 +155,13 @@ def test_the_old_flag_still_works_hidden_from_the_help(monkeypatch: pytest.Monke
 def test_a_load_with_the_old_flag_says_so_once_and_loads_a_package_a_window(
     live_server: SandboxServer, tmp_path: Path
 ) -> None:
-    """End to end: `--windows-per-run 1` loads one window a bot per package (several packages),
-    with the notice once on stderr, however often the options are resolved."""
+    """End to end: `--windows-per-run 1` loads one window a bot per package (several packages of
+    a bounded backfill, which merges), with the notice once on stderr, however often the options
+    are resolved."""
     env = cli_env(live_server, tmp_path, SOURCES__KORE_SESSIONS__WINDOW_HOURS="48")
-    result = kore(["load", "--quiet", "--no-models", "--windows-per-run", "1"], env, tmp_path)
+    start, end = (format_api_timestamp(at) for at in (REAL_NOW - timedelta(days=6), REAL_NOW))
+    bounded = ["--start", start, "--end", end]
+    result = kore(["load", "--quiet", "--no-models", "--windows-per-run", "1", *bounded], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines().count(NOTICE) == 1, result.stderr
     packages = re.search(r"loaded as (\d+) packages", result.stdout)

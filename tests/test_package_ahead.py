@@ -19,7 +19,7 @@ from kore_sessions.source.package_ahead import PackageFetch, StateMovedError
 from .conftest import BOTS, Loader, assert_matches_sandbox
 
 # Day windows, one a bot per package: the twenty days of history load in many packages.
-PACKAGES = {"window_hours": 24, "windows_per_package": 1}
+PACKAGES = {"window_hours": 24, "windows_per_package": 1, "appended_windows_per_package": 1}
 
 
 def counting_producer(made: list[int], count: int, fail_at: int | None = None) -> Any:

@@ -19,7 +19,7 @@ from kore_sessions.source.api.rules import (
 )
 from kore_sessions.source.api.timestamps import parse_timestamp
 from kore_sessions.source.api.windows import check_span
-from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_PACKAGE
+from kore_sessions.source.settings import DEFAULT_APPENDED_WINDOWS_PER_PACKAGE, DEFAULT_WINDOWS_PER_PACKAGE
 
 # The resources the source can load, in the order it loads them: the messages are asked for
 # per channel the sessions showed, so the sessions go first.
@@ -39,6 +39,7 @@ CHECKED_RANGES: tuple[tuple[str, float, float | None], ...] = (
     ("lookback_minutes", 0, None),
     ("max_in_flight", 1, MAX_IN_FLIGHT),
     ("windows_per_package", 1, None),
+    ("appended_windows_per_package", 1, None),
     ("seconds_per_minute", 0.001, None),
     ("max_attempts", 1, None),
     ("backoff_initial", 0, None),
@@ -82,6 +83,7 @@ class RunConfig:
     clock: Callable[[], datetime]
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     windows_per_package: int = DEFAULT_WINDOWS_PER_PACKAGE
+    appended_windows_per_package: int = DEFAULT_APPENDED_WINDOWS_PER_PACKAGE
     repair: RepairPlan | None = None
     start_date_given: bool = False
     resources: tuple[str, ...] = (SESSIONS_RESOURCE,)
@@ -200,6 +202,7 @@ def build_run_config(options: Any, clock: Callable[[], datetime] | None = None) 
         clock=clock,
         max_in_flight=int(options.max_in_flight),
         windows_per_package=int(options.windows_per_package),
+        appended_windows_per_package=int(options.appended_windows_per_package),
         start_date_given=start_date_given,
         resources=parse_resources(options.resources),
         keep_user_text=bool(options.store_user_text),

@@ -34,9 +34,11 @@ from kore_sessions.source.api.rules import (
 )
 from kore_sessions.source.config import MAX_MESSAGES_PAGE_SIZE, ConfigError, RunConfig, build_run_config
 from kore_sessions.source.settings import (
+    DEFAULT_APPENDED_WINDOWS_PER_PACKAGE,
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_WINDOWS_PER_PACKAGE,
+    SESSIONS_PER_APPENDED_PACKAGE,
     SOURCE_NAME,
 )
 
@@ -103,6 +105,12 @@ class KoreSessionsOptions(BaseConfiguration):
     )
     windows_per_package: int = option(
         DEFAULT_WINDOWS_PER_PACKAGE, "Windows of one bot per load package; a longer backfill takes several."
+    )
+    appended_windows_per_package: int = option(
+        DEFAULT_APPENDED_WINDOWS_PER_PACKAGE,
+        "Windows of one bot per load package of a first backfill, which appends (fewer when they "
+        f"would hold over about {SESSIONS_PER_APPENDED_PACKAGE:,} sessions of all bots at the first "
+        "window's count).",
     )
     windows_per_run: Optional[int] = option(  # noqa: UP045
         None, "The old name of windows_per_package.", renamed_to="windows_per_package"

@@ -1,8 +1,8 @@
 """The windows of one bot's load package, by every resource's rule: a repair's ranges, or a
 bounded backfill's range, or from where the incremental walk begins to the loader's now (plus the
-clock skew allowance), at most `windows_per_package` (a long backfill, bounded or not, goes in
-several packages: bounded memory, also for dlt's merge of a package, and the work done survives a
-crash; the caller runs again while a bot has more left)."""
+clock skew allowance), at most as many as the caller says (`windows_per_package` by default: a
+long backfill, bounded or not, goes in several packages: bounded memory, also for dlt's merge of
+a package, and the work done survives a crash; the caller runs again while a bot has more left)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def package_windows(
     bot: BotRun,
     incremental_start: Callable[[], datetime],
     now: datetime,
+    most_windows: int | None = None,
 ) -> list[Window]:
-    """The windows of one bot's package, oldest first; a walk cut at `windows_per_package`
-    says so in `bot.more_to_fetch`.
+    """The windows of one bot's package, oldest first; a walk cut at `most_windows` says so in
+    `bot.more_to_fetch`.
 
     Args:
         config: The run's configuration (its repair, bounded range, span and package size).
@@ -32,6 +33,7 @@ def package_windows(
         bot: The run's record of the bot in the resource.
         incremental_start: Where the resource's incremental walk begins (called only for one).
         now: The loader's clock.
+        most_windows: The most windows the package may take (default: `windows_per_package`).
     """
     if config.repair is not None:
         return windows_of_ranges(repair_ranges, config.window_span)
@@ -39,7 +41,8 @@ def package_windows(
         start, end = bot.walked_through or config.start_date, config.end_date
     else:
         start, end = incremental_start(), now + CLOCK_SKEW_ALLOWANCE
-    windows, bot.more_to_fetch = first_windows(start, end, config.window_span, config.windows_per_package)
+    most = most_windows or config.windows_per_package
+    windows, bot.more_to_fetch = first_windows(start, end, config.window_span, most)
     if windows and start == bot.walked_through:
         # The run's previous package walked through `start`, both ends inclusive: what started
         # at that very instant it gave already (a first backfill appends: it must not come twice).

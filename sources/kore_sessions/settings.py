@@ -5,11 +5,20 @@ from datetime import timedelta
 # Windows of one bot in one load package; a longer backfill takes several packages in a row.
 DEFAULT_WINDOWS_PER_PACKAGE = 3
 
+# Windows of one bot in a load package that appends (a first backfill), and about how many
+# sessions it holds, all its bots together (cut after each bot's first window, as a merged one).
+# DuckDB writes an insert of a row group or more (122,880 rows) straight to its file, compressed
+# on every core, and a smaller one on one thread at the checkpoint; each package's checkpoint also
+# rewrites the last row group it left unfilled. 500k sessions appended in 7 packages of 3 windows
+# spent 9.2 s in the load steps (5.3 s of it checkpoints) and took 21 s in all; in 3 packages of
+# 10 windows, 6.6 s and 17 s. A crash loses at most the package in progress.
+DEFAULT_APPENDED_WINDOWS_PER_PACKAGE = 10
+SESSIONS_PER_APPENDED_PACKAGE = 250_000
+
 # About how many sessions a load package that dlt merges holds, all its bots together: after a
 # bot's first window the package keeps as many of its windows as hold its share at that
 # window's count. DuckDB holds a merge in memory: with its limit at 160 MB, the merge of
-# 300,000 sessions in one package ran out of it, and of 150,000 at 100 MB. A first backfill
-# appends and is not cut (at 3 windows a package the bench's 1M took 7 packages, not 20).
+# 300,000 sessions in one package ran out of it, and of 150,000 at 100 MB.
 SESSIONS_PER_MERGED_PACKAGE = 50_000
 
 # Sessions whose Arrow tables are joined into one dlt item: dlt pays ~3 ms per item (schema

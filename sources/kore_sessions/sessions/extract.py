@@ -27,7 +27,7 @@ from kore_sessions.source.sessions.open_sessions import SessionsBotState
 from kore_sessions.source.sessions.records import is_legacy_shape, to_row
 from kore_sessions.source.sessions.refresh import Refresher, mark_legacy
 from kore_sessions.source.sessions.spec import PRIMARY_KEY, SESSIONS_TABLE
-from kore_sessions.source.settings import SESSIONS_PER_MERGED_PACKAGE
+from kore_sessions.source.settings import SESSIONS_PER_APPENDED_PACKAGE, SESSIONS_PER_MERGED_PACKAGE
 
 
 class BotExtractor(WindowWalk):
@@ -55,7 +55,7 @@ class BotExtractor(WindowWalk):
         self.now = config.clock()
         windows = [] if state.bot.finished else self._package_windows(config, state)
         cap = cap or PageCap(config.page_size)
-        most = merged_sessions_per_bot(config, run)
+        most = sessions_per_bot(config, run)
         super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded, most)
         self.state: SessionsBotState = state  # the walk's state, with the open sessions
         self.shape = AnswerShape()
@@ -68,7 +68,9 @@ class BotExtractor(WindowWalk):
         less lookback (or where this run's previous package stopped) to now."""
         ranges = config.repair.ranges.get(state.bot_key, ()) if config.repair else ()
         start = partial(state.incremental_start, config)
-        return package_windows(config, ranges, state.bot, start, self.now)
+        appending = state.run.appending.get(SESSIONS_TABLE, False)
+        most = config.appended_windows_per_package if appending else config.windows_per_package
+        return package_windows(config, ranges, state.bot, start, self.now, most)
 
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The getSessions call that answers a request."""
@@ -131,10 +133,13 @@ class BotExtractor(WindowWalk):
         self.state.save_open_sessions()
 
 
-def merged_sessions_per_bot(config: RunConfig, run: SourceRun) -> int | None:
-    """About how many sessions of a bot a package that dlt merges may hold: DuckDB's merge of a
-    package is held in memory (SESSIONS_PER_MERGED_PACKAGE, shared by the package's bots). None
-    for a package that appends (a first backfill) and for a repair (its ranges are one package)."""
-    if config.repair is not None or run.appending.get(SESSIONS_TABLE):
+def sessions_per_bot(config: RunConfig, run: SourceRun) -> int | None:
+    """About how many sessions of a bot a package may hold, shared by the package's bots: DuckDB
+    holds a merge in memory (SESSIONS_PER_MERGED_PACKAGE), and writes an append of a row group or
+    more straight to its file (SESSIONS_PER_APPENDED_PACKAGE). None for a repair (its ranges are
+    one package)."""
+    if config.repair is not None:
         return None
-    return max(1, SESSIONS_PER_MERGED_PACKAGE // len(config.bot_keys))
+    appending = run.appending.get(SESSIONS_TABLE, False)
+    sessions = SESSIONS_PER_APPENDED_PACKAGE if appending else SESSIONS_PER_MERGED_PACKAGE
+    return max(1, sessions // len(config.bot_keys))
