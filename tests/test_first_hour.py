@@ -158,7 +158,7 @@ MISTAKES = [
     (["load", "--dataset", "Bad-Name"], CONFIGURED, 2, ["dataset name 'Bad-Name' cannot be used"]),
     (["models", "--dataset", "1abc"], CONFIGURED, 2, ["dataset name '1abc' cannot be used"]),
     (["load", "--retry-deadline", "0"], CONFIGURED, 2, ["retry_deadline must be at least 1"]),
-    (["load", "--appended-windows-per-package", "0"], CONFIGURED, 2, ["appended_windows_per_package must be"]),
+    (["load", "--appended-windows-per-package", "0"], CONFIGURED, 2, ["appended_windows_per_package must"]),
     (["demo", "--per-day", "0"], CONFIGURED, 2, ["--per-day", "at least 1"]),
     (["lookup", "--call-id", " "], CONFIGURED, 2, ["--call-id", "must not be blank"]),
     (["lookup", "--session-id", ""], CONFIGURED, 2, ["--session-id", "must not be blank"]),
