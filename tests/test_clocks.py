@@ -106,12 +106,7 @@ def test_merged_runs_cut_to_their_sessions_lose_nothing_whichever_clock_is_ahead
     one's windows ended, while the server's clock lags or leads the loader's and sessions keep
     arriving."""
     monkeypatch.setattr(extract, "SESSIONS_PER_MERGED_PACKAGE", 4)
-    windows = {
-        "start_date": HISTORY_FROM.isoformat(),
-        "window_hours": 1,
-        "windows_per_package": 3,
-        "appended_windows_per_package": 3,
-    }
+    windows = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 1, "windows_per_package": 3}
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         clock = ManualClock(NOW + loader_ahead)
@@ -129,6 +124,40 @@ def test_merged_runs_cut_to_their_sessions_lose_nothing_whichever_clock_is_ahead
                 cursor = api_time(loader.state()["bots"][bot]["cursor"])
                 assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
         assert max(packages) > 1, f"no merged run was cut into packages: {packages}"
+
+
+@pytest.mark.parametrize(
+    "loader_ahead", [timedelta(hours=7), timedelta(hours=-3)], ids=["server-lags-7h", "server-leads-3h"]
+)
+def test_a_first_backfill_cut_to_its_sessions_loses_nothing_whichever_clock_is_ahead(
+    arriving: list[GeneratedSession],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    loader_ahead: timedelta,
+) -> None:
+    """A first backfill appends, in packages of up to `appended_windows_per_package` windows cut
+    after each bot's first window to about SESSIONS_PER_APPENDED_PACKAGE (here 600: two days'
+    windows a bot), while the server's clock lags or leads the loader's; then sessions arrive and
+    a run merges them. Each time the warehouse holds what the server shows within the loader's
+    reach, and each cursor stands at the newest start the server shows there."""
+    monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", 600)
+    days = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 24}
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        clock = ManualClock(NOW + loader_ahead)
+        loader.clock = clock
+        for appending in (True, False):
+            summary = loader.run(**days)
+            assert loader.run_record.appending == {"sessions": appending}
+            reach = clock() + CLOCK_SKEW_ALLOWANCE
+            assert_matches_sandbox(loader, server, until=min(server.now, reach))
+            for bot in BOTS:
+                cursor = api_time(loader.state()["bots"][bot]["cursor"])
+                assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+            if appending:
+                assert 4 <= summary.packages <= 8, "the first backfill was cut to about two windows a bot"
+            server.advance(timedelta(minutes=200))
+            clock.advance(timedelta(minutes=200))
 
 
 def test_a_bot_quiet_for_weeks_costs_only_the_empty_windows_since_its_newest_session(
