@@ -225,6 +225,24 @@ def test_an_appended_package_holds_its_windows_when_they_hold_few_sessions(
         assert_no_row_twice(loader.query)
 
 
+def test_into_postgres_a_first_backfill_keeps_windows_per_package(history: list, tmp_path: Path) -> None:
+    """PostgreSQL loads a larger package no faster and with more memory: a first backfill into it
+    appends in packages of `windows_per_package` windows, uncut, whatever
+    `appended_windows_per_package` says."""
+    days = {"window_hours": 24, "windows_per_package": 2, "appended_windows_per_package": 8}
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path, "postgres")
+        try:
+            appended = loader.run(**UNBOUND, **days)
+            assert loader.run_record.appending == {"sessions": True}
+            windows = appended.run.totals.windows // len(BOTS)
+            assert appended.packages == -(-windows // 2)
+            assert_matches_sandbox(loader, server)
+            assert_no_row_twice(loader.query)
+        finally:
+            loader.drop_dataset()
+
+
 def assert_asked_once(server: SandboxServer) -> None:
     """No page of a window was asked twice (a window cut from a package is not asked in it)."""
     asked = [(r.body["dateFrom"], r.body["dateTo"], r.body.get("skip"), r.path) for r in server.requests]

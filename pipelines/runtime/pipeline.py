@@ -197,6 +197,7 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
             before = count_sessions(pipeline, run.bot_keys)
     summary.pending_packages_finished = finish_pending(pipeline)
     run.empty_tables = empty_tables(pipeline, source, run.bot_keys)
+    run.large_appends = pipeline.destination.destination_name == "duckdb"  # DuckDB's row groups
     summary.packages = run_until_caught_up(pipeline, source, run)
     with warehouse_turn(pipeline):
         after = count_sessions(pipeline, run.bot_keys)

@@ -108,9 +108,9 @@ class KoreSessionsOptions(BaseConfiguration):
     )
     appended_windows_per_package: int = option(
         DEFAULT_APPENDED_WINDOWS_PER_PACKAGE,
-        "Windows of one bot per load package of a first backfill, which appends (fewer when they "
-        f"would hold over about {SESSIONS_PER_APPENDED_PACKAGE:,} sessions of all bots at the first "
-        "window's count).",
+        "Windows of one bot per load package of a first backfill into DuckDB, which appends (fewer "
+        f"when they would hold over about {SESSIONS_PER_APPENDED_PACKAGE:,} sessions of all bots at "
+        "the first window's count).",
     )
     windows_per_run: Optional[int] = option(  # noqa: UP045
         None, "The old name of windows_per_package.", renamed_to="windows_per_package"

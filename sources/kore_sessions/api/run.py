@@ -99,6 +99,8 @@ class SourceRun:
         empty_tables: Tables with no rows of the bots the source covers, as the runtime counted
             them before the run (`kore_sessions.source.first_backfill`).
         appending: Per resource, whether this run's packages append (decided at its first).
+        large_appends: The destination writes one large append faster than several small ones
+            (DuckDB, set by the runtime): a first backfill's packages are then larger.
         fetch_ahead: Whether a resource may fetch its next package while dlt loads the last
             (set by a caller that takes every package or stops the run: `drop_ahead`).
         ahead: Per resource, its next package being fetched (`package_ahead.PackageFetch`).
@@ -115,6 +117,7 @@ class SourceRun:
     begun: dict[str, int] = field(default_factory=dict)
     empty_tables: frozenset[str] = frozenset()
     appending: dict[str, bool] = field(default_factory=dict)
+    large_appends: bool = False
     fetch_ahead: bool = False
     ahead: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -55,7 +55,7 @@ class BotExtractor(WindowWalk):
         self.now = config.clock()
         windows = [] if state.bot.finished else self._package_windows(config, state)
         cap = cap or PageCap(config.page_size)
-        most = sessions_per_bot(config, run)
+        most = package_size(config, run)[1]
         super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded, most)
         self.state: SessionsBotState = state  # the walk's state, with the open sessions
         self.shape = AnswerShape()
@@ -68,9 +68,7 @@ class BotExtractor(WindowWalk):
         less lookback (or where this run's previous package stopped) to now."""
         ranges = config.repair.ranges.get(state.bot_key, ()) if config.repair else ()
         start = partial(state.incremental_start, config)
-        appending = state.run.appending.get(SESSIONS_TABLE, False)
-        most = config.appended_windows_per_package if appending else config.windows_per_package
-        return package_windows(config, ranges, state.bot, start, self.now, most)
+        return package_windows(config, ranges, state.bot, start, self.now, package_size(config, state.run)[0])
 
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The getSessions call that answers a request."""
@@ -133,13 +131,21 @@ class BotExtractor(WindowWalk):
         self.state.save_open_sessions()
 
 
-def sessions_per_bot(config: RunConfig, run: SourceRun) -> int | None:
-    """About how many sessions of a bot a package may hold, shared by the package's bots: DuckDB
-    holds a merge in memory (SESSIONS_PER_MERGED_PACKAGE), and writes an append of a row group or
-    more straight to its file (SESSIONS_PER_APPENDED_PACKAGE). None for a repair (its ranges are
-    one package)."""
+def package_size(config: RunConfig, run: SourceRun) -> tuple[int, int | None]:
+    """The most windows of a bot this package takes, and about how many sessions of the bot it
+    may hold (its share of the package's, cut after the bot's first window).
+
+    DuckDB holds a merge in memory (SESSIONS_PER_MERGED_PACKAGE), and writes an append of a row
+    group or more straight to its file: a first backfill into it takes larger packages
+    (`appended_windows_per_package`, SESSIONS_PER_APPENDED_PACKAGE). Elsewhere an append keeps
+    `windows_per_package` uncut (PostgreSQL's load of a larger package held more memory and was
+    no faster), and a repair's ranges are one package.
+    """
+    share = max(1, len(config.bot_keys))
     if config.repair is not None:
-        return None
-    appending = run.appending.get(SESSIONS_TABLE, False)
-    sessions = SESSIONS_PER_APPENDED_PACKAGE if appending else SESSIONS_PER_MERGED_PACKAGE
-    return max(1, sessions // len(config.bot_keys))
+        return config.windows_per_package, None
+    if not run.appending.get(SESSIONS_TABLE, False):
+        return config.windows_per_package, max(1, SESSIONS_PER_MERGED_PACKAGE // share)
+    if run.large_appends:
+        return config.appended_windows_per_package, max(1, SESSIONS_PER_APPENDED_PACKAGE // share)
+    return config.windows_per_package, None
