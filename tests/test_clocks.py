@@ -141,7 +141,7 @@ def test_a_first_backfill_cut_to_its_sessions_loses_nothing_whichever_clock_is_a
     a run merges them. Each time the warehouse holds what the server shows within the loader's
     reach, and each cursor stands at the newest start the server shows there."""
     monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", 600)
-    days = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 24}
+    days = {"start_date": HISTORY_FROM.isoformat(), "window_hours": 24, "windows_per_package": 1}
     with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
         clock = ManualClock(NOW + loader_ahead)

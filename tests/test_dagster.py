@@ -156,7 +156,6 @@ def configured(gated_server: SandboxServer, postgres_dataset: str, monkeypatch: 
         "SOURCES__KORE_SESSIONS__HOST": gated_server.url,
         "SOURCES__KORE_SESSIONS__START_DATE": (REAL_NOW - timedelta(days=HISTORY_DAYS)).isoformat(),
         "SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE": "1",
-        "SOURCES__KORE_SESSIONS__APPENDED_WINDOWS_PER_PACKAGE": "1",
         "SOURCES__KORE_SESSIONS__BACKOFF_INITIAL": "0.01",
         "SOURCES__KORE_SESSIONS__BACKOFF_MAX": "0.05",
         "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID": CLIENT_ID,

@@ -225,6 +225,24 @@ def test_an_appended_package_holds_its_windows_when_they_hold_few_sessions(
         assert_no_row_twice(loader.query)
 
 
+def test_a_cut_appended_package_keeps_at_least_windows_per_package(
+    history: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bot's share of SESSIONS_PER_APPENDED_PACKAGE smaller than its first window (here 20 of
+    ~30, as a busy bot among many) does not cut its appended packages below
+    `windows_per_package`: they were never smaller than that."""
+    monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", 40)
+    days = {"window_hours": 24, "windows_per_package": 3, "appended_windows_per_package": 10}
+    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        appended = loader.run(**UNBOUND, **days)
+        windows = appended.run.totals.windows // len(BOTS)
+        assert appended.packages == -(-windows // 3)
+        assert_asked_once(server)
+        assert_matches_sandbox(loader, server)
+        assert_no_row_twice(loader.query)
+
+
 def test_into_postgres_a_first_backfill_keeps_windows_per_package(history: list, tmp_path: Path) -> None:
     """PostgreSQL loads a larger package no faster and with more memory: a first backfill into it
     appends in packages of `windows_per_package` windows, uncut, whatever

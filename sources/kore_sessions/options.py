@@ -104,7 +104,9 @@ class KoreSessionsOptions(BaseConfiguration):
         DEFAULT_MAX_IN_FLIGHT, "Requests of one bot waiting or running at once (bots run in parallel)."
     )
     windows_per_package: int = option(
-        DEFAULT_WINDOWS_PER_PACKAGE, "Windows of one bot per load package; a longer backfill takes several."
+        DEFAULT_WINDOWS_PER_PACKAGE,
+        "Windows of one bot per load package; a longer backfill takes several (a first backfill into "
+        "DuckDB: at least as many, see appended_windows_per_package).",
     )
     appended_windows_per_package: int = option(
         DEFAULT_APPENDED_WINDOWS_PER_PACKAGE,

@@ -5,16 +5,19 @@ from datetime import timedelta
 # Windows of one bot in one load package; a longer backfill takes several packages in a row.
 DEFAULT_WINDOWS_PER_PACKAGE = 3
 
-# Windows of one bot in a load package that appends into DuckDB (a first backfill), and about how
-# many sessions it holds, all its bots together (cut after each bot's first window, as a merged
-# one).
-# DuckDB writes an insert of a row group or more (122,880 rows) straight to its file, compressed
-# on every core, and a smaller one on one thread at the checkpoint; each package's checkpoint also
-# rewrites the last row group it left unfilled. 500k sessions appended in 7 packages of 3 windows
-# spent 9.2 s in the load steps (5.3 s of it checkpoints) and took 21 s in all; in 3 packages of
-# 10 windows, 6.6 s and 17 s. A crash loses at most the package in progress. Into PostgreSQL the
-# larger packages took 17.0 s, not 15.7 s, and peaked at 568 MB, not 398 MB: it keeps its windows.
+# Windows of one bot in a load package that appends into DuckDB (a first backfill), at most: 60
+# days at the default window, so a first window with few sessions (the package's estimate) does
+# not take a whole history into one package; a crash loses at most the package in progress.
 DEFAULT_APPENDED_WINDOWS_PER_PACKAGE = 10
+
+# About how many sessions a load package that appends into DuckDB holds, all its bots together
+# (cut after each bot's first window, as a merged one): two of DuckDB's row groups (122,880 rows).
+# DuckDB writes an insert of a row group or more straight to its file, compressed on every core,
+# and a smaller one on one thread at the checkpoint, which also rewrites the row group the last
+# package left unfilled. 500k sessions appended in 7 packages of 3 windows spent 9.2 s in the
+# load steps (5.3 s of it checkpoints) and took 21 s in all; in 3 packages of 10 windows, 6.6 s
+# and 17 s, peaking at 468-478 MB instead of 446-456 MB. Into PostgreSQL the larger packages took
+# 17.0 s, not 15.7 s, and peaked at 568 MB, not 398 MB: there a first backfill keeps its windows.
 SESSIONS_PER_APPENDED_PACKAGE = 250_000
 
 # About how many sessions a load package that dlt merges holds, all its bots together: after a

@@ -51,7 +51,7 @@ class BotRun:
     Attributes:
         walked_through: End of the last window this run completed; a later package of the run
             resumes there, whether or not those windows held sessions.
-        more_to_fetch: The bot's windows were cut at `windows_per_package` (or wait for
+        more_to_fetch: The bot's windows were cut at the package's size (or wait for
             another resource's): another package is due.
         finished: Every window of this run is loaded; later packages leave the bot alone.
     """

@@ -100,6 +100,7 @@ class WindowWalk(ResourceHooks):
         most_records: About how many records the package may hold of the bot: after its first
             window it keeps as many of its windows as hold that many at that window's count,
             the rest go to the run's next package (None: every window).
+        least_windows: The fewest windows a package cut by `most_records` keeps.
     """
 
     bot_key: str
@@ -110,6 +111,7 @@ class WindowWalk(ResourceHooks):
     windows: list[Window]
     bounded: bool
     most_records: int | None = None
+    least_windows: int = 1
     generation: int = 0
     pagings: dict[tuple[int, str | None], WindowPaging] = field(default_factory=dict)
     complete_through: int = 0
@@ -194,11 +196,11 @@ class WindowWalk(ResourceHooks):
 
     def _fit_package(self) -> None:
         """Before the later windows are asked (nothing of them is): keep as many as hold about
-        `most_records` records at the first window's count, at least one."""
+        `most_records` records at the first window's count, at least `least_windows`."""
         if self.most_records is None or len(self.windows) < 2 or self.stopped:
             return  # a stopped walk (a window short of its total) has no next package
         first = self.ledger.count(0)
-        keep = max(1, self.most_records // first) if first else len(self.windows)
+        keep = max(self.least_windows, self.most_records // first) if first else len(self.windows)
         if keep < len(self.windows):
             del self.windows[keep:]  # the ledger's list too
             self.state.bot.more_to_fetch = True

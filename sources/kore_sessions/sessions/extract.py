@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from kore_sessions.source.api.answers import Page
 from kore_sessions.source.api.client import KoreClient
@@ -53,22 +53,23 @@ class BotExtractor(WindowWalk):
         self.client = client
         self.config = config
         self.now = config.clock()
-        windows = [] if state.bot.finished else self._package_windows(config, state)
+        size = package_size(config, run)
+        windows = [] if state.bot.finished else self._package_windows(config, state, size.windows)
         cap = cap or PageCap(config.page_size)
-        most = package_size(config, run)[1]
-        super().__init__(bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded, most)
+        walk = (bot_key, state, run, cap, SESSIONS_LISTING, windows, config.bounded)
+        super().__init__(*walk, size.sessions, size.least_windows)
         self.state: SessionsBotState = state  # the walk's state, with the open sessions
         self.shape = AnswerShape()
         self.refresher = Refresher(client, bot_key, state, run, self.shape, cap, self.now)
         # A repair checks the sessions the warehouse holds against every id its windows list.
         self.listed: set[str] | None = set() if config.repair else None
 
-    def _package_windows(self, config: RunConfig, state: SessionsBotState) -> list[Window]:
-        """The windows of this package: a repair's ranges, the bounded range, or from the cursor
-        less lookback (or where this run's previous package stopped) to now."""
+    def _package_windows(self, config: RunConfig, state: SessionsBotState, most: int) -> list[Window]:
+        """The windows of this package, at most `most`: a repair's ranges, the bounded range, or
+        from the cursor less lookback (or where this run's previous package stopped) to now."""
         ranges = config.repair.ranges.get(state.bot_key, ()) if config.repair else ()
         start = partial(state.incremental_start, config)
-        return package_windows(config, ranges, state.bot, start, self.now, package_size(config, state.run)[0])
+        return package_windows(config, ranges, state.bot, start, self.now, most)
 
     def call(self, request: PageRequest) -> Callable[[], Page]:
         """The getSessions call that answers a request."""
@@ -131,21 +132,43 @@ class BotExtractor(WindowWalk):
         self.state.save_open_sessions()
 
 
-def package_size(config: RunConfig, run: SourceRun) -> tuple[int, int | None]:
-    """The most windows of a bot this package takes, and about how many sessions of the bot it
-    may hold (its share of the package's, cut after the bot's first window).
+class PackageSize(NamedTuple):
+    """How large one bot's package of sessions is.
+
+    Attributes:
+        windows: The most windows it takes.
+        sessions: About how many sessions of the bot it may hold: after the bot's first window it
+            keeps as many windows as hold that many at that window's count (None: uncut).
+        least_windows: The fewest windows it keeps when cut.
+    """
+
+    windows: int
+    sessions: int | None
+    least_windows: int = 1
+
+
+def package_size(config: RunConfig, run: SourceRun) -> PackageSize:
+    """How large a bot's package of sessions is, its share of the package's sessions even among
+    the package's bots.
 
     DuckDB holds a merge in memory (SESSIONS_PER_MERGED_PACKAGE), and writes an append of a row
-    group or more straight to its file: a first backfill into it takes larger packages
-    (`appended_windows_per_package`, SESSIONS_PER_APPENDED_PACKAGE). Elsewhere an append keeps
-    `windows_per_package` uncut (PostgreSQL's load of a larger package held more memory and was
-    no faster), and a repair's ranges are one package.
+    group or more straight to its file: a first backfill into it takes up to
+    `appended_windows_per_package` windows, cut at SESSIONS_PER_APPENDED_PACKAGE but never below
+    `windows_per_package` (a small share of a busy bot among many would make it smaller than
+    before). Elsewhere an append keeps `windows_per_package` uncut (PostgreSQL: see
+    SESSIONS_PER_APPENDED_PACKAGE), and a repair's ranges are one package.
+
+    Args:
+        config: The run's configuration (its bots, repair and window counts).
+        run: The source's run: whether its sessions append, and into DuckDB.
     """
-    share = max(1, len(config.bot_keys))
     if config.repair is not None:
-        return config.windows_per_package, None
+        return PackageSize(config.windows_per_package, None)
+    bots = max(1, len(config.bot_keys))
     if not run.appending.get(SESSIONS_TABLE, False):
-        return config.windows_per_package, max(1, SESSIONS_PER_MERGED_PACKAGE // share)
+        return PackageSize(config.windows_per_package, max(1, SESSIONS_PER_MERGED_PACKAGE // bots))
     if run.large_appends:
-        return config.appended_windows_per_package, max(1, SESSIONS_PER_APPENDED_PACKAGE // share)
-    return config.windows_per_package, None
+        windows = max(config.appended_windows_per_package, config.windows_per_package)
+        share = max(1, SESSIONS_PER_APPENDED_PACKAGE // bots)
+        return PackageSize(windows, share, least_windows=config.windows_per_package)
+    return PackageSize(config.windows_per_package, None)
