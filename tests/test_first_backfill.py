@@ -5,6 +5,7 @@ leaves, once the load is run again, every session and message once in every tabl
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -311,23 +312,52 @@ def _rows_twice(database: Path) -> dict[str, int]:
     return twice
 
 
+# How the killed first backfills are cut into packages: a window of a day a bot each, or up to
+# the default `appended_windows_per_package` of half a day, cut at two windows a bot (~60
+# sessions each) by a SESSIONS_PER_APPENDED_PACKAGE of 240 set in the command's process.
+KILLED_PACKAGES = {
+    "a window each": {"WINDOW_HOURS": "24", "WINDOWS_PER_PACKAGE": "1", "APPENDED_WINDOWS_PER_PACKAGE": "1"},
+    "cut appends": {"WINDOW_HOURS": "12", "WINDOWS_PER_PACKAGE": "1"},
+}
+# Set in every process of the command (as its sitecustomize); each cut walk writes a line.
+CUT_APPENDS = """
+from kore_sessions.source.api import walk
+from kore_sessions.source.sessions import extract
+extract.SESSIONS_PER_APPENDED_PACKAGE = 240
+fit_package = walk.WindowWalk._fit_package
+def noted_fit(self):
+    windows = len(self.windows)
+    fit_package(self)
+    if len(self.windows) < windows:
+        with open({cuts!r}, "a") as cuts:
+            cuts.write(self.bot_key + "\\n")
+walk.WindowWalk._fit_package = noted_fit
+"""
+
+
+@pytest.mark.parametrize("packages", list(KILLED_PACKAGES))
 def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
-    live_server: SandboxServer, tmp_path: Path
+    live_server: SandboxServer, tmp_path: Path, packages: str
 ) -> None:
     """SIGKILL a first backfill of sessions and messages after a random delay (the whole run
     takes about 7 s), four times in a row (each run goes on from what the last left, appending
     while it still may); then load to the end: every session and message once, in every table,
-    child tables included."""
+    child tables included. Its packages hold a window a bot, or windows cut to their sessions
+    (the walk drops the rest and the next package resumes where it stopped)."""
     live_server.set_latency(0.03)
+    options = {f"SOURCES__KORE_SESSIONS__{name}": value for name, value in KILLED_PACKAGES[packages].items()}
     env = cli_env(
         live_server,
         tmp_path,
-        SOURCES__KORE_SESSIONS__WINDOW_HOURS="24",
-        SOURCES__KORE_SESSIONS__WINDOWS_PER_PACKAGE="1",
-        SOURCES__KORE_SESSIONS__APPENDED_WINDOWS_PER_PACKAGE="1",
+        **options,
         SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
         SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
     )
+    if packages == "cut appends":  # every process of the command: sitecustomize runs at its start
+        patched = tmp_path / "patched"
+        patched.mkdir()
+        (patched / "sitecustomize.py").write_text(CUT_APPENDS.format(cuts=str(tmp_path / "cuts")))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(patched), env.get("PYTHONPATH", "")]))
     seed = time.time_ns()  # a new draw every run of the test; the seed is in any failure
     moments = random.Random(seed)
     for _ in range(4):
@@ -342,7 +372,8 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
         assert killed.returncode == -signal.SIGKILL, seed
         assert all(count == 0 for count in rows_twice(tmp_path).values()), seed
     live_server.set_latency(0)
-    result = kore(["load", "--no-models"], env, tmp_path)
+    fresh = "# in a new process, which runs the sitecustomize" if packages == "cut appends" else ""
+    result = kore(["load", "--no-models"], env, tmp_path, patch=fresh)
     assert result.returncode == 0, result.stderr
     assert not pending_packages(tmp_path)
     assert normalized(loaded(tmp_path)) == expected(live_server), seed
@@ -350,6 +381,8 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
     with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
         ids = [row[0] for row in con.sql("SELECT message_id FROM kore_sessions.messages").fetchall()]
     assert sorted(ids) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
+    if packages == "cut appends":
+        assert (tmp_path / "cuts").read_text(), "a run appended in packages cut to their sessions"
 
 
 # The process dies right after the destination committed the first `sessions` job, before dlt
