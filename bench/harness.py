@@ -32,6 +32,9 @@ ACTIVE_SHARE = 0.25
 # Set to a folder to profile each child with py-spy (`pip install py-spy`): one file of
 # collapsed stacks per child, `bench/profile.py` sums it by function. Peak RSS is the child's own.
 PROFILE_ENV = "KORE_BENCH_PROFILE"
+# Set (to anything) beside it to sample only the thread holding the GIL (`py-spy --gil`): what
+# keeps the others waiting, as the interpreter runs one thread's Python at a time.
+PROFILE_GIL_ENV = "KORE_BENCH_PROFILE_GIL"
 # How often a child's RSS is sampled, to tell which pipeline step holds the peak.
 RSS_SAMPLE_SECONDS = 0.05
 
@@ -130,7 +133,8 @@ def run_child(job: Job) -> ChildRun:
     if profile:  # sample the child with py-spy: where its time goes, as collapsed stacks
         Path(profile).mkdir(parents=True, exist_ok=True)
         output = Path(profile) / f"{workdir.name}.txt"
-        command = ["py-spy", "record", "--rate", "50", "--format", "raw", "-o", str(output), "--", *command]
+        sampled = ["--rate", "50", *(["--gil"] if os.environ.get(PROFILE_GIL_ENV) else [])]
+        command = ["py-spy", "record", *sampled, "--format", "raw", "-o", str(output), "--", *command]
     cpu_before, began = _own_cpu(), time.perf_counter()
     with (workdir / "child.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

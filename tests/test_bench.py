@@ -93,3 +93,20 @@ def test_fast_server_serves_the_sandboxs_message_pages() -> None:
                 slow = sandbox._answer(route, route.bots, request)
                 assert isinstance(fast, Encoded)
                 assert orjson.loads(fast.data) == json.loads(json.dumps(slow))
+
+
+def test_the_offload_probe_builds_the_same_tables_in_worker_processes(tmp_path: Path) -> None:
+    """`bench.offload_probe` at a small size: the pages built in worker processes equal those
+    built here (it exits 1 otherwise), and it prints both CPU figures and their ratio."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.offload_probe", "--sessions", "3000", "--workers", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert re.search(r"^3,000 sessions in 3 pages of up to 1,000", result.stdout, re.MULTILINE)
+    assert re.search(r"^1 worker processes: \d+\.\d{3} CPU s of this process", result.stdout, re.MULTILINE)
+    assert re.search(r"^this process's CPU offloaded / here: x\d+\.\d\d$", result.stdout, re.MULTILINE)
