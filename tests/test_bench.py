@@ -12,17 +12,24 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_backfill_part_loads_every_session_four_ways(tmp_path: Path) -> None:
+def run_module(args: list[str], tmp_path: Path) -> str:
+    """`python -m ARGS` from the repository root with a bare environment (its HOME and TMPDIR in
+    `tmp_path`); fails the test on a non-zero exit. Returns what it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench.run_bench", "--quick", "--part", "a"],
+        [sys.executable, "-m", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    table = dict(re.findall(r"^a\s+(.+?)\s{2,}(.+)$", result.stdout, re.MULTILINE))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_quick_backfill_part_loads_every_session_four_ways(tmp_path: Path) -> None:
+    output = run_module(["bench.run_bench", "--quick", "--part", "a"], tmp_path)
+    table = dict(re.findall(r"^a\s+(.+?)\s{2,}(.+)$", output, re.MULTILINE))
     for load in ("pipeline", "floor", "dlt alone (append)", "dlt alone (merge)"):
         assert table[f"{load} rows check"] == "ok"
     assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.4: (yes|NO)\)", table["time pipeline/dlt alone (append)"])
@@ -38,16 +45,8 @@ def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> Non
     """The messages backfill (`bench.messages_backfill`) at its smallest size: every load holds
     the sandbox's sessions and messages, and each asks getMessagesV2 exactly as often as the
     plan's windows and channels need (a request more or less fails here)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.messages_backfill", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = dict(re.findall(r"^m\s+(.+?)\s{2,}(.+)$", result.stdout, re.MULTILINE))
+    output = run_module(["bench.messages_backfill", "--quick"], tmp_path)
+    table = dict(re.findall(r"^m\s+(.+?)\s{2,}(.+)$", output, re.MULTILINE))
     for load in ("small pipeline", "pipeline", "floor"):
         assert re.fullmatch(r"\d+\.\d s \(\d+\.\d\d cores\)", table[f"{load} CPU"]), table[f"{load} CPU"]
         assert table[f"{load} sessions check"] == "ok"
@@ -98,15 +97,7 @@ def test_fast_server_serves_the_sandboxs_message_pages() -> None:
 def test_the_offload_probe_builds_the_same_tables_in_worker_processes(tmp_path: Path) -> None:
     """`bench.offload_probe` at a small size: the pages built in worker processes equal those
     built here (it exits 1 otherwise), and it prints both CPU figures and their ratio."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.offload_probe", "--sessions", "3000", "--workers", "1"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)},
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert re.search(r"^3,000 sessions in 3 pages of up to 1,000", result.stdout, re.MULTILINE)
-    assert re.search(r"^1 worker processes: \d+\.\d{3} CPU s of this process", result.stdout, re.MULTILINE)
-    assert re.search(r"^this process's CPU offloaded / here: x\d+\.\d\d$", result.stdout, re.MULTILINE)
+    output = run_module(["bench.offload_probe", "--sessions", "3000", "--workers", "1"], tmp_path)
+    assert re.search(r"^3,000 sessions in 3 pages of up to 1,000", output, re.MULTILINE)
+    assert re.search(r"^1 worker processes: \d+\.\d{3} CPU s of this process", output, re.MULTILINE)
+    assert re.search(r"^this process's CPU offloaded / here: x\d+\.\d\d$", output, re.MULTILINE)

@@ -210,35 +210,31 @@ def test_a_merged_package_is_cut_to_its_sessions_and_an_appended_one_to_more(
         assert_no_row_twice(loader.query)
 
 
-def test_an_appended_package_holds_its_windows_when_they_hold_few_sessions(
-    history: list, tmp_path: Path
-) -> None:
-    """At the default SESSIONS_PER_APPENDED_PACKAGE a first backfill of ~30 sessions a day goes in
-    packages of `appended_windows_per_package` windows (the last one the rest)."""
-    days = {"window_hours": 24, "windows_per_package": 1, "appended_windows_per_package": 8}
-    with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
-        loader = Loader(server, tmp_path)
-        appended = loader.run(**UNBOUND, **days)
-        windows = appended.run.totals.windows // len(BOTS)
-        assert appended.packages == -(-windows // 8)
-        assert_asked_once(server)
-        assert_matches_sandbox(loader, server)
-        assert_no_row_twice(loader.query)
+# Appended packages uncut (the default SESSIONS_PER_APPENDED_PACKAGE, ~30 sessions a day a bot)
+# and cut at it (40: a share of 20 a bot, under a day's window, as a busy bot among many): the
+# options, and the windows of a bot each package holds.
+APPENDED_SIZES = {
+    "uncut": (None, {"windows_per_package": 1, "appended_windows_per_package": 8}, 8),
+    "cut": (40, {"windows_per_package": 3, "appended_windows_per_package": 10}, 3),
+}
 
 
-def test_a_cut_appended_package_keeps_at_least_windows_per_package(
-    history: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("size", list(APPENDED_SIZES))
+def test_an_appended_package_holds_its_windows_or_at_least_windows_per_package(
+    history: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str
 ) -> None:
-    """A bot's share of SESSIONS_PER_APPENDED_PACKAGE smaller than its first window (here 20 of
-    ~30, as a busy bot among many) does not cut its appended packages below
-    `windows_per_package`: they were never smaller than that."""
-    monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", 40)
-    days = {"window_hours": 24, "windows_per_package": 3, "appended_windows_per_package": 10}
+    """A first backfill whose windows hold few sessions goes in packages of
+    `appended_windows_per_package` windows (the last one the rest); one whose share of
+    SESSIONS_PER_APPENDED_PACKAGE is smaller than its first window is not cut below
+    `windows_per_package`: its packages were never smaller than that."""
+    sessions, options, windows_a_package = APPENDED_SIZES[size]
+    if sessions is not None:
+        monkeypatch.setattr(extract, "SESSIONS_PER_APPENDED_PACKAGE", sessions)
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path)
-        appended = loader.run(**UNBOUND, **days)
+        appended = loader.run(**UNBOUND, window_hours=24, **options)
         windows = appended.run.totals.windows // len(BOTS)
-        assert appended.packages == -(-windows // 3)
+        assert appended.packages == -(-windows // windows_a_package)
         assert_asked_once(server)
         assert_matches_sandbox(loader, server)
         assert_no_row_twice(loader.query)
