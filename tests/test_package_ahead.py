@@ -80,11 +80,11 @@ def load_steps_timed(
     spans: list[tuple[datetime, datetime]] = []
     original = runtime_pipeline.load_step
 
-    def load_step(pipeline: Any) -> None:
+    def load_step(pipeline: Any, end: Any = None) -> None:
         if fail_at is not None and len(spans) == fail_at:
             raise RuntimeError("the warehouse went away")
         began = datetime.now(UTC)
-        original(pipeline)
+        original(pipeline, end)
         time.sleep(0.1)  # a warehouse a little slower than this one
         spans.append((began, datetime.now(UTC)))
 

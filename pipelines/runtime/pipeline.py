@@ -14,6 +14,7 @@ import re
 import shlex
 import sys
 import time
+from contextlib import ExitStack
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import dlt
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
+from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
@@ -152,17 +154,30 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
     return pending
 
 
-def load_step(pipeline: dlt.Pipeline) -> None:
+def load_step(pipeline: dlt.Pipeline, end: StepEnd | None = None) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
     (read again in the turn, so an erasure made at any moment before holds) and without a second
     copy of what a killed append had committed (`undo_unmarked_appends`); a DuckDB file stays
-    open for the step and is checkpointed once (`duckdb_kept_open`)."""
+    open for the step and is checkpointed once (`duckdb_kept_open`).
+
+    Args:
+        pipeline: The pipeline.
+        end: Where the step's end (the checkpoint, the turn given back) goes on once its
+            packages are loaded, in a thread of its own (`step_end`); None: before returning.
+            A step that fails ends before it raises.
+    """
+    if end is not None:
+        end.wait()  # the last step's turn given back before this one takes it
     database = duckdb_file_to_load(pipeline)
     settings = destination_credentials(pipeline).global_config if database else None
-    with warehouse_turn(pipeline), duckdb_kept_open(database, settings):
+    with ExitStack() as step:
+        step.enter_context(warehouse_turn(pipeline))
+        step.enter_context(duckdb_kept_open(database, settings))
         undo_unmarked_appends(pipeline, Path(pipeline.working_dir))
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
+        if end is not None:
+            end.start(step.pop_all())
 
 
 def duckdb_file_to_load(pipeline: dlt.Pipeline) -> Path | None:
@@ -223,6 +238,7 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
     """
     file_format = file_format_for(pipeline)
     packages = 0
+    end = StepEnd()  # each load step's checkpoint runs while the next package is extracted
     run.fetch_ahead = True  # every package fetched ahead is taken below, or dropped
     try:
         while True:
@@ -230,13 +246,17 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
                 pipeline.extract(part, loader_file_format=file_format)
                 pipeline.normalize()  # each package with the schema its extract left
                 packages += 1
-            load_step(pipeline)  # the next package of sessions is fetched meanwhile
+            load_step(pipeline, end)  # the next package of sessions is fetched meanwhile
             prune_loaded_jobs(Path(pipeline.working_dir))
             if not run.more_to_fetch:
+                end.wait()
                 return packages
     finally:
-        run.drop_ahead()
-        run.fetch_ahead = False
+        try:
+            end.wait()  # a run that failed still gives its turn back before it ends
+        finally:
+            run.drop_ahead()
+            run.fetch_ahead = False
 
 
 def resources_in_order(source: DltSource) -> list[DltSource]:
