@@ -91,6 +91,16 @@ def test_runs_lose_nothing_whichever_clock_is_ahead(
         assert loaded_counts == sorted(loaded_counts) and loaded_counts[-1] > loaded_counts[0]
 
 
+def assert_loaded_within_reach(loader: Loader, server: SandboxServer, clock: ManualClock) -> None:
+    """The warehouse holds what the server shows within the loader's reach (its clock and the
+    skew allowed), and each bot's cursor stands at the newest start the server shows there."""
+    reach = clock() + CLOCK_SKEW_ALLOWANCE
+    assert_matches_sandbox(loader, server, until=min(server.now, reach))
+    for bot in BOTS:
+        cursor = api_time(loader.state()["bots"][bot]["cursor"])
+        assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+
+
 @pytest.mark.parametrize(
     "loader_ahead", [timedelta(hours=7), timedelta(hours=-3)], ids=["server-lags-7h", "server-leads-3h"]
 )
@@ -117,12 +127,8 @@ def test_merged_runs_cut_to_their_sessions_lose_nothing_whichever_clock_is_ahead
             server.advance(timedelta(minutes=100))
             clock.advance(timedelta(minutes=100))
             packages.append(loader.run(**windows).packages)
-            reach = clock() + CLOCK_SKEW_ALLOWANCE
             assert loader.run_record.appending == {"sessions": False}
-            assert_matches_sandbox(loader, server, until=min(server.now, reach))
-            for bot in BOTS:
-                cursor = api_time(loader.state()["bots"][bot]["cursor"])
-                assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+            assert_loaded_within_reach(loader, server, clock)
         assert max(packages) > 1, f"no merged run was cut into packages: {packages}"
 
 
@@ -149,11 +155,7 @@ def test_a_first_backfill_cut_to_its_sessions_loses_nothing_whichever_clock_is_a
         for appending in (True, False):
             summary = loader.run(**days)
             assert loader.run_record.appending == {"sessions": appending}
-            reach = clock() + CLOCK_SKEW_ALLOWANCE
-            assert_matches_sandbox(loader, server, until=min(server.now, reach))
-            for bot in BOTS:
-                cursor = api_time(loader.state()["bots"][bot]["cursor"])
-                assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+            assert_loaded_within_reach(loader, server, clock)
             if appending:
                 assert 4 <= summary.packages <= 8, "the first backfill was cut to about two windows a bot"
             server.advance(timedelta(minutes=200))
