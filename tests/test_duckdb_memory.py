@@ -1,9 +1,11 @@
-"""DuckDB's memory limit: a load's bounded one does not bind a model build (the containment
-rollups over 2,000,000 sessions ran out of the load's 160 MB), a user's own limit binds both, and
-a database held open across a build, built or failed, gets the load's limit back."""
+"""DuckDB's memory limit and threads: a load's bounded limit does not bind a model build (the
+containment rollups over 2,000,000 sessions ran out of the load's 160 MB), nor do a load's threads
+(a core left to the extract beside it); a user's own setting binds both, and a database held open
+across a build, built or failed, gets the load's settings back."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dlt
@@ -22,6 +24,11 @@ TOO_LITTLE = "4MB"
 LIMIT_MODEL = (
     "-- Grain: one row per build (memory_limit).\n"
     "SELECT current_setting('memory_limit') AS memory_limit, count(*) AS sessions FROM sessions\n"
+)
+# A model that records the threads its build ran on.
+THREADS_MODEL = (
+    "-- Grain: one row per build (threads).\n"
+    "SELECT current_setting('threads') AS threads FROM sessions LIMIT 1\n"
 )
 
 
@@ -55,11 +62,29 @@ def shown(setting: str | None) -> str:
     return str(limit)
 
 
+def threads(client: object) -> int:
+    """The database's threads."""
+    ((count,),) = client.execute_sql("SELECT current_setting('threads')")  # type: ignore[attr-defined]
+    return int(count)
+
+
+def duckdbs_own_threads() -> int:
+    """DuckDB's own default thread count on this machine."""
+    with duckdb.connect() as connection:
+        ((count,),) = connection.execute("SELECT current_setting('threads')").fetchall()
+    return int(count)
+
+
+def one_model(folder: Path, name: str, sql: str) -> Path:
+    """A models folder holding only one mart."""
+    (folder / "marts").mkdir(parents=True)
+    (folder / "marts" / f"{name}.sql").write_text(sql)
+    return folder
+
+
 def limit_model(folder: Path) -> Path:
     """A models folder holding only LIMIT_MODEL."""
-    (folder / "marts").mkdir(parents=True)
-    (folder / "marts" / "fct_build_limit.sql").write_text(LIMIT_MODEL)
-    return folder
+    return one_model(folder, "fct_build_limit", LIMIT_MODEL)
 
 
 def test_a_build_is_not_held_to_the_loads_limit(loaded: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,3 +143,42 @@ def test_a_users_own_limit_binds_the_build_too(
     monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": "{TOO_LITTLE}"}}')
     with pytest.raises(Exception, match="Out of Memory"):
         build_models(pipeline_of(loaded))
+
+
+@pytest.mark.parametrize(("cores", "expected"), [({0}, 1), ({0, 1}, 1), (set(range(8)), 7)])
+def test_a_load_leaves_a_core_to_the_extract(
+    monkeypatch: pytest.MonkeyPatch, cores: set[int], expected: int
+) -> None:
+    """DuckDB loads on the cores this process may use less one (the extract of the next package
+    runs beside each load step), and on one where there is only one."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cores)
+    assert duckdb_settings.load_threads() == expected
+    assert duckdb_settings.load_settings()["threads"] == expected
+
+
+def test_a_build_runs_on_every_core_and_gives_the_load_its_threads_back(
+    loaded: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline's connection has the load's threads; the build runs on DuckDB's own count (every
+    core), and a connection held open across it has the load's threads again."""
+    load = duckdbs_own_threads() + 1  # differs from DuckDB's own on any machine
+    monkeypatch.setattr(duckdb_settings, "load_threads", lambda: load)
+    pipeline = pipeline_of(loaded)
+    with pipeline.sql_client() as client:
+        assert threads(client) == load
+        build_models(pipeline, sql_dir=one_model(tmp_path / "models", "fct_build_threads", THREADS_MODEL))
+        assert threads(client) == load
+        assert client.execute_sql("SELECT threads FROM fct_build_threads") == [(duckdbs_own_threads(),)]
+
+
+@pytest.mark.parametrize("name", ["threads", "worker_threads", "THREADS"])
+def test_a_users_own_threads_hold_for_loads_and_builds(
+    loaded: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Threads the user configured, under any of DuckDB's names, are theirs for loads and builds."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": 3}}')
+    pipeline = pipeline_of(loaded)
+    build_models(pipeline, sql_dir=one_model(tmp_path / "models", "fct_build_threads", THREADS_MODEL))
+    with pipeline.sql_client() as client:
+        assert threads(client) == 3
+        assert client.execute_sql("SELECT threads FROM fct_build_threads") == [(3,)]

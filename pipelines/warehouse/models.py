@@ -20,7 +20,7 @@ import dlt
 from kore_sessions.source.messages.message_columns import messages_sql_columns
 from kore_sessions.source.sessions.schema import source_sql_columns
 from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
-from kore_sessions.warehouse.duckdb_settings import memory_for_models
+from kore_sessions.warehouse.duckdb_settings import settings_for_models
 from kore_sessions.warehouse.model_files import (
     MODEL_DIALECT,
     SQL_DIR,
@@ -191,7 +191,7 @@ def build_models(
     started = time.monotonic()
     settings = settings or ModelSettings.from_config()
     models = discover_models(sql_dir)
-    with warehouse_turn(pipeline), pipeline.sql_client() as client, memory_for_models(client, pipeline):
+    with warehouse_turn(pipeline), pipeline.sql_client() as client, settings_for_models(client, pipeline):
         dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
         schema = client.dataset_name
         if not client.has_dataset():
