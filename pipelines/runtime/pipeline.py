@@ -249,8 +249,7 @@ def run_until_caught_up(pipeline: dlt.Pipeline, source: DltSource, run: SourceRu
             load_step(pipeline, end)  # the next package of sessions is fetched meanwhile
             prune_loaded_jobs(Path(pipeline.working_dir))
             if not run.more_to_fetch:
-                end.wait()
-                return packages
+                return packages  # its step's end waited for below
     finally:
         try:
             end.wait()  # a run that failed still gives its turn back before it ends

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,8 +47,9 @@ THREADS_NAMES = frozenset({"threads", "worker_threads"})
 # room for about four times those sessions, and spills beyond.
 MODEL_BUILD_MEMORY_LIMIT = "1GB"
 MODEL_BUILD_MEMORY_BYTES = 10**9
-# The settings a model build takes its own of, unless the user set them (by any of their names).
-BUILD_SETTINGS = (("memory_limit", MEMORY_LIMIT_NAMES), ("threads", THREADS_NAMES))
+# The settings a load and a model build each take their own of, unless the user set them (by any
+# of DuckDB's names for them).
+OWN_SETTINGS = {"memory_limit": MEMORY_LIMIT_NAMES, "threads": THREADS_NAMES}
 # How DuckDB shows a memory limit (`current_setting('memory_limit')`): `953.6 MiB`.
 SHOWN_SIZE = re.compile(r"^([0-9.]+) (bytes|KiB|MiB|GiB|TiB|PiB)$")
 SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
@@ -85,10 +86,10 @@ def load_settings() -> dict[str, Any]:
     """
     configured = configured_settings()
     ours = {**DUCKDB_SETTINGS, "threads": load_threads()}
-    for names in (MEMORY_LIMIT_NAMES, THREADS_NAMES):
-        if sets_any(configured, names):
-            ours = {name: value for name, value in ours.items() if name not in names}
-    return {**ours, **configured}
+    kept = {
+        name: value for name, value in ours.items() if not sets_any(configured, OWN_SETTINGS.get(name, ()))
+    }
+    return {**kept, **configured}
 
 
 def load_threads() -> int:
@@ -99,7 +100,7 @@ def load_threads() -> int:
     return max(1, cores - CORES_LEFT_TO_THE_EXTRACT)
 
 
-def sets_any(settings: dict[str, Any], names: frozenset[str]) -> bool:
+def sets_any(settings: dict[str, Any], names: Collection[str]) -> bool:
     """Whether DuckDB settings hold one of a setting's names (DuckDB's names ignore case)."""
     return any(str(name).lower() in names for name in settings)
 
@@ -128,7 +129,7 @@ def settings_for_models(client: SqlClientBase[Any], pipeline: dlt.Pipeline) -> I
         yield
         return
     configured = configured_settings()
-    changed = [name for name, names in BUILD_SETTINGS if not sets_any(configured, names)]
+    changed = [name for name, names in OWN_SETTINGS.items() if not sets_any(configured, names)]
     for name in changed:
         client.execute_sql(f"RESET {name}")  # DuckDB's own default
     if "memory_limit" in changed:  # DuckDB's default kept where it is lower than the build's
