@@ -1,7 +1,8 @@
 """DuckDB's memory limit and threads: a load's bounded limit does not bind a model build (the
 containment rollups over 2,000,000 sessions ran out of the load's 160 MB), nor do a load's threads
-(a core left to the extract beside it); a user's own setting binds both, and a database held open
-across a build, built or failed, gets the load's settings back."""
+(a core left to the extract beside it); a load step that only appends runs under less memory than
+one that merges; a user's own setting binds them all, and a database held open across a build,
+built or failed, gets the load's settings back."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import SandboxServer
 from kore_sessions.warehouse import duckdb_settings
 from kore_sessions.warehouse.models import build_models
+from kore_sessions.warehouse.turn import destination_credentials
 
 from .conftest import Loader
 
@@ -182,3 +184,50 @@ def test_a_users_own_threads_hold_for_loads_and_builds(
     with pipeline.sql_client() as client:
         assert threads(client) == 3
         assert client.execute_sql("SELECT threads FROM fct_build_threads") == [(3,)]
+
+
+def limits_of_load_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """DuckDB's memory limit as each load step's `pipeline.load` ends (its file is still open), in
+    a list that fills as pipelines load."""
+    seen: list[str] = []
+    original = dlt.Pipeline.load
+
+    def load(self: dlt.Pipeline, *args: object, **kwargs: object) -> object:
+        info = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        with duckdb.connect(str(destination_credentials(self).database)) as connection:
+            ((limit,),) = connection.execute("SELECT current_setting('memory_limit')").fetchall()
+        seen.append(str(limit))
+        return info
+
+    monkeypatch.setattr(dlt.Pipeline, "load", load)
+    return seen
+
+
+def test_a_first_backfill_appends_under_less_memory_and_later_runs_merge_under_the_loads(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each load step of a first backfill (its jobs all append) runs under APPEND_MEMORY_LIMIT;
+    the next run's steps merge under the load's limit, and a connection after a step has the load's."""
+    seen = limits_of_load_steps(monkeypatch)
+    loader = Loader(server, tmp_path)
+    loader.run()
+    assert loader.run_record.appending and all(loader.run_record.appending.values())
+    first = list(seen)
+    seen.clear()
+    loader.run()
+    load_limit = shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
+    assert first and set(first) == {shown(duckdb_settings.APPEND_MEMORY_LIMIT)} != {load_limit}
+    assert seen and set(seen) == {load_limit}
+    with pipeline_of(loader).sql_client() as client:
+        assert memory_limit(client) == load_limit
+
+
+@pytest.mark.parametrize("name", ["memory_limit", "max_memory", "MEMORY_LIMIT"])
+def test_a_users_own_limit_holds_for_appends_too(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A limit the user configured, under any of DuckDB's names, holds for a first backfill."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": "200MB"}}')
+    seen = limits_of_load_steps(monkeypatch)
+    Loader(server, tmp_path).run()
+    assert seen and set(seen) == {shown("200MB")}

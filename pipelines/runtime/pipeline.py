@@ -28,16 +28,16 @@ from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
 from kore_sessions.source.api.rules import ALL_BOTS_KEY
-from kore_sessions.source.dlt_compat import duckdb_kept_open
+from kore_sessions.source.dlt_compat import duckdb_kept_open, duckdb_step_settings
 from kore_sessions.source.messages.message_tables import MESSAGES_SPEC
 from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, rows_of_bots, warehouse_exists
-from kore_sessions.warehouse.duckdb_settings import load_settings
+from kore_sessions.warehouse.duckdb_settings import append_step_settings, load_settings
 from kore_sessions.warehouse.erasures import keep_erasures_out
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
-from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
+from kore_sessions.warehouse.unfinished_appends import appends_only, undo_unmarked_appends
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -158,7 +158,8 @@ def load_step(pipeline: dlt.Pipeline, end: StepEnd | None = None) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
     (read again in the turn, so an erasure made at any moment before holds) and without a second
     copy of what a killed append had committed (`undo_unmarked_appends`); a DuckDB file stays
-    open for the step and is checkpointed once (`duckdb_kept_open`).
+    open for the step and is checkpointed once (`duckdb_kept_open`), with less memory when the
+    step only appends (`step_settings`).
 
     Args:
         pipeline: The pipeline.
@@ -173,11 +174,20 @@ def load_step(pipeline: dlt.Pipeline, end: StepEnd | None = None) -> None:
     with ExitStack() as step:
         step.enter_context(warehouse_turn(pipeline))
         step.enter_context(duckdb_kept_open(database, settings))
+        step.enter_context(duckdb_step_settings(database, step_settings(pipeline, database)))
         undo_unmarked_appends(pipeline, Path(pipeline.working_dir))
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
         if end is not None:
             end.start(step.pop_all())
+
+
+def step_settings(pipeline: dlt.Pipeline, database: Path | None) -> dict[str, Any]:
+    """DuckDB's settings over the load's for the next load step into `database` (None: another
+    destination, or nothing to load): `append_step_settings` when its jobs all append."""
+    if database is None or not appends_only(Path(pipeline.working_dir)):
+        return {}
+    return append_step_settings()
 
 
 def duckdb_file_to_load(pipeline: dlt.Pipeline) -> Path | None:

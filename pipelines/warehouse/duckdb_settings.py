@@ -1,5 +1,5 @@
-"""DuckDB's settings: a bounded memory and a core left to the extract while loading, more of
-both while models build.
+"""DuckDB's settings: a bounded memory and a core left to the extract while loading (less memory
+still while a load step only appends), more of both while models build.
 
 The user's `destination.duckdb.credentials.global_config` holds over both.
 """
@@ -27,6 +27,16 @@ logger = logging.getLogger("kore_sessions")
 # statements stream. At 160 MB a 1,000,000-session backfill peaked at 493 MB and its bounded
 # merge (20 packages) passed; at 64 MB the merge of the messages bench's messages ran out of it.
 DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
+# DuckDB's memory limit for a load step whose jobs all append (a first backfill), laid over the
+# load's: an append of dlt's Parquet files (row groups of at most ARROW_BATCH_SESSIONS rows)
+# streams within it, spilling what it holds to disk, and the next package is fetched beside it.
+# A 1,000,000-session first backfill peaked at 473-489 MB with 160 MB, 425 MB with 96 MB, 404-406
+# MB with 64 MB, 385 MB with 48 MB and 376 MB with 32 MB (one run each, 22.6-25.7 s). With this
+# limit (two runs alternated with 160 MB): 393-398 MB in 25.8-26.3 s against 471-473 MB in
+# 23.4-23.9 s, and at 200,000 sessions 345-353 MB in 5.9-6.2 s against 422-432 MB in 5.5-5.7 s:
+# DuckDB spills what it cannot hold, ~8-10% slower. The messages bench's first backfill loaded
+# within it. A merge keeps the load's limit (it holds a package's staging copy).
+APPEND_MEMORY_LIMIT = "48MB"
 # DuckDB's names of its memory limit (`max_memory` is an alias), as a user may write them.
 MEMORY_LIMIT_NAMES = frozenset({"memory_limit", "max_memory"})
 # DuckDB's threads while loading: the cores less one, at least one. The next package is
@@ -90,6 +100,18 @@ def load_settings() -> dict[str, Any]:
         name: value for name, value in ours.items() if not sets_any(configured, OWN_SETTINGS.get(name, ()))
     }
     return {**kept, **configured}
+
+
+def append_step_settings() -> dict[str, Any]:
+    """DuckDB's settings over the load's for a load step whose jobs all append: APPEND_MEMORY_LIMIT,
+    unless the user configured a memory limit (by any name: theirs holds for every step).
+
+    Raises:
+        ConfigError: the user's settings are not a table of settings.
+    """
+    if sets_any(configured_settings(), MEMORY_LIMIT_NAMES):
+        return {}
+    return {"memory_limit": APPEND_MEMORY_LIMIT}
 
 
 def load_threads() -> int:

@@ -1,4 +1,4 @@
-"""Three fixes to dlt 1.31, each applied in one place.
+"""Four fixes to dlt 1.31, each applied in one place.
 
 1. `lend_resource_to_nested_tables`: dlt groups extract metrics by
 `schema.get_table(name)["resource"]`, which nested tables never have, so an item written
@@ -19,6 +19,12 @@ child table without rows in a package keeps the write disposition of the last pa
 some. After an appended package (a first backfill), dlt would then merge the root through a
 staging copy of the child table that it never made ("table does not exist"). Each package sets
 its child tables' disposition to its root's in the source's schema as it begins.
+
+4. `duckdb_step_settings`: dlt sets a DuckDB file's `credentials.global_config` each time its
+client opens the database (`DuckDbConnectionPool.borrow_conn`, several times in one load step),
+from the credentials it resolved for the whole pipeline, so a setting for one load step set on a
+connection of ours is set back. While a step runs, the settings given for its file are passed
+to each of those borrows as `global_config`, which dlt lays over the credentials' own.
 """
 
 from __future__ import annotations
@@ -32,9 +38,14 @@ from typing import Any
 import dlt
 import duckdb
 from dlt.common.schema.utils import get_root_table, is_nested_table
+from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 from dlt.extract.extract import Extract
 
 _PATCHED = "_kore_sessions_nested_metrics"
+_STEP_SETTINGS_PATCHED = "_kore_sessions_step_settings"
+# The settings of the load step running on each DuckDB file (by its absolute path); a step holds
+# the file's turn (`warehouse_turn`), so one file has one step at a time.
+_STEP_SETTINGS: dict[str, dict[str, Any]] = {}
 logger = logging.getLogger("kore_sessions")
 # Settings of a DuckDB `global_config` that dlt passes to `duckdb.connect` rather than SET
 # (`DuckDbConnectionPool.borrow_conn` in dlt 1.31).
@@ -103,3 +114,50 @@ def child_tables_follow_root(children: list[str], write_disposition: str) -> Non
     for name in children:
         if name in tables:
             tables[name]["write_disposition"] = write_disposition  # type: ignore[typeddict-item]
+
+
+@contextmanager
+def duckdb_step_settings(database: Path | None, settings: dict[str, Any]) -> Iterator[None]:
+    """Lay DuckDB settings over dlt's own while a load step opens the database.
+
+    Args:
+        database: The DuckDB file the step loads; None (another destination) sets nothing.
+        settings: DuckDB settings for the step (none: dlt's own hold).
+    """
+    if database is None or not settings:
+        yield
+        return
+    _pass_step_settings_to_dlt()
+    key = _database_key(database)
+    _STEP_SETTINGS[key] = dict(settings)
+    try:
+        yield
+    finally:
+        _STEP_SETTINGS.pop(key, None)
+
+
+def _pass_step_settings_to_dlt() -> None:
+    """Patch `DuckDbConnectionPool.borrow_conn` to pass the step's settings on (idempotent)."""
+    original = DuckDbConnectionPool.borrow_conn
+    if getattr(original, _STEP_SETTINGS_PATCHED, False):
+        return
+
+    def borrow_conn(
+        self: DuckDbConnectionPool,
+        global_config: dict[str, Any] | None = None,
+        local_config: dict[str, Any] | None = None,
+        pragmas: list[str] | None = None,
+    ) -> duckdb.DuckDBPyConnection:
+        database = getattr(self.credentials, "database", None)
+        step = _STEP_SETTINGS.get(_database_key(database)) if isinstance(database, str) else None
+        if step:
+            global_config = {**step, **(global_config or {})}
+        return original(self, global_config, local_config, pragmas)
+
+    setattr(borrow_conn, _STEP_SETTINGS_PATCHED, True)
+    DuckDbConnectionPool.borrow_conn = borrow_conn  # type: ignore[method-assign]
+
+
+def _database_key(database: str | Path) -> str:
+    """A DuckDB file's absolute path, however it was written."""
+    return str(Path(database).expanduser().absolute())
