@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dlt
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import SandboxServer
@@ -64,6 +66,11 @@ def shown(setting: str | None) -> str:
     return str(limit)
 
 
+def load_limit(threads: int | None = None) -> str:
+    """The load's memory limit as DuckDB shows it, for `threads` (default: the load's)."""
+    return shown(duckdb_settings.load_memory_limit(threads or duckdb_settings.load_threads()))
+
+
 def threads(client: object) -> int:
     """The database's threads."""
     ((count,),) = client.execute_sql("SELECT current_setting('threads')")  # type: ignore[attr-defined]
@@ -92,7 +99,7 @@ def limit_model(folder: Path) -> Path:
 def test_a_build_is_not_held_to_the_loads_limit(loaded: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the load's limit too small for any build, the models build all the same, and a
     connection open across the build sees the load's limit again after it."""
-    monkeypatch.setitem(duckdb_settings.DUCKDB_SETTINGS, "memory_limit", TOO_LITTLE)
+    monkeypatch.setattr(duckdb_settings, "load_memory_limit", lambda threads: TOO_LITTLE)
     pipeline = pipeline_of(loaded)
     with pipeline.sql_client() as client:
         assert memory_limit(client) == shown(TOO_LITTLE)
@@ -117,7 +124,7 @@ def test_a_build_runs_under_its_own_limit_or_duckdbs_lower_default(
     build_models(pipeline, sql_dir=models)
     with pipeline.sql_client() as client:
         assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown(None),)]
-        assert memory_limit(client) == shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
+        assert memory_limit(client) == load_limit()
 
 
 def test_a_failed_build_gives_the_load_its_limit_back(loaded: Loader, tmp_path: Path) -> None:
@@ -133,7 +140,7 @@ def test_a_failed_build_gives_the_load_its_limit_back(loaded: Loader, tmp_path: 
         before = memory_limit(client)
         with pytest.raises(Exception, match="no_such_column"):
             build_models(pipeline, sql_dir=broken)
-        assert memory_limit(client) == before == shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
+        assert memory_limit(client) == before == load_limit()
 
 
 @pytest.mark.parametrize("name", ["memory_limit", "max_memory", "MEMORY_LIMIT"])
@@ -177,13 +184,15 @@ def test_a_build_runs_on_every_core_and_gives_the_load_its_threads_back(
 def test_a_users_own_threads_hold_for_loads_and_builds(
     loaded: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """Threads the user configured, under any of DuckDB's names, are theirs for loads and builds."""
-    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": 3}}')
+    """Threads the user configured, under any of DuckDB's names, are theirs for loads and builds,
+    and the load's memory grows with them."""
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"{name}": 5}}')
     pipeline = pipeline_of(loaded)
     build_models(pipeline, sql_dir=one_model(tmp_path / "models", "fct_build_threads", THREADS_MODEL))
     with pipeline.sql_client() as client:
-        assert threads(client) == 3
-        assert client.execute_sql("SELECT threads FROM fct_build_threads") == [(3,)]
+        assert threads(client) == 5
+        assert memory_limit(client) == shown("240MB")
+        assert client.execute_sql("SELECT threads FROM fct_build_threads") == [(5,)]
 
 
 def limits_of_load_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -203,11 +212,21 @@ def limits_of_load_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
+@pytest.mark.parametrize(
+    ("load_threads", "append_limit", "merge_limit"), [(1, 48, 160), (3, 144, 160), (7, 336, 336)]
+)
 def test_a_first_backfill_appends_under_less_memory_and_later_runs_merge_under_the_loads(
-    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    load_threads: int,
+    append_limit: int,
+    merge_limit: int,
 ) -> None:
-    """Each load step of a first backfill (its jobs all append) runs under APPEND_MEMORY_LIMIT;
-    the next run's steps merge under the load's limit, and a connection after a step has the load's."""
+    """Each load step of a first backfill (its jobs all append) runs under MEMORY_PER_LOAD_THREAD_MB
+    a load thread; the next run's steps merge under the load's limit (at least
+    LOAD_MEMORY_LIMIT_MB), and a connection after a step has the load's."""
+    monkeypatch.setattr(duckdb_settings, "load_threads", lambda: load_threads)
     seen = limits_of_load_steps(monkeypatch)
     loader = Loader(server, tmp_path)
     loader.run()
@@ -215,11 +234,40 @@ def test_a_first_backfill_appends_under_less_memory_and_later_runs_merge_under_t
     first = list(seen)
     seen.clear()
     loader.run()
-    load_limit = shown(duckdb_settings.DUCKDB_SETTINGS["memory_limit"])
-    assert first and set(first) == {shown(duckdb_settings.APPEND_MEMORY_LIMIT)} != {load_limit}
-    assert seen and set(seen) == {load_limit}
+    assert first and set(first) == {shown(f"{append_limit}MB")}
+    assert seen and set(seen) == {shown(f"{merge_limit}MB")} == {load_limit()}
     with pipeline_of(loader).sql_client() as client:
-        assert memory_limit(client) == load_limit
+        assert memory_limit(client) == load_limit()
+
+
+@pytest.fixture(scope="module")
+def dlt_shaped_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Parquet file shaped as dlt's job files (row groups of 10,000 rows): 300,000 rows of 16
+    text and 8 integer columns."""
+    rows = range(300_000)
+    texts = {
+        f"s{i}": [f"text-{i}-{j % 7919}-abcdefghijklmnopqrstuvwxyz-{j}" for j in rows] for i in range(16)
+    }
+    numbers = {f"n{i}": pa.array(rows, pa.int64()) for i in range(8)}
+    path = tmp_path_factory.mktemp("parquet") / "jobs.parquet"
+    pq.write_table(pa.table({**texts, **numbers}), path, row_group_size=10_000)
+    return path
+
+
+@pytest.mark.parametrize("threads_", [1, 3, 7, 15])
+def test_an_append_on_more_threads_fits_the_memory_they_are_given(
+    dlt_shaped_parquet: Path, tmp_path: Path, threads_: int
+) -> None:
+    """An insert of dlt-shaped Parquet fits an append step's limit (MEMORY_PER_LOAD_THREAD_MB a
+    thread) on 1 to 15 threads: a fixed 48 MB ran out of memory on 3, and 160 MB on 15."""
+    with duckdb.connect(str(tmp_path / "append.duckdb")) as connection:
+        connection.execute(f"SET memory_limit = '{duckdb_settings.MEMORY_PER_LOAD_THREAD_MB * threads_}MB'")
+        connection.execute(f"SET threads = {threads_}")
+        connection.execute("SET preserve_insertion_order = false")
+        source = f"read_parquet('{dlt_shaped_parquet}')"
+        connection.execute(f"CREATE TABLE sessions AS SELECT * FROM {source} LIMIT 0")
+        connection.execute(f"INSERT INTO sessions SELECT * FROM {source}")
+        assert connection.execute("SELECT count(*) FROM sessions").fetchall() == [(300_000,)]
 
 
 @pytest.mark.parametrize("name", ["memory_limit", "max_memory", "MEMORY_LIMIT"])

@@ -36,8 +36,9 @@ from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, rows_of_bots, warehouse_exists
 from kore_sessions.warehouse.duckdb_settings import append_step_settings, load_settings
 from kore_sessions.warehouse.erasures import keep_erasures_out
+from kore_sessions.warehouse.pending_packages import appends_only
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
-from kore_sessions.warehouse.unfinished_appends import appends_only, undo_unmarked_appends
+from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -126,7 +127,7 @@ def duckdb_credentials(duckdb_path: str | Path | None) -> DuckDbCredentials:
     """The DuckDB file (relative to the working folder) with a bounded memory limit.
 
     DuckDB takes 80% of the machine's memory by default and the merge of a large load uses a
-    lot of it; with DUCKDB_SETTINGS (`warehouse/duckdb_settings.py`) it spills to disk instead.
+    lot of it; with `load_settings()` (`warehouse/duckdb_settings.py`) it spills to disk instead.
     Settings under `destination.duckdb.credentials.global_config` win over this default.
     """
     return DuckDbCredentials(str(duckdb_file(duckdb_path)), global_config=load_settings())

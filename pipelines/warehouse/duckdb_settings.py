@@ -22,21 +22,28 @@ from kore_sessions.warehouse.turn import destination_credentials
 
 logger = logging.getLogger("kore_sessions")
 
-# DuckDB while loading: a memory limit (it spills to disk beyond it; DuckDB's own default is 80%
-# of the machine's memory), and no insertion order to keep, which lets large INSERT ... SELECT
-# statements stream. At 160 MB a 1,000,000-session backfill peaked at 493 MB and its bounded
-# merge (20 packages) passed; at 64 MB the merge of the messages bench's messages ran out of it.
-DUCKDB_SETTINGS = {"memory_limit": "160MB", "preserve_insertion_order": False}
-# DuckDB's memory limit for a load step whose jobs all append (a first backfill), laid over the
-# load's: an append of dlt's Parquet files (row groups of at most ARROW_BATCH_SESSIONS rows)
-# streams within it, spilling what it holds to disk, and the next package is fetched beside it.
-# A 1,000,000-session first backfill peaked at 473-489 MB with 160 MB, 425 MB with 96 MB, 404-406
-# MB with 64 MB, 385 MB with 48 MB and 376 MB with 32 MB (one run each, 22.6-25.7 s). With this
-# limit (two runs alternated with 160 MB): 393-398 MB in 25.8-26.3 s against 471-473 MB in
-# 23.4-23.9 s, and at 200,000 sessions 345-353 MB in 5.9-6.2 s against 422-432 MB in 5.5-5.7 s:
-# DuckDB spills what it cannot hold, ~8-10% slower. The messages bench's first backfill loaded
-# within it. A merge keeps the load's limit (it holds a package's staging copy).
-APPEND_MEMORY_LIMIT = "48MB"
+# DuckDB while loading: no insertion order to keep, which lets large INSERT ... SELECT
+# statements stream.
+DUCKDB_SETTINGS = {"preserve_insertion_order": False}
+# DuckDB's memory limit while loading, at least (it spills to disk beyond it; DuckDB's own
+# default is 80% of the machine's memory). At 160 MB a 1,000,000-session backfill peaked at
+# 493 MB and its bounded merge (20 packages) passed; at 64 MB the merge of the messages bench's
+# messages ran out of it.
+LOAD_MEMORY_LIMIT_MB = 160
+# DuckDB's memory a load thread needs: each thread of an insert holds buffers of its own. An
+# insert of a 300,000-row Parquet file of 24 columns in row groups of 10,000 rows (dlt's files
+# hold at most ARROW_BATCH_SESSIONS rows a group) ran out of memory on 3 threads under 48 MB, 7
+# under 128 MB and 15 under 160 MB, and passed on 1 under 24 MB, 3 under 64 MB, 7 under 192 MB
+# and 15 under 240 MB: 48 MB a thread leaves about twice that. A load takes the larger of this
+# and LOAD_MEMORY_LIMIT_MB; a load step whose jobs all append (a first backfill) only this,
+# since it holds no merge's staging copy.
+MEMORY_PER_LOAD_THREAD_MB = 48
+# Measured on 2 cores (one load thread: 48 MB for an append step). A 1,000,000-session first
+# backfill peaked at 473-489 MB with 160 MB, 425 MB with 96 MB, 404-406 MB with 64 MB, 385 MB with
+# 48 MB and 376 MB with 32 MB (one run each, 22.6-25.7 s). At 48 MB (two runs alternated with
+# 160 MB): 393-398 MB in 25.8-26.3 s against 471-473 MB in 23.4-23.9 s, and at 200,000 sessions
+# 345-353 MB in 5.9-6.2 s against 422-432 MB in 5.5-5.7 s: DuckDB spills what it cannot hold,
+# ~8-10% slower. The messages bench's first backfill loaded within it.
 # DuckDB's names of its memory limit (`max_memory` is an alias), as a user may write them.
 MEMORY_LIMIT_NAMES = frozenset({"memory_limit", "max_memory"})
 # DuckDB's threads while loading: the cores less one, at least one. The next package is
@@ -88,14 +95,16 @@ def configured_settings() -> dict[str, Any]:
 
 
 def load_settings() -> dict[str, Any]:
-    """DuckDB's settings for a pipeline: DUCKDB_SETTINGS and `load_threads()` under the user's (a
-    limit or a thread count of theirs, by any name, replaces the load's).
+    """DuckDB's settings for a pipeline: DUCKDB_SETTINGS, `load_threads()` and a memory limit for
+    them (`load_memory_limit`) under the user's (a limit or a thread count of theirs, by any
+    name, replaces the load's; the limit grows with their threads).
 
     Raises:
         ConfigError: the user's settings are not a table of settings.
     """
     configured = configured_settings()
-    ours = {**DUCKDB_SETTINGS, "threads": load_threads()}
+    threads = threads_in_force(configured)
+    ours = {**DUCKDB_SETTINGS, "memory_limit": load_memory_limit(threads), "threads": threads}
     kept = {
         name: value for name, value in ours.items() if not sets_any(configured, OWN_SETTINGS.get(name, ()))
     }
@@ -103,15 +112,35 @@ def load_settings() -> dict[str, Any]:
 
 
 def append_step_settings() -> dict[str, Any]:
-    """DuckDB's settings over the load's for a load step whose jobs all append: APPEND_MEMORY_LIMIT,
-    unless the user configured a memory limit (by any name: theirs holds for every step).
+    """DuckDB's settings over the load's for a load step whose jobs all append: a memory limit of
+    MEMORY_PER_LOAD_THREAD_MB a thread, unless the user configured a limit (by any name: theirs
+    holds for every step).
 
     Raises:
         ConfigError: the user's settings are not a table of settings.
     """
-    if sets_any(configured_settings(), MEMORY_LIMIT_NAMES):
+    configured = configured_settings()
+    if sets_any(configured, MEMORY_LIMIT_NAMES):
         return {}
-    return {"memory_limit": APPEND_MEMORY_LIMIT}
+    return {"memory_limit": f"{MEMORY_PER_LOAD_THREAD_MB * threads_in_force(configured)}MB"}
+
+
+def load_memory_limit(threads: int) -> str:
+    """DuckDB's memory limit for a load on `threads` threads: MEMORY_PER_LOAD_THREAD_MB each, at
+    least LOAD_MEMORY_LIMIT_MB."""
+    return f"{max(LOAD_MEMORY_LIMIT_MB, MEMORY_PER_LOAD_THREAD_MB * threads)}MB"
+
+
+def threads_in_force(configured: dict[str, Any]) -> int:
+    """DuckDB's threads while loading: the user's (by any name, when a whole number), else
+    `load_threads()`."""
+    for name, value in configured.items():
+        if str(name).lower() in THREADS_NAMES:
+            try:
+                return max(1, int(value))
+            except (TypeError, ValueError):
+                break  # DuckDB says what is wrong with it when dlt sets it
+    return load_threads()
 
 
 def load_threads() -> int:

@@ -8,31 +8,29 @@ time (and on PostgreSQL, where `_dlt_id` is unique, the load would fail on every
 a load step, each started job of an append table without that mark has its rows deleted from
 the destination table by their `_dlt_id` (which the source makes from the record's id, so the
 same in every run): nothing, when the job had not committed; then it loads them once.
-
-Whether a load step only appends is read from the same packages (`appends_only`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dlt
 import pyarrow.parquet as pq
-from dlt.common.schema.utils import get_write_disposition
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
-from dlt.common.storages.load_storage import LoadStorage
 from kore_sessions.warehouse.dataset import existing_relations, has_sql_warehouse, warehouse_exists
+from kore_sessions.warehouse.pending_packages import (
+    disposition,
+    job_files,
+    normalized_packages,
+    package_tables,
+)
 
 # The column every row of the source's tables is told apart by (dlt's row key).
 ROW_ID = "_dlt_id"
 # Ids in one DELETE statement (parameters of one statement stay well within every warehouse's
 # limits, e.g. PostgreSQL's 65,535).
 IDS_PER_DELETE = 1000
-# dlt's load storage in a pipeline's working folder (dlt's Pipeline names it so).
-LOAD_FOLDER = "load"
 
 
 def undo_unmarked_appends(pipeline: dlt.Pipeline, working_dir: Path) -> int:
@@ -81,37 +79,5 @@ def unmarked_append_jobs(working_dir: Path) -> Iterator[tuple[str, Path]]:
             job = ParsedLoadJobFileName.parse(path.name)
             if path.name in marked or job.file_format != "parquet" or job.table_name not in tables:
                 continue
-            if get_write_disposition(tables, job.table_name) == "append":
+            if disposition(tables, job.table_name) == "append":
                 yield job.table_name, path
-
-
-def appends_only(working_dir: Path) -> bool:
-    """Whether the next load step only appends: it has jobs (new, or started by a killed step),
-    and each is of a table its package writes with `append`."""
-    dispositions = set()
-    for package in normalized_packages(working_dir):
-        jobs = [
-            *job_files(package, PackageStorage.NEW_JOBS_FOLDER),
-            *job_files(package, PackageStorage.STARTED_JOBS_FOLDER),
-        ]
-        tables = package_tables(package) if jobs else {}
-        for path in jobs:
-            table = ParsedLoadJobFileName.parse(path.name).table_name
-            dispositions.add(get_write_disposition(tables, table) if table in tables else None)
-    return dispositions == {"append"}
-
-
-def normalized_packages(working_dir: Path) -> list[Path]:
-    """The normalized packages of a working folder, oldest first."""
-    normalized = working_dir / LOAD_FOLDER / LoadStorage.NORMALIZED_FOLDER
-    return sorted(path for path in normalized.glob("*") if path.is_dir())
-
-
-def job_files(package: Path, folder: str) -> list[Path]:
-    """The job files in one of a package's job folders."""
-    return [job for job in (package / folder).glob("*") if job.is_file()]
-
-
-def package_tables(package: Path) -> dict[str, Any]:
-    """The tables of the schema a package was normalized with."""
-    return json.loads((package / PackageStorage.SCHEMA_FILE_NAME).read_text())["tables"]

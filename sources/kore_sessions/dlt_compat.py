@@ -41,6 +41,7 @@ from dlt.common.schema.utils import get_root_table, is_nested_table
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 from dlt.extract.extract import Extract
 
+# Marks on the functions that replace dlt's, so that each patch is made once per process.
 _PATCHED = "_kore_sessions_nested_metrics"
 _STEP_SETTINGS_PATCHED = "_kore_sessions_step_settings"
 # The settings of the load step running on each DuckDB file (by its absolute path); a step holds
@@ -123,6 +124,9 @@ def duckdb_step_settings(database: Path | None, settings: dict[str, Any]) -> Ite
     Args:
         database: The DuckDB file the step loads; None (another destination) sets nothing.
         settings: DuckDB settings for the step (none: dlt's own hold).
+
+    Yields:
+        Nothing: the step runs inside.
     """
     if database is None or not settings:
         yield
