@@ -25,7 +25,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
-from kore_sessions.runtime.working_folder import mend_working_folder, pending_job_files, prune_loaded_jobs
+from kore_sessions.runtime.working_folder import mend_working_folder, prune_loaded_jobs
 from kore_sessions.source import ConfigError, SourceRun
 from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.dlt_compat import duckdb_kept_open, duckdb_step_settings
@@ -36,7 +36,7 @@ from kore_sessions.source.settings import SOURCE_NAME
 from kore_sessions.warehouse.dataset import count_rows, rows_of_bots, warehouse_exists
 from kore_sessions.warehouse.duckdb_settings import append_step_settings, load_settings
 from kore_sessions.warehouse.erasures import keep_erasures_out
-from kore_sessions.warehouse.pending_packages import appends_only
+from kore_sessions.warehouse.pending_packages import appends_only, pending_job_files
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
 from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
 

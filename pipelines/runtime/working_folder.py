@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-from dlt.common.storages.load_package import PackageStorage
 from dlt.common.storages.load_storage import LoadStorage
 from dlt.common.storages.normalize_storage import NormalizeStorage
+from kore_sessions.warehouse.pending_packages import LOAD_FOLDER
 
-# dlt's normalize and load storages in a pipeline's working folder (dlt's Pipeline names them
-# so), and the package folders the load storage holds.
+# dlt's normalize storage in a pipeline's working folder (dlt's Pipeline names it so; its load
+# storage is `pending_packages.LOAD_FOLDER`), and the package folders the load storage holds.
 NORMALIZE_FOLDER = "normalize"
 # Where a loaded package keeps its data files (dlt's PackageStorage names it so).
 COMPLETED_JOBS_FOLDER = "completed_jobs"
-LOAD_FOLDER = "load"
 LOAD_PACKAGE_FOLDERS = (
     LoadStorage.NEW_PACKAGES_FOLDER,
     LoadStorage.NORMALIZED_FOLDER,
@@ -64,11 +62,3 @@ def prune_loaded_jobs(working_dir: Path) -> int:
             job.unlink(missing_ok=True)  # a load of the pipeline may prune beside `forget`
             deleted += 1
     return deleted
-
-
-def pending_job_files(working_dir: Path) -> Iterator[Path]:
-    """The data files the next load step will load: the jobs of normalized packages not yet
-    loaded, and those a killed load step had started (dlt starts them again)."""
-    normalized = working_dir / LOAD_FOLDER / LoadStorage.NORMALIZED_FOLDER
-    for folder in (PackageStorage.NEW_JOBS_FOLDER, PackageStorage.STARTED_JOBS_FOLDER):
-        yield from sorted(path for path in normalized.glob(f"*/{folder}/*") if path.is_file())

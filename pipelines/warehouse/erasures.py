@@ -165,7 +165,7 @@ def keep_erasures_out(pipeline: dlt.Pipeline, pending: Iterable[Path]) -> KeptOu
 
     Args:
         pipeline: The pipeline whose packages load next.
-        pending: The data files its next load step loads (`working_folder.pending_job_files`).
+        pending: The data files its next load step loads (`pending_packages.pending_job_files`).
 
     Returns:
         How many sessions and messages were taken out.

@@ -4,6 +4,7 @@ whether the step only appends (a first backfill, `kore_sessions.source.first_bac
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from dlt.common.storages.load_storage import LoadStorage
 
 # dlt's load storage in a pipeline's working folder (dlt's Pipeline names it so).
 LOAD_FOLDER = "load"
+# A package's jobs a load step runs: those not yet started, and those a killed load step had
+# started (dlt starts them again).
+PENDING_JOB_FOLDERS = (PackageStorage.NEW_JOBS_FOLDER, PackageStorage.STARTED_JOBS_FOLDER)
 
 
 def appends_only(working_dir: Path) -> bool:
@@ -20,14 +24,22 @@ def appends_only(working_dir: Path) -> bool:
     and each is of a table its package writes with `append`."""
     dispositions: set[str | None] = set()
     for package in normalized_packages(working_dir):
-        jobs = [
-            *job_files(package, PackageStorage.NEW_JOBS_FOLDER),
-            *job_files(package, PackageStorage.STARTED_JOBS_FOLDER),
-        ]
+        jobs = pending_jobs(package)
         tables = package_tables(package) if jobs else {}
         for path in jobs:
             dispositions.add(disposition(tables, ParsedLoadJobFileName.parse(path.name).table_name))
     return dispositions == {"append"}
+
+
+def pending_job_files(working_dir: Path) -> Iterator[Path]:
+    """The data files the next load step will load, package by package (PENDING_JOB_FOLDERS)."""
+    for package in normalized_packages(working_dir):
+        yield from pending_jobs(package)
+
+
+def pending_jobs(package: Path) -> list[Path]:
+    """A package's job files the next load step runs (PENDING_JOB_FOLDERS)."""
+    return [path for folder in PENDING_JOB_FOLDERS for path in job_files(package, folder)]
 
 
 def disposition(tables: dict[str, Any], table: str) -> str | None:
@@ -46,8 +58,8 @@ def normalized_packages(working_dir: Path) -> list[Path]:
 
 
 def job_files(package: Path, folder: str) -> list[Path]:
-    """The job files in one of a package's job folders."""
-    return [job for job in (package / folder).glob("*") if job.is_file()]
+    """The job files in one of a package's job folders, by name."""
+    return sorted(job for job in (package / folder).glob("*") if job.is_file())
 
 
 def package_tables(package: Path) -> dict[str, Any]:
