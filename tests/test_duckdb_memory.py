@@ -99,7 +99,7 @@ def limit_model(folder: Path) -> Path:
 def test_a_build_is_not_held_to_the_loads_limit(loaded: Loader, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the load's limit too small for any build, the models build all the same, and a
     connection open across the build sees the load's limit again after it."""
-    monkeypatch.setattr(duckdb_settings, "load_memory_limit", lambda threads: TOO_LITTLE)
+    monkeypatch.setattr(duckdb_settings, "load_memory_limit", lambda threads, appends_only=False: TOO_LITTLE)
     pipeline = pipeline_of(loaded)
     with pipeline.sql_client() as client:
         assert memory_limit(client) == shown(TOO_LITTLE)

@@ -122,13 +122,14 @@ def append_step_settings() -> dict[str, Any]:
     configured = configured_settings()
     if sets_any(configured, MEMORY_LIMIT_NAMES):
         return {}
-    return {"memory_limit": f"{MEMORY_PER_LOAD_THREAD_MB * threads_in_force(configured)}MB"}
+    return {"memory_limit": load_memory_limit(threads_in_force(configured), appends_only=True)}
 
 
-def load_memory_limit(threads: int) -> str:
-    """DuckDB's memory limit for a load on `threads` threads: MEMORY_PER_LOAD_THREAD_MB each, at
-    least LOAD_MEMORY_LIMIT_MB."""
-    return f"{max(LOAD_MEMORY_LIMIT_MB, MEMORY_PER_LOAD_THREAD_MB * threads)}MB"
+def load_memory_limit(threads: int, appends_only: bool = False) -> str:
+    """DuckDB's memory limit for a load on `threads` threads: MEMORY_PER_LOAD_THREAD_MB each, and
+    at least LOAD_MEMORY_LIMIT_MB unless the load only appends."""
+    threads_need = MEMORY_PER_LOAD_THREAD_MB * threads
+    return f"{threads_need if appends_only else max(LOAD_MEMORY_LIMIT_MB, threads_need)}MB"
 
 
 def threads_in_force(configured: dict[str, Any]) -> int:
