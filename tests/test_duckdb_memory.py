@@ -1,8 +1,8 @@
-"""DuckDB's memory limit and threads: a load's bounded limit does not bind a model build (the
-containment rollups over 2,000,000 sessions ran out of the load's 160 MB), nor do a load's threads
-(a core left to the extract beside it); a load step that only appends runs under less memory than
-one that merges; a user's own setting binds them all, and a database held open across a build,
-built or failed, gets the load's settings back."""
+"""DuckDB's memory limit and threads: a model build runs under a limit of its own (sized by its
+threads and the sessions loaded, doubled when DuckDB runs out of it), not the load's, and on every
+core, not the load's threads (a core left to the extract beside it); a load step that only
+appends runs under less memory than one that merges; a user's own setting binds them all, and a
+database held open across a build, built or failed, gets the load's settings back."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dlt.destinations.exceptions import DatabaseTransientException
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import SandboxServer
-from kore_sessions.warehouse import duckdb_settings
+from kore_sessions.warehouse import build_memory, duckdb_settings
 from kore_sessions.warehouse.models import build_models
 from kore_sessions.warehouse.turn import destination_credentials
 
@@ -113,18 +114,79 @@ def test_a_build_is_not_held_to_the_loads_limit(loaded: Loader, monkeypatch: pyt
 def test_a_build_runs_under_its_own_limit_or_duckdbs_lower_default(
     loaded: Loader, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The build runs under MODEL_BUILD_MEMORY_LIMIT; on a machine whose DuckDB default is lower
-    (here: a build limit above any machine's), under DuckDB's default."""
+    """The build runs under `build_memory_mb` for every core and the sessions loaded; on a machine
+    whose DuckDB default is lower (here: a build limit above any machine's), under DuckDB's
+    default."""
     models = limit_model(tmp_path / "models")
     pipeline = pipeline_of(loaded)
-    build_models(pipeline, sql_dir=models)
+    built = build_models(pipeline, sql_dir=models)
     with pipeline.sql_client() as client:
-        assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown("1GB"),)]
-    monkeypatch.setattr(duckdb_settings, "MODEL_BUILD_MEMORY_BYTES", 10**18)
+        ((sessions,),) = client.execute_sql("SELECT count(*) FROM sessions")
+    expected = build_memory.build_memory_mb(duckdbs_own_threads(), sessions)
+    assert built.memory_limit_mb == expected
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown(f"{expected}MB"),)]
+    monkeypatch.setattr(build_memory, "MEMORY_PER_BUILD_THREAD_MB", 10**12)
     build_models(pipeline, sql_dir=models)
     with pipeline.sql_client() as client:
         assert client.execute_sql("SELECT memory_limit FROM fct_build_limit") == [(shown(None),)]
         assert memory_limit(client) == load_limit()
+
+
+@pytest.mark.parametrize(
+    ("threads", "sessions", "expected"),
+    [(1, 0, 48), (2, 200_000, 96), (2, 2_000_000, 96), (2, 2_000_001, 192), (4, 4_000_000, 384), (0, 0, 48)],
+)
+def test_a_builds_memory_grows_with_threads_and_sessions(threads: int, sessions: int, expected: int) -> None:
+    """MEMORY_PER_BUILD_THREAD_MB a thread (at least one) for each started BUILD_SESSIONS_STEP
+    sessions (at least one step)."""
+    assert build_memory.build_memory_mb(threads, sessions) == expected
+
+
+def test_a_build_that_runs_out_of_memory_is_built_again_under_more(
+    loaded: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build whose limit is too small for it (1 MB a thread) is rolled back and built again
+    under twice the limit until it fits: every model built once, each retry said in one line, and
+    the connection held open across it gets the load's limit back."""
+    monkeypatch.setattr(build_memory, "MEMORY_PER_BUILD_THREAD_MB", 1)
+    pipeline = pipeline_of(loaded)
+    with pipeline.sql_client() as client:
+        built = build_models(pipeline)
+        assert memory_limit(client) == load_limit()
+        ((sessions,),) = client.execute_sql("SELECT count(*) FROM fct_sessions")
+        ((loaded_sessions,),) = client.execute_sql("SELECT count(*) FROM sessions")
+    retries = [record.getMessage() for record in caplog.records if "ran out of memory" in record.getMessage()]
+    start = duckdbs_own_threads()
+    assert retries, "the tiny limit was expected to run out"
+    assert built.memory_limit_mb == start * 2 ** len(retries)
+    assert retries[-1].endswith(f"building again under {built.memory_limit_mb} MB")
+    assert sessions == loaded_sessions > 1000
+
+
+def test_a_build_under_the_users_limit_is_not_built_again(
+    loaded: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Out of the user's own memory limit, the build fails at once: their limit holds."""
+    monkeypatch.setenv(
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", f'{{"memory_limit": "{TOO_LITTLE}"}}'
+    )
+    with pytest.raises(Exception, match="Out of Memory"):
+        build_models(pipeline_of(loaded))
+    assert not [record for record in caplog.records if "ran out of memory" in record.getMessage()]
+
+
+def test_out_of_memory_is_told_from_other_errors() -> None:
+    """DuckDB's out-of-memory error, as dlt wraps it, is the one a build retries."""
+    try:
+        try:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate")
+        except duckdb.Error as error:
+            raise DatabaseTransientException(error) from error
+    except DatabaseTransientException as wrapped:
+        assert build_memory.out_of_memory(wrapped)
+    assert not build_memory.out_of_memory(DatabaseTransientException(duckdb.CatalogException("no table")))
+    assert not build_memory.out_of_memory(ValueError("Out of Memory Error"))
 
 
 def test_a_failed_build_gives_the_load_its_limit_back(loaded: Loader, tmp_path: Path) -> None:

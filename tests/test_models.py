@@ -139,7 +139,8 @@ def test_render_qualifies_tables_and_transpiles() -> None:
     postgres = render_model(model, "postgres", "my_data")
     assert duck.startswith('CREATE TABLE "my_data"."fct_session_behaviour_daily" AS')
     assert '"my_data"."fct_sessions"' in postgres and '"my_data"."in_scope"' not in postgres
-    assert "PERCENTILE_CONT(0.5) WITHIN GROUP" in postgres and "DOUBLE PRECISION" in postgres
+    assert "PERCENTILE_CONT(ARRAY[0.5, 0.9, 0.95]) WITHIN GROUP" in postgres
+    assert "DOUBLE PRECISION" in postgres
     staging = next(m for m in discover_models() if m.name == "stg_kore__session_tags")
     absent = render_model(staging, "postgres", "d", source_stand_ins({}, "d"))
     assert '"d"."sessions__session_tags"' not in absent and "WHERE FALSE" in absent

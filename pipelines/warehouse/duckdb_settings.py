@@ -1,5 +1,6 @@
 """DuckDB's settings: a bounded memory and a core left to the extract while loading (less memory
-still while a load step only appends), more of both while models build.
+still while a load step only appends); every core and a memory of their own while models build
+(`build_memory.py`).
 
 The user's `destination.duckdb.credentials.global_config` holds over both.
 """
@@ -18,6 +19,7 @@ import dlt
 from dlt.destinations.exceptions import DatabaseException
 from dlt.destinations.sql_client import SqlClientBase
 from kore_sessions.source import ConfigError
+from kore_sessions.warehouse.build_memory import BuildMemory, build_memory_mb
 from kore_sessions.warehouse.turn import destination_credentials
 
 logger = logging.getLogger("kore_sessions")
@@ -56,14 +58,6 @@ MEMORY_LIMIT_NAMES = frozenset({"memory_limit", "max_memory"})
 CORES_LEFT_TO_THE_EXTRACT = 1
 # DuckDB's names of its thread count (`worker_threads` is an alias).
 THREADS_NAMES = frozenset({"threads", "worker_threads"})
-# DuckDB while models build, unless the user set a limit or DuckDB's own default is lower (a small
-# machine or container): the containment rollups over 2,000,000 sessions ran out of the load's
-# 160 MB, and over 1,000,000 of 100 MB (measured; a build is all models in one transaction); at
-# 1 GB the 2,000,000 built in 21-24 s peaking at 1.3 GB, at 512 MB in 24 s at 724 MB. DuckDB's
-# own default (80% of the machine's memory) built them in 18 s but peaked at 5.8 GB. 1 GB leaves
-# room for about four times those sessions, and spills beyond.
-MODEL_BUILD_MEMORY_LIMIT = "1GB"
-MODEL_BUILD_MEMORY_BYTES = 10**9
 # The settings a load and a model build each take their own of, unless the user set them (by any
 # of DuckDB's names for them).
 OWN_SETTINGS = {"memory_limit": MEMORY_LIMIT_NAMES, "threads": THREADS_NAMES}
@@ -158,38 +152,45 @@ def sets_any(settings: dict[str, Any], names: Collection[str]) -> bool:
 
 
 @contextmanager
-def settings_for_models(client: SqlClientBase[Any], pipeline: dlt.Pipeline) -> Iterator[None]:
+def settings_for_models(
+    client: SqlClientBase[Any], pipeline: dlt.Pipeline, sessions_table: str | None
+) -> Iterator[BuildMemory]:
     """Give a model build on DuckDB its own memory limit and every core, and the load's back after.
 
-    The build takes MODEL_BUILD_MEMORY_LIMIT, or DuckDB's own default where that is lower, and
-    DuckDB's own thread count (every core: no extract runs beside a build), except for a setting
-    the user configured (theirs holds for builds too). After it (built or failed, and rolled back)
-    the pipeline's settings are put back, for a connection of the same process held open across
-    the build.
+    The build runs on DuckDB's own thread count (every core: no extract runs beside a build) and
+    under `build_memory_mb` for those threads and the sessions loaded (or DuckDB's own default
+    where that is lower), except for a setting the user configured (theirs holds for builds
+    too). After it (built or failed, and rolled back) the pipeline's settings are put back, for a
+    connection of the same process held open across the build.
 
     Args:
         client: The build's open SQL client.
         pipeline: The build's pipeline (other warehouses keep their own settings).
+        sessions_table: The loaded sessions' table, qualified (None: none loaded yet).
 
     Yields:
-        Nothing: the build runs inside.
+        The build's memory, which the build may raise when DuckDB runs out of it.
 
     Raises:
         ConfigError: the user's DuckDB settings are not a table of settings.
     """
     if pipeline.destination.destination_name != "duckdb":
-        yield
+        yield BuildMemory()
         return
     configured = configured_settings()
     changed = [name for name, names in OWN_SETTINGS.items() if not sets_any(configured, names)]
     for name in changed:
         client.execute_sql(f"RESET {name}")  # DuckDB's own default
-    if "memory_limit" in changed:  # DuckDB's default kept where it is lower than the build's
-        ((default,),) = client.execute_sql("SELECT current_setting('memory_limit')")
-        if shown_bytes(str(default)) > MODEL_BUILD_MEMORY_BYTES:
-            client.execute_sql("SET memory_limit = %s", MODEL_BUILD_MEMORY_LIMIT)
+    memory = BuildMemory(client)
+    if "memory_limit" in changed:
+        ((default, threads),) = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        )
+        sessions = client.execute_sql(f"SELECT count(*) FROM {sessions_table}")[0][0] if sessions_table else 0
+        memory.ceiling_mb = shown_bytes(str(default)) / 10**6  # DuckDB's MB: 10**6 bytes
+        memory.set_limit(build_memory_mb(int(threads), int(sessions)))
     try:
-        yield
+        yield memory
     finally:
         put_back(client, changed, destination_credentials(pipeline).global_config or {})
 

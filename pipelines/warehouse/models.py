@@ -17,8 +17,10 @@ from importlib.resources.abc import Traversable
 from typing import Any
 
 import dlt
+from dlt.destinations.exceptions import DatabaseException
 from kore_sessions.source.messages.message_columns import messages_sql_columns
 from kore_sessions.source.sessions.schema import source_sql_columns
+from kore_sessions.warehouse.build_memory import BuildMemory, out_of_memory
 from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
 from kore_sessions.warehouse.duckdb_settings import settings_for_models
 from kore_sessions.warehouse.model_files import (
@@ -35,6 +37,8 @@ from sqlglot import exp
 
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
+# The loaded sessions' table, whose rows size a build's memory on DuckDB (`build_memory`).
+SESSIONS_TABLE = "sessions"
 # The source's tables, which dlt only creates once an item arrives (no session loaded yet, no
 # tag ever, no message while the messages resource is off), and their columns (dlt only adds a
 # column once a value arrives): see `source_stand_ins`.
@@ -43,12 +47,14 @@ OPTIONAL_SOURCE_TABLES: dict[str, dict[str, str]] = {**source_sql_columns(), **m
 
 @dataclass
 class BuildResult:
-    """What `build_models` made."""
+    """What `build_models` made (and, on DuckDB, the memory limit it was built under, unless the
+    user's)."""
 
     models: list[Model] = field(default_factory=list)
     settings: ModelSettings = field(default_factory=ModelSettings)
     seconds: float = 0.0
     dialect: str = MODEL_DIALECT
+    memory_limit_mb: int | None = None
 
     def lines(self) -> list[str]:
         """The build as short human-readable lines."""
@@ -191,7 +197,7 @@ def build_models(
     started = time.monotonic()
     settings = settings or ModelSettings.from_config()
     models = discover_models(sql_dir)
-    with warehouse_turn(pipeline), pipeline.sql_client() as client, settings_for_models(client, pipeline):
+    with warehouse_turn(pipeline), pipeline.sql_client() as client:
         dialect = client.capabilities.sqlglot_dialect or MODEL_DIALECT
         schema = client.dataset_name
         if not client.has_dataset():
@@ -201,10 +207,30 @@ def build_models(
         statements = _drop_statements(models, existing, dialect, schema)
         statements.append(settings_statement(settings, dialect, schema, datetime.now(UTC)))
         statements += [render_model(model, dialect, schema, stand_ins) for model in models]
-        with client.begin_transaction():
-            for statement in statements:
-                client.execute_sql(statement)
-    return BuildResult(models=models, settings=settings, seconds=time.monotonic() - started, dialect=dialect)
+        sessions = client.make_qualified_table_name(SESSIONS_TABLE) if SESSIONS_TABLE in existing else None
+        with settings_for_models(client, pipeline, sessions) as memory:
+            _run_in_one_transaction(client, statements, memory)
+    return BuildResult(
+        models=models,
+        settings=settings,
+        seconds=time.monotonic() - started,
+        dialect=dialect,
+        memory_limit_mb=memory.limit_mb,
+    )
+
+
+def _run_in_one_transaction(client: Any, statements: list[str], memory: BuildMemory) -> None:
+    """Run the statements in one transaction; when DuckDB runs out of memory, roll back and run
+    them again under a larger limit while `memory` can grow (else the error stands)."""
+    while True:
+        try:
+            with client.begin_transaction():
+                for statement in statements:
+                    client.execute_sql(statement)
+            return
+        except DatabaseException as error:
+            if not (out_of_memory(error) and memory.raise_limit()):
+                raise
 
 
 def built_settings(pipeline: dlt.Pipeline) -> ModelSettings | None:

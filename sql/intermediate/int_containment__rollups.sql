@@ -7,68 +7,69 @@
 -- fan out: a session counts once under each language it used ('unknown' when none) and once
 -- under each distinct tag it carries, so their sessions can add up to more than a day's.
 WITH counted AS (
-    SELECT * FROM fct_sessions WHERE is_counted
+    SELECT
+        session_id, day, week_start, month_start, bot_id, channel, reporting_time_zone, outcome,
+        is_active
+    FROM fct_sessions
+    WHERE is_counted
 ),
 
 languages AS (
     SELECT * FROM stg_kore__session_languages
 ),
 
-all_tags AS (
-    -- A tag listed twice on a session counts once (UNION removes the repeats).
-    SELECT session_id, 'session' AS tag_scope, tag_name, tag_value
-    FROM stg_kore__session_tags
-    UNION
-    SELECT session_id, 'user' AS tag_scope, tag_name, tag_value
-    FROM stg_kore__user_tags
+sliced AS (
+    SELECT * FROM int_tags__sliced
 ),
 
 tags AS (
-    -- Only the tags that describe kinds of sessions (int_tags__sliced says which).
-    SELECT all_tags.*
-    FROM all_tags
-    INNER JOIN int_tags__sliced AS sliced
-        ON sliced.tag_scope = all_tags.tag_scope AND sliced.tag_name = all_tags.tag_name
-),
-
-rollups AS (
-    SELECT *
-    FROM (
-        VALUES ('day'), ('week'), ('month'), ('day_channel'), ('day_language'), ('day_tag')
-    ) AS rollups (rollup_name)
+    -- Only the tags that describe kinds of sessions (int_tags__sliced says which); a tag listed
+    -- twice on a session counts once (UNION removes the repeats).
+    SELECT session_id, 'session' AS tag_scope, tag_name, tag_value
+    FROM stg_kore__session_tags
+    WHERE tag_name IN (SELECT tag_name FROM sliced WHERE tag_scope = 'session')
+    UNION
+    SELECT session_id, 'user' AS tag_scope, tag_name, tag_value
+    FROM stg_kore__user_tags
+    WHERE tag_name IN (SELECT tag_name FROM sliced WHERE tag_scope = 'user')
 ),
 
 slices AS (
-    -- Every counted session in every rollup, with the keys that rollup groups by; the
-    -- language and tag joins match only in their own rollup, where they fan out.
+    -- Every counted session in every rollup, with the keys that rollup groups by: one branch a
+    -- rollup, so that only the language and tag rollups join (and fan out), each once.
     SELECT
-        rollups.rollup_name,
-        CASE rollups.rollup_name
-            WHEN 'week' THEN counted.week_start
-            WHEN 'month' THEN counted.month_start
-            ELSE counted.day
-        END AS period_start,
-        counted.bot_id,
-        CASE
-            WHEN rollups.rollup_name = 'day_channel' THEN COALESCE(counted.channel, 'unknown')
-        END AS channel,
-        CASE
-            WHEN rollups.rollup_name = 'day_language' THEN COALESCE(languages.language, 'unknown')
-        END AS language,
-        tags.tag_scope,
-        tags.tag_name,
-        tags.tag_value,
-        counted.reporting_time_zone,
-        counted.outcome,
-        counted.is_active
+        'day' AS rollup_name, day AS period_start, bot_id, NULL AS channel, NULL AS language,
+        NULL AS tag_scope, NULL AS tag_name, NULL AS tag_value, reporting_time_zone, outcome,
+        is_active
     FROM counted
-    CROSS JOIN rollups
-    LEFT JOIN languages
-        ON rollups.rollup_name = 'day_language' AND languages.session_id = counted.session_id
-    LEFT JOIN tags
-        ON rollups.rollup_name = 'day_tag' AND tags.session_id = counted.session_id
+    UNION ALL
+    SELECT
+        'week', week_start, bot_id, NULL, NULL, NULL, NULL, NULL, reporting_time_zone, outcome,
+        is_active
+    FROM counted
+    UNION ALL
+    SELECT
+        'month', month_start, bot_id, NULL, NULL, NULL, NULL, NULL, reporting_time_zone, outcome,
+        is_active
+    FROM counted
+    UNION ALL
+    SELECT
+        'day_channel', day, bot_id, COALESCE(channel, 'unknown'), NULL, NULL, NULL, NULL,
+        reporting_time_zone, outcome, is_active
+    FROM counted
+    UNION ALL
+    SELECT
+        'day_language', counted.day, counted.bot_id, NULL, COALESCE(languages.language, 'unknown'),
+        NULL, NULL, NULL, counted.reporting_time_zone, counted.outcome, counted.is_active
+    FROM counted
+    LEFT JOIN languages ON languages.session_id = counted.session_id
+    UNION ALL
     -- A session without tags is in no tag's row.
-    WHERE rollups.rollup_name <> 'day_tag' OR tags.session_id IS NOT NULL
+    SELECT
+        'day_tag', counted.day, counted.bot_id, NULL, NULL, tags.tag_scope, tags.tag_name,
+        tags.tag_value, counted.reporting_time_zone, counted.outcome, counted.is_active
+    FROM counted
+    INNER JOIN tags ON tags.session_id = counted.session_id
 ),
 
 counts AS (

@@ -83,8 +83,8 @@ daily AS (
         SUM(outgoing_messages) AS outgoing_messages,
         COUNT(*) FILTER (WHERE has_incoming) AS sessions_with_incoming,
         COUNT(*) FILTER (WHERE has_incoming AND NOT has_response) AS sessions_without_bot_answer,
-        PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY first_response_seconds) AS first_response_p50_seconds,
-        PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY first_response_seconds) AS first_response_p90_seconds
+        PERCENTILE_CONT([0.5, 0.9]) WITHIN GROUP (ORDER BY first_response_seconds)
+            AS first_response_percentiles
     FROM sessions_turns
     GROUP BY day, bot_id, reporting_time_zone
 ),
@@ -107,8 +107,8 @@ final AS (
         END AS outgoing_per_session,
         sessions_with_incoming,
         sessions_without_bot_answer,
-        first_response_p50_seconds,
-        first_response_p90_seconds,
+        first_response_percentiles[1] AS first_response_p50_seconds,
+        first_response_percentiles[2] AS first_response_p90_seconds,
         reporting_time_zone
     FROM daily
 )

@@ -18,9 +18,8 @@ daily AS (
         COUNT(*) FILTER (WHERE is_developer) AS developer_sessions,
         AVG(CAST(message_count AS DOUBLE)) AS messages_per_session,
         AVG(CAST(task_count AS DOUBLE)) AS tasks_per_session,
-        PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY duration_seconds) AS duration_p50_seconds,
-        PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY duration_seconds) AS duration_p90_seconds,
-        PERCENTILE_CONT(0.95) WITHIN GROUP (ORDER BY duration_seconds) AS duration_p95_seconds
+        PERCENTILE_CONT([0.5, 0.9, 0.95]) WITHIN GROUP (ORDER BY duration_seconds)
+            AS duration_percentiles
     FROM in_scope
     GROUP BY day, bot_id, reporting_time_zone
 ),
@@ -37,9 +36,9 @@ final AS (
         CAST(developer_sessions AS DOUBLE) / sessions AS developer_share,
         messages_per_session,
         tasks_per_session,
-        duration_p50_seconds,
-        duration_p90_seconds,
-        duration_p95_seconds,
+        duration_percentiles[1] AS duration_p50_seconds,
+        duration_percentiles[2] AS duration_p90_seconds,
+        duration_percentiles[3] AS duration_p95_seconds,
         reporting_time_zone
     FROM daily
 )
