@@ -176,6 +176,38 @@ def test_a_build_under_the_users_limit_is_not_built_again(
     assert not [record for record in caplog.records if "ran out of memory" in record.getMessage()]
 
 
+class RecordingClient:
+    """A SQL client that records the statements it is given."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def execute_sql(self, sql: str, *args: object) -> None:
+        """Record the statement with its arguments."""
+        self.statements.append(" ".join([sql, *map(str, args)]))
+
+
+@pytest.mark.parametrize(
+    ("limit", "ceiling", "raised", "statement"),
+    [
+        (96, 1000.0, 192, "SET memory_limit = %s 192MB"),
+        (600, 1000.0, 1000, "RESET memory_limit"),
+        (1000, 1000.0, None, None),
+        (96, float("inf"), None, None),
+    ],
+)
+def test_a_builds_limit_doubles_up_to_duckdbs_default(
+    limit: int, ceiling: float, raised: int | None, statement: str | None
+) -> None:
+    """A limit doubles until DuckDB's own default, which it takes as it is (RESET); at the default,
+    or with no default known (unreadable), it does not grow."""
+    client = RecordingClient()
+    memory = build_memory.BuildMemory(client, limit_mb=limit, ceiling_mb=ceiling)  # type: ignore[arg-type]
+    assert memory.raise_limit() is (raised is not None)
+    assert memory.limit_mb == (raised or limit)
+    assert client.statements == ([statement] if statement else [])
+
+
 def test_out_of_memory_is_told_from_other_errors() -> None:
     """DuckDB's out-of-memory error, as dlt wraps it, is the one a build retries."""
     try:

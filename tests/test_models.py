@@ -202,6 +202,28 @@ def test_every_model_has_unique_keys(built: Loader) -> None:
         assert built.query(f"SELECT COUNT(*) FROM {model.name}")[0][0] > 0, f"{model.name} is empty"
 
 
+def test_rollup_keys_keep_the_types_of_their_sources(built: Loader) -> None:
+    """The rollups' slice keys have their source columns' types on every warehouse (the NULLs of
+    the rollups that do not group by them included)."""
+
+    def column_type(table: str, column: str) -> str:
+        rows = built.query(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+            f"'{built.pipeline.dataset_name}' AND table_name = '{table}' AND column_name = '{column}'"
+        )
+        assert rows, f"{table}.{column} not found"
+        return str(rows[0][0])
+
+    sources = {
+        "channel": ("fct_sessions", "channel"),
+        "language": ("stg_kore__session_languages", "language"),
+        "tag_name": ("stg_kore__session_tags", "tag_name"),
+        "tag_value": ("stg_kore__session_tags", "tag_value"),
+    }
+    for key, (table, column) in sources.items():
+        assert column_type(ROLLUPS, key) == column_type(table, column), key
+
+
 def test_accepted_values_and_consistent_counts(built: Loader) -> None:
     """Outcomes, scopes and rates take only their allowed values; counts add up."""
     outcomes = {row[0] for row in built.query("SELECT DISTINCT outcome FROM fct_sessions")}

@@ -11,6 +11,7 @@ again under twice the limit, so it never fails where a larger limit would have b
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +65,10 @@ class BuildMemory:
 
     def raise_limit(self) -> bool:
         """Double the build's limit (at most to the ceiling) for the next attempt; False when it
-        cannot grow (not ours, or at the ceiling already)."""
-        if self.client is None or self.limit_mb is None or self.limit_mb >= int(self.ceiling_mb):
+        cannot grow (not ours, at the ceiling already, or no ceiling known)."""
+        if self.client is None or self.limit_mb is None or not math.isfinite(self.ceiling_mb):
+            return False  # not ours, or DuckDB's default unreadable: no ceiling to grow to
+        if self.limit_mb >= int(self.ceiling_mb):
             return False
         self.set_limit(2 * self.limit_mb)
         logger.warning("models: DuckDB ran out of memory; building again under %s MB", self.limit_mb)

@@ -179,17 +179,18 @@ def settings_for_models(
         return
     configured = configured_settings()
     changed = [name for name, names in OWN_SETTINGS.items() if not sets_any(configured, names)]
-    for name in changed:
-        client.execute_sql(f"RESET {name}")  # DuckDB's own default
     memory = BuildMemory(client)
-    if "memory_limit" in changed:
-        ((default, threads),) = client.execute_sql(
-            "SELECT current_setting('memory_limit'), current_setting('threads')"
-        )
-        sessions = client.execute_sql(f"SELECT count(*) FROM {sessions_table}")[0][0] if sessions_table else 0
-        memory.ceiling_mb = shown_bytes(str(default)) / 10**6  # DuckDB's MB: 10**6 bytes
-        memory.set_limit(build_memory_mb(int(threads), int(sessions)))
-    try:
+    try:  # settings put back whatever fails from here
+        for name in changed:
+            client.execute_sql(f"RESET {name}")  # DuckDB's own default
+        if "memory_limit" in changed:
+            ((default, threads),) = client.execute_sql(
+                "SELECT current_setting('memory_limit'), current_setting('threads')"
+            )
+            counted = f"SELECT count(*) FROM {sessions_table}" if sessions_table else "SELECT 0"
+            ((sessions,),) = client.execute_sql(counted)
+            memory.ceiling_mb = shown_bytes(str(default)) / 10**6  # DuckDB's MB: 10**6 bytes
+            memory.set_limit(build_memory_mb(int(threads), int(sessions)))
         yield memory
     finally:
         put_back(client, changed, destination_credentials(pipeline).global_config or {})
