@@ -20,6 +20,7 @@ import dlt
 from dlt.destinations.exceptions import DatabaseException
 from kore_sessions.source.messages.message_columns import messages_sql_columns
 from kore_sessions.source.sessions.schema import source_sql_columns
+from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 from kore_sessions.warehouse.build_memory import BuildMemory, out_of_memory
 from kore_sessions.warehouse.dataset import dataset_exists, existing_relations, has_sql_warehouse
 from kore_sessions.warehouse.duckdb_settings import settings_for_models
@@ -37,8 +38,6 @@ from sqlglot import exp
 
 # The one-row table of the settings the models read; written by `build_models` before them.
 SETTINGS_TABLE = "kore_model_settings"
-# The loaded sessions' table, whose rows size a build's memory on DuckDB (`build_memory`).
-SESSIONS_TABLE = "sessions"
 # The source's tables, which dlt only creates once an item arrives (no session loaded yet, no
 # tag ever, no message while the messages resource is off), and their columns (dlt only adds a
 # column once a value arrives): see `source_stand_ins`.
