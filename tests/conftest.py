@@ -122,12 +122,15 @@ def warehouse(request: pytest.FixtureRequest) -> Iterator[str]:
 REAL_NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+# The days of `recent_history`, up to the real now.
+RECENT_HISTORY_DAYS = 5
+
+
 @pytest.fixture(scope="module")
 def recent_history() -> list:
     """Five days of two bots ending now, some sessions still open."""
-    return generate_sessions(
-        BOTS, REAL_NOW - timedelta(days=5), REAL_NOW, per_day=120, seed=21, active_share=0.5
-    )
+    start = REAL_NOW - timedelta(days=RECENT_HISTORY_DAYS)
+    return generate_sessions(BOTS, start, REAL_NOW, per_day=120, seed=21, active_share=0.5)
 
 
 def sessions_up_to_now(

@@ -41,6 +41,8 @@ from .conftest import (
     NOW,
     PAGE_CAP,
     POSTGRES_DSN,
+    REAL_NOW,
+    RECENT_HISTORY_DAYS,
     Loader,
     assert_matches_sandbox,
     make_apps,
@@ -313,7 +315,15 @@ def _rows_twice(database: Path) -> dict[str, int]:
 # sessions each) by a SESSIONS_PER_APPENDED_PACKAGE of 240 set in the command's process.
 KILLED_PACKAGES = {
     "a window each": {"WINDOW_HOURS": "24", "WINDOWS_PER_PACKAGE": "1", "APPENDED_WINDOWS_PER_PACKAGE": "1"},
-    "cut appends": {"WINDOW_HOURS": "12", "WINDOWS_PER_PACKAGE": "1"},
+    # From where the history starts (cli_env's start is a day before it), so that the first
+    # package's first window holds sessions and the walk cuts at its count: from an empty first
+    # window it keeps every window, and whether a later package was cut depended on the moments
+    # of the kills and the time of day.
+    "cut appends": {
+        "WINDOW_HOURS": "12",
+        "WINDOWS_PER_PACKAGE": "1",
+        "START_DATE": (REAL_NOW - timedelta(days=RECENT_HISTORY_DAYS)).isoformat(),
+    },
 }
 # Set in every process of the command (as its sitecustomize); each cut walk writes a line.
 CUT_APPENDS = """
