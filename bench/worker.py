@@ -130,6 +130,7 @@ def main(argv: list[str]) -> int:
     """Run the job in ``argv[0]`` and write the result to ``argv[1]``."""
     job = Job.load(Path(argv[0]))
     if job.kind in (PIPELINE, DLT_ONLY):
+        import kore_sessions.cli  # noqa: F401  (Arrow's allocator, chosen before pyarrow loads)
         from kore_sessions.source.heap import tune_process_heap
 
         tune_process_heap()  # as `kore-sessions` does at its start

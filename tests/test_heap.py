@@ -68,6 +68,28 @@ def test_arrow_allocates_from_the_system_unless_told_otherwise() -> None:
     assert _arrow_pool_backend({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
 
 
+def _mimalloc_bytes_after_the_program_writes_parquet(env: dict[str, str]) -> int:
+    """What Arrow's C++ code took from mimalloc in a process that started as `kore-sessions` does
+    and then wrote a Parquet file (as dlt's normalize step does)."""
+    code = (
+        "import kore_sessions.cli, io; from kore_sessions.source.heap import tune_process_heap; "
+        "tune_process_heap(); import pyarrow as pa, pyarrow.parquet as pq; "
+        "pq.write_table(pa.table({'a': list(range(100_000))}), io.BytesIO()); "
+        "print(pa.mimalloc_memory_pool().max_memory())"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return int(run.stdout)
+
+
+def test_arrows_own_code_allocates_from_the_system_too() -> None:
+    """Arrow's C++ pool is chosen at its first allocation, which importing the program makes:
+    `pa.set_memory_pool` after the imports left its kernels and Parquet writer on mimalloc."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    assert _mimalloc_bytes_after_the_program_writes_parquet(env) == 0
+    told = {**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+    assert _mimalloc_bytes_after_the_program_writes_parquet(told) > 0
+
+
 @pytest.mark.usefixtures("nothing_frozen")
 def test_objects_a_program_froze_itself_stay_frozen() -> None:
     gc.freeze()

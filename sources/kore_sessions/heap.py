@@ -35,7 +35,9 @@ M_ARENA_MAX = -8
 def tune_process_heap() -> None:
     """At a program's start, before it starts threads: malloc arenas limited to MALLOC_ARENAS
     (unless MALLOC_ARENA_MAX is set; glibc fixes the limit once threads have made arenas),
-    Arrow's allocations on the system allocator (unless ARROW_DEFAULT_MEMORY_POOL is set), and
+    pyarrow's own allocations on the system allocator (unless ARROW_DEFAULT_MEMORY_POOL is set;
+    Arrow's C++ code took its pool from that variable at its first allocation: `kore_sessions.cli`
+    sets it before pyarrow loads), and
     the objects alive once the program's modules are imported (hundreds of thousands: modules,
     classes, functions of dlt, pyarrow, DuckDB and the project) frozen for good, so no collection
     walks them again: a full one at the end of every package took ~25 ms, and a 7-package load
