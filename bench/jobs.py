@@ -44,6 +44,8 @@ class Job:
         seconds_per_minute: Real seconds of one limiter minute.
         windows: ``(bot, date_from, date_to, owned_after)`` windows to page (not the pipeline).
         workers: Threads of all bots' requests together (the reference; the pipeline has its own).
+        parser: How the reference parses pages: ``orjson`` (as the pipeline) or ``json`` (the
+            standard library's, as the independent check's floor).
         destination: ``duckdb`` (a fresh file in ``workdir``) or ``postgres`` (the pipeline only).
         postgres_url: The PostgreSQL database of a ``postgres`` job.
         dataset: The dataset (schema) the pipeline loads into.
@@ -68,6 +70,7 @@ class Job:
     seconds_per_minute: float = 60.0
     windows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     workers: int = DEFAULT_WORKERS
+    parser: str = "orjson"
     destination: str = DUCKDB
     postgres_url: str | None = None
     dataset: str = "kore_sessions"

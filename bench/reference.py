@@ -5,11 +5,14 @@ once) and nothing else: no retries, no state, no tags, no merge; flat session co
 pages as the pipeline does once it knows the server's page cap: a window's first page, then the
 rest of the window's pages at once, planned from its ``total``; bots in parallel, at most
 ``max_in_flight`` requests a bot and ``workers`` in all (the pipeline's pool). Bodies are parsed
-with orjson, as the pipeline does. Its time and memory are the yardstick of the pipeline's.
+with orjson, as the pipeline does (or the standard library's json, with ``parser="json"``: the
+floor of the independent check, 4 workers, that part l measures the command against). Its time
+and memory are the yardstick of the pipeline's.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -159,7 +162,7 @@ def fetch_page(client: httpx.Client, job: Job, page: Page, shape: Shape[Shaped])
     body = {"dateFrom": date_from, "dateTo": date_to, "skip": page.skip, "limit": job.page_size}
     response = client.post(f"/api/public/bot/{bot}/getSessions", json=body, headers={"auth": token()})
     response.raise_for_status()
-    answer = orjson.loads(response.content)
+    answer = json.loads(response.content) if job.parser == "json" else orjson.loads(response.content)
     sessions = answer["sessions"]
     kept = [s for s in sessions if owned_after is None or s["start_time"] > owned_after]  # same text format
     return Answer(shape(kept), int(answer["total"]), len(sessions))

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m bench.run_bench [--part a|p|b|c|r|all] [--quick] [--sessions N] [--bots N] [--days N]
+    python -m bench.run_bench [--part a|p|b|c|r|l|all] [--quick] [--sessions N] [--bots N] [--days N]
 
 Parts:
     a: full backfill into DuckDB without rate limits (default 500,000 sessions, 5 bots, 120 days,
@@ -16,6 +16,8 @@ Parts:
     b: 200 ms latency per request: concurrent (max_in_flight=4) against sequential (1) fetching.
     c: rate limits scaled down to 60 per 2 s (1800 per 120 s) per bot: the achieved share of the
        allowed rate and the number of 429 answers.
+    l: `kore-sessions load` itself (models built after the load, rate limits lifted) at part a's
+       sessions, over the floor's time, and its peak RSS there and at part r's larger size.
 
 ``--quick`` runs small sizes (< 1 minute) as a smoke test. The pipeline and the floor each run
 in a child process, so their peak RSS is their own; the server (the sandbox with pre-serialized
@@ -34,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.backfill import Backfill, part_a, part_p, part_r
+from bench.command_load import part_l
 from bench.parts import FULL, QUICK, Figure, Sizes, part_b, part_c
 
 # Each part, in the order `all` runs them (a and p share one data set and one DuckDB load).
@@ -43,6 +46,7 @@ PARTS: dict[str, Callable[[Backfill], list[Figure]]] = {
     "b": lambda backfill: part_b(backfill.sizes, backfill.tmp),
     "c": lambda backfill: part_c(backfill.sizes, backfill.tmp),
     "r": part_r,
+    "l": part_l,
 }
 
 

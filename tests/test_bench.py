@@ -4,6 +4,7 @@ sessions."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -101,3 +102,28 @@ def test_the_offload_probe_builds_the_same_tables_in_worker_processes(tmp_path: 
     assert re.search(r"^3,000 sessions in 3 pages of up to 1,000", output, re.MULTILINE)
     assert re.search(r"^1 worker processes: \d+\.\d{3} CPU s of this process", output, re.MULTILINE)
     assert re.search(r"^this process's CPU offloaded / here: x\d+\.\d\d$", output, re.MULTILINE)
+
+
+def test_quick_command_part_loads_every_session_with_the_command(tmp_path: Path) -> None:
+    output = run_module(["bench.run_bench", "--quick", "--part", "l"], tmp_path)
+    table = dict(re.findall(r"^l\s+(.+?)\s{2,}(.+)$", output, re.MULTILINE))
+    assert [table[f"command {size} rows check"] for size in ("20,000", "40,000")] == ["ok", "ok"]
+    assert re.fullmatch(r"x\d+\.\d\d \(<= x2\.5: (yes|NO)\)", table["time command/check's floor"])
+    assert re.fullmatch(r"x\d+\.\d\d", table["time command/part a's floor"])
+    assert table["peak RSS at 40,000 <= 400 MB"] == "yes"
+
+
+def test_the_command_peak_is_the_commands_own_not_its_parents(tmp_path: Path) -> None:
+    """A launcher forked from a parent that holds 300 MB reports a small command's peak as small,
+    and a command that touches 200 MB as at least that."""
+    held = bytearray(300 * 2**20)  # resident: bytearray zero-fills what it allocates
+    peaks = []
+    for size_mb in (0, 200):
+        result = tmp_path / f"peak-{size_mb}.json"
+        command = [sys.executable, "-c", f"b = bytearray({size_mb} * 2**20)"]
+        launcher = [sys.executable, "-m", "bench.command_peak", str(result), *command]
+        subprocess.run(launcher, cwd=REPO_ROOT, check=True)
+        figures = json.loads(result.read_text())
+        assert figures["returncode"] == 0
+        peaks.append(figures["peak_rss_kb"] / 1024)
+    assert len(held) and peaks[0] < 100 and peaks[1] >= 200, peaks
