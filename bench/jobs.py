@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 PIPELINE = "pipeline"
 REFERENCE = "reference"
@@ -70,7 +70,7 @@ class Job:
     seconds_per_minute: float = 60.0
     windows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     workers: int = DEFAULT_WORKERS
-    parser: str = "orjson"
+    parser: Literal["orjson", "json"] = "orjson"
     destination: str = DUCKDB
     postgres_url: str | None = None
     dataset: str = "kore_sessions"

@@ -61,8 +61,13 @@ def say(text: str) -> None:
 
 
 def check_rows(label: str, run: ChildRun, data: DataSet) -> str:
-    """``ok`` when the load holds every visible session once, else a description of the gap."""
-    rows, distinct = run.result["rows"], run.result["distinct_ids"]
+    """``ok`` when the child's load holds every visible session once, else the gap."""
+    return rows_verdict(label, run.result["rows"], run.result["distinct_ids"], data)
+
+
+def rows_verdict(label: str, rows: int, distinct: int, data: DataSet) -> str:
+    """``ok`` when a load of ``rows`` rows and ``distinct`` session ids holds every visible session
+    once, else a description of the gap (printed as well)."""
     verdict = "ok" if rows == distinct == data.visible else "MISMATCH"
     say(f"   {label}: {rows} rows, {distinct} distinct ids, {data.visible} visible in the sandbox: {verdict}")
     return verdict if verdict == "ok" else f"MISMATCH {rows}/{distinct} vs {data.visible}"

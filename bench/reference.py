@@ -29,6 +29,8 @@ import pyarrow as pa
 
 from bench.jobs import CLIENT_ID, CLIENT_SECRET, Job
 
+# How a job's pages are parsed (`Job.parser`).
+PARSERS: dict[str, Callable[[bytes], Any]] = {"orjson": orjson.loads, "json": json.loads}
 # API field -> column, in table order.
 FIELDS = {
     "sessionId": "session_id",
@@ -162,7 +164,7 @@ def fetch_page(client: httpx.Client, job: Job, page: Page, shape: Shape[Shaped])
     body = {"dateFrom": date_from, "dateTo": date_to, "skip": page.skip, "limit": job.page_size}
     response = client.post(f"/api/public/bot/{bot}/getSessions", json=body, headers={"auth": token()})
     response.raise_for_status()
-    answer = json.loads(response.content) if job.parser == "json" else orjson.loads(response.content)
+    answer = PARSERS[job.parser](response.content)
     sessions = answer["sessions"]
     kept = [s for s in sessions if owned_after is None or s["start_time"] > owned_after]  # same text format
     return Answer(shape(kept), int(answer["total"]), len(sessions))

@@ -17,7 +17,8 @@ Parts:
     c: rate limits scaled down to 60 per 2 s (1800 per 120 s) per bot: the achieved share of the
        allowed rate and the number of 429 answers.
     l: `kore-sessions load` itself (models built after the load, rate limits lifted) at part a's
-       sessions, over the floor's time, and its peak RSS there and at part r's larger size.
+       sessions, over a floor like the independent check's (4 workers, the standard library's
+       json), and its peak RSS there and at part r's larger size.
 
 ``--quick`` runs small sizes (< 1 minute) as a smoke test. The pipeline and the floor each run
 in a child process, so their peak RSS is their own; the server (the sandbox with pre-serialized

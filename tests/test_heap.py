@@ -68,6 +68,18 @@ def test_arrow_allocates_from_the_system_unless_told_otherwise() -> None:
     assert _arrow_pool_backend({**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}) == "mimalloc"
 
 
+def test_pyarrows_own_calls_move_to_the_system_when_pyarrow_loaded_before_the_program() -> None:
+    """A program that imported pyarrow before `kore_sessions.cli` (which then sets the variable
+    too late for Arrow's C++ code) still gets pyarrow's own calls on the system allocator."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    code = (
+        "import pyarrow as pa; import kore_sessions.cli; from kore_sessions.source.heap import "
+        "tune_process_heap; tune_process_heap(); print(pa.default_memory_pool().backend_name)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.strip() == "system"
+
+
 def _mimalloc_bytes_after_the_program_writes_parquet(env: dict[str, str]) -> int:
     """What Arrow's C++ code took from mimalloc in a process that started as `kore-sessions` does
     and then wrote a Parquet file (as dlt's normalize step does)."""
@@ -82,7 +94,7 @@ def _mimalloc_bytes_after_the_program_writes_parquet(env: dict[str, str]) -> int
 
 
 def test_arrows_own_code_allocates_from_the_system_too() -> None:
-    """Arrow's C++ pool is chosen at its first allocation, which importing the program makes:
+    """Arrow's C++ pool is chosen as pyarrow is imported, which importing the program does:
     `pa.set_memory_pool` after the imports left its kernels and Parquet writer on mimalloc."""
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     assert _mimalloc_bytes_after_the_program_writes_parquet(env) == 0

@@ -5,7 +5,7 @@ before the load step.
 Parsing a page makes tens of thousands of dicts and lists on worker threads. At Python's
 collector thresholds every 700 of them start a collection (and each full one walks every object
 dlt and the libraries hold); glibc gives each busy thread an arena of its own that keeps what it
-freed, and Arrow's default pool (jemalloc) keeps what it freed too.
+freed, and Arrow's default pool (mimalloc in pyarrow's wheels) keeps what it freed too.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ M_ARENA_MAX = -8
 def tune_process_heap() -> None:
     """At a program's start, before it starts threads: malloc arenas limited to MALLOC_ARENAS
     (unless MALLOC_ARENA_MAX is set; glibc fixes the limit once threads have made arenas),
-    pyarrow's own allocations on the system allocator (unless ARROW_DEFAULT_MEMORY_POOL is set;
-    Arrow's C++ code took its pool from that variable at its first allocation: `kore_sessions.cli`
-    sets it before pyarrow loads), and
+    pyarrow's own allocations on the system allocator (unless ARROW_DEFAULT_MEMORY_POOL names
+    another; Arrow's C++ code took its pool from that variable as pyarrow was imported:
+    `kore_sessions.cli` sets it before pyarrow loads), and
     the objects alive once the program's modules are imported (hundreds of thousands: modules,
     classes, functions of dlt, pyarrow, DuckDB and the project) frozen for good, so no collection
     walks them again: a full one at the end of every package took ~25 ms, and a 7-package load
@@ -48,7 +48,7 @@ def tune_process_heap() -> None:
     libc = _glibc()
     if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") == "system":
         pa.set_memory_pool(pa.system_memory_pool())
 
 
