@@ -18,6 +18,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from kore_sessions.sandbox import RequestRecord
 
@@ -28,7 +29,7 @@ from bench.parts import Figure, check_rows, rows_verdict, say
 
 # The independent check's floor: 4 request threads in all, pages parsed by the standard library.
 CHECK_FLOOR_WORKERS = 4
-CHECK_FLOOR_PARSER = "json"
+CHECK_FLOOR_PARSER: Literal["json"] = "json"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ wins.
 
 import os
 
-# The variable is named here and in `source/heap.py`: the source cannot import the command above
-# it, and the command cannot import the source before this line without loading pyarrow.
+# The variable is named here and in `kore_sessions.source.heap`: the source cannot import the
+# command above it, and the command cannot import the source before this line without loading
+# pyarrow.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 from kore_sessions.cli.parser import main  # pyarrow loads from here on
