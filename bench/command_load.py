@@ -12,7 +12,6 @@ empty windows between the two, so the floor pages the windows the command asked 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -59,9 +58,7 @@ def run_command(job: Job) -> CommandRun:
     workdir.mkdir(parents=True, exist_ok=True)
     result = workdir / "command.json"
     env = {
-        **os.environ,
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
-        "DLT_DATA_DIR": str(workdir / "dlt"),
+        **harness.child_env(workdir),
         "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_ID": CLIENT_ID,
         "SOURCES__KORE_SESSIONS__CREDENTIALS__CLIENT_SECRET": CLIENT_SECRET,
     }

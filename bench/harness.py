@@ -127,7 +127,7 @@ def run_child(job: Job) -> ChildRun:
     workdir.mkdir(parents=True, exist_ok=True)
     job.save(workdir / "job.json")
     result_path = workdir / "result.json"
-    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(workdir / "dlt")}
+    env = child_env(workdir)
     command = [sys.executable, "-m", "bench.worker", str(workdir / "job.json"), str(result_path)]
     profile = os.environ.get(PROFILE_ENV)
     if profile:  # sample the child with py-spy: where its time goes, as collapsed stacks
@@ -149,6 +149,11 @@ def run_child(job: Job) -> ChildRun:
     # The child's own high-water mark: ru_maxrss survives execve and would include the
     # parent's (the sandbox's) memory at fork time.
     return ChildRun(result, result.get("peak_rss_kb", usage.ru_maxrss) / 1024, wall, cpu, samples)
+
+
+def child_env(workdir: Path) -> dict[str, str]:
+    """A child's environment: this one's, without dlt's telemetry, with dlt's folder in `workdir`."""
+    return {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(workdir / "dlt")}
 
 
 def loaded_rows(job: Job) -> tuple[int, int]:
