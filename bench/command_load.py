@@ -5,8 +5,9 @@ independent check's (4 workers, pages parsed by the standard library's json), an
 peak RSS there and at part r's larger size. The independent check times and measures the
 command this way.
 
-The command runs on this machine's clock, where the sandbox's is `harness.NOW`: it also pages the
-empty windows between the two, so the floor pages the windows the command asked for.
+The command runs on this machine's clock, the sandbox on `harness.NOW` (the last Sunday noon
+before the run): the command also pages the empty windows between the two (none to a week's), so
+the floor pages the windows the command asked for.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from bench.jobs import CLIENT_ID, CLIENT_SECRET, POSTGRES, REFERENCE, Job
 from bench.reference import count_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The sandbox clock: fixed, so every run sees the same data set.
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# A Sunday noon (UTC): the sandbox's clock is this one moved on by whole weeks (`sandbox_now`).
+CLOCK_ANCHOR = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Share of the sessions started in the last two hours before NOW that are still open at NOW.
 ACTIVE_SHARE = 0.25
 # Set to a folder to profile each child with py-spy (`pip install py-spy`): one file of
@@ -37,6 +37,22 @@ PROFILE_ENV = "KORE_BENCH_PROFILE"
 PROFILE_GIL_ENV = "KORE_BENCH_PROFILE_GIL"
 # How often a child's RSS is sampled, to tell which pipeline step holds the peak.
 RSS_SAMPLE_SECONDS = 0.05
+
+
+def sandbox_now(machine_now: datetime) -> datetime:
+    """The sandbox's clock for a bench started at `machine_now`: the last Sunday noon (UTC) up to
+    it, whole weeks from CLOCK_ANCHOR.
+
+    Every run sees the same data set, only moved by whole weeks (its volume follows the weekday
+    and the hour, which stay), and `kore-sessions load` (part l), which runs on the machine's
+    clock, pages at most a week of empty windows past the data: a clock fixed at one date made
+    it page more of them every week (25 a month after it).
+    """
+    return CLOCK_ANCHOR + (machine_now - CLOCK_ANCHOR) // timedelta(weeks=1) * timedelta(weeks=1)
+
+
+# The sandbox clock of this run (the bench's children and its own checks read it from here).
+NOW = sandbox_now(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
