@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
-from kore_sessions.source.api.windows import WINDOW_OVERLAP, incremental_start, plan_windows
+from kore_sessions.source.api.windows import (
+    WINDOW_OVERLAP,
+    first_windows,
+    incremental_start,
+    kept_with_tail,
+    plan_windows,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,6 +39,38 @@ def test_empty_and_point_ranges() -> None:
 def test_spans_the_api_refuses_are_rejected(span: timedelta) -> None:
     with pytest.raises(ValueError):
         plan_windows(T0, T0 + timedelta(days=1), span)
+
+
+# Ten windows of a day a package, and the range's rest after them: (its hours, windows listed,
+# more left). A rest that owns up to a quarter of the ten days (60 h) goes in the package.
+SHORT_TAILS = {
+    "none": (0, 10, False),
+    "an hour": (1, 11, False),
+    "two days": (48, 12, False),
+    "two and a half days": (60, 13, False),
+    "just over": (61, 10, True),
+    "a week": (7 * 24, 10, True),
+}
+
+
+@pytest.mark.parametrize("tail", list(SHORT_TAILS))
+def test_a_package_takes_the_windows_left_when_they_are_a_short_tail(tail: str) -> None:
+    hours, listed, more = SHORT_TAILS[tail]
+    end = T0 + timedelta(days=10, hours=hours)
+    windows, more_left = first_windows(T0, end, timedelta(days=1), 10)
+    assert (len(windows), more_left) == (listed, more)
+    assert windows == plan_windows(T0, end, timedelta(days=1))[:listed]
+
+
+def test_a_tail_is_weighed_by_the_time_its_windows_own() -> None:
+    """Each window after the first owns from its predecessor's end (not the overlap); the kept
+    windows' time is what the tail is weighed against."""
+    windows = plan_windows(T0, T0 + timedelta(days=4, hours=12), timedelta(days=1))
+    assert len(windows) == 5
+    assert kept_with_tail(windows, 4) == 5, "12 h after 4 days: under a quarter"
+    assert kept_with_tail(windows, 2) == 2, "2.5 days after 2 days: more than a quarter"
+    assert kept_with_tail(windows, 5) == 5
+    assert kept_with_tail(windows, 9) == 5
 
 
 def test_lookback_applies_from_the_cursor_not_bounded_by_start_date() -> None:

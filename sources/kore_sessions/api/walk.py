@@ -28,7 +28,7 @@ from kore_sessions.source.api.paging import Listing, PageCap, PageRequest, Windo
 from kore_sessions.source.api.pool import RequestPool
 from kore_sessions.source.api.rules import MAX_WORKERS, bot_label
 from kore_sessions.source.api.run import ServerClock, SourceRun
-from kore_sessions.source.api.windows import Window
+from kore_sessions.source.api.windows import Window, kept_with_tail
 
 logger = logging.getLogger("kore_sessions")
 
@@ -196,11 +196,12 @@ class WindowWalk(ResourceHooks):
 
     def _fit_package(self) -> None:
         """Before the later windows are asked (nothing of them is): keep as many as hold about
-        `most_records` records at the first window's count, at least `least_windows`."""
+        `most_records` at the first window's count, at least `least_windows`, and a short tail."""
         if self.most_records is None or len(self.windows) < 2 or self.stopped:
             return  # a stopped walk (a window short of its total) has no next package
         first = self.ledger.count(0)
         keep = max(self.least_windows, self.most_records // first) if first else len(self.windows)
+        keep = keep if self.state.bot.more_to_fetch else kept_with_tail(self.windows, keep)  # ends the walk
         if keep < len(self.windows):
             del self.windows[keep:]  # the ledger's list too
             self.state.bot.more_to_fetch = True

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kore_sessions.source.api.rules import MAX_WINDOW_SPAN
+from kore_sessions.source.api.rules import MAX_WINDOW_SPAN, SHORT_TAIL_SHARE
 
 # Adjacent windows overlap by this much, so a session on an edge is never lost to rounding;
 # the source drops the duplicate by sessionId.
@@ -79,9 +79,25 @@ def windows_of_ranges(ranges: Sequence[tuple[datetime, datetime]], span: timedel
 
 
 def first_windows(start: datetime, end: datetime, span: timedelta, most: int) -> tuple[list[Window], bool]:
-    """The first `most` windows of [start, end], and whether more are left after them."""
+    """The first `most` windows of [start, end] (all of them when those left are a short tail,
+    `kept_with_tail`), and whether more are left after them."""
     windows = plan_windows(start, end, span)
-    return windows[:most], len(windows) > most
+    kept = kept_with_tail(windows, most)
+    return windows[:kept], len(windows) > kept
+
+
+def kept_with_tail(windows: Sequence[Window], keep: int) -> int:
+    """How many of `windows` (the last of a walk) a package keeps where it would keep `keep`:
+    every one when those after `keep` own at most SHORT_TAIL_SHARE of the time the kept ones own."""
+    tail = windows[keep:]
+    if tail and owned_time(tail) <= owned_time(windows[:keep]) * SHORT_TAIL_SHARE:
+        return len(windows)
+    return min(keep, len(windows))
+
+
+def owned_time(windows: Sequence[Window]) -> timedelta:
+    """The time the windows own together (each from where its predecessor's ends)."""
+    return sum((window.end - (window.owned_after or window.start) for window in windows), timedelta(0))
 
 
 def incremental_start(
