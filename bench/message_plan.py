@@ -2,10 +2,11 @@
 
 The source asks a bot's messages window by window (`plan_windows` from its start to the
 loader's clock plus `CLOCK_SKEW_ALLOWANCE`, `DEFAULT_WINDOW_HOURS` a window, overlapping by a
-second; each load package plans its `DEFAULT_WINDOWS_PER_PACKAGE` windows afresh from where the
-previous package stopped), once per channel its sessions came on (one channel a request). Each (bot, window,
-channel) needs ``max(1, ceil(total / page cap))`` requests, where ``total`` is what the server
-counts in it (``dateFrom <= createdOn <= dateTo``): the least any loader paging that plan can send.
+second; each load package plans its `DEFAULT_WINDOWS_PER_PACKAGE` windows, and a short tail,
+afresh from where the previous package stopped), once per channel its sessions came on (one
+channel a request). Each (bot, window, channel) needs ``max(1, ceil(total / page cap))``
+requests, where ``total`` is what the server counts in it (``dateFrom <= createdOn <= dateTo``):
+the least any loader paging that plan can send.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kore_sessions.sandbox import GeneratedSession, RequestRecord
 from kore_sessions.sandbox.routes import BOT_PATH_SUFFIX, MESSAGES_SUFFIXES
 from kore_sessions.source.api.rules import CLOCK_SKEW_ALLOWANCE, DEFAULT_WINDOW_HOURS
 from kore_sessions.source.api.timestamps import format_api_timestamp
-from kore_sessions.source.api.windows import Window, plan_windows
+from kore_sessions.source.api.windows import Window, first_windows
 from kore_sessions.source.settings import DEFAULT_WINDOWS_PER_PACKAGE
 
 from bench.fast_server import MessageIndex
@@ -40,14 +41,15 @@ def session_channels(
 
 
 def source_windows(start: datetime, now: datetime) -> list[Window]:
-    """The windows the source walks from ``start``, package by package: each package plans its
-    `DEFAULT_WINDOWS_PER_PACKAGE` windows from where the previous one stopped (no overlap there)."""
+    """The windows the source walks from ``start``, package by package: each package takes its
+    `DEFAULT_WINDOWS_PER_PACKAGE` windows (and a short tail, as `first_windows` says) from where
+    the previous one stopped (no overlap there)."""
     span, end = timedelta(hours=DEFAULT_WINDOW_HOURS), now + CLOCK_SKEW_ALLOWANCE
     walked: list[Window] = []
     while True:
-        windows = plan_windows(start, end, span)
-        walked += windows[:DEFAULT_WINDOWS_PER_PACKAGE]
-        if len(windows) <= DEFAULT_WINDOWS_PER_PACKAGE:
+        windows, more = first_windows(start, end, span, DEFAULT_WINDOWS_PER_PACKAGE)
+        walked += windows
+        if not more:
             return walked
         start = walked[-1].end
 

@@ -245,8 +245,8 @@ def test_an_appended_package_holds_its_windows_or_at_least_windows_per_package(
 def test_into_postgres_a_first_backfill_keeps_windows_per_package(history: list, tmp_path: Path) -> None:
     """PostgreSQL loads a larger package no faster and with more memory: a first backfill into it
     appends in packages of `windows_per_package` windows, uncut, whatever
-    `appended_windows_per_package` says. The last window (the hour past the clock) is a short
-    tail: it goes in the last package, not one of its own."""
+    `appended_windows_per_package` says. The last window (the hours the loader's clock leads by and
+    the skew allowance's) is a short tail: it goes in the last package, not one of its own."""
     days = {"window_hours": 24, "windows_per_package": 2, "appended_windows_per_package": 8}
     with SandboxServer(history, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
         loader = Loader(server, tmp_path, "postgres")

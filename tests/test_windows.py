@@ -63,8 +63,8 @@ def test_a_package_takes_the_windows_left_when_they_are_a_short_tail(tail: str) 
 
 
 def test_a_tail_is_weighed_by_the_time_its_windows_own() -> None:
-    """Each window after the first owns from its predecessor's end (not the overlap); the kept
-    windows' time is what the tail is weighed against."""
+    """The tail is weighed against the time the kept windows own (each after the first from its
+    predecessor's end: the quarter exactly, in SHORT_TAILS, tells that from their spans)."""
     windows = plan_windows(T0, T0 + timedelta(days=4, hours=12), timedelta(days=1))
     assert len(windows) == 5
     assert kept_with_tail(windows, 4) == 5, "12 h after 4 days: under a quarter"

@@ -1,8 +1,9 @@
 """The windows of one bot's load package, by every resource's rule: a repair's ranges, or a
 bounded backfill's range, or from where the incremental walk begins to the loader's now (plus the
-clock skew allowance), at most as many as the caller says (`windows_per_package` by default: a
-long backfill, bounded or not, goes in several packages: bounded memory, also for dlt's merge of
-a package, and the work done survives a crash; the caller runs again while a bot has more left)."""
+clock skew allowance), as many as the caller says (`windows_per_package` by default: a long
+backfill, bounded or not, goes in several packages: bounded memory, also for dlt's merge of a
+package, and the work done survives a crash; the caller runs again while a bot has more left),
+and the windows left after them when they are a short tail (`windows.kept_with_tail`)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def package_windows(
         bot: The run's record of the bot in the resource.
         incremental_start: Where the resource's incremental walk begins (called only for one).
         now: The loader's clock.
-        most_windows: The most windows the package may take (default: `windows_per_package`).
+        most_windows: The windows the package takes, but for a short tail (default:
+            `windows_per_package`).
     """
     if config.repair is not None:
         return windows_of_ranges(repair_ranges, config.window_span)

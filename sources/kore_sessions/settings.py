@@ -5,9 +5,10 @@ from datetime import timedelta
 # Windows of one bot in one load package; a longer backfill takes several packages in a row.
 DEFAULT_WINDOWS_PER_PACKAGE = 3
 
-# Windows of one bot in a load package that appends into DuckDB (a first backfill), at most: 60
-# days at the default window, so a first window with few sessions (the package's estimate) does
-# not take a whole history into one package; a crash loses at most the package in progress.
+# Windows of one bot in a load package that appends into DuckDB (a first backfill), at most (but
+# for a short tail, `api.rules.SHORT_TAIL_SHARE`): 60 days at the default window, so a first
+# window with few sessions (the package's estimate) does not take a whole history into one
+# package; a crash loses at most the package in progress.
 DEFAULT_APPENDED_WINDOWS_PER_PACKAGE = 10
 
 # About how many sessions a load package that appends into DuckDB holds, all its bots together

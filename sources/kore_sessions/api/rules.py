@@ -26,9 +26,9 @@ DEFAULT_WINDOW_HOURS = 6 * 24
 CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 
 # A package also takes the windows that end a bot's walk when they own at most this share of the
-# time of the windows it keeps: a package of their own costs a load step and, into DuckDB, a
-# checkpoint that merges their small row groups into the last ones (a 500k first backfill's third
-# package, 15,680 sessions, took 1.8 s of its 19 s; the checkpoint 1.0 s of it).
+# time of the windows it keeps (a package at most 25% larger): a package of their own costs a
+# load step and, into DuckDB, a checkpoint that merges their small row groups into the last ones
+# (figures: the README's "No package for a short tail").
 SHORT_TAIL_SHARE = 0.25
 
 # Requested page size; a server may cap it lower and paging still advances by what came back.

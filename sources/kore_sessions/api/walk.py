@@ -98,8 +98,8 @@ class WindowWalk(ResourceHooks):
         windows: The windows of this package, oldest first.
         bounded: A backfill or a repair: it moves no cursor.
         most_records: About how many records the package may hold of the bot: after its first
-            window it keeps as many of its windows as hold that many at that window's count,
-            the rest go to the run's next package (None: every window).
+            window it keeps as many of its windows as hold that many at that window's count
+            (and a short tail that ends the walk), the rest go to the next package (None: all).
         least_windows: The fewest windows a package cut by `most_records` keeps.
     """
 
@@ -201,7 +201,7 @@ class WindowWalk(ResourceHooks):
             return  # a stopped walk (a window short of its total) has no next package
         first = self.ledger.count(0)
         keep = max(self.least_windows, self.most_records // first) if first else len(self.windows)
-        keep = keep if self.state.bot.more_to_fetch else kept_with_tail(self.windows, keep)  # ends the walk
+        keep = keep if self.state.bot.more_to_fetch else kept_with_tail(self.windows, keep)  # none beyond
         if keep < len(self.windows):
             del self.windows[keep:]  # the ledger's list too
             self.state.bot.more_to_fetch = True

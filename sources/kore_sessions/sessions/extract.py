@@ -136,7 +136,7 @@ class PackageSize(NamedTuple):
     """How large one bot's package of sessions is.
 
     Attributes:
-        windows: The most windows it takes.
+        windows: The windows it takes (and a short tail that ends the walk).
         sessions: About how many sessions of the bot it may hold: after the bot's first window it
             keeps as many windows as hold that many at that window's count (None: uncut).
         least_windows: The fewest windows it keeps when cut.
