@@ -51,7 +51,7 @@ def sandbox_now(machine_now: datetime) -> datetime:
     return CLOCK_ANCHOR + (machine_now - CLOCK_ANCHOR) // timedelta(weeks=1) * timedelta(weeks=1)
 
 
-# The sandbox clock of this run (the bench's children and its own checks read it from here).
+# The sandbox clock of this run: its servers', its checks', and its children's (each job's `now`).
 NOW = sandbox_now(datetime.now(UTC))
 
 
