@@ -8,7 +8,12 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from kore_sessions.sandbox import GeneratedSession, generate_sessions, make_bot_ids
+
+from bench import harness
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,16 +67,12 @@ def test_quick_messages_backfill_asks_the_fewest_requests(tmp_path: Path) -> Non
 def test_fast_server_serves_the_sandboxs_message_pages() -> None:
     """The bench's messages route (pre-encoded pages) answers plain getMessagesV2 requests with
     what the sandbox itself answers: same total, order, moreAvailable and messages."""
-    import json
-    from datetime import timedelta
-
     import orjson
     from kore_sessions.sandbox.app import SandboxApi
     from kore_sessions.sandbox.messages import Request
     from kore_sessions.sandbox.routes import match_route
     from kore_sessions.source.api.timestamps import format_api_timestamp
 
-    from bench import harness
     from bench.fast_server import Encoded, FastSandboxServer
 
     data = harness.make_data(600, 2, 8, seed=3)
@@ -130,3 +131,40 @@ def test_the_command_peak_is_the_commands_own_not_its_parents(tmp_path: Path) ->
         peaks.append(figures["peak_rss_kb"] / 1024)
     assert len(held) == 300 * 2**20
     assert peaks[0] < 100 and peaks[1] >= 200, peaks
+
+
+def test_the_sandbox_clock_is_the_last_sunday_noon_whole_weeks_from_its_anchor() -> None:
+    """The bench's clock is the last Sunday noon (UTC) up to the machine's: the same all week,
+    whole weeks from its anchor, never a week or more behind."""
+    anchor = harness.CLOCK_ANCHOR
+    assert (anchor.weekday(), anchor.hour, anchor.minute) == (6, 12, 0)
+    shifts = [timedelta(days=days) for days in (0, 3, 6.999, 7, 400.2, -0.001)]
+    for moment in [anchor + shift for shift in shifts]:
+        now = harness.sandbox_now(moment)
+        assert now <= moment < now + timedelta(weeks=1)
+        assert (now - anchor) % timedelta(weeks=1) == timedelta(0)
+    assert harness.sandbox_now(anchor + timedelta(days=6)) == anchor
+    assert datetime.now(UTC) >= harness.NOW
+
+
+def test_a_data_set_moved_by_whole_weeks_is_the_same_sessions() -> None:
+    """What the clock relies on: the generator's sessions up to two Sunday noons five weeks apart
+    are the same, moved by five weeks (ids aside: like ObjectIds, they follow their start); up to
+    a moment three days later they are not."""
+    bots = make_bot_ids(2, seed=7)
+
+    def moved(end: datetime) -> list[tuple[object, ...]]:
+        sessions = generate_sessions(bots, end - timedelta(days=10), end, 30, seed=7)
+        return [_relative(session, end) for session in sessions]
+
+    anchor = harness.CLOCK_ANCHOR
+    assert moved(anchor) == moved(anchor + timedelta(weeks=5))
+    assert moved(anchor) != moved(anchor + timedelta(days=3))
+
+
+def _relative(session: GeneratedSession, end: datetime) -> tuple[object, ...]:
+    """A session with its times as offsets from `end` and without its id."""
+    return (
+        session.bot_id, session.start - end, session.end - end, session.visible_at - end, session.channel,
+        session.containment, session.session_lang, session.user_tags, session.session_tags, session.messages,
+    )  # fmt: skip
