@@ -162,6 +162,48 @@ def test_a_first_backfill_cut_to_its_sessions_loses_nothing_whichever_clock_is_a
             clock.advance(timedelta(minutes=200))
 
 
+@pytest.mark.parametrize(
+    "loader_ahead", [timedelta(hours=7), timedelta(hours=-3)], ids=["server-lags-7h", "server-leads-3h"]
+)
+def test_a_short_tail_of_windows_goes_in_the_last_package_whichever_clock_is_ahead(
+    arriving: list[GeneratedSession], tmp_path: Path, loader_ahead: timedelta
+) -> None:
+    """From eight days and six hours back, in two-day windows two a package: four whole windows
+    and a tail to the loader's reach (14 h with the server 7 h behind, 4 h with it 3 h ahead),
+    under a quarter of a package's four days, so it goes in the second package rather than a
+    third. Then sessions arrive and a run merges them. Each time the warehouse holds what the
+    server shows within the loader's reach, and each cursor stands at the newest start there."""
+    start_date = NOW - timedelta(days=8, hours=6)
+    with SandboxServer(arriving, apps=make_apps(), now=NOW, page_cap=PAGE_CAP) as server:
+        loader = Loader(server, tmp_path)
+        clock = ManualClock(NOW + loader_ahead)
+        loader.clock = clock
+        first = loader.run(start_date=start_date.isoformat(), **TWO_A_PACKAGE)
+        assert loader.run_record.appending == {"sessions": True}
+        assert first.packages == 2
+        assert first.run.totals.windows == 5 * len(BOTS)
+        assert_ids_from_start_within_reach(loader, server, clock, start_date)
+        server.advance(timedelta(minutes=100))
+        clock.advance(timedelta(minutes=100))
+        loader.run(start_date=start_date.isoformat(), **TWO_A_PACKAGE)
+        assert loader.run_record.appending == {"sessions": False}
+        assert_ids_from_start_within_reach(loader, server, clock, start_date)
+
+
+def assert_ids_from_start_within_reach(
+    loader: Loader, server: SandboxServer, clock: ManualClock, start_date: datetime
+) -> None:
+    """The warehouse holds each session the server shows from `start_date` to the loader's reach
+    once, and nothing else; each bot's cursor stands at the newest start the server shows there."""
+    reach = clock() + CLOCK_SKEW_ALLOWANCE
+    shown = [v for v in server.visible_sessions() if start_date <= api_time(v["start_time"]) <= reach]
+    assert sorted(loader.sessions()) == sorted(view["sessionId"] for view in shown)
+    assert loader.query("SELECT COUNT(*) FROM sessions") == [(len(shown),)]
+    for bot in BOTS:
+        cursor = api_time(loader.state()["bots"][bot]["cursor"])
+        assert cursor == newest_start(server, bot, reach), "the cursor stands where the data is"
+
+
 def test_a_bot_quiet_for_weeks_costs_only_the_empty_windows_since_its_newest_session(
     arriving: list[GeneratedSession], tmp_path: Path
 ) -> None:
