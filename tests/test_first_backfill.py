@@ -393,18 +393,24 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
         assert (tmp_path / "cuts").read_text(), "a run appended in packages cut to their sessions"
 
 
-# The process dies right after the destination committed the first `sessions` job, before dlt
-# marks the job done (as a SIGKILL at that moment would).
-KILLED_AFTER_A_COMMIT = """
+
+
+def killed_after_a_commit(table: str) -> str:
+    """A patch: the process dies right after the destination committed the first job of
+    `table`, before dlt marks the job done (as a SIGKILL at that moment would)."""
+    return f"""
 import os
 from dlt.common.destination import client
 _release = client.RunnableLoadJob._release
 def release(self, next_state):
-    if next_state == "completed" and os.path.basename(self._file_path).startswith("sessions."):
+    if next_state == "completed" and os.path.basename(self._file_path).startswith("{table}."):
         os._exit(9)
     _release(self, next_state)
 client.RunnableLoadJob._release = release
 """
+
+
+KILLED_AFTER_A_COMMIT = killed_after_a_commit("sessions")
 
 
 def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
@@ -424,19 +430,28 @@ def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
     assert rows_twice(tmp_path) == {table: 0 for table in TABLES if not table.startswith("messages")}
 
 
+@pytest.mark.parametrize("table", ["sessions", "sessions__user_tags"])
 def test_on_postgres_an_append_killed_after_its_commit_finishes_on_the_next_load(
-    live_server: SandboxServer, tmp_path: Path, postgres_dataset: str
+    live_server: SandboxServer, tmp_path: Path, postgres_dataset: str, table: str
 ) -> None:
-    """On PostgreSQL `_dlt_id` is unique: without the rows taken out, the job run again would
-    fail on every later load."""
+    """On PostgreSQL `sessions`' `_dlt_id` is unique: without the rows taken out, its job run
+    again would fail on every later load. A child table's is not (`NESTED_KEY_HINTS`): its job
+    run again would load its rows twice."""
     env = cli_env(live_server, tmp_path, DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
     args = ["load", "--quiet", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
-    killed = kore(args, env, tmp_path, patch=KILLED_AFTER_A_COMMIT)
+    killed = kore(args, env, tmp_path, patch=killed_after_a_commit(table))
     assert killed.returncode == 9, killed.stderr
-    assert "sessions" in {table for table, _ in unmarked_append_jobs(tmp_path / PIPELINE_FOLDER)}
+    assert table in {name for name, _ in unmarked_append_jobs(tmp_path / PIPELINE_FOLDER)}
     result = kore(args, env, tmp_path)
     assert result.returncode == 0, result.stderr
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
         cursor.execute(f'SELECT session_id FROM "{postgres_dataset}".sessions')
         ids = [row[0] for row in cursor.fetchall()]
+        twice = {}
+        for name, key in TABLES.items():
+            if not name.startswith("messages"):
+                cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{postgres_dataset}".{name}')
+                twice[name] = cursor.fetchone()[0]
+    connection.close()
     assert sorted(ids) == sorted(expected(live_server))
+    assert twice == {name: 0 for name in TABLES if not name.startswith("messages")}

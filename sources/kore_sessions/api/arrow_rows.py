@@ -44,7 +44,13 @@ ARROW_CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 PENDING_LOAD_ID = "pending"
 # Column hints only dlt's merge honours.
 MERGE_ONLY_HINTS = frozenset({"hard_delete", "merge_key", "dedup_sort"})
-# Column hints of the dlt keys, as dlt's own normalizer sets them.
+# Column hints of the dlt keys, as dlt's own normalizer sets them, but for a child row's
+# `_dlt_id` (`session_id:index`, unique as made), which is not hinted unique: nothing looks a
+# child row up by it, and on PostgreSQL dlt makes a unique index of every unique column, which
+# each row loaded updates. A 500,000-session first backfill into PostgreSQL took 16.1-17.4 s
+# without the child tables' indexes against 19.0-22.1 s with them (DuckDB 14.2-16.4 s in the same
+# runs). A root row's `_dlt_id` (its record's id) stays unique: PostgreSQL refuses a record
+# twice, and dlt's merge deletes the root rows it replaces by it, through that index.
 ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_load_id": {"data_type": "text", "nullable": False},
     "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
@@ -53,7 +59,7 @@ NESTED_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
     "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
     "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
-    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    "_dlt_id": {"data_type": "text", "nullable": False, "unique": False, "row_key": True},
 }
 
 
