@@ -21,7 +21,7 @@ import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
 from kore_sessions.source.sessions import extract
-from kore_sessions.warehouse.unfinished_appends import unmarked_append_jobs
+from kore_sessions.warehouse.unfinished_jobs import unmarked_jobs
 
 from .cli_helpers import (
     DATABASE,
@@ -393,8 +393,6 @@ def test_a_first_backfill_killed_at_random_moments_loses_and_doubles_nothing(
         assert (tmp_path / "cuts").read_text(), "a run appended in packages cut to their sessions"
 
 
-
-
 def killed_after_a_commit(table: str) -> str:
     """A patch: the process dies right after the destination committed the first job of
     `table`, before dlt marks the job done (as a SIGKILL at that moment would)."""
@@ -421,8 +419,8 @@ def test_an_append_killed_between_its_commit_and_its_mark_is_loaded_once(
     env = cli_env(live_server, tmp_path)
     killed = kore(["load", "--quiet", "--no-models"], env, tmp_path, patch=KILLED_AFTER_A_COMMIT)
     assert killed.returncode == 9, killed.stderr
-    left = list(unmarked_append_jobs(tmp_path / PIPELINE_FOLDER))
-    assert "sessions" in {table for table, _ in left}, "a committed job dlt will run again"
+    left = {job.table for job in unmarked_jobs(tmp_path / PIPELINE_FOLDER) if job.disposition == "append"}
+    assert "sessions" in left, "a committed job dlt will run again"
     assert sessions_after_crash(tmp_path), "its rows are in the warehouse"
     result = kore(["load", "--no-models"], env, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -441,13 +439,14 @@ def test_on_postgres_an_append_killed_after_its_commit_finishes_on_the_next_load
     args = ["load", "--quiet", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
     killed = kore(args, env, tmp_path, patch=killed_after_a_commit(table))
     assert killed.returncode == 9, killed.stderr
-    assert table in {name for name, _ in unmarked_append_jobs(tmp_path / PIPELINE_FOLDER)}
+    left = unmarked_jobs(tmp_path / PIPELINE_FOLDER)
+    assert table in {job.table for job in left if job.disposition == "append"}
     result = kore(args, env, tmp_path)
     assert result.returncode == 0, result.stderr
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
         cursor.execute(f'SELECT session_id FROM "{postgres_dataset}".sessions')
         ids = [row[0] for row in cursor.fetchall()]
-        twice = {}
+        twice: dict[str, int] = {}
         for name, key in TABLES.items():
             if not name.startswith("messages"):
                 cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{postgres_dataset}".{name}')

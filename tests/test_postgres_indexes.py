@@ -13,12 +13,16 @@ from kore_sessions.sandbox import SandboxServer
 from .cli_helpers import cli_env, expected, kore
 from .conftest import POSTGRES_DSN
 
-# The unique indexes a dataset's tables have after a load of both resources: dlt's on its
-# state table, and one on each resource's root table.
+# The unique indexes of a dataset's tables after a load of both resources: dlt's on its
+# state table, and one on each resource's root table; the same on the root tables of the
+# staging copy a merge made.
 UNIQUE_INDEXES = {"_dlt_pipeline_state": ["_dlt_id"], "messages": ["_dlt_id"], "sessions": ["_dlt_id"]}
+STAGED_UNIQUE_INDEXES = {"messages": ["_dlt_id"], "sessions": ["_dlt_id"]}
+# Child tables both resources load: present, so their lack of an index says something.
+CHILD_TABLES = {"sessions__user_tags", "messages__components"}
 
 
-def unique_indexes(dataset: str) -> dict[str, list[str]]:
+def unique_indexes(schema: str) -> dict[str, list[str]]:
     """The columns of each unique index of a PostgreSQL schema's tables, by table."""
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
         cursor.execute(
@@ -27,18 +31,22 @@ def unique_indexes(dataset: str) -> dict[str, list[str]]:
             " JOIN pg_namespace n ON n.oid = t.relnamespace"
             " JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey)"
             " WHERE n.nspname = %s AND i.indisunique ORDER BY 1, 2",
-            (dataset,),
+            (schema,),
         )
         found: dict[str, list[str]] = {}
         for table, column in cursor.fetchall():
             found.setdefault(table, []).append(column)
-        cursor.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (dataset,)
-        )
+    connection.close()
+    return found
+
+
+def tables_of(schema: str) -> set[str]:
+    """The tables of a PostgreSQL schema."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
         tables = {row[0] for row in cursor.fetchall()}
     connection.close()
-    assert {"sessions__user_tags", "messages__components"} <= tables, tables  # children loaded
-    return found
+    return tables
 
 
 def session_ids(dataset: str) -> list[str]:
@@ -58,5 +66,9 @@ def test_only_root_tables_have_a_unique_index_after_an_append_and_a_merge(
     for _ in range(2):  # a first backfill appends, the next run merges
         result = kore([*args, "--resources", "sessions,messages"], env, tmp_path)
         assert result.returncode == 0, result.stderr
+    staging = f"{postgres_dataset}_staging"
+    assert tables_of(postgres_dataset) >= CHILD_TABLES
+    assert tables_of(staging) >= CHILD_TABLES, "the second run merged, through dlt's staging copy"
     assert unique_indexes(postgres_dataset) == UNIQUE_INDEXES
+    assert unique_indexes(staging) == STAGED_UNIQUE_INDEXES
     assert sorted(session_ids(postgres_dataset)) == sorted(expected(live_server))

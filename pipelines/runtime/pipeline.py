@@ -38,7 +38,7 @@ from kore_sessions.warehouse.duckdb_settings import append_step_settings, load_s
 from kore_sessions.warehouse.erasures import keep_erasures_out
 from kore_sessions.warehouse.pending_packages import appends_only, pending_job_files
 from kore_sessions.warehouse.turn import destination_credentials, warehouse_turn
-from kore_sessions.warehouse.unfinished_appends import undo_unmarked_appends
+from kore_sessions.warehouse.unfinished_jobs import undo_unmarked_jobs
 
 # The pipeline's name when no partition names its own (dlt's working folder and state).
 PIPELINE_NAME = "kore_sessions"
@@ -158,7 +158,7 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
 def load_step(pipeline: dlt.Pipeline, end: StepEnd | None = None) -> None:
     """Load the normalized packages in the dataset's turn, without the sessions users had erased
     (read again in the turn, so an erasure made at any moment before holds) and without a second
-    copy of what a killed append had committed (`undo_unmarked_appends`); a DuckDB file stays
+    copy of what a killed append or merge job had committed (`undo_unmarked_jobs`); a DuckDB file stays
     open for the step and is checkpointed once (`duckdb_kept_open`), with less memory when the
     step only appends (`step_settings`).
 
@@ -176,7 +176,7 @@ def load_step(pipeline: dlt.Pipeline, end: StepEnd | None = None) -> None:
         step.enter_context(warehouse_turn(pipeline))
         step.enter_context(duckdb_kept_open(database, settings))
         step.enter_context(duckdb_step_settings(database, step_settings(pipeline, database)))
-        undo_unmarked_appends(pipeline, Path(pipeline.working_dir))
+        undo_unmarked_jobs(pipeline, Path(pipeline.working_dir))
         keep_erasures_out(pipeline, pending_job_files(Path(pipeline.working_dir)))
         pipeline.load()
         if end is not None:
@@ -293,7 +293,7 @@ def empty_tables(pipeline: dlt.Pipeline, source: DltSource, bots: tuple[str, ...
     child rows without another bot's root), counted in the dataset's turn: where a first
     backfill may append (`first_backfill`). A resource with state of any of the bots is not
     counted (it merges whatever the count); nothing appends unless its jobs are Parquet files
-    (`unfinished_appends` undoes a killed one by their ids)."""
+    (`unfinished_jobs` undoes a killed one by their ids)."""
     selected = [
         name
         for name in source.resources.selected

@@ -1,0 +1,115 @@
+"""A load job killed between its commit and dlt's mark leaves its rows nowhere twice: an
+append's are taken out of the table, a merge's out of the staging copy, before dlt runs the job
+again (`warehouse/unfinished_jobs.py`); the rows go out in bounded statements."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dlt
+import psycopg2
+import pytest
+from kore_sessions.runtime.pipeline import make_pipeline
+from kore_sessions.sandbox import SandboxServer
+from kore_sessions.warehouse import unfinished_jobs
+from kore_sessions.warehouse.unfinished_jobs import delete_by_row_id, deletes_by_array, unmarked_jobs
+
+from .cli_helpers import PIPELINE_FOLDER, cli_env, expected, kore, loaded, normalized
+from .conftest import POSTGRES_DSN
+from .test_first_backfill import TABLES, killed_after_a_commit, rows_twice
+
+# Ten rows; seven go, in statements of three (3 + 3 + 1: the last one partial).
+IDS = [f"s-{n}:{n % 3}" for n in range(10)]
+GONE = IDS[1:8]
+STATEMENT_IDS = 3
+# The session tables and their keys (the kill tests load sessions only).
+SESSION_TABLES = {table: key for table, key in TABLES.items() if not table.startswith("messages")}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_the_ids_go_in_statements_of_three_and_the_rest_stays(
+    destination: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    if destination == "postgres":
+        request.getfixturevalue("postgres_dsn")  # skips (fails under .ci/run) without a server
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_DSN)
+        dataset = request.getfixturevalue("postgres_dataset")
+    else:
+        dataset = "kore_sessions"
+    monkeypatch.setattr(unfinished_jobs, "IDS_PER_DELETE", STATEMENT_IDS)
+    monkeypatch.setattr(unfinished_jobs, "IDS_PER_POSTGRES_DELETE", STATEMENT_IDS)
+    pipeline = make_pipeline(destination, dataset, tmp_path / "p", tmp_path / "w.duckdb")
+    statements: list[str] = []
+    with pipeline.sql_client() as client:
+        client.create_dataset()
+        table = client.make_qualified_table_name("sessions__user_tags")
+        client.execute_sql(f"CREATE TABLE {table} (_dlt_id TEXT NOT NULL)")
+        client.execute_sql(f"INSERT INTO {table} VALUES {', '.join(['(%s)'] * len(IDS))}", *IDS)
+        execute = client.execute_sql
+        monkeypatch.setattr(client, "execute_sql", lambda sql, *a: statements.append(sql) or execute(sql, *a))
+        delete_by_row_id(client, table, GONE, on_postgres=destination == "postgres")
+        left = sorted(row[0] for row in execute(f"SELECT _dlt_id FROM {table}"))
+    assert left == sorted(set(IDS) - set(GONE))
+    assert len(statements) == 3
+    assert all(("ANY(" in sql) == (destination == "postgres") for sql in statements), statements
+    assert os.path.exists(tmp_path / "w.duckdb") == (destination == "duckdb")
+
+
+def test_postgres_under_any_name_deletes_by_array(tmp_path: Path) -> None:
+    named = dlt.destinations.postgres(POSTGRES_DSN, destination_name="warehouse")
+    assert deletes_by_array(make_pipeline("postgres", "kore_sessions", tmp_path / "p"))
+    assert deletes_by_array(make_pipeline(named, "kore_sessions", tmp_path / "p"))
+    duckdb_pipeline = make_pipeline("duckdb", "kore_sessions", tmp_path / "p", tmp_path / "w.duckdb")
+    assert not deletes_by_array(duckdb_pipeline)
+
+
+def postgres_rows_twice(dataset: str) -> dict[str, int]:
+    """Per session table of a PostgreSQL dataset, how many rows repeat a key."""
+    twice: dict[str, int] = {}
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        for table, key in SESSION_TABLES.items():
+            cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{dataset}".{table}')
+            twice[table] = cursor.fetchone()[0]
+    connection.close()
+    return twice
+
+
+def postgres_session_ids(dataset: str) -> list[str]:
+    """The session ids of a PostgreSQL dataset."""
+    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
+        cursor.execute(f'SELECT session_id FROM "{dataset}".sessions')
+        ids = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    return ids
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_merge_killed_after_its_staging_copy_committed_loads_on_the_next_run(
+    destination: str, live_server: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """dlt empties its staging tables when a package first begins loading, not when it loads
+    again: without the killed job's rows taken out of the copy, PostgreSQL refused them (the
+    root's `_dlt_id` is unique there too) on every later load."""
+    args = ["load", "--quiet", "--no-models"]
+    extra = {}
+    if destination == "postgres":
+        dataset = request.getfixturevalue("postgres_dataset")
+        args += ["--destination", "postgres", "--dataset", dataset]
+        extra = {"DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN}
+    env = cli_env(live_server, tmp_path, **extra)
+    first = kore(args, env, tmp_path)  # a first backfill: it appends
+    assert first.returncode == 0, first.stderr
+    killed = kore(args, env, tmp_path, patch=killed_after_a_commit("sessions"))  # merges
+    assert killed.returncode == 9, killed.stderr
+    left = {(job.table, job.disposition) for job in unmarked_jobs(tmp_path / PIPELINE_FOLDER)}
+    assert ("sessions", "merge") in left, "a committed staging copy dlt will run again"
+    for _ in range(2):  # the killed package loads, then a run after it merges as ever
+        result = kore(args, env, tmp_path)
+        assert result.returncode == 0, result.stderr
+    if destination == "postgres":
+        assert sorted(postgres_session_ids(dataset)) == sorted(expected(live_server))
+        assert postgres_rows_twice(dataset) == {table: 0 for table in SESSION_TABLES}
+    else:
+        assert normalized(loaded(tmp_path)) == expected(live_server)
+        assert rows_twice(tmp_path) == {table: 0 for table in SESSION_TABLES}
