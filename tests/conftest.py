@@ -126,11 +126,38 @@ REAL_NOW = datetime.now(UTC).replace(microsecond=0)
 RECENT_HISTORY_DAYS = 5
 
 
+# Sessions still open at the real now that the models count (interactive, not a developer's),
+# added to `recent_history` for each bot: the generator leaves open only some of the sessions
+# started in the two hours before its end, and in the small hours (UTC) its diurnal curve may
+# draw none that count (at 01:08 UTC none did, and the tests of active sessions failed).
+OPEN_SESSIONS_A_BOT = 2
+
+
+def open_sessions(now: datetime) -> list[GeneratedSession]:
+    """OPEN_SESSIONS_A_BOT sessions of each bot, started 20 to 50 minutes before `now` and open
+    for two hours after it."""
+    return [
+        GeneratedSession(
+            session_id=f"{0x0BE7 * 1000 + index:024x}",
+            bot_id=bot,
+            user_id=f"u-open-{index}",
+            channel="rtm",
+            start=now - timedelta(minutes=20 + 10 * index),
+            end=now + timedelta(hours=2),
+            messages=6,
+            tasks=1,
+        )
+        for index, bot in enumerate(bot for bot in BOTS for _ in range(OPEN_SESSIONS_A_BOT))
+    ]
+
+
 @pytest.fixture(scope="module")
 def recent_history() -> list:
-    """Five days of two bots ending now, some sessions still open."""
+    """Five days of two bots ending now, some sessions still open (OPEN_SESSIONS_A_BOT at least)."""
     start = REAL_NOW - timedelta(days=RECENT_HISTORY_DAYS)
-    return generate_sessions(BOTS, start, REAL_NOW, per_day=120, seed=21, active_share=0.5)
+    generated = generate_sessions(BOTS, start, REAL_NOW, per_day=120, seed=21, active_share=0.5)
+    history = generated + open_sessions(REAL_NOW)
+    return sorted(history, key=lambda session: (session.start, session.session_id))
 
 
 def sessions_up_to_now(

@@ -5,6 +5,10 @@ again (`warehouse/unfinished_jobs.py`); the rows go out in bounded statements.""
 from __future__ import annotations
 
 import os
+import random
+import signal
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import dlt
@@ -15,9 +19,18 @@ from kore_sessions.sandbox import SandboxServer
 from kore_sessions.warehouse import unfinished_jobs
 from kore_sessions.warehouse.unfinished_jobs import delete_by_row_id, deletes_by_array, unmarked_jobs
 
-from .cli_helpers import PIPELINE_FOLDER, cli_env, expected, kore, loaded, normalized
-from .conftest import POSTGRES_DSN
-from .test_first_backfill import TABLES, killed_after_a_commit, rows_twice
+from .cli_helpers import (
+    PIPELINE_FOLDER,
+    cli_env,
+    expected,
+    kill_when,
+    kore,
+    loaded,
+    normalized,
+    pending_packages,
+)
+from .conftest import POSTGRES_DSN, REAL_NOW, RECENT_HISTORY_DAYS
+from .test_first_backfill import KILLED_PACKAGES, TABLES, killed_after_a_commit, rows_twice
 
 # Ten rows; seven go, in statements of three (3 + 3 + 1: the last one partial).
 IDS = [f"s-{n}:{n % 3}" for n in range(10)]
@@ -64,21 +77,21 @@ def test_postgres_under_any_name_deletes_by_array(tmp_path: Path) -> None:
     assert not deletes_by_array(duckdb_pipeline)
 
 
-def postgres_rows_twice(dataset: str) -> dict[str, int]:
-    """Per session table of a PostgreSQL dataset, how many rows repeat a key."""
+def postgres_rows_twice(dataset: str, tables: dict[str, str] = SESSION_TABLES) -> dict[str, int]:
+    """Per table of a PostgreSQL dataset, how many rows repeat a key."""
     twice: dict[str, int] = {}
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        for table, key in SESSION_TABLES.items():
+        for table, key in tables.items():
             cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{dataset}".{table}')
             twice[table] = cursor.fetchone()[0]
     connection.close()
     return twice
 
 
-def postgres_session_ids(dataset: str) -> list[str]:
-    """The session ids of a PostgreSQL dataset."""
+def postgres_ids(dataset: str, table: str = "sessions", key: str = "session_id") -> list[str]:
+    """The record ids of a PostgreSQL dataset's table."""
     with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        cursor.execute(f'SELECT session_id FROM "{dataset}".sessions')
+        cursor.execute(f'SELECT {key} FROM "{dataset}".{table}')
         ids = [row[0] for row in cursor.fetchall()]
     connection.close()
     return ids
@@ -108,8 +121,50 @@ def test_a_merge_killed_after_its_staging_copy_committed_loads_on_the_next_run(
         result = kore(args, env, tmp_path)
         assert result.returncode == 0, result.stderr
     if destination == "postgres":
-        assert sorted(postgres_session_ids(dataset)) == sorted(expected(live_server))
+        assert sorted(postgres_ids(dataset)) == sorted(expected(live_server))
         assert postgres_rows_twice(dataset) == {table: 0 for table in SESSION_TABLES}
     else:
         assert normalized(loaded(tmp_path)) == expected(live_server)
         assert rows_twice(tmp_path) == {table: 0 for table in SESSION_TABLES}
+
+
+def test_on_postgres_appends_and_merges_killed_at_random_moments_lose_and_double_nothing(
+    live_server: SandboxServer, tmp_path: Path, postgres_dataset: str
+) -> None:
+    """SIGKILL a first backfill of sessions and messages into PostgreSQL three times after a
+    random delay (each run goes on from what the last left, appending), then a bounded backfill
+    of the same range three times (it merges, from its start each time); then both to the end:
+    every session and message once, in every table. (A kill rarely lands between a job's commit
+    and dlt's mark: the tests above put it there.)"""
+    live_server.set_latency(0.03)
+    packages = KILLED_PACKAGES["a window each"]
+    options = {f"SOURCES__KORE_SESSIONS__{name}": value for name, value in packages.items()}
+    env = cli_env(
+        live_server,
+        tmp_path,
+        **options,
+        DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN,
+        SOURCES__KORE_SESSIONS__RESOURCES="sessions,messages",
+        SOURCES__KORE_SESSIONS__REQUESTS_PER_MINUTE="100000",
+    )
+    load = ["load", "--quiet", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
+    start = (REAL_NOW - timedelta(days=RECENT_HISTORY_DAYS)).isoformat()
+    bounded = [*load, "--start", start, "--end", REAL_NOW.isoformat()]
+    seed = time.time_ns()  # a new draw every run of the test; the seed is in any failure
+    moments = random.Random(seed)
+    for args in (load, bounded):
+        for _ in range(3):
+            deadline = time.monotonic() + moments.uniform(1.0, 2.5)
+            killed = kill_when(
+                args, env, tmp_path, live_server, lambda deadline=deadline: time.monotonic() >= deadline
+            )
+            assert killed.returncode == -signal.SIGKILL, seed
+    live_server.set_latency(0)
+    for args in (load, bounded):
+        result = kore(args, env, tmp_path)
+        assert result.returncode == 0, (seed, result.stderr)
+    assert not pending_packages(tmp_path)
+    assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(live_server)), seed
+    messages = postgres_ids(postgres_dataset, "messages", "message_id")
+    assert sorted(messages) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
+    assert postgres_rows_twice(postgres_dataset, TABLES) == dict.fromkeys(TABLES, 0), seed
