@@ -51,7 +51,7 @@ ROOT_KEY_HINTS: dict[str, dict[str, Any]] = {
     "_dlt_load_id": {"data_type": "text", "nullable": False},
     "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
 }
-# The same for a child table, but its `_dlt_id` (`session_id:index`, unique as made) is not
+# The same for a child table, but its `_dlt_id` (its record's id and `:index`, unique as made) is not
 # hinted unique: nothing looks a child row up by it, and on PostgreSQL dlt makes a unique index of
 # every unique column, which each row loaded updates (a first backfill into PostgreSQL took
 # about 1.25 times as long with them: the README's "What changed"). Said `False`, not left out:
