@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import psycopg2
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import GeneratedSession, SandboxServer, generate_sessions
@@ -47,6 +46,7 @@ from .conftest import (
     assert_matches_sandbox,
     make_apps,
 )
+from .postgres_rows import postgres_ids, postgres_rows_twice
 from .sandbox_helpers import hand_made_session
 from .test_messages_resource import BOTH, UNBOUND
 
@@ -62,6 +62,8 @@ TABLES = {
     "messages__components": "_dlt_id",
     "messages__tags": "_dlt_id",
 }
+# The sessions resource's tables, with their keys (a load of sessions only).
+SESSION_TABLES = {table: key for table, key in TABLES.items() if not table.startswith("messages")}
 
 
 @pytest.fixture(scope="module")
@@ -443,14 +445,5 @@ def test_on_postgres_an_append_killed_after_its_commit_finishes_on_the_next_load
     assert table in {job.table for job in left if job.disposition == "append"}
     result = kore(args, env, tmp_path)
     assert result.returncode == 0, result.stderr
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        cursor.execute(f'SELECT session_id FROM "{postgres_dataset}".sessions')
-        ids = [row[0] for row in cursor.fetchall()]
-        twice: dict[str, int] = {}
-        for name, key in TABLES.items():
-            if not name.startswith("messages"):
-                cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{postgres_dataset}".{name}')
-                twice[name] = cursor.fetchone()[0]
-    connection.close()
-    assert sorted(ids) == sorted(expected(live_server))
-    assert twice == {name: 0 for name in TABLES if not name.startswith("messages")}
+    assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(live_server))
+    assert postgres_rows_twice(postgres_dataset, SESSION_TABLES) == dict.fromkeys(SESSION_TABLES, 0)

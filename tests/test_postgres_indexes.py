@@ -12,6 +12,7 @@ from kore_sessions.sandbox import SandboxServer
 
 from .cli_helpers import cli_env, expected, kore
 from .conftest import POSTGRES_DSN
+from .postgres_rows import postgres_ids
 
 # The unique indexes of a dataset's tables after a load of both resources: dlt's on its
 # state table, and one on each resource's root table; the same on the root tables of the
@@ -49,15 +50,6 @@ def tables_of(schema: str) -> set[str]:
     return tables
 
 
-def session_ids(dataset: str) -> list[str]:
-    """The session ids of a PostgreSQL dataset."""
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        cursor.execute(f'SELECT session_id FROM "{dataset}".sessions')
-        ids = [row[0] for row in cursor.fetchall()]
-    connection.close()
-    return ids
-
-
 def test_only_root_tables_have_a_unique_index_after_an_append_and_a_merge(
     live_server: SandboxServer, tmp_path: Path, postgres_dataset: str
 ) -> None:
@@ -71,4 +63,4 @@ def test_only_root_tables_have_a_unique_index_after_an_append_and_a_merge(
     assert tables_of(staging) >= CHILD_TABLES, "the second run merged, through dlt's staging copy"
     assert unique_indexes(postgres_dataset) == UNIQUE_INDEXES
     assert unique_indexes(staging) == STAGED_UNIQUE_INDEXES
-    assert sorted(session_ids(postgres_dataset)) == sorted(expected(live_server))
+    assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(live_server))

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dlt
-import psycopg2
 import pytest
 from kore_sessions.runtime.pipeline import make_pipeline
 from kore_sessions.sandbox import SandboxServer
@@ -30,14 +29,13 @@ from .cli_helpers import (
     pending_packages,
 )
 from .conftest import POSTGRES_DSN, REAL_NOW, RECENT_HISTORY_DAYS
-from .test_first_backfill import KILLED_PACKAGES, TABLES, killed_after_a_commit, rows_twice
+from .postgres_rows import postgres_ids, postgres_rows_twice
+from .test_first_backfill import KILLED_PACKAGES, SESSION_TABLES, TABLES, killed_after_a_commit, rows_twice
 
 # Ten rows; seven go, in statements of three (3 + 3 + 1: the last one partial).
 IDS = [f"s-{n}:{n % 3}" for n in range(10)]
 GONE = IDS[1:8]
 STATEMENT_IDS = 3
-# The session tables and their keys (the kill tests load sessions only).
-SESSION_TABLES = {table: key for table, key in TABLES.items() if not table.startswith("messages")}
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
@@ -77,26 +75,6 @@ def test_postgres_under_any_name_deletes_by_array(tmp_path: Path) -> None:
     assert not deletes_by_array(duckdb_pipeline)
 
 
-def postgres_rows_twice(dataset: str, tables: dict[str, str] = SESSION_TABLES) -> dict[str, int]:
-    """Per table of a PostgreSQL dataset, how many rows repeat a key."""
-    twice: dict[str, int] = {}
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        for table, key in tables.items():
-            cursor.execute(f'SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM "{dataset}".{table}')
-            twice[table] = cursor.fetchone()[0]
-    connection.close()
-    return twice
-
-
-def postgres_ids(dataset: str, table: str = "sessions", key: str = "session_id") -> list[str]:
-    """The record ids of a PostgreSQL dataset's table."""
-    with psycopg2.connect(POSTGRES_DSN) as connection, connection.cursor() as cursor:
-        cursor.execute(f'SELECT {key} FROM "{dataset}".{table}')
-        ids = [row[0] for row in cursor.fetchall()]
-    connection.close()
-    return ids
-
-
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_a_merge_killed_after_its_staging_copy_committed_loads_on_the_next_run(
     destination: str, live_server: SandboxServer, tmp_path: Path, request: pytest.FixtureRequest
@@ -122,7 +100,7 @@ def test_a_merge_killed_after_its_staging_copy_committed_loads_on_the_next_run(
         assert result.returncode == 0, result.stderr
     if destination == "postgres":
         assert sorted(postgres_ids(dataset)) == sorted(expected(live_server))
-        assert postgres_rows_twice(dataset) == {table: 0 for table in SESSION_TABLES}
+        assert postgres_rows_twice(dataset, SESSION_TABLES) == {table: 0 for table in SESSION_TABLES}
     else:
         assert normalized(loaded(tmp_path)) == expected(live_server)
         assert rows_twice(tmp_path) == {table: 0 for table in SESSION_TABLES}
@@ -168,3 +146,4 @@ def test_on_postgres_appends_and_merges_killed_at_random_moments_lose_and_double
     messages = postgres_ids(postgres_dataset, "messages", "message_id")
     assert sorted(messages) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
     assert postgres_rows_twice(postgres_dataset, TABLES) == dict.fromkeys(TABLES, 0), seed
+
