@@ -28,7 +28,7 @@ from .cli_helpers import (
     normalized,
     pending_packages,
 )
-from .conftest import POSTGRES_DSN, REAL_NOW, RECENT_HISTORY_DAYS
+from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, RECENT_HISTORY_DAYS
 from .postgres_rows import postgres_ids, postgres_rows_twice
 from .test_first_backfill import KILLED_PACKAGES, SESSION_TABLES, TABLES, killed_after_a_commit, rows_twice
 
@@ -147,3 +147,26 @@ def test_on_postgres_appends_and_merges_killed_at_random_moments_lose_and_double
     assert sorted(messages) == sorted(v["_id"] for v in live_server.visible_messages(version=2)), seed
     assert postgres_rows_twice(postgres_dataset, TABLES) == dict.fromkeys(TABLES, 0), seed
 
+
+def test_on_postgres_a_partitions_killed_merge_leaves_the_partition_beside_it_alone(
+    live_server: SandboxServer, tmp_path: Path, postgres_dataset: str
+) -> None:
+    """Two partitions, a bot each, in one PostgreSQL dataset: the first's merge dies right after
+    its staging copy committed, the second merges beside what it left (its own staging dataset),
+    then the first loads again, taking its rows out of its own staging copy only."""
+    env = cli_env(live_server, tmp_path, DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
+    load = ["load", "--quiet", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
+    bots = dict(zip(("part_a", "part_b"), BOTS, strict=True))
+    partitions = {name: [*load, "--pipeline-name", name, "--bot", bot] for name, bot in bots.items()}
+    for args in partitions.values():  # first backfills: they append
+        assert kore(args, env, tmp_path).returncode == 0
+    killed = kore(partitions["part_a"], env, tmp_path, patch=killed_after_a_commit("sessions"))
+    assert killed.returncode == 9, killed.stderr
+    folder = tmp_path / "dlt_home" / "pipelines" / "part_a"
+    left = {(job.table, job.disposition) for job in unmarked_jobs(folder)}
+    assert ("sessions", "merge") in left, "a committed staging copy dlt will run again"
+    for name in ("part_b", "part_a", "part_b"):
+        result = kore(partitions[name], env, tmp_path)
+        assert result.returncode == 0, (name, result.stderr)
+    assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(live_server))
+    assert postgres_rows_twice(postgres_dataset, SESSION_TABLES) == dict.fromkeys(SESSION_TABLES, 0)
