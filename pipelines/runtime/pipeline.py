@@ -23,6 +23,7 @@ import dlt
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
+from kore_sessions.runtime.pending_schemas import roll_schemas_forward
 from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, prune_loaded_jobs
@@ -145,11 +146,14 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
     """Normalize and load packages an interrupted run left behind; return how many there were.
 
     `pipeline.run(data)` with pending packages loads only those and extracts nothing, so the
-    leftovers (whose state matches what they hold) are finished first, explicitly.
+    leftovers (whose state matches what they hold) are finished first, explicitly, each with
+    the schema it was extracted with where a sync from the dataset had put an older one back
+    (`roll_schemas_forward`).
     """
     if not pipeline.has_pending_data:
         return 0
     pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
+    roll_schemas_forward(pipeline)
     pipeline.normalize()
     load_step(pipeline)
     return pending
@@ -222,6 +226,12 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
                 pipeline.sync_destination()  # as `pipeline.run` does first: state kept in the warehouse
             before = count_sessions(pipeline, run.bot_keys)
     summary.pending_packages_finished = finish_pending(pipeline)
+    if summary.pending_packages_finished and pipeline.config.restore_from_destination:
+        # A run killed between dlt's commit of a package and its save of the local state left
+        # that state a version behind what was just loaded: the dataset's is taken, as the next
+        # `pipeline.run` would (the walk goes on from the loaded cursor, not an earlier one).
+        with warehouse_turn(pipeline):
+            pipeline.sync_destination()
     run.empty_tables = empty_tables(pipeline, source, run.bot_keys)
     run.large_appends = pipeline.destination.destination_name == "duckdb"  # DuckDB's row groups
     summary.packages = run_until_caught_up(pipeline, source, run)

@@ -1,0 +1,232 @@
+"""A run killed between dlt's commit of a package and its save of the local state leaves that
+state a version behind the package. The runs after it go on from what was loaded, and a sync
+from the dataset never leaves a pending package without the schema it was extracted with
+(`runtime/pending_schemas.py`, `runtime/pipeline.load_sessions`)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import dlt
+import duckdb
+import pyarrow as pa
+import pytest
+from kore_sessions.runtime.pending_schemas import roll_schemas_forward
+from kore_sessions.runtime.pipeline import finish_pending
+from kore_sessions.sandbox import SandboxServer
+
+from .cli_helpers import (
+    DATABASE,
+    EXTRACTED,
+    PACKAGE_A_DAY,
+    cli_env,
+    expected,
+    kore,
+    loaded,
+    normalized,
+    packages,
+    pending_packages,
+)
+from .conftest import BOTS, REAL_NOW, sandbox_at_real_now
+from .sandbox_helpers import hand_made_session
+from .test_first_backfill import rows_twice
+
+# The first day of the histories below, a whole number of one-day windows before the real now.
+FIRST_DAY = (REAL_NOW - timedelta(days=4)).replace(hour=0, minute=0, second=0)
+
+
+def exit_after_commits(count: int) -> str:
+    """A patch: the process dies right after dlt committed its `count`-th extracted package,
+    before dlt saves the pipeline's state (as a SIGKILL at that moment would)."""
+    return f"""
+import os
+from dlt.extract.extract import Extract
+_commit = Extract.commit_packages
+_calls = []
+def commit_packages(self):
+    _commit(self)
+    _calls.append(1)
+    if len(_calls) == {count}:
+        os._exit(9)
+Extract.commit_packages = commit_packages
+"""
+
+
+def day_sessions(tagged_day: int | None, bots: int = 1) -> list:
+    """One closed session of each of the first `bots` bots on each of four days, with messages
+    (the first bot's numbered 1 to 4); the sessions of `tagged_day` (counted from 0) alone have
+    session tags, so their package brings a new table."""
+    return [
+        hand_made_session(
+            10 * bot + day + 1,
+            FIRST_DAY + timedelta(days=day, hours=2),
+            5,
+            bot_id=BOTS[bot],
+            messages=4,
+            session_tags=(("topic", "billing"),) if day == tagged_day else (),
+        )
+        for bot in range(bots)
+        for day in range(4)
+    ]
+
+
+def env_of(server: SandboxServer, tmp_path: Path, resources: str) -> dict[str, str]:
+    """The command's environment: the first bot, from the first day, a window a package."""
+    return cli_env(
+        server,
+        tmp_path,
+        **PACKAGE_A_DAY,
+        SOURCES__KORE_SESSIONS__BOT_IDS=BOTS[0],
+        SOURCES__KORE_SESSIONS__START_DATE=FIRST_DAY.isoformat(),
+        SOURCES__KORE_SESSIONS__RESOURCES=resources,
+    )
+
+
+def test_a_package_committed_before_its_schema_was_saved_loads_its_new_table(tmp_path: Path) -> None:
+    """Run 1 dies right after dlt committed its second day's package, whose session tags make
+    a new table, and before dlt saved the pipeline's schema (it saves it after the commit).
+    Run 2 finishes the package with the schema it was extracted with: dlt alone normalizes it
+    with the stored one, without that table, and this run and every later one failed on
+    `KeyError: 'sessions__session_tags'`."""
+    with sandbox_at_real_now(day_sessions(tagged_day=1)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        first = kore(["load", "--no-models"], env, tmp_path, patch=exit_after_commits(2))
+        assert first.returncode == 9, first.stderr
+        assert len(packages(tmp_path, EXTRACTED)) == 1, "run 1 died with the second day extracted"
+        last = kore(["load", "--no-models"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert not pending_packages(tmp_path)
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}
+        with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+            tags = con.sql("SELECT session_id, name FROM kore_sessions.sessions__session_tags").fetchall()
+        assert tags == [(f"{2:024x}", "topic")]
+
+
+def test_a_partition_finishes_its_package_beside_another_partition_loading(tmp_path: Path) -> None:
+    """Two partitions, a bot each, into one DuckDB file: the first dies as above, with its
+    tagged day committed and its schema not saved; then both load at once, each in a process
+    of its own. Each session is there once, both bots' tags too, and no package is left."""
+    with sandbox_at_real_now(day_sessions(tagged_day=1, bots=2)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
+        partitions = {
+            name: ["load", "--no-models", "--pipeline-name", name, "--bot", bot]
+            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
+        }
+        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(2))
+        assert killed.returncode == 9, killed.stderr
+        plain = "# a process of its own, not the test's fork"
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda args: kore(args, env, tmp_path, patch=plain), partitions.values()))
+        assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
+        folders = [tmp_path / "dlt_home" / "pipelines" / name for name in partitions]
+        assert not [package for folder in folders for package in (folder / EXTRACTED).glob("*")]
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}
+        with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+            query = "SELECT session_id FROM kore_sessions.sessions__session_tags ORDER BY session_id"
+            tags = con.sql(query).fetchall()
+        assert tags == [(f"{2:024x}",), (f"{12:024x}",)]
+
+
+def test_a_run_after_a_lagging_state_goes_on_from_what_it_loaded(tmp_path: Path) -> None:
+    """Run 1 dies after committing its second day's sessions, before saving the state. Run 2
+    loads that package first and goes on from its cursor (the second day's session, less the
+    walk's overlap): nothing before the second day is asked for again, as it was when dlt's
+    local state, a package behind, still had the first day's cursor."""
+    with sandbox_at_real_now(day_sessions(tagged_day=None)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        first = kore(["load", "--no-models"], env, tmp_path, patch=exit_after_commits(2))
+        assert first.returncode == 9, first.stderr
+        server.clear_requests()
+        last = kore(["load", "--no-models"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        asked = [record.body["dateFrom"] for record in server.requests if "dateFrom" in (record.body or {})]
+        second_day = (FIRST_DAY + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        assert asked and min(asked) > second_day, asked  # ISO times in UTC: compared as text
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+
+
+@dlt.source(name="toy")
+def toy(step: int) -> list:
+    """A table on every step, and from step 3 on a second one."""
+
+    @dlt.resource(name="first", write_disposition="append")
+    def first() -> object:
+        dlt.current.resource_state()["step"] = step
+        yield pa.table({"step": [step]})
+
+    @dlt.resource(name="second", write_disposition="append")
+    def second() -> object:
+        if step >= 3:
+            yield pa.table({"step": [step]})
+
+    return [first, second]
+
+
+def toy_pipeline(tmp_path: Path) -> dlt.Pipeline:
+    """A pipeline of `toy` into a DuckDB file, in a folder of the test's own."""
+    return dlt.pipeline(
+        "toy",
+        destination=dlt.destinations.duckdb(str(tmp_path / "toy_warehouse.duckdb")),
+        dataset_name="toy",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+
+
+def test_a_pending_package_is_finished_with_the_schema_it_was_extracted_with(tmp_path: Path) -> None:
+    """dlt's sync puts the dataset's schema back over the one a pending package was extracted
+    with (the local state lagged, then a package numbered like the loaded one was extracted):
+    finishing the package rolls the stored schema forward to the package's, and it loads."""
+    pipeline = toy_pipeline(tmp_path)
+    pipeline.run(toy(1))
+    state_file = Path(pipeline.working_dir) / "state.json"
+    saved = state_file.read_text()
+    pipeline.extract(toy(2))
+    state_file.write_text(saved)  # as a kill before dlt saved the state leaves it
+    pipeline = toy_pipeline(tmp_path)
+    pipeline.normalize()
+    pipeline.load()
+    pipeline.extract(toy(3))  # the second table; killed before it is loaded
+    pipeline = toy_pipeline(tmp_path)
+    pipeline.sync_destination()
+    assert "second" not in pipeline.default_schema.tables, "dlt's sync put the older schema back"
+    assert finish_pending(pipeline) == 1
+    assert "second" in pipeline.default_schema.tables
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT step FROM second") == [(3,)]
+
+
+def test_a_stored_schema_newer_than_a_pending_package_is_kept(tmp_path: Path) -> None:
+    """Two pending packages: the older one's schema is an ancestor of the stored one, not a
+    descendant, and nothing is rolled; both load."""
+    pipeline = toy_pipeline(tmp_path)
+    pipeline.run(toy(1))
+    pipeline.extract(toy(2))
+    pipeline.extract(toy(3))
+    stored = pipeline.default_schema.stored_version_hash
+    assert roll_schemas_forward(pipeline) == []
+    assert pipeline.default_schema.stored_version_hash == stored
+    assert finish_pending(pipeline) == 2
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT step FROM first ORDER BY step") == [(1,), (2,), (3,)]
+
+
+@pytest.mark.parametrize("folder", ["extracted", "normalized"])
+def test_a_rolled_back_schema_is_rolled_forward_from_either_stage(tmp_path: Path, folder: str) -> None:
+    """An extracted package (normalized with the stored schema) and a normalized one (whose
+    load leaves the stored schema as it found it) both roll a stored ancestor forward."""
+    pipeline = toy_pipeline(tmp_path)
+    pipeline.run(toy(1))
+    ancestor = pipeline.default_schema.clone()
+    pipeline.extract(toy(3))
+    if folder == "normalized":
+        pipeline.normalize()
+    carried = pipeline.default_schema.stored_version_hash
+    pipeline.schemas.save_schema(ancestor)
+    assert pipeline.default_schema.stored_version_hash != carried
+    assert roll_schemas_forward(pipeline) == ["toy"]
+    assert pipeline.default_schema.stored_version_hash == carried
