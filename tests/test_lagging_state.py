@@ -16,11 +16,14 @@ import pytest
 from kore_sessions.runtime.pending_schemas import roll_schemas_forward
 from kore_sessions.runtime.pipeline import finish_pending
 from kore_sessions.sandbox import SandboxServer
+from kore_sessions.source.settings import DEFAULT_LOOKBACK_MINUTES
 
 from .cli_helpers import (
     DATABASE,
     EXTRACTED,
     PACKAGE_A_DAY,
+    PENDING_STAGES,
+    PIPELINE_FOLDER,
     cli_env,
     expected,
     kore,
@@ -29,11 +32,13 @@ from .cli_helpers import (
     packages,
     pending_packages,
 )
-from .conftest import BOTS, REAL_NOW, sandbox_at_real_now
+from .conftest import BOTS, POSTGRES_DSN, REAL_NOW, sandbox_at_real_now
+from .postgres_rows import postgres_ids, postgres_rows_twice
 from .sandbox_helpers import hand_made_session
 from .test_first_backfill import rows_twice
 
-# The first day of the histories below, a whole number of one-day windows before the real now.
+# Midnight (UTC) four days before the real now: the histories below start there, and so do the
+# command's one-day windows (the last one, up to now, is partial).
 FIRST_DAY = (REAL_NOW - timedelta(days=4)).replace(hour=0, minute=0, second=0)
 
 
@@ -52,6 +57,12 @@ def commit_packages(self):
         os._exit(9)
 Extract.commit_packages = commit_packages
 """
+
+
+def left_behind(cwd: Path, *pipelines: str) -> list[Path]:
+    """The packages these pipelines (named as `--pipeline-name` names them) have still to load."""
+    folders = [cwd / PIPELINE_FOLDER.parent / name / stage for name in pipelines for stage in PENDING_STAGES]
+    return [package for folder in folders for package in folder.glob("*")]
 
 
 def day_sessions(tagged_day: int | None, bots: int = 1) -> list:
@@ -122,14 +133,63 @@ def test_a_partition_finishes_its_package_beside_another_partition_loading(tmp_p
         with ThreadPoolExecutor(2) as pool:
             runs = list(pool.map(lambda args: kore(args, env, tmp_path, patch=plain), partitions.values()))
         assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
-        folders = [tmp_path / "dlt_home" / "pipelines" / name for name in partitions]
-        assert not [package for folder in folders for package in (folder / EXTRACTED).glob("*")]
+        assert not left_behind(tmp_path, *partitions)
         assert normalized(loaded(tmp_path)) == normalized(expected(server))
         assert set(rows_twice(tmp_path).values()) == {0}
         with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
             query = "SELECT session_id FROM kore_sessions.sessions__session_tags ORDER BY session_id"
             tags = con.sql(query).fetchall()
         assert tags == [(f"{2:024x}",), (f"{12:024x}",)]
+
+
+def test_a_partitions_first_extract_killed_before_its_state_is_fetched_again_once(tmp_path: Path) -> None:
+    """A partition's first run into a DuckDB file another partition has filled (so dlt's sync
+    has written a state without a schema) dies right after dlt committed its first package.
+    dlt never finishes that package (it neither normalizes nor loads without a default schema)
+    and the next extract fetches its window again: the package is dropped, and each session of
+    the partition's bot is loaded once, not twice."""
+    with sandbox_at_real_now(day_sessions(tagged_day=0, bots=2)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
+        partitions = {
+            name: ["load", "--no-models", "--pipeline-name", name, "--bot", bot]
+            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
+        }
+        assert kore(partitions["part_b"], env, tmp_path).returncode == 0
+        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(1))
+        assert killed.returncode == 9, killed.stderr
+        assert len(left_behind(tmp_path, "part_a")) == 1
+        last = kore(partitions["part_a"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert not left_behind(tmp_path, *partitions)
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}
+
+
+def test_on_postgres_a_partitions_first_extract_killed_before_its_state_is_fetched_again_once(
+    tmp_path: Path, postgres_dataset: str
+) -> None:
+    """The same into a PostgreSQL dataset another partition has filled. (Into a dataset that does
+    not exist yet, dlt's sync itself empties the pipeline's folder, the package with it.)"""
+    with sandbox_at_real_now(day_sessions(tagged_day=0, bots=2)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
+        env["DESTINATION__POSTGRES__CREDENTIALS"] = POSTGRES_DSN
+        load = ["load", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
+        partitions = {
+            name: [*load, "--pipeline-name", name, "--bot", bot]
+            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
+        }
+        assert kore(partitions["part_b"], env, tmp_path).returncode == 0
+        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(1))
+        assert killed.returncode == 9, killed.stderr
+        assert len(left_behind(tmp_path, "part_a")) == 1
+        last = kore(partitions["part_a"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert not left_behind(tmp_path, *partitions)
+        assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(server))
+        tables = {"sessions": "_dlt_id", "sessions__session_tags": "_dlt_id"}  # the history's tables
+        assert postgres_rows_twice(postgres_dataset, tables) == dict.fromkeys(tables, 0)
 
 
 def test_a_run_after_a_lagging_state_goes_on_from_what_it_loaded(tmp_path: Path) -> None:
@@ -145,8 +205,9 @@ def test_a_run_after_a_lagging_state_goes_on_from_what_it_loaded(tmp_path: Path)
         last = kore(["load", "--no-models"], env, tmp_path)
         assert last.returncode == 0, last.stderr
         asked = [record.body["dateFrom"] for record in server.requests if "dateFrom" in (record.body or {})]
-        second_day = (FIRST_DAY + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
-        assert asked and min(asked) > second_day, asked  # ISO times in UTC: compared as text
+        second_session = FIRST_DAY + timedelta(days=1, hours=2)  # as `day_sessions` makes it
+        cursor = (second_session - timedelta(minutes=DEFAULT_LOOKBACK_MINUTES)).strftime("%Y-%m-%dT%H:%M:%S")
+        assert asked and min(asked) >= cursor, asked  # ISO times in UTC: compared as text
         assert normalized(loaded(tmp_path)) == normalized(expected(server))
 
 

@@ -1,20 +1,29 @@
-"""A pipeline's stored schemas, never older than the packages it has still to normalize and load.
+"""The schemas a pipeline finishes the packages a killed run left with: never older than theirs.
 
 dlt normalizes an extracted package with the schema its pipeline stores, not with the one the
-package carries ("Storage schema was used"), and two moments leave the stored one older:
-- dlt commits an extracted package and only then saves the pipeline's schema: a run killed
-  between the two leaves a package whose new tables or columns the stored schema lacks;
-- `sync_destination` puts the dataset's schema back when the dataset's state is as new as the
-  local one and differs, as it is after a run killed between the commit and dlt's save of the
-  local state, then another killed after its next extract.
-The next normalize of such a package failed, on every later run (`KeyError:
-'sessions__session_lang'`, or a load step's "Table ... does not have a column"). A stored
-schema that is an ancestor of a pending package's is rolled forward to it.
+package carries ("Storage schema was used"), and it saves the pipeline's schema, then its
+state, only after committing a package. So a run killed between the commit and those saves
+leaves the stored schema older than the package's, and the state without the package:
+- with a schema stored before (not the pipeline's first extract), the next normalize of the
+  package failed on every later run: a table it brought is missing (`KeyError:
+  'sessions__session_lang'`) or, once normalized, a column (DuckDB's "Binder Error: Table ...
+  does not have a column with name ..." at the load step). A stored schema that is an ancestor
+  of a leftover's is rolled forward to it. It also covers a leftover extracted after a state
+  that lagged the dataset's by a version, which `sync_destination` put the dataset's older
+  schema back over (`load_sessions` now takes the dataset's state once leftovers are finished,
+  so only packages left by earlier versions, or by the audit's sync, meet it);
+- the pipeline's first extract: dlt neither normalizes nor loads without a default schema, which
+  only the state names, so the package stayed behind while the next extract fetched its windows
+  again and both were loaded (appended twice, or a `KeyError`). Nothing of it reached the state
+  or the dataset: it is dropped, and the next extract fetches it again.
+The caller holds the pipeline fresh from its files or just synced (no schema changed in memory).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import dlt
@@ -24,16 +33,18 @@ from dlt.common.storages.normalize_storage import NormalizeStorage
 from kore_sessions.runtime.working_folder import NORMALIZE_FOLDER
 from kore_sessions.warehouse.pending_packages import normalized_packages
 
+logger = logging.getLogger("kore_sessions")
+
 
 def roll_schemas_forward(pipeline: dlt.Pipeline) -> list[str]:
-    """Store the schema each pending package carries where the stored one is its ancestor (an
-    earlier version of it), oldest package first; return the names of the schemas rolled forward.
+    """Store the schema each package left behind carries where the stored one is its ancestor
+    (an earlier version of it), oldest package first; return the names of the schemas rolled.
 
     A stored schema the package's does not descend from (another lineage, or a newer one) is
     kept: dlt's own choice then stands.
     """
     rolled: list[str] = []
-    for package in pending_packages(Path(pipeline.working_dir)):
+    for package in packages_to_finish(Path(pipeline.working_dir)):
         carried = Schema.from_dict(
             json.loads((package / PackageStorage.SCHEMA_FILE_NAME).read_text()), validate_schema=False
         )
@@ -43,12 +54,31 @@ def roll_schemas_forward(pipeline: dlt.Pipeline) -> list[str]:
         if stored.stored_version_hash in carried.previous_hashes:
             pipeline.schemas.save_schema(carried)
             rolled.append(carried.name)
+            logger.info("package %s left behind: its schema %s stored", package.name, carried.name)
     return rolled
 
 
-def pending_packages(working_dir: Path) -> list[Path]:
-    """The packages still to load, extracted or normalized, oldest first (a load id is the time
-    of its extract)."""
+def drop_first_extract(pipeline: dlt.Pipeline) -> int:
+    """Delete the packages a pipeline without a default schema holds (its first extract, killed
+    before dlt saved its state, which nothing of them reached); return how many there were.
+
+    The state stays as it is: it is the one the extract started from.
+    """
+    if pipeline.default_schema_name is not None:
+        return 0
+    packages = packages_to_finish(Path(pipeline.working_dir))
+    for package in packages:
+        shutil.rmtree(package)
+    if packages:
+        logger.info(
+            "%d package(s) of a first extract killed before dlt kept it: fetched again", len(packages)
+        )
+    return len(packages)
+
+
+def packages_to_finish(working_dir: Path) -> list[Path]:
+    """The folders of the packages still to load, extracted or normalized, oldest first (a load
+    id is the time of its extract)."""
     extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
     packages = [path for path in extracted.glob("*") if path.is_dir()] + normalized_packages(working_dir)
     return sorted(packages, key=lambda path: float(path.name))

@@ -23,7 +23,7 @@ import dlt
 from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
-from kore_sessions.runtime.pending_schemas import roll_schemas_forward
+from kore_sessions.runtime.pending_schemas import drop_first_extract, roll_schemas_forward
 from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
 from kore_sessions.runtime.working_folder import mend_working_folder, prune_loaded_jobs
@@ -146,11 +146,11 @@ def finish_pending(pipeline: dlt.Pipeline) -> int:
     """Normalize and load packages an interrupted run left behind; return how many there were.
 
     `pipeline.run(data)` with pending packages loads only those and extracts nothing, so the
-    leftovers (whose state matches what they hold) are finished first, explicitly, each with
-    the schema it was extracted with where a sync from the dataset had put an older one back
-    (`roll_schemas_forward`).
+    leftovers (whose state matches what they hold) are finished first, explicitly, with a
+    stored schema no older than theirs (`roll_schemas_forward`); those of a first extract dlt
+    cannot finish are dropped and fetched again (`drop_first_extract`).
     """
-    if not pipeline.has_pending_data:
+    if not pipeline.has_pending_data or drop_first_extract(pipeline):
         return 0
     pending = len(pipeline.list_extracted_load_packages()) + len(pipeline.list_normalized_load_packages())
     roll_schemas_forward(pipeline)
@@ -228,8 +228,8 @@ def load_sessions(pipeline: dlt.Pipeline, source: DltSource, run: SourceRun) -> 
     summary.pending_packages_finished = finish_pending(pipeline)
     if summary.pending_packages_finished and pipeline.config.restore_from_destination:
         # A run killed between dlt's commit of a package and its save of the local state left
-        # that state a version behind what was just loaded: the dataset's is taken, as the next
-        # `pipeline.run` would (the walk goes on from the loaded cursor, not an earlier one).
+        # that state a version behind what was just loaded: the dataset's, newer, is taken, as
+        # the next `pipeline.run` would (the walk goes on from the loaded cursor, not before it).
         with warehouse_turn(pipeline):
             pipeline.sync_destination()
     run.empty_tables = empty_tables(pipeline, source, run.bot_keys)
