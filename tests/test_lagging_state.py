@@ -95,6 +95,21 @@ def env_of(server: SandboxServer, tmp_path: Path, resources: str) -> dict[str, s
     )
 
 
+def partition_env(server: SandboxServer, tmp_path: Path) -> dict[str, str]:
+    """`env_of` without bots: each partition's command names its own."""
+    env = env_of(server, tmp_path, "sessions")
+    env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
+    return env
+
+
+def partitions(*options: str) -> dict[str, list[str]]:
+    """The commands of two partitions, `part_a` and `part_b`, a bot each, with `options`."""
+    return {
+        name: ["load", "--no-models", *options, "--pipeline-name", name, "--bot", bot]
+        for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
+    }
+
+
 def test_a_package_committed_before_its_schema_was_saved_loads_its_new_table(tmp_path: Path) -> None:
     """Run 1 dies right after dlt committed its second day's package, whose session tags make
     a new table, and before dlt saved the pipeline's schema (it saves it after the commit).
@@ -121,19 +136,14 @@ def test_a_partition_finishes_its_package_beside_another_partition_loading(tmp_p
     tagged day committed and its schema not saved; then both load at once, each in a process
     of its own. Each session is there once, both bots' tags too, and no package is left."""
     with sandbox_at_real_now(day_sessions(tagged_day=1, bots=2)) as server:
-        env = env_of(server, tmp_path, "sessions")
-        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
-        partitions = {
-            name: ["load", "--no-models", "--pipeline-name", name, "--bot", bot]
-            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
-        }
-        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(2))
+        env, commands = partition_env(server, tmp_path), partitions()
+        killed = kore(commands["part_a"], env, tmp_path, patch=exit_after_commits(2))
         assert killed.returncode == 9, killed.stderr
         plain = "# a process of its own, not the test's fork"
         with ThreadPoolExecutor(2) as pool:
-            runs = list(pool.map(lambda args: kore(args, env, tmp_path, patch=plain), partitions.values()))
+            runs = list(pool.map(lambda args: kore(args, env, tmp_path, patch=plain), commands.values()))
         assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
-        assert not left_behind(tmp_path, *partitions)
+        assert not left_behind(tmp_path, *commands)
         assert normalized(loaded(tmp_path)) == normalized(expected(server))
         assert set(rows_twice(tmp_path).values()) == {0}
         with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
@@ -142,54 +152,37 @@ def test_a_partition_finishes_its_package_beside_another_partition_loading(tmp_p
         assert tags == [(f"{2:024x}",), (f"{12:024x}",)]
 
 
-def test_a_partitions_first_extract_killed_before_its_state_is_fetched_again_once(tmp_path: Path) -> None:
-    """A partition's first run into a DuckDB file another partition has filled (so dlt's sync
-    has written a state without a schema) dies right after dlt committed its first package.
-    dlt never finishes that package (it neither normalizes nor loads without a default schema)
-    and the next extract fetches its window again: the package is dropped, and each session of
-    the partition's bot is loaded once, not twice."""
-    with sandbox_at_real_now(day_sessions(tagged_day=0, bots=2)) as server:
-        env = env_of(server, tmp_path, "sessions")
-        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
-        partitions = {
-            name: ["load", "--no-models", "--pipeline-name", name, "--bot", bot]
-            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
-        }
-        assert kore(partitions["part_b"], env, tmp_path).returncode == 0
-        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(1))
-        assert killed.returncode == 9, killed.stderr
-        assert len(left_behind(tmp_path, "part_a")) == 1
-        last = kore(partitions["part_a"], env, tmp_path)
-        assert last.returncode == 0, last.stderr
-        assert not left_behind(tmp_path, *partitions)
-        assert normalized(loaded(tmp_path)) == normalized(expected(server))
-        assert set(rows_twice(tmp_path).values()) == {0}
-
-
-def test_on_postgres_a_partitions_first_extract_killed_before_its_state_is_fetched_again_once(
-    tmp_path: Path, postgres_dataset: str
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_partitions_first_extract_killed_before_its_state_is_fetched_again_once(
+    tmp_path: Path, destination: str, request: pytest.FixtureRequest
 ) -> None:
-    """The same into a PostgreSQL dataset another partition has filled. (Into a dataset that does
-    not exist yet, dlt's sync itself empties the pipeline's folder, the package with it.)"""
+    """A partition's first run into a dataset another partition has filled (so dlt's sync has
+    written a state without a schema) dies right after dlt committed its first package. dlt
+    never finishes that package (it neither normalizes nor loads without a default schema) and
+    the next extract fetches its window again: the package is dropped, and each session of the
+    partition's bot is loaded once, not twice (DuckDB) or refused (PostgreSQL). Into a dataset
+    that does not exist yet, dlt's sync itself empties the pipeline's folder, package and all."""
     with sandbox_at_real_now(day_sessions(tagged_day=0, bots=2)) as server:
-        env = env_of(server, tmp_path, "sessions")
-        env.pop("SOURCES__KORE_SESSIONS__BOT_IDS")
-        env["DESTINATION__POSTGRES__CREDENTIALS"] = POSTGRES_DSN
-        load = ["load", "--no-models", "--destination", "postgres", "--dataset", postgres_dataset]
-        partitions = {
-            name: [*load, "--pipeline-name", name, "--bot", bot]
-            for name, bot in zip(("part_a", "part_b"), BOTS, strict=True)
-        }
-        assert kore(partitions["part_b"], env, tmp_path).returncode == 0
-        killed = kore(partitions["part_a"], env, tmp_path, patch=exit_after_commits(1))
+        env, options = partition_env(server, tmp_path), []
+        if destination == "postgres":
+            dataset = request.getfixturevalue("postgres_dataset")
+            env["DESTINATION__POSTGRES__CREDENTIALS"] = POSTGRES_DSN
+            options = ["--destination", "postgres", "--dataset", dataset]
+        commands = partitions(*options)
+        assert kore(commands["part_b"], env, tmp_path).returncode == 0
+        killed = kore(commands["part_a"], env, tmp_path, patch=exit_after_commits(1))
         assert killed.returncode == 9, killed.stderr
         assert len(left_behind(tmp_path, "part_a")) == 1
-        last = kore(partitions["part_a"], env, tmp_path)
+        last = kore(commands["part_a"], env, tmp_path)
         assert last.returncode == 0, last.stderr
-        assert not left_behind(tmp_path, *partitions)
-        assert sorted(postgres_ids(postgres_dataset)) == sorted(expected(server))
-        tables = {"sessions": "_dlt_id", "sessions__session_tags": "_dlt_id"}  # the history's tables
-        assert postgres_rows_twice(postgres_dataset, tables) == dict.fromkeys(tables, 0)
+        assert not left_behind(tmp_path, *commands)
+        if destination == "postgres":
+            assert sorted(postgres_ids(dataset)) == sorted(expected(server))
+            tables = {"sessions": "_dlt_id", "sessions__session_tags": "_dlt_id"}  # the history's
+            assert postgres_rows_twice(dataset, tables) == dict.fromkeys(tables, 0)
+        else:
+            assert normalized(loaded(tmp_path)) == normalized(expected(server))
+            assert set(rows_twice(tmp_path).values()) == {0}
 
 
 def test_a_run_after_a_lagging_state_goes_on_from_what_it_loaded(tmp_path: Path) -> None:
