@@ -29,9 +29,7 @@ from pathlib import Path
 import dlt
 from dlt.common.schema import Schema
 from dlt.common.storages.load_package import PackageStorage
-from dlt.common.storages.normalize_storage import NormalizeStorage
-from kore_sessions.runtime.working_folder import NORMALIZE_FOLDER
-from kore_sessions.warehouse.pending_packages import normalized_packages
+from kore_sessions.warehouse.pending_packages import extracted_packages, normalized_packages
 
 logger = logging.getLogger("kore_sessions")
 
@@ -79,6 +77,5 @@ def drop_first_extract(pipeline: dlt.Pipeline) -> int:
 def packages_to_finish(working_dir: Path) -> list[Path]:
     """The folders of the packages still to load, extracted or normalized, oldest first (a load
     id is the time of its extract)."""
-    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
-    packages = [path for path in extracted.glob("*") if path.is_dir()] + normalized_packages(working_dir)
+    packages = extracted_packages(working_dir) + normalized_packages(working_dir)
     return sorted(packages, key=lambda path: float(path.name))

@@ -6,14 +6,11 @@ import shutil
 from pathlib import Path
 
 from dlt.common.storages.load_storage import LoadStorage
-from dlt.common.storages.normalize_storage import NormalizeStorage
-from kore_sessions.warehouse.pending_packages import LOAD_FOLDER
+from kore_sessions.warehouse.pending_packages import LOAD_FOLDER, extracted_packages
 
-# dlt's normalize storage in a pipeline's working folder (dlt's Pipeline names it so; its load
-# storage is `pending_packages.LOAD_FOLDER`), and the package folders the load storage holds.
-NORMALIZE_FOLDER = "normalize"
 # Where a loaded package keeps its data files (dlt's PackageStorage names it so).
 COMPLETED_JOBS_FOLDER = "completed_jobs"
+# The package folders dlt's load storage holds.
 LOAD_PACKAGE_FOLDERS = (
     LoadStorage.NEW_PACKAGES_FOLDER,
     LoadStorage.NORMALIZED_FOLDER,
@@ -37,10 +34,7 @@ def mend_working_folder(working_dir: Path) -> None:
     if load.is_dir():
         for name in LOAD_PACKAGE_FOLDERS:
             (load / name).mkdir(exist_ok=True)
-    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
-    if not extracted.is_dir():
-        return
-    for package in extracted.iterdir():
+    for package in extracted_packages(working_dir):
         committed = (
             load / name / package.name for name in (LoadStorage.NORMALIZED_FOLDER, LoadStorage.LOADED_FOLDER)
         )

@@ -11,9 +11,12 @@ from typing import Any
 from dlt.common.schema.utils import get_write_disposition
 from dlt.common.storages.load_package import PackageStorage, ParsedLoadJobFileName
 from dlt.common.storages.load_storage import LoadStorage
+from dlt.common.storages.normalize_storage import NormalizeStorage
 
 # dlt's load storage in a pipeline's working folder (dlt's Pipeline names it so).
 LOAD_FOLDER = "load"
+# dlt's normalize storage in a pipeline's working folder (dlt's Pipeline names it so).
+NORMALIZE_FOLDER = "normalize"
 # A package's jobs a load step runs: those not yet started, and those a killed load step had
 # started (dlt starts them again).
 PENDING_JOB_FOLDERS = (PackageStorage.NEW_JOBS_FOLDER, PackageStorage.STARTED_JOBS_FOLDER)
@@ -55,6 +58,12 @@ def normalized_packages(working_dir: Path) -> list[Path]:
     """The normalized packages of a working folder, oldest first."""
     normalized = working_dir / LOAD_FOLDER / LoadStorage.NORMALIZED_FOLDER
     return sorted(path for path in normalized.glob("*") if path.is_dir())
+
+
+def extracted_packages(working_dir: Path) -> list[Path]:
+    """The extracted packages of a working folder (not normalized yet), oldest first."""
+    extracted = working_dir / NORMALIZE_FOLDER / NormalizeStorage.EXTRACTED_FOLDER
+    return sorted(path for path in extracted.glob("*") if path.is_dir())
 
 
 def job_files(package: Path, folder: str) -> list[Path]:
