@@ -27,7 +27,12 @@ logger = logging.getLogger("kore_sessions")
 # 1,000,000 under 72, 80 and 96 MB (not 64); over 2,000,000 under 96 MB (not 80); over 4,000,000
 # under 192 MB (not 128). Over 1,000,000 sessions 4 threads built under 192 MB (not 96) and 8
 # under 384: each thread holds buffers of its own. The old build (1 GB) peaked at 1.26 GB over
-# 1,000,000 sessions in 6.6 s; under 96 MB this one peaks at 179 MB in 3.7-4.3 s.
+# 1,000,000 sessions in 6.6 s; under 96 MB this one peaks at 179 MB in 3.7-4.3 s. Built by
+# `kore-sessions load` right after loading 200,000 sessions, the rollups (then deduplicating both
+# tag scopes in one UNION and adding up every session in each of the six rollups) ran out of
+# 96 MB in 6 of 19 runs, and building again under 192 MB took the command to 403-423 MB; since
+# each scope is deduplicated on its own and the day, week, month and channel rollups add up
+# counted groups, 0 of 18 (333-343 MB).
 MEMORY_PER_BUILD_THREAD_MB = 48
 BUILD_SESSIONS_STEP = 2_000_000
 

@@ -24,50 +24,61 @@ sliced AS (
 
 tags AS (
     -- Only the tags that describe kinds of sessions (int_tags__sliced says which); a tag listed
-    -- twice on a session counts once (UNION removes the repeats).
-    SELECT session_id, 'session' AS tag_scope, tag_name, tag_value
+    -- twice on a session counts once (DISTINCT removes the repeats, within each scope).
+    SELECT DISTINCT session_id, 'session' AS tag_scope, tag_name, tag_value
     FROM stg_kore__session_tags
     WHERE tag_name IN (SELECT tag_name FROM sliced WHERE tag_scope = 'session')
-    UNION
-    SELECT session_id, 'user' AS tag_scope, tag_name, tag_value
+    UNION ALL
+    SELECT DISTINCT session_id, 'user' AS tag_scope, tag_name, tag_value
     FROM stg_kore__user_tags
     WHERE tag_name IN (SELECT tag_name FROM sliced WHERE tag_scope = 'user')
 ),
 
+outcomes AS (
+    -- The counted sessions by day, bot, channel, outcome and activity: the day, week, month and
+    -- channel rollups add up these few rows a day rather than every session.
+    SELECT
+        day, week_start, month_start, bot_id, channel, reporting_time_zone, outcome, is_active,
+        COUNT(*) AS session_count
+    FROM counted
+    GROUP BY day, week_start, month_start, bot_id, channel, reporting_time_zone, outcome, is_active
+),
+
 slices AS (
-    -- Every counted session in every rollup, with the keys that rollup groups by: one branch a
-    -- rollup, so that only the language and tag rollups join (and fan out), each once.
+    -- Every rollup's rows, with the keys that rollup groups by and how many sessions each row
+    -- stands for: one branch a rollup, so that only the language and tag rollups join (and fan
+    -- out), each once, a session a row.
     SELECT
         'day' AS rollup_name, day AS period_start, bot_id, NULL AS channel, NULL AS language,
         NULL AS tag_scope, NULL AS tag_name, NULL AS tag_value, reporting_time_zone, outcome,
-        is_active
-    FROM counted
+        is_active, session_count
+    FROM outcomes
     UNION ALL
     SELECT
         'week', week_start, bot_id, NULL, NULL, NULL, NULL, NULL, reporting_time_zone, outcome,
-        is_active
-    FROM counted
+        is_active, session_count
+    FROM outcomes
     UNION ALL
     SELECT
         'month', month_start, bot_id, NULL, NULL, NULL, NULL, NULL, reporting_time_zone, outcome,
-        is_active
-    FROM counted
+        is_active, session_count
+    FROM outcomes
     UNION ALL
     SELECT
         'day_channel', day, bot_id, COALESCE(channel, 'unknown'), NULL, NULL, NULL, NULL,
-        reporting_time_zone, outcome, is_active
-    FROM counted
+        reporting_time_zone, outcome, is_active, session_count
+    FROM outcomes
     UNION ALL
     SELECT
         'day_language', counted.day, counted.bot_id, NULL, COALESCE(languages.language, 'unknown'),
-        NULL, NULL, NULL, counted.reporting_time_zone, counted.outcome, counted.is_active
+        NULL, NULL, NULL, counted.reporting_time_zone, counted.outcome, counted.is_active, 1
     FROM counted
     LEFT JOIN languages ON languages.session_id = counted.session_id
     UNION ALL
     -- A session without tags is in no tag's row.
     SELECT
         'day_tag', counted.day, counted.bot_id, NULL, NULL, tags.tag_scope, tags.tag_name,
-        tags.tag_value, counted.reporting_time_zone, counted.outcome, counted.is_active
+        tags.tag_value, counted.reporting_time_zone, counted.outcome, counted.is_active, 1
     FROM counted
     INNER JOIN tags ON tags.session_id = counted.session_id
 ),
@@ -83,11 +94,11 @@ counts AS (
         tag_name,
         tag_value,
         reporting_time_zone,
-        COUNT(*) AS sessions,
-        COUNT(*) FILTER (WHERE outcome = 'self_service') AS self_service,
-        COUNT(*) FILTER (WHERE outcome = 'drop_off') AS drop_off,
-        COUNT(*) FILTER (WHERE outcome = 'agent') AS agent,
-        COUNT(*) FILTER (WHERE is_active) AS active_sessions
+        CAST(SUM(session_count) AS BIGINT) AS sessions,
+        CAST(SUM(CASE WHEN outcome = 'self_service' THEN session_count ELSE 0 END) AS BIGINT) AS self_service,
+        CAST(SUM(CASE WHEN outcome = 'drop_off' THEN session_count ELSE 0 END) AS BIGINT) AS drop_off,
+        CAST(SUM(CASE WHEN outcome = 'agent' THEN session_count ELSE 0 END) AS BIGINT) AS agent,
+        CAST(SUM(CASE WHEN is_active THEN session_count ELSE 0 END) AS BIGINT) AS active_sessions
     FROM slices
     GROUP BY
         rollup_name, period_start, bot_id, channel, language, tag_scope, tag_name, tag_value,
