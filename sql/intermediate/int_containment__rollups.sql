@@ -35,8 +35,9 @@ tags AS (
 ),
 
 outcomes AS (
-    -- The counted sessions by day, bot, channel, outcome and activity: the day, week, month and
-    -- channel rollups add up these few rows a day rather than every session.
+    -- The counted sessions by every key of the day, week, month and channel rollups (with the
+    -- time zone, outcome and activity): those rollups add up these few rows a day rather than
+    -- every session.
     SELECT
         day, week_start, month_start, bot_id, channel, reporting_time_zone, outcome, is_active,
         COUNT(*) AS session_count
@@ -47,7 +48,7 @@ outcomes AS (
 slices AS (
     -- Every rollup's rows, with the keys that rollup groups by and how many sessions each row
     -- stands for: one branch a rollup, so that only the language and tag rollups join (and fan
-    -- out), each once, a session a row.
+    -- out), each once, a row for each language or tag of a session.
     SELECT
         'day' AS rollup_name, day AS period_start, bot_id, NULL AS channel, NULL AS language,
         NULL AS tag_scope, NULL AS tag_name, NULL AS tag_value, reporting_time_zone, outcome,
@@ -94,8 +95,11 @@ counts AS (
         tag_name,
         tag_value,
         reporting_time_zone,
+        -- Counts stay BIGINT: a SUM of BIGINT is HUGEINT on DuckDB and numeric on PostgreSQL.
         CAST(SUM(session_count) AS BIGINT) AS sessions,
-        CAST(SUM(CASE WHEN outcome = 'self_service' THEN session_count ELSE 0 END) AS BIGINT) AS self_service,
+        CAST(
+            SUM(CASE WHEN outcome = 'self_service' THEN session_count ELSE 0 END) AS BIGINT
+        ) AS self_service,
         CAST(SUM(CASE WHEN outcome = 'drop_off' THEN session_count ELSE 0 END) AS BIGINT) AS drop_off,
         CAST(SUM(CASE WHEN outcome = 'agent' THEN session_count ELSE 0 END) AS BIGINT) AS agent,
         CAST(SUM(CASE WHEN is_active THEN session_count ELSE 0 END) AS BIGINT) AS active_sessions
