@@ -2,8 +2,9 @@
 the bench's server with Kore's rate limits lifted (`--requests-per-minute`,
 `--requests-per-hour`): the whole command's time at part a's sessions over a floor like the
 independent check's (4 workers, pages parsed by the standard library's json), and the command's
-peak RSS there and at part r's larger size. The independent check times and measures the
-command this way.
+peak RSS there and at part r's two sizes (its larger over its smaller), with the model builds
+it ran again for want of DuckDB memory (each of those raises the peak). The independent check
+times and measures the command this way.
 
 The command runs on this machine's clock, the sandbox on `harness.NOW` (the last Sunday noon
 before the run): the command also pages the empty windows between the two (none to a week's), so
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 from kore_sessions.sandbox import RequestRecord
+from kore_sessions.warehouse.build_memory import REBUILD_NOTICE
 
 from bench import harness
-from bench.backfill import FLOOR_RATIO_TARGET, RSS_SHARES, RSS_TARGET_MB, Backfill
+from bench.backfill import FLOOR_RATIO_TARGET, RSS_FLAT_TARGET, RSS_SHARES, RSS_TARGET_MB, Backfill
 from bench.jobs import CLIENT_ID, CLIENT_SECRET, REFERENCE, UNLIMITED, Job
 from bench.parts import Figure, check_rows, rows_verdict, say
 
@@ -34,12 +36,14 @@ CHECK_FLOOR_PARSER: Literal["json"] = "json"
 
 @dataclass(frozen=True)
 class CommandRun:
-    """One `kore-sessions load`: its whole time (start-up, load, models), peak RSS and rows."""
+    """One `kore-sessions load`: its whole time (start-up, load, models), peak RSS, rows and
+    model builds run again under more memory."""
 
     seconds: float
     peak_rss_mb: float
     rows: int
     distinct_ids: int
+    rebuilds: int
 
 
 def load_command(job: Job) -> list[str]:
@@ -69,11 +73,19 @@ def run_command(job: Job) -> CommandRun:
             command, cwd=harness.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True
         )
     figures = json.loads(result.read_text())
+    output = (workdir / "command.log").read_text(errors="replace")
     if figures["returncode"] != 0:
-        tail = (workdir / "command.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"kore-sessions load failed (exit {figures['returncode']}):\n{tail}")
+        raise RuntimeError(f"kore-sessions load failed (exit {figures['returncode']}):\n{output[-3000:]}")
     rows, distinct = harness.loaded_rows(job)
-    return CommandRun(figures["seconds"], figures["peak_rss_kb"] / 1024, rows, distinct)
+    return CommandRun(
+        figures["seconds"], figures["peak_rss_kb"] / 1024, rows, distinct, model_rebuilds(output)
+    )
+
+
+def model_rebuilds(output: str) -> int:
+    """How often the command's output says its model build ran out of DuckDB's memory and was
+    built again (`build_memory.REBUILD_NOTICE`)."""
+    return output.count(REBUILD_NOTICE.split("%s")[0])
 
 
 def command_figures(backfill: Backfill, label: str) -> tuple[CommandRun, list[RequestRecord], list[Figure]]:
@@ -97,16 +109,19 @@ def command_figures(backfill: Backfill, label: str) -> tuple[CommandRun, list[Re
             ("l", f"{label} peak RSS", f"{run.peak_rss_mb:.0f} MB"),
             ("l", f"{label} requests / minimum", f"{made} / {minimum} ({windows} windows)"),
             ("l", f"{label} rows check", verdict),
+            ("l", f"{label} model builds run again", str(run.rebuilds)),
         ],
     )
 
 
 def part_l(backfill: Backfill) -> list[Figure]:
     """The command at part a's sessions (over the check's floor of the same windows) and at part
-    r's larger size (its peak RSS against the bound)."""
+    r's two sizes (the larger's peak RSS against the bound and over the smaller's)."""
     sessions = backfill.sizes.a.sessions
-    large = round(sessions * RSS_SHARES[1])
-    say(f"\n== (l) kore-sessions load with its models, {sessions:,} and {large:,} sessions, DuckDB")
+    small, large = (round(sessions * share) for share in RSS_SHARES)
+    say(
+        f"\n== (l) kore-sessions load with its models, {small:,}, {sessions:,} and {large:,} sessions, DuckDB"
+    )
     run, log, figures = command_figures(backfill, f"command {sessions:,}")
     floor_job = replace(backfill.job("check-floor"), kind=REFERENCE, windows=harness.owned_windows(log))
     floor_job = replace(floor_job, workers=CHECK_FLOOR_WORKERS, parser=CHECK_FLOOR_PARSER)
@@ -119,10 +134,26 @@ def part_l(backfill: Backfill) -> list[Figure]:
         ("l", "check's floor rows check", check_rows("check's floor", floor, backfill.data)),
         ("l", "time command/check's floor", f"x{ratio:.2f} (<= x{FLOOR_RATIO_TARGET}: {within})"),
     ]
-    sizes = replace(backfill.sizes, a=replace(backfill.sizes.a, sessions=large))
-    with ExitStack() as stack:
-        large_run, _, large_figures = command_figures(
-            Backfill(sizes, backfill.tmp / f"l-{large}", stack), f"command {large:,}"
-        )
+    small_run, small_figures = sized_command(backfill, small)
+    large_run, large_figures = sized_command(backfill, large)
     within = "yes" if large_run.peak_rss_mb <= RSS_TARGET_MB else "NO"
-    return [*figures, *large_figures, ("l", f"peak RSS at {large:,} <= {RSS_TARGET_MB} MB", within)]
+    flat = large_run.peak_rss_mb / small_run.peak_rss_mb
+    flat_within = "yes" if flat <= RSS_FLAT_TARGET else "NO"
+    return [
+        *figures,
+        *small_figures,
+        *large_figures,
+        ("l", f"peak RSS at {large:,} <= {RSS_TARGET_MB} MB", within),
+        ("l", f"peak RSS {large:,} / {small:,}", f"x{flat:.2f} (<= x{RSS_FLAT_TARGET}: {flat_within})"),
+    ]
+
+
+def sized_command(backfill: Backfill, sessions: int) -> tuple[CommandRun, list[Figure]]:
+    """The command over a data set of its own of `sessions` sessions (part a's bots and days),
+    with its server; its run and figures."""
+    sizes = replace(backfill.sizes, a=replace(backfill.sizes.a, sessions=sessions))
+    with ExitStack() as stack:
+        run, _, figures = command_figures(
+            Backfill(sizes, backfill.tmp / f"l-{sessions}", stack), f"command {sessions:,}"
+        )
+    return run, figures

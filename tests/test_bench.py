@@ -5,6 +5,7 @@ sessions."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kore_sessions.sandbox import GeneratedSession, generate_sessions, make_bot_ids
+from kore_sessions.warehouse import build_memory
 
 from bench import harness
+from bench.command_load import model_rebuilds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,12 +111,40 @@ def test_the_offload_probe_builds_the_same_tables_in_worker_processes(tmp_path: 
 def test_quick_command_part_loads_every_session_with_the_command(tmp_path: Path) -> None:
     output = run_module(["bench.run_bench", "--quick", "--part", "l"], tmp_path)
     table = dict(re.findall(r"^l\s+(.+?)\s{2,}(.+)$", output, re.MULTILINE))
-    assert [table[f"command {size} rows check"] for size in ("20,000", "40,000")] == ["ok", "ok"]
+    sizes = ("8,000", "20,000", "40,000")
+    assert [table[f"command {size} rows check"] for size in sizes] == ["ok", "ok", "ok"]
+    assert [table[f"command {size} model builds run again"] for size in sizes] == ["0", "0", "0"]
     assert table["check's floor rows check"] == "ok"
     assert re.fullmatch(r"x\d+\.\d\d \(<= x2\.5: (yes|NO)\)", table["time command/check's floor"])
     made, minimum = re.match(r"(\d+) / (\d+)", table["command 20,000 requests / minimum"]).groups()
     assert int(made) == int(minimum) > 0
     assert table["peak RSS at 40,000 <= 400 MB"] == "yes"
+    assert re.fullmatch(r"x\d+\.\d\d \(<= x1\.1: (yes|NO)\)", table["peak RSS 40,000 / 8,000"])
+
+
+class _SilentClient:
+    """A SQL client that runs nothing (a build's limit set and reset)."""
+
+    def execute_sql(self, sql: str, *args: object) -> None:
+        """Take the statement and do nothing."""
+
+
+def test_part_l_counts_the_model_builds_the_command_ran_again() -> None:
+    """Each line a build that ran out of DuckDB's memory says, as the command prints it, counts
+    once; the build's other lines do not."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(f"[kore-sessions] {record.getMessage()}")  # type: ignore[method-assign]
+    logger = logging.getLogger("kore_sessions")
+    logger.addHandler(handler)
+    try:
+        memory = build_memory.BuildMemory(_SilentClient(), limit_mb=96, ceiling_mb=1000.0)  # type: ignore[arg-type]
+        assert memory.raise_limit() and memory.raise_limit()
+    finally:
+        logger.removeHandler(handler)
+    output = "\n".join([*lines, "models: 18 built (5 views, 13 tables) in 1.1 s, duckdb dialect"])
+    assert model_rebuilds(output) == 2
+    assert model_rebuilds("models: 18 built (5 views, 13 tables) in 1.1 s, duckdb dialect") == 0
 
 
 def test_the_command_peak_is_the_commands_own_not_its_parents(tmp_path: Path) -> None:
