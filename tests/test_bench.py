@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from kore_sessions.cli.parser import setup_logging
 from kore_sessions.sandbox import GeneratedSession, generate_sessions, make_bot_ids
 from kore_sessions.warehouse import build_memory
 
@@ -129,22 +131,23 @@ class _SilentClient:
         """Take the statement and do nothing."""
 
 
-def test_part_l_counts_the_model_builds_the_command_ran_again() -> None:
-    """Each line a build that ran out of DuckDB's memory says, as the command prints it, counts
-    once; the build's other lines do not."""
-    lines: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(f"[kore-sessions] {record.getMessage()}")  # type: ignore[method-assign]
+@pytest.mark.unit
+def test_part_l_counts_the_model_builds_the_command_ran_again(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each line a build that ran out of DuckDB's memory prints under `--quiet`, as the command's
+    logging prints it, counts once; the build's other lines do not."""
     logger = logging.getLogger("kore_sessions")
-    logger.addHandler(handler)
+    saved = (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
     try:
+        setup_logging(quiet=True)
         memory = build_memory.BuildMemory(_SilentClient(), limit_mb=96, ceiling_mb=1000.0)  # type: ignore[arg-type]
         assert memory.raise_limit() and memory.raise_limit()
+        printed = capsys.readouterr().err
     finally:
-        logger.removeHandler(handler)
-    output = "\n".join([*lines, "models: 18 built (5 views, 13 tables) in 1.1 s, duckdb dialect"])
-    assert model_rebuilds(output) == 2
-    assert model_rebuilds("models: 18 built (5 views, 13 tables) in 1.1 s, duckdb dialect") == 0
+        logger.handlers[:], logger.level, logger.propagate, logger.disabled = saved
+    assert printed.count("[kore-sessions] models: DuckDB ran out of memory") == 2
+    built = "[kore-sessions] models: 18 built (5 views, 13 tables) in 1.1 s, duckdb dialect"
+    assert model_rebuilds(printed + built + "\n") == 2
+    assert model_rebuilds(built) == 0
 
 
 def test_the_command_peak_is_the_commands_own_not_its_parents(tmp_path: Path) -> None:
