@@ -179,14 +179,21 @@ def part_r(backfill: Backfill) -> list[Figure]:
             run, log = sized.duckdb_run()
             figures += run_figures("r", f"pipeline {sessions:,}", run, log, sized.data, sizes.a.page_cap)
         peaks.append(run.peak_rss_mb)
-    flat = peaks[1] / peaks[0]
-    within = "yes" if peaks[1] <= RSS_TARGET_MB else "NO"
+    verdicts = peak_verdicts("r", (small, large), (peaks[0], peaks[1]))
+    say(f"   peak RSS {peaks[1]:.0f} MB at {large:,}, x{peaks[1] / peaks[0]:.2f} that at {small:,}")
+    return [*figures, *verdicts]
+
+
+def peak_verdicts(part: str, sizes: tuple[int, int], peaks_mb: tuple[float, float]) -> list[Figure]:
+    """The peak RSS bounds of a smaller and a larger backfill (`sizes`, sessions): the larger's
+    peak against RSS_TARGET_MB, and over the smaller's against RSS_FLAT_TARGET."""
+    (small, large), (small_mb, large_mb) = sizes, peaks_mb
+    within = "yes" if large_mb <= RSS_TARGET_MB else "NO"
+    flat = large_mb / small_mb
     flat_within = "yes" if flat <= RSS_FLAT_TARGET else "NO"
-    say(f"   peak RSS {peaks[1]:.0f} MB at {large:,} (<= {RSS_TARGET_MB} MB: {within}), x{flat:.2f}")
     return [
-        *figures,
-        ("r", f"peak RSS at {large:,} <= {RSS_TARGET_MB} MB", within),
-        ("r", f"peak RSS {large:,} / {small:,}", f"x{flat:.2f} (<= x{RSS_FLAT_TARGET}: {flat_within})"),
+        (part, f"peak RSS at {large:,} <= {RSS_TARGET_MB} MB", within),
+        (part, f"peak RSS {large:,} / {small:,}", f"x{flat:.2f} (<= x{RSS_FLAT_TARGET}: {flat_within})"),
     ]
 
 

@@ -26,7 +26,7 @@ from kore_sessions.sandbox import RequestRecord
 from kore_sessions.warehouse.build_memory import REBUILD_NOTICE
 
 from bench import harness
-from bench.backfill import FLOOR_RATIO_TARGET, RSS_FLAT_TARGET, RSS_SHARES, RSS_TARGET_MB, Backfill
+from bench.backfill import FLOOR_RATIO_TARGET, RSS_SHARES, Backfill, peak_verdicts
 from bench.jobs import CLIENT_ID, CLIENT_SECRET, REFERENCE, UNLIMITED, Job
 from bench.parts import Figure, check_rows, rows_verdict, say
 
@@ -139,16 +139,8 @@ def part_l(backfill: Backfill) -> list[Figure]:
     ]
     small_run, small_figures = sized_command(backfill, small)
     large_run, large_figures = sized_command(backfill, large)
-    peak_within = "yes" if large_run.peak_rss_mb <= RSS_TARGET_MB else "NO"
-    flat = large_run.peak_rss_mb / small_run.peak_rss_mb
-    flat_within = "yes" if flat <= RSS_FLAT_TARGET else "NO"
-    return [
-        *figures,
-        *small_figures,
-        *large_figures,
-        ("l", f"peak RSS at {large:,} <= {RSS_TARGET_MB} MB", peak_within),
-        ("l", f"peak RSS {large:,} / {small:,}", f"x{flat:.2f} (<= x{RSS_FLAT_TARGET}: {flat_within})"),
-    ]
+    peaks = (small_run.peak_rss_mb, large_run.peak_rss_mb)
+    return [*figures, *small_figures, *large_figures, *peak_verdicts("l", (small, large), peaks)]
 
 
 def sized_command(backfill: Backfill, sessions: int) -> tuple[CommandRun, list[Figure]]:
