@@ -38,15 +38,14 @@ JSON_KINDS: dict[type, str] = {
     dict: "object",
     list: "array",
 }
-# The JSON types `json.dumps` writes as text (sorted keys, compact).
-STRUCTURED_KINDS = pa.array(["object", "array"], pa.string())
-# Where orjson's compact JSON may differ from `json.dumps`'s: a float in exponent form or under
-# 1e-4 (`1e-05` vs `0.00001`), one of 16 digits or more before its point, any character but
-# printable ASCII (`json.dumps` escapes it). Checked against 75,000 random values: every text
-# that differs matches; one that matches is only left to the record transform.
+# The JSON types whose text orjson does not write: a string is its own text, a null has none.
+UNWRITTEN_KINDS = pa.array(["string", "null"], pa.string())
+# Where orjson's compact JSON may differ from `json.dumps`'s or from a float's `repr`: a float in
+# exponent form or under 1e-4 (`1e-05` vs `0.00001`), one of 16 digits or more before its
+# point, any character but printable ASCII (`json.dumps` escapes it). Checked against 75,000
+# random values: every text that differs matches; one that matches is only left to the record
+# transform (`tests/test_value_texts.py` checks it on every run).
 JSON_TEXT_DIFFERS = r"[0-9][eE]|0\.0000|[0-9]{16}\.|[^ -~]"
-# How `str` writes a float that JSON has no number for (`json.dumps` writes `Infinity`...).
-NON_FINITE_TEXTS = pa.array(["inf", "-inf", "nan"], pa.string())
 
 
 @dataclass(frozen=True)
@@ -146,35 +145,53 @@ def value_texts(values: list[Any]) -> tuple[pa.Array, pa.Array] | None:
     """Loose values (tags) as text and the name of their JSON type, as `values.tag_value_text`
     writes them; None when one is of another type or would be written otherwise (left to it).
 
-    Every step runs in C (`map` over builtins, orjson, Arrow compute): `str` writes an integer
-    or a float as `repr` does, and `True`, lowered, as JSON's `true`; objects and arrays are
-    written by orjson with sorted keys, kept where that is `json.dumps`'s text too.
+    Every step runs in C (`map` over builtins, orjson, Arrow compute): a string is its own
+    text; a number, a boolean, an object or an array is written by orjson (sorted keys), kept
+    where that is `tag_value_text`'s text too (an integer's or a float's `repr`, JSON's
+    `true`, `json.dumps`'s compact text).
     """
     kinds = list(map(JSON_KINDS.get, map(type, values)))
     if None in kinds:
         return None
     kind = pa.array(kinds, pa.string())
-    text = pa.array(list(map(str, values)), pa.string())
-    if pc.any(pc.and_(pc.equal(kind, "number"), pc.is_in(text, NON_FINITE_TEXTS))).as_py():
-        return None
-    structured = pc.is_in(kind, STRUCTURED_KINDS)
-    if structured.true_count:
-        dumped = _json_texts(list(map(values.__getitem__, pc.indices_nonzero(structured).to_pylist())))
+    strings = pc.equal(kind, "string")
+    if strings.true_count == len(values):
+        return pa.array(values, pa.string()), kind
+    text = pa.nulls(len(values), pa.string())
+    if strings.true_count:
+        text = pc.replace_with_mask(text, strings, pa.array(_picked(values, strings), pa.string()))
+    written = pc.invert(pc.is_in(kind, UNWRITTEN_KINDS))
+    if written.true_count:
+        dumped = _json_texts(_picked(values, written))
         if dumped is None:
             return None
-        text = pc.replace_with_mask(text, structured, dumped)
-    text = pc.if_else(pc.equal(kind, "boolean"), pc.ascii_lower(text), text)
-    return pc.if_else(pc.equal(kind, "null"), pa.nulls(len(values), pa.string()), text), kind
+        text = pc.replace_with_mask(text, written, dumped)
+    return text, kind
+
+
+def _picked(values: list[Any], mask: pa.BooleanArray) -> list[Any]:
+    """The values where the mask holds, in order."""
+    return list(map(values.__getitem__, pc.indices_nonzero(mask).to_pylist()))
 
 
 def _json_texts(values: list[Any]) -> pa.Array | None:
-    """Objects and arrays as compact JSON with sorted keys, or None where orjson's text could
-    differ from `json.dumps`'s (see JSON_TEXT_DIFFERS) or lose a value (a non-finite float)."""
-    dumped = list(map(orjson.dumps, values, repeat(None), repeat(orjson.OPT_SORT_KEYS)))
+    """Values as compact JSON with sorted keys, or None where orjson's text could differ from
+    `tag_value_text`'s (see JSON_TEXT_DIFFERS), lose a value (a non-finite float) or cannot be
+    written (an integer beyond 64 bits)."""
+    try:
+        dumped = list(map(orjson.dumps, values, repeat(None), repeat(orjson.OPT_SORT_KEYS)))
+    except orjson.JSONEncodeError:
+        return None
     if list(map(orjson.loads, dumped)) != values:
         return None
     texts = pc.cast(pa.array(dumped, pa.binary()), pa.string())
     return None if pc.any(pc.match_substring_regex(texts, JSON_TEXT_DIFFERS)).as_py() else texts
+
+
+def keys_of(records: list[dict[str, Any]]) -> set[str]:
+    """Every key any of the records has (in C: one set filled from each record's keys, cheaper
+    than a set of each record's own)."""
+    return set().union(*records)
 
 
 def every(mask: pa.BooleanArray) -> bool:

@@ -27,6 +27,7 @@ from kore_sessions.source.api.page_columns import (
     every,
     instants,
     item_places,
+    keys_of,
     list_places,
     per_record,
     scattered,
@@ -69,7 +70,7 @@ def message_columns(records: list[dict[str, Any]], keep_user_text: bool) -> Colu
     """
     if not records:
         return None
-    extra = sorted(frozenset().union(*set(map(frozenset, records))) - KNOWN_API_FIELDS)
+    extra = sorted(keys_of(records) - KNOWN_API_FIELDS)
     try:
         return _page(records, keep_user_text, extra)
     except FALLBACK_ERRORS:

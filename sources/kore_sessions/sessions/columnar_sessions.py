@@ -28,6 +28,7 @@ from kore_sessions.source.api.page_columns import (
     every,
     instants,
     item_places,
+    keys_of,
     list_places,
     value_texts,
 )
@@ -67,7 +68,7 @@ def session_columns(records: list[dict[str, Any]], containment_type: str | None)
     """
     if containment_type is not None or not records:
         return None
-    if not all(shape <= KNOWN_API_FIELDS for shape in set(map(frozenset, records))):
+    if not keys_of(records) <= KNOWN_API_FIELDS:
         return None
     try:
         return _page(records)
@@ -137,7 +138,7 @@ def _tag_children(records: list[dict[str, Any]], ids: pa.Array) -> dict[str, Chi
     tag lists (and an empty `altText`) whose tags are `{name, value}` objects, each value one
     `value_texts` writes as `tag_value_text` does."""
     tags = list(map(dict.get, records, repeat(TAGS_FIELD), repeat({})))
-    if set(map(type, tags)) != {dict} or not all(s <= TAG_LIST_KEYS for s in set(map(frozenset, tags))):
+    if set(map(type, tags)) != {dict} or not keys_of(tags) <= TAG_LIST_KEYS:
         return None
     for key in EMPTY_TAG_LISTS:
         empty = list(map(dict.get, tags, repeat(key)))
@@ -149,7 +150,7 @@ def _tag_children(records: list[dict[str, Any]], ids: pa.Array) -> dict[str, Chi
         items = list(chain.from_iterable(lists))
         if not set(map(type, lists)) <= {list, tuple} or not set(map(type, items)) <= {dict}:
             return None
-        if not all(shape <= TAG_KEYS for shape in set(map(frozenset, items))):
+        if not keys_of(items) <= TAG_KEYS:
             return None
         built = _tag_child(child, ids, lists, items)
         if built is None:
