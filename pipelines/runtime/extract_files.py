@@ -7,9 +7,10 @@ costs the extract's thread time: `kore-sessions load` over 500,000 sessions extr
 against 11.1 s with it (four alternated runs each, the load steps unchanged). A destination that
 takes the files elsewhere (a bucket, a warehouse's stage) keeps dlt's default.
 
-The default is held by a config provider of dlt's that comes after every provider of the user's
-(`dlt.config.register_provider`), under the pipeline's own name (`<pipeline>.data_writer`), and
-only where neither `<pipeline>.data_writer.compression` nor `data_writer.compression` is set.
+The default is held by a config provider of this project's, added after every provider of the
+user's (as `dlt.config.register_provider` adds one), under the pipeline's own name
+(`<pipeline>.data_writer`), and only where no provider of the user's sets
+`<pipeline>.data_writer.compression` or `data_writer.compression`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ LOCAL_FILE_DESTINATIONS = frozenset({"dlt.destinations.duckdb", "dlt.destination
 # dlt's config section of its file writers, and the Parquet writer's compression in it.
 DATA_WRITER_SECTION = "data_writer"
 COMPRESSION_KEY = "compression"
+# What the extract's Parquet is written with for those destinations: nothing to undo at the load.
 EXTRACT_COMPRESSION = "none"
 
 
