@@ -21,10 +21,12 @@ from .conftest import POSTGRES_DSN, drop_postgres_dataset, make_apps
 
 # A bot only the second command asks for: any request for it would show that it ran.
 OTHER_BOT = "st-bbbbbbbb-0000-4000-8000-000000000009"
-# Seconds each answer waits while a second command starts beside a running load. At 0.3 s the
-# load (47 requests) ended 2.6 s after its fourth answer, and a second command
-# started on a busy CI machine took longer than that to reach the lock: it found none and ran.
-# At 2 s its remaining answers take several rounds of 2 s each.
+# Seconds the slow server waits before each answer: a load is under way for a while.
+SLOW_LATENCY = 0.3
+# Seconds each answer waits while a second command starts beside a running load. At SLOW_LATENCY
+# the load (47 requests) ended 2.6 s after its fourth answer, and a second command started on a
+# busy CI machine took longer than that to reach the lock: it found none and ran. At 2 s the
+# load's remaining answers take several rounds of 2 s each.
 HOLDING_LATENCY = 2.0
 
 
@@ -36,7 +38,7 @@ def slow_server(recent_history: list) -> Iterator[SandboxServer]:
     with SandboxServer(
         recent_history, apps=make_apps(), now=REAL_NOW, page_cap=25, bot_ids=[OTHER_BOT]
     ) as server:
-        server.set_latency(0.3)
+        server.set_latency(SLOW_LATENCY)
         yield server
 
 
@@ -97,7 +99,7 @@ def test_a_second_load_while_one_runs_exits_at_once_and_changes_nothing(
     slow_server.set_latency(HOLDING_LATENCY)  # the first run outlives the second's start-up
     second = kore(["load", "--bot", OTHER_BOT, *destination["flags"].split()], env, tmp_path)
     still_running = first.poll() is None
-    slow_server.set_latency(0.3)
+    slow_server.set_latency(SLOW_LATENCY)
     assert second.returncode == 1
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
