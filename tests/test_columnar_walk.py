@@ -85,3 +85,23 @@ def test_open_sessions_are_tracked_alike(records: list[dict[str, Any]]) -> None:
     by_row.save_open_sessions()
     by_page.save_open_sessions()
     assert by_page.state == by_row.state
+
+
+@pytest.mark.parametrize("order", ["as listed", "newest first"])
+def test_channels_keep_their_earliest_start_in_any_order(records: list[dict[str, Any]], order: str) -> None:
+    # Pages that start before a channel's earliest seen, bring a channel not seen yet, or start
+    # after every channel's earliest (nothing to change): each bot state agrees with the rows'.
+    pages = pages_of(records)
+    if order == "newest first":
+        pages = [sorted(page, key=lambda raw: raw["start_time"], reverse=True) for page in pages[::-1]]
+    state = {"channels": {"rtm": "2026-06-01T12:00:00.000Z"}}
+    by_row = SessionsBotState(copy.deepcopy(state), "st-1", SourceRun())
+    by_page = SessionsBotState(copy.deepcopy(state), "st-1", SourceRun())
+    for page in pages:
+        for row in (to_row(raw) for raw in page):
+            by_row.track(row)
+        built = session_columns(page, None)
+        assert built is not None
+        by_page.track_page(built.root)
+        assert by_page.channel_since == by_row.channel_since and by_page.channels == by_row.channels
+    assert len(by_page.channels) > 2 and by_page.channels["rtm"] < "2026-06-01T12:00:00.000Z"

@@ -23,7 +23,11 @@ from kore_sessions.source.api.rules import ALL_BOTS_KEY
 from kore_sessions.source.api.run import SourceRun
 from kore_sessions.source.api.walk import fetch_concurrently
 from kore_sessions.source.config import MESSAGES_RESOURCE, ConfigError, RepairPlan, RunConfig
-from kore_sessions.source.dlt_compat import child_tables_follow_root, lend_resource_to_nested_tables
+from kore_sessions.source.dlt_compat import (
+    child_tables_follow_root,
+    lend_resource_to_nested_tables,
+    type_hints_read_once,
+)
 from kore_sessions.source.first_backfill import package_disposition
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.messages.channel_plan import SessionsSeen
@@ -59,6 +63,7 @@ __all__ = [
 ]
 
 lend_resource_to_nested_tables()
+type_hints_read_once()
 
 
 @dlt.source(name=SOURCE_NAME)

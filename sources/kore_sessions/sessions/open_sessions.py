@@ -66,11 +66,7 @@ class SessionsBotState(BotState):
         """`track` for a page's sessions built column by column (each once, each with a status and
         a documented containment): Python only for the channels and the open sessions."""
         ids = sessions.column(PRIMARY_KEY)
-        firsts = sessions.group_by("channel").aggregate([("start_time", "min")])
-        for channel, started in zip(
-            firsts["channel"].to_pylist(), firsts["start_time_min"].to_pylist(), strict=True
-        ):
-            self.note_channel(channel, started.astimezone(UTC))
+        self.note_page_channels(sessions)
         open_at_start = self.record.open_at_start[self.bot_key]
         if open_at_start:
             self.seen_open.update(_among(ids, open_at_start))
@@ -87,6 +83,21 @@ class SessionsBotState(BotState):
             opened.column(PRIMARY_KEY).to_pylist(), opened.column("start_time").to_pylist(), strict=True
         ):
             self.open_sessions[session_id] = format_api_timestamp(started)
+
+    def note_page_channels(self, sessions: pa.Table) -> None:
+        """`note_channel` for a page built column by column: each channel's earliest start, worked
+        out only when the page has a channel not seen yet or starts before one's earliest."""
+        channels = pc.unique(sessions.column("channel")).to_pylist()
+        page_start = pc.min(sessions.column("start_time")).as_py()
+        known = self.channel_since
+        noted = [channel for channel in channels if isinstance(channel, str) and channel]
+        if all(channel in known and known[channel] <= page_start for channel in noted):
+            return
+        firsts = sessions.group_by("channel").aggregate([("start_time", "min")])
+        for channel, started in zip(
+            firsts["channel"].to_pylist(), firsts["start_time_min"].to_pylist(), strict=True
+        ):
+            self.note_channel(channel, started.astimezone(UTC))
 
     def note_channel(self, channel: Any, started: datetime) -> None:
         """Remember the channel a session came on, and the earliest start seen on it."""
