@@ -60,7 +60,7 @@ def test_a_local_namespace_or_an_object_not_a_class_is_read_every_time() -> None
     assert len(calls) == 4
 
 
-def test_dlt_validation_reads_once_and_still_refuses_a_bad_table() -> None:
+def test_dlt_validation_is_patched_once_and_still_refuses_a_bad_table() -> None:
     type_hints_read_once()
     type_hints_read_once()  # idempotent: one wrapper, not a wrapper of a wrapper
     patched = validation.get_type_hints
