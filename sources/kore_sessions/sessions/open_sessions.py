@@ -90,8 +90,7 @@ class SessionsBotState(BotState):
         channels = pc.unique(sessions.column("channel")).to_pylist()
         page_start = pc.min(sessions.column("start_time")).as_py()
         known = self.channel_since
-        noted = [channel for channel in channels if isinstance(channel, str) and channel]
-        if all(channel in known and known[channel] <= page_start for channel in noted):
+        if all(channel in known and known[channel] <= page_start for channel in filter(_named, channels)):
             return
         firsts = sessions.group_by("channel").aggregate([("start_time", "min")])
         for channel, started in zip(
@@ -101,7 +100,7 @@ class SessionsBotState(BotState):
 
     def note_channel(self, channel: Any, started: datetime) -> None:
         """Remember the channel a session came on, and the earliest start seen on it."""
-        if not isinstance(channel, str) or not channel:
+        if not _named(channel):
             return
         since = self.channel_since.get(channel)
         if since is None or started < since:
@@ -150,6 +149,11 @@ class SessionsBotState(BotState):
         self.state["open_sessions"] = dict(sorted(self.open_sessions.items()))
         unresolved = self.state.get("unresolved", {})
         self.state["unresolved"] = {s: unresolved[s] for s in sorted(unresolved) if s in self.open_sessions}
+
+
+def _named(channel: Any) -> bool:
+    """Whether a session's channel is one to remember (a name, not a null or an empty text)."""
+    return isinstance(channel, str) and bool(channel)
 
 
 def _among(ids: pa.ChunkedArray, known: Collection[str]) -> list[str]:
