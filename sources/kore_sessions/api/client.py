@@ -211,17 +211,26 @@ class KoreClient:
     def _send(
         self, path: str, body: dict[str, Any], params: dict[str, str] | None, headers: dict[str, str]
     ) -> httpx.Response:
-        """POST and read the answer whole into a response of its own, freed once classified.
+        """POST and read the answer whole into a response of its own: a successful one is freed as
+        soon as it is classified.
 
         A response httpx sends is bound to its stream, and the stream to it: the pair waits for
         Python's cyclic collection with the body in it, and the extraction holds that collection
         back (`heap.lean_heap`). At the peak of a 500k backfill 167 page bodies (92 MB) waited so.
         Read through `stream`, the raw body goes into a response that nothing else refers to.
+
+        Raises:
+            httpx.TimeoutException: No answer, or a body cut short, in time (retried by `_attempt`).
+            httpx.TransportError: No connection, or one dropped before the body ended (retried).
         """
         with self._http.stream("POST", path, json=body, params=params, headers=headers) as sent:
             raw = b"".join(sent.iter_raw())
         answer = httpx.Response(
-            sent.status_code, headers=sent.headers, stream=httpx.ByteStream(raw), request=sent.request
+            sent.status_code,
+            headers=sent.headers,
+            stream=httpx.ByteStream(raw),
+            request=sent.request,
+            default_encoding=sent.default_encoding,
         )
         answer.read()  # decoded as httpx decodes it (Content-Encoding)
         return answer
