@@ -199,7 +199,7 @@ class KoreClient:
         self.stats.count("requests")
         headers = {AUTH_HEADER: self.credentials.mint_jwt()}
         try:
-            response = self._send(path, body, params, headers)
+            response = read_answer(self._http, path, body, params, headers)
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timeout ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:  # refused, not resolved, or closed without an answer
@@ -207,33 +207,6 @@ class KoreClient:
             raise RetryableError(f"connection problem ({_reason(exc)})") from exc
         self._contact.reached = True
         return classify_response(response, scope)
-
-    def _send(
-        self, path: str, body: dict[str, Any], params: dict[str, str] | None, headers: dict[str, str]
-    ) -> httpx.Response:
-        """POST and read the answer whole into a response of its own: a successful one is freed as
-        soon as it is classified.
-
-        A response httpx sends is bound to its stream, and the stream to it: the pair waits for
-        Python's cyclic collection with the body in it, and the extraction holds that collection
-        back (`heap.lean_heap`). At the peak of a 500k backfill 167 page bodies (92 MB) waited so.
-        Read through `stream`, the raw body goes into a response that nothing else refers to.
-
-        Raises:
-            httpx.TimeoutException: No answer, or a body cut short, in time (retried by `_attempt`).
-            httpx.TransportError: No connection, or one dropped before the body ended (retried).
-        """
-        with self._http.stream("POST", path, json=body, params=params, headers=headers) as sent:
-            raw = b"".join(sent.iter_raw())
-        answer = httpx.Response(
-            sent.status_code,
-            headers=sent.headers,
-            stream=httpx.ByteStream(raw),
-            request=sent.request,
-            default_encoding=sent.default_encoding,
-        )
-        answer.read()  # decoded as httpx decodes it (Content-Encoding)
-        return answer
 
     def _wait(self, state: RetryCallState) -> float:
         """Seconds to wait: Retry-After when given, else exponential backoff with full jitter."""
@@ -257,6 +230,45 @@ class KoreClient:
         wait = state.next_action.sleep if state.next_action else 0.0
         level = logging.WARNING if self._contact.reached else logging.DEBUG  # before contact: fails fast
         logger.log(level, "retrying in %.1f s (attempt %d): %s", wait, state.attempt_number + 1, error)
+
+
+def read_answer(
+    http: httpx.Client,
+    path: str,
+    body: dict[str, Any],
+    params: dict[str, str] | None,
+    headers: dict[str, str],
+) -> httpx.Response:
+    """POST and read the answer whole into a response of its own: a successful one is freed as
+    soon as it is classified.
+
+    A response httpx sends is bound to its stream, and the stream to it: the pair waits for
+    Python's cyclic collection with the body in it, and the extraction holds that collection
+    back (`heap.lean_heap`). At the peak of a 500k backfill 167 page bodies (92 MB) waited so.
+    Read through `stream`, the raw body goes into a response that nothing else refers to.
+
+    Args:
+        http: The client's connection pool.
+        path: The route's path for the bot.
+        body: The JSON body.
+        params: Query parameters, if any.
+        headers: The request's own headers (the JWT).
+
+    Raises:
+        httpx.TimeoutException: No answer, or a body cut short, in time (retried by the caller).
+        httpx.TransportError: No connection, or one dropped before the body ended (retried).
+    """
+    with http.stream("POST", path, json=body, params=params, headers=headers) as sent:
+        raw = b"".join(sent.iter_raw())
+    answer = httpx.Response(
+        sent.status_code,
+        headers=sent.headers,
+        stream=httpx.ByteStream(raw),
+        request=sent.request,
+        default_encoding=sent.default_encoding,
+    )
+    answer.read()  # decoded as httpx decodes it (Content-Encoding)
+    return answer
 
 
 class FirstContact:
