@@ -284,3 +284,109 @@ def test_a_rolled_back_schema_is_rolled_forward_from_either_stage(tmp_path: Path
     assert pipeline.default_schema.stored_version_hash != carried
     assert roll_schemas_forward(pipeline) == ["toy"]
     assert pipeline.default_schema.stored_version_hash == carried
+
+
+# A patch: the process dies inside dlt's sync with the dataset's newer state, right after it
+# deleted the stored schemas and before it saved the dataset's (`_install_state_and_schemas`).
+KILLED_INSIDE_THE_SYNC = """
+import os
+from dlt.common.storages.live_schema_storage import LiveSchemaStorage
+_clear = LiveSchemaStorage.clear_storage
+def clear_storage(self):
+    _clear(self)
+    os._exit(9)
+LiveSchemaStorage.clear_storage = clear_storage
+"""
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_run_killed_inside_the_sync_leaves_no_command_without_its_schema(
+    tmp_path: Path, destination: str, request: pytest.FixtureRequest
+) -> None:
+    """Run 1 dies with its state a package behind; run 2 loads the package, and dies inside dlt's
+    sync with the dataset's newer state, its schema deleted, the dataset's not yet saved. The
+    state names a schema not stored: every later command failed on `SchemaNotFoundError` (as a
+    first backfill killed at random moments once did in CI). Run 3 takes the dataset's schema
+    and loads to the end: each session once, the tagged day's table too."""
+    with sandbox_at_real_now(day_sessions(tagged_day=1)) as server:
+        env, args = env_of(server, tmp_path, "sessions"), ["load", "--no-models"]
+        if destination == "postgres":
+            dataset = request.getfixturevalue("postgres_dataset")
+            env["DESTINATION__POSTGRES__CREDENTIALS"] = POSTGRES_DSN
+            args += ["--destination", "postgres", "--dataset", dataset]
+        first = kore(args, env, tmp_path, patch=exit_after_commits(2))
+        assert first.returncode == 9, first.stderr
+        second = kore(args, env, tmp_path, patch=KILLED_INSIDE_THE_SYNC)
+        assert second.returncode == 9, second.stderr
+        assert not list((tmp_path / PIPELINE_FOLDER / "schemas").glob("*.json")), "the sync was cut"
+        last = kore(args, env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert "was not stored: from the dataset" in last.stderr
+        assert not pending_packages(tmp_path)
+        if destination == "postgres":
+            assert sorted(postgres_ids(dataset)) == sorted(expected(server))
+            tables = {"sessions": "_dlt_id", "sessions__session_tags": "_dlt_id"}
+            assert postgres_rows_twice(dataset, tables) == dict.fromkeys(tables, 0)
+            return
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}
+        with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
+            tags = con.sql("SELECT session_id FROM kore_sessions.sessions__session_tags").fetchall()
+        assert tags == [(f"{2:024x}",)]
+
+
+# A patch: the process dies at its first load step, before the dataset exists.
+KILLED_AT_THE_FIRST_LOAD = """
+import os
+from dlt.pipeline.pipeline import Pipeline
+def load(self, *args, **kwargs):
+    os._exit(9)
+Pipeline.load = load
+"""
+
+
+def killed_inside_the_wipe(deleted: str) -> str:
+    """A patch: the process dies inside dlt's wipe of a pipeline whose dataset does not exist,
+    with only the `deleted` paths (space-separated globs in the pipeline's working folder)
+    deleted, its state kept."""
+    return f"""
+import os, shutil
+from pathlib import Path
+from dlt.pipeline.pipeline import Pipeline
+def wipe(self):
+    for pattern in {deleted.split()!r}:
+        for path in Path(self.working_dir).glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    os._exit(9)
+Pipeline._wipe_working_folder = wipe
+"""
+
+
+@pytest.mark.parametrize(
+    ("deleted", "origin"),
+    [
+        ("schemas", "the newest package still to load"),
+        ("schemas load/*/*/schema.json", "nowhere (a new, empty one)"),
+        ("schemas load", "nowhere (a new, empty one)"),
+    ],
+)
+def test_a_run_killed_inside_the_wipe_starts_the_pipeline_again(
+    tmp_path: Path, deleted: str, origin: str
+) -> None:
+    """Run 1 dies at its first load step: the dataset does not exist. Run 2 has dlt wipe the
+    pipeline's folder, and dies inside the wipe with its schemas deleted (and its packages or
+    their schema files, or not), its state not. Run 3 puts a schema back (the package's, or a
+    new one), dlt's sync ends the wipe, and the run loads every session once."""
+    with sandbox_at_real_now(day_sessions(tagged_day=1)) as server:
+        env = env_of(server, tmp_path, "sessions")
+        first = kore(["load", "--no-models"], env, tmp_path, patch=KILLED_AT_THE_FIRST_LOAD)
+        assert first.returncode == 9, first.stderr
+        second = kore(["load", "--no-models"], env, tmp_path, patch=killed_inside_the_wipe(deleted))
+        assert second.returncode == 9, second.stderr
+        assert (tmp_path / PIPELINE_FOLDER / "state.json").is_file()
+        last = kore(["load", "--no-models"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert f"was not stored: from {origin}" in last.stderr
+        assert not pending_packages(tmp_path)
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}

@@ -43,9 +43,7 @@ def roll_schemas_forward(pipeline: dlt.Pipeline) -> list[str]:
     """
     rolled: list[str] = []
     for package in packages_to_finish(Path(pipeline.working_dir)):
-        carried = Schema.from_dict(
-            json.loads((package / PackageStorage.SCHEMA_FILE_NAME).read_text()), validate_schema=False
-        )
+        carried = carried_schema(package)
         if carried.name not in pipeline.schemas:
             continue
         stored = pipeline.schemas[carried.name]
@@ -72,6 +70,13 @@ def drop_first_extract(pipeline: dlt.Pipeline) -> int:
             "%d package(s) of a first extract killed before dlt kept it: fetched again", len(packages)
         )
     return len(packages)
+
+
+def carried_schema(package: Path) -> Schema:
+    """The schema a package was extracted (or normalized) with, as the package keeps it."""
+    return Schema.from_dict(
+        json.loads((package / PackageStorage.SCHEMA_FILE_NAME).read_text()), validate_schema=False
+    )
 
 
 def packages_to_finish(working_dir: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from kore_sessions.runtime.extract_files import uncompressed_extract_files
+from kore_sessions.runtime.missing_schemas import store_missing_schemas
 from kore_sessions.runtime.pending_schemas import drop_first_extract, roll_schemas_forward
 from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
@@ -101,6 +102,7 @@ def make_pipeline(
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
     mend_working_folder(Path(pipeline.working_dir))
+    store_missing_schemas(pipeline)
     uncompressed_extract_files(pipeline)
     return pipeline
 
