@@ -299,15 +299,18 @@ LiveSchemaStorage.clear_storage = clear_storage
 """
 
 
-@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+@pytest.mark.parametrize(
+    ("destination", "then"), [("duckdb", "load"), ("duckdb", "audit"), ("postgres", "load")]
+)
 def test_a_run_killed_inside_the_sync_leaves_no_command_without_its_schema(
-    tmp_path: Path, destination: str, request: pytest.FixtureRequest
+    tmp_path: Path, destination: str, then: str, request: pytest.FixtureRequest
 ) -> None:
     """Run 1 dies with its state a package behind; run 2 loads the package, and dies inside dlt's
     sync with the dataset's newer state, its schema deleted, the dataset's not yet saved. The
     state names a schema not stored: every later command failed on `SchemaNotFoundError` (as a
-    first backfill killed at random moments once did in CI). Run 3 takes the dataset's schema
-    and loads to the end: each session once, the tagged day's table too."""
+    first backfill killed at random moments once did in CI). The next command (`then`) takes
+    the dataset's schema; a load then loads to the end: each session once, the tagged day's
+    table too."""
     with sandbox_at_real_now(day_sessions(tagged_day=1)) as server:
         env, args = env_of(server, tmp_path, "sessions"), ["load", "--no-models"]
         if destination == "postgres":
@@ -319,9 +322,15 @@ def test_a_run_killed_inside_the_sync_leaves_no_command_without_its_schema(
         second = kore(args, env, tmp_path, patch=KILLED_INSIDE_THE_SYNC)
         assert second.returncode == 9, second.stderr
         assert not list((tmp_path / PIPELINE_FOLDER / "schemas").glob("*.json")), "the sync was cut"
+        following = kore(["audit"] if then == "audit" else args, env, tmp_path)
+        if then == "audit":  # it finds what the killed runs left unloaded, and says so
+            assert following.returncode == 3, following.stdout + following.stderr
+            assert "(2 sessions missing, 0 extra)" in following.stdout
+        else:
+            assert following.returncode == 0, following.stderr
+        assert "was not stored: from the dataset" in following.stderr
         last = kore(args, env, tmp_path)
         assert last.returncode == 0, last.stderr
-        assert "was not stored: from the dataset" in last.stderr
         assert not pending_packages(tmp_path)
         if destination == "postgres":
             assert sorted(postgres_ids(dataset)) == sorted(expected(server))
@@ -333,6 +342,8 @@ def test_a_run_killed_inside_the_sync_leaves_no_command_without_its_schema(
         with duckdb.connect(str(tmp_path / DATABASE), read_only=True) as con:
             tags = con.sql("SELECT session_id FROM kore_sessions.sessions__session_tags").fetchall()
         assert tags == [(f"{2:024x}",)]
+        if then == "audit":
+            assert kore(["audit"], env, tmp_path).returncode == 0
 
 
 # A patch: the process dies at its first load step, before the dataset exists.
@@ -370,13 +381,14 @@ Pipeline._wipe_working_folder = wipe
         ("schemas load", "nowhere (a new, empty one)"),
     ],
 )
+@pytest.mark.parametrize("then", ["load", "audit"])
 def test_a_run_killed_inside_the_wipe_starts_the_pipeline_again(
-    tmp_path: Path, deleted: str, origin: str
+    tmp_path: Path, deleted: str, origin: str, then: str
 ) -> None:
     """Run 1 dies at its first load step: the dataset does not exist. Run 2 has dlt wipe the
     pipeline's folder, and dies inside the wipe with its schemas deleted (and its packages or
-    their schema files, or not), its state not. Run 3 puts a schema back (the package's, or a
-    new one), dlt's sync ends the wipe, and the run loads every session once."""
+    their schema files, or not), its state not. The next command (`then`) puts a schema back (the
+    package's, or a new one) and dlt's sync ends the wipe; a load then loads every session once."""
     with sandbox_at_real_now(day_sessions(tagged_day=1)) as server:
         env = env_of(server, tmp_path, "sessions")
         first = kore(["load", "--no-models"], env, tmp_path, patch=KILLED_AT_THE_FIRST_LOAD)
@@ -384,9 +396,14 @@ def test_a_run_killed_inside_the_wipe_starts_the_pipeline_again(
         second = kore(["load", "--no-models"], env, tmp_path, patch=killed_inside_the_wipe(deleted))
         assert second.returncode == 9, second.stderr
         assert (tmp_path / PIPELINE_FOLDER / "state.json").is_file()
+        if then == "audit":  # its sync ends the wipe before it finishes leftovers: none is left
+            audit = kore(["audit"], env, tmp_path)
+            assert audit.returncode == 3, audit.stdout + audit.stderr
+            assert "nothing to audit: no pipeline has loaded sessions" in audit.stderr
+            assert f"was not stored: from {origin}" in audit.stderr
         last = kore(["load", "--no-models"], env, tmp_path)
         assert last.returncode == 0, last.stderr
-        assert f"was not stored: from {origin}" in last.stderr
+        assert (f"was not stored: from {origin}" in last.stderr) is (then == "load")
         assert not pending_packages(tmp_path)
         assert normalized(loaded(tmp_path)) == normalized(expected(server))
         assert set(rows_twice(tmp_path).values()) == {0}

@@ -94,9 +94,11 @@ class Auditor:
         """Check every due day of every bot; with `repair`, reload what differs and check again."""
         started = time.monotonic()
         result = AuditResult(bots=self.config.bot_keys)
-        finish_pending(self.pipeline)
-        with warehouse_turn(self.pipeline):
-            self.pipeline.sync_destination()
+        with warehouse_turn(self.pipeline):  # first, as a load: a pipeline whose dataset is gone
+            self.pipeline.sync_destination()  # starts again, and loads no leftover into nothing
+        if finish_pending(self.pipeline):
+            with warehouse_turn(self.pipeline):
+                self.pipeline.sync_destination()  # the dataset's state, newer once they are loaded
         sessions_bots = source_state(self.pipeline).get("bots", {})
         if not sessions_bots:
             raise NothingToAuditError(no_state(self.pipeline))

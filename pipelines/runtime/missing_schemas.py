@@ -3,9 +3,9 @@
 dlt's sync of a pipeline with the dataset's newer state deletes the stored schemas, then saves
 the dataset's, then the state (`_install_state_and_schemas`); its wipe of a pipeline whose dataset
 is gone deletes the working folder file by file. A run killed between those steps left a state
-naming a schema that is not stored, and every later command failed on `SchemaNotFoundError`:
-dlt's own sync, which puts a missing schema back from the dataset, asks for the default schema
-first, and so do the dataset's turn and credentials here.
+naming a default schema that is not stored, and every later `load` and `audit` of the pipeline
+failed on `SchemaNotFoundError`: the dataset's turn and credentials here ask dlt for a client
+with the default schema before dlt's sync could put it back (and the sync's own wipe asks too).
 
 The schema put back is, in this order:
 - the one the newest package still to load carries (it descends from the schema the state
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dlt
@@ -33,16 +35,20 @@ from kore_sessions.warehouse.turn import warehouse_turn
 logger = logging.getLogger("kore_sessions")
 
 
-def store_missing_schemas(pipeline: dlt.Pipeline) -> list[str]:
-    """Store a schema for each one the pipeline's state names and its storage lacks; return
-    their names (none, unless a run was killed inside dlt's sync or wipe)."""
-    named = {*pipeline.schema_names, pipeline.default_schema_name} - {None}
-    missing = sorted(name for name in named if not pipeline.schemas.has_schema(name))
-    for name in missing:
-        origin, schema = schema_to_store(pipeline, name)
-        pipeline.schemas.save_schema(schema)
-        logger.warning("schema %s, which the pipeline's state names, was not stored: from %s", name, origin)
-    return missing
+def store_missing_schema(pipeline: dlt.Pipeline) -> str | None:
+    """Store the default schema where the pipeline's state names one its storage lacks; return
+    its name (None, unless a run was killed inside dlt's sync or wipe).
+
+    Only the default schema (the only one this project's pipelines have): the state's other
+    names may be a killed save's temporary file (dlt lists every file of its schema folder).
+    """
+    name = pipeline.default_schema_name
+    if name is None or pipeline.schemas.has_schema(name):
+        return None
+    origin, schema = schema_to_store(pipeline, name)
+    pipeline.schemas.save_schema(schema)
+    logger.warning("schema %s, which the pipeline's state names, was not stored: from %s", name, origin)
+    return name
 
 
 def schema_to_store(pipeline: dlt.Pipeline, name: str) -> tuple[str, Schema]:
@@ -71,20 +77,26 @@ def package_schema(pipeline: dlt.Pipeline, name: str) -> Schema | None:
 
 
 def dataset_schema(pipeline: dlt.Pipeline, name: str) -> Schema | None:
-    """The dataset's newest schema `name`; None: no dataset, none of that name, or the pipeline
-    does not restore from its destination (`restore_from_destination`).
+    """The dataset's newest schema `name`; None: no dataset, or none of that name. Read whatever
+    `restore_from_destination` says: it restores no state (and `audit` syncs regardless).
 
     The destination's client is opened as dlt opens it for a pipeline without a default schema
     (with an ad hoc one): it cannot load the default schema the state names.
     """
-    if not pipeline.config.restore_from_destination:
-        return None
-    default, pipeline.default_schema_name = pipeline.default_schema_name, None
-    try:
+    with without_default_schema(pipeline):
         if not warehouse_exists(pipeline):  # a DuckDB file is not made by reading it
             return None
         with warehouse_turn(pipeline), pipeline.destination_client() as client:
             info = client.get_stored_schema(name) if isinstance(client, WithStateSync) else None
+    return Schema.from_dict(json.loads(info.schema)) if info else None
+
+
+@contextmanager
+def without_default_schema(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """The pipeline without its default schema's name, in memory only (its state is not saved
+    meanwhile): dlt then opens its destination's client with an ad hoc schema."""
+    default, pipeline.default_schema_name = pipeline.default_schema_name, None
+    try:
+        yield
     finally:
         pipeline.default_schema_name = default
-    return Schema.from_dict(json.loads(info.schema)) if info else None

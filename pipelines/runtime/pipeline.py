@@ -24,7 +24,7 @@ from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from kore_sessions.runtime.extract_files import uncompressed_extract_files
-from kore_sessions.runtime.missing_schemas import store_missing_schemas
+from kore_sessions.runtime.missing_schemas import store_missing_schema
 from kore_sessions.runtime.pending_schemas import drop_first_extract, roll_schemas_forward
 from kore_sessions.runtime.step_end import StepEnd
 from kore_sessions.runtime.summary import LoadSummary
@@ -83,14 +83,12 @@ def make_pipeline(
 
     Raises:
         ConfigError: the pipeline name cannot work.
+        TurnTimeoutError: the dataset, read for a schema a killed run left unstored, stayed taken.
     """
     check_pipeline_name(pipeline_name)
     check_dataset_name(dataset_name)
-    params = (
-        {}
-        if pipeline_name == PIPELINE_NAME
-        else {"staging_dataset_name_layout": f"%s_staging_{pipeline_name}"}
-    )
+    own_staging = {"staging_dataset_name_layout": f"%s_staging_{pipeline_name}"}
+    params = {} if pipeline_name == PIPELINE_NAME else own_staging
     if destination == "duckdb":
         destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path), **params)
     elif isinstance(destination, str):
@@ -102,7 +100,7 @@ def make_pipeline(
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
     mend_working_folder(Path(pipeline.working_dir))
-    store_missing_schemas(pipeline)
+    store_missing_schema(pipeline)
     uncompressed_extract_files(pipeline)
     return pipeline
 
