@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,11 @@ from kore_sessions.warehouse.pending_packages import LOAD_FOLDER, extracted_pack
 
 # Where a loaded package keeps its data files (dlt's PackageStorage names it so).
 COMPLETED_JOBS_FOLDER = "completed_jobs"
+# Where dlt keeps a pipeline's schemas (`<name>.schema.json`), in its working folder.
+SCHEMAS_FOLDER = "schemas"
+# The name of the file dlt writes before renaming it over its target (`FileStorage.save_atomic`
+# names it `uniq_id(8)`): 16 hex digits.
+DEAD_SAVE_NAME = re.compile(r"[0-9a-f]{16}")
 # The package folders dlt's load storage holds.
 LOAD_PACKAGE_FOLDERS = (
     LoadStorage.NEW_PACKAGES_FOLDER,
@@ -19,9 +25,13 @@ LOAD_PACKAGE_FOLDERS = (
 
 
 def mend_working_folder(working_dir: Path) -> None:
-    """Finish a working folder that a killed run left half made, as dlt would have.
+    """Finish a working folder that a killed run left half made, as dlt would have; before dlt
+    opens the pipeline, under its run lock (no live process writes in it).
 
-    dlt has two steps a SIGKILL can split, and each leaves a folder every later run fails on:
+    dlt has three steps a SIGKILL can split, and each leaves a folder every later run fails on:
+    - it saves a schema by writing a temporary file beside it and renaming that: the file left
+      behind is deleted. dlt takes every file of its schema folder for a schema; the next run
+      put its name in the state's schemas, and every sync failed on it (`InvalidSchemaName`);
     - it makes its load storage as `load/` and then the package folders, and takes the storage
       as ready once `load/` exists (`FileNotFoundError: .../load/normalized/.`): the missing
       folders are made, empty;
@@ -30,6 +40,9 @@ def mend_working_folder(working_dir: Path) -> None:
       load/normalized/<id>` when the copy is normalized again): the rename is atomic, so the
       committed package is whole and the extracted copy left behind is deleted.
     """
+    for path in (working_dir / SCHEMAS_FOLDER).glob("*"):
+        if DEAD_SAVE_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink()
     load = working_dir / LOAD_FOLDER
     if load.is_dir():
         for name in LOAD_PACKAGE_FOLDERS:
