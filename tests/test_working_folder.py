@@ -57,6 +57,7 @@ def test_a_schema_save_killed_before_its_rename_leaves_no_schema_behind(tmp_path
         assert killed.returncode == 9, killed.stderr
         left = [path.name for path in (tmp_path / PIPELINE_FOLDER / "schemas").iterdir()]
         assert len(left) == 2 and "kore_sessions.schema.json" in left, left
+        assert loaded(tmp_path), "a package was loaded first: dlt's sync does not wipe the folder"
         last = kore(["load", "--no-models"], env, tmp_path)
         assert last.returncode == 0, last.stderr
         assert [path.name for path in (tmp_path / PIPELINE_FOLDER / "schemas").iterdir()] == [

@@ -21,7 +21,6 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.reference import Destination
-from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract.source import DltSource
 from kore_sessions.runtime.extract_files import uncompressed_extract_files
@@ -94,13 +93,11 @@ def make_pipeline(
         destination = dlt.destinations.duckdb(duckdb_credentials(duckdb_path), **params)
     elif isinstance(destination, str):
         destination = Destination.from_reference(destination, **params)
-    mend_working_folder(Path(pipelines_dir or get_dlt_pipelines_dir()) / pipeline_name)  # as dlt finds it
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=destination,
-        dataset_name=dataset_name,
-        pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
-    )
+    folder = str(pipelines_dir) if pipelines_dir else None  # None: dlt's own (or its config's)
+    named = {"pipeline_name": pipeline_name, "dataset_name": dataset_name, "pipelines_dir": folder}
+    pipeline = dlt.pipeline(destination=destination, **named)
+    if mend_working_folder(Path(pipeline.working_dir)):  # dlt's opening named a dead save's file
+        pipeline = dlt.pipeline(destination=destination, **named)  # in its state: not again
     store_missing_schema(pipeline)
     uncompressed_extract_files(pipeline)
     return pipeline

@@ -24,14 +24,17 @@ LOAD_PACKAGE_FOLDERS = (
 )
 
 
-def mend_working_folder(working_dir: Path) -> None:
-    """Finish a working folder that a killed run left half made, as dlt would have; before dlt
-    opens the pipeline, under its run lock (no live process writes in it).
+def mend_working_folder(working_dir: Path) -> bool:
+    """Finish a working folder that a killed run left half made, as dlt would have; return
+    whether a schema's dead save was deleted (the caller opens the pipeline again).
 
-    dlt has three steps a SIGKILL can split, and each leaves a folder every later run fails on:
+    The caller holds the pipeline's run lock, or made the folder itself: no live process
+    writes in it. dlt has three steps a SIGKILL can split, each leaving a folder every later run
+    fails on:
     - it saves a schema by writing a temporary file beside it and renaming that: the file left
-      behind is deleted. dlt takes every file of its schema folder for a schema; the next run
-      put its name in the state's schemas, and every sync failed on it (`InvalidSchemaName`);
+      behind is deleted. dlt takes every file of its schema folder for a schema, and opening the
+      pipeline put its name in the state's schemas, on which every sync failed
+      (`InvalidSchemaName`); opened again, dlt names only the schemas stored;
     - it makes its load storage as `load/` and then the package folders, and takes the storage
       as ready once `load/` exists (`FileNotFoundError: .../load/normalized/.`): the missing
       folders are made, empty;
@@ -40,9 +43,10 @@ def mend_working_folder(working_dir: Path) -> None:
       load/normalized/<id>` when the copy is normalized again): the rename is atomic, so the
       committed package is whole and the extracted copy left behind is deleted.
     """
-    for path in (working_dir / SCHEMAS_FOLDER).glob("*"):
-        if DEAD_SAVE_NAME.fullmatch(path.name) and path.is_file():
-            path.unlink()
+    schemas = (working_dir / SCHEMAS_FOLDER).glob("*")
+    dead_saves = [path for path in schemas if DEAD_SAVE_NAME.fullmatch(path.name) and path.is_file()]
+    for path in dead_saves:
+        path.unlink()
     load = working_dir / LOAD_FOLDER
     if load.is_dir():
         for name in LOAD_PACKAGE_FOLDERS:
@@ -53,6 +57,7 @@ def mend_working_folder(working_dir: Path) -> None:
         )
         if any(path.is_dir() for path in committed):
             shutil.rmtree(package)
+    return bool(dead_saves)
 
 
 def prune_loaded_jobs(working_dir: Path) -> int:
