@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kore_sessions.sandbox import SandboxServer
@@ -10,7 +11,7 @@ from kore_sessions.sandbox import SandboxServer
 from .cli_helpers import PIPELINE_FOLDER, expected, kore, loaded, normalized
 from .conftest import Loader, assert_matches_sandbox, sandbox_at_real_now
 from .test_first_backfill import rows_twice
-from .test_lagging_state import day_sessions, env_of
+from .test_lagging_state import day_sessions, env_of, partition_env, partitions
 
 
 def test_a_load_storage_killed_while_being_made_is_finished(server: SandboxServer, tmp_path: Path) -> None:
@@ -63,5 +64,24 @@ def test_a_schema_save_killed_before_its_rename_leaves_no_schema_behind(tmp_path
         assert [path.name for path in (tmp_path / PIPELINE_FOLDER / "schemas").iterdir()] == [
             "kore_sessions.schema.json"
         ]
+        assert normalized(loaded(tmp_path)) == normalized(expected(server))
+        assert set(rows_twice(tmp_path).values()) == {0}
+
+
+def test_a_partition_mends_its_dead_schema_save_beside_another_partition_loading(tmp_path: Path) -> None:
+    """Two partitions, a bot each, into one DuckDB file: the first dies inside a schema save;
+    then both load at once, each in a process of its own. The first's dead file goes, nothing
+    of the other's folder does, and each session is there once."""
+    with sandbox_at_real_now(day_sessions(tagged_day=1, bots=2)) as server:
+        env, commands = partition_env(server, tmp_path), partitions()
+        killed = kore(commands["part_a"], env, tmp_path, patch=KILLED_INSIDE_A_SCHEMA_SAVE)
+        assert killed.returncode == 9, killed.stderr
+        plain = "# a process of its own, not the test's fork"
+        with ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda args: kore(args, env, tmp_path, patch=plain), commands.values()))
+        assert [run.returncode for run in runs] == [0, 0], [run.stderr for run in runs]
+        for name in commands:
+            schemas = tmp_path / PIPELINE_FOLDER.parent / name / "schemas"
+            assert [path.name for path in schemas.iterdir()] == ["kore_sessions.schema.json"], name
         assert normalized(loaded(tmp_path)) == normalized(expected(server))
         assert set(rows_twice(tmp_path).values()) == {0}
