@@ -42,17 +42,20 @@ class Data:
 
 @dataclass(frozen=True)
 class Sizes:
-    """Sizes of the parts (a and p share the backfill's), b's latency and c's rate limits."""
+    """Sizes of the parts (a and p share the backfill's), b's latency, c's rate limits and how
+    many times part l runs the command and its floor in turn (the median pair's ratio is its
+    figure: on these machines one run of either can take twice another's time)."""
 
     a: Data = Data(sessions=500_000, bots=5, days=120, page_cap=1000)
     b: Data = Data(sessions=30_000, bots=2, days=30, page_cap=100)
     c: Data = Data(sessions=24_000, bots=2, days=30, page_cap=10)
     b_latency: float = 0.2
     c_rate: RateLimit = SCALED_LIMITS
+    l_pairs: int = 3
 
 
 FULL = Sizes()
-QUICK = Sizes(a=Data(20_000, 2, 30, 1000), b=Data(4_000, 2, 30, 100), c=Data(3_000, 2, 30, 10))
+QUICK = Sizes(a=Data(20_000, 2, 30, 1000), b=Data(4_000, 2, 30, 100), c=Data(3_000, 2, 30, 10), l_pairs=2)
 
 
 def say(text: str) -> None:

@@ -18,7 +18,8 @@ Parts:
        allowed rate and the number of 429 answers.
     l: `kore-sessions load` itself (models built after the load, rate limits lifted) at part a's
        sessions, over a floor like the independent check's (4 workers, the standard library's
-       json), and its peak RSS there and at part r's larger size.
+       json), the two run in turn three times (the median pair's ratio), and its peak RSS there
+       and at part r's two sizes.
 
 ``--quick`` runs small sizes (< 1 minute) as a smoke test. The pipeline and the floor each run
 in a child process, so their peak RSS is their own; the server (the sandbox with pre-serialized
