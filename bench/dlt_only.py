@@ -2,10 +2,9 @@
 
 Every page of the floor's windows is fetched and turned into the pipeline's own Arrow tables
 first (`records.to_row`, `arrow.page_tables`, joined as the source joins them), and the
-pipeline is made (`make_pipeline`, the pipeline's settings), untimed. On the way each page's
-columnar build (`session_columns` and its tables, as the pipeline builds them) and the floor's
-flat rows of it (`to_batch`) are timed on one thread, once every page is in: what the pipeline
-must spend on its pages beyond the floor. Then only dlt is timed:
+pipeline is made (`make_pipeline`, the pipeline's settings), untimed. On the way, once every
+page is in, each page's columnar build and the floor's flat rows of it are timed on one thread
+(`bench.build_clocks`). Then only dlt is timed:
 extract, normalize and the load of those tables into a fresh DuckDB file, in one load package
 (the pipeline loads several, so this is a lower bound), appended as the pipeline's first
 backfill appends them (`job.write_disposition`), or merged as every later run does. With this
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,12 @@ from kore_sessions.source import batched_tables
 from kore_sessions.source.api.arrow_rows import table_hints
 from kore_sessions.source.heap import lean_heap
 from kore_sessions.source.sessions.arrow import SESSIONS_SPEC
-from kore_sessions.source.sessions.columnar_sessions import session_columns
 from kore_sessions.source.sessions.records import to_row
 from kore_sessions.source.sessions.spec import SESSIONS_TABLE
 
+from bench.build_clocks import BuildClocks
 from bench.jobs import Job
-from bench.reference import fetch_all, to_batch
+from bench.reference import fetch_all
 
 # `_dlt_load_id` of the ready-made tables: dlt's load id is only known once its extract starts,
 # and the value does not change what the merge does.
@@ -45,12 +44,16 @@ def run_dlt_only(job: Job) -> dict[str, Any]:
         job: The job (``windows`` set, as the floor's).
 
     Returns:
-        Seconds of dlt's run, and of the untimed preparation.
+        Seconds of dlt's run and its CPU seconds, seconds of the untimed preparation, and the
+        CPU seconds of the pages' columnar build and of the floor's flat rows of them, with the
+        pages the columnar build left to the record transform (`bench.build_clocks`).
     """
     prepared = time.perf_counter()
     clocks = BuildClocks()
     raw_pages, _ = fetch_all(job, lambda kept: kept)
     raw_pages.reverse()
+    gc.collect()
+    gc.freeze()  # no collection walks the fetched pages while their builds are timed
     pages = []
     with lean_heap():  # the collector's settings of the pipeline's extract, which builds pages
         while raw_pages:  # each page's sessions freed once made rows
@@ -83,29 +86,3 @@ def run_dlt_only(job: Job) -> dict[str, Any]:
         "pages_not_columnar": clocks.not_columnar,
     }
 
-
-class BuildClocks:
-    """CPU seconds of the pages' builds on the thread that times them, nothing else running."""
-
-    def __init__(self) -> None:
-        self.seconds = {"columnar": 0.0, "flat": 0.0}
-        self.not_columnar = 0
-
-    def timed(self, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Time the page's columnar build and its flat rows; give the page back unchanged."""
-        if not kept:
-            return kept
-        columnar = self._clocked("columnar", lambda: session_columns(kept, None))
-        if columnar is None:
-            self.not_columnar += 1
-        else:
-            self._clocked("columnar", lambda: columnar.tables(READY_MADE_LOAD_ID))
-        self._clocked("flat", lambda: to_batch(kept))
-        return kept
-
-    def _clocked(self, kind: str, build: Callable[[], Any]) -> Any:
-        """Run `build`, adding its CPU time on this thread to `kind`."""
-        began = time.thread_time()
-        built = build()
-        self.seconds[kind] += time.thread_time() - began
-        return built

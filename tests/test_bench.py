@@ -51,7 +51,7 @@ def test_quick_backfill_part_loads_every_session_four_ways(tmp_path: Path) -> No
     (bound,) = (value for name, value in table.items() if name.startswith("least time on "))
     with_build = table["least time with the pages' build / dlt alone (append)"]
     assert re.fullmatch(r"x\d+\.\d\d", bound) and re.fullmatch(r"x\d+\.\d\d", with_build)
-    assert float(with_build[1:]) >= float(bound[1:])  # the columnar build costs more than flat rows
+    assert float(with_build[1:]) > float(bound[1:])  # the columnar build costs more than flat rows
     assert re.search(r"CPU s; 0 pages not columnar\)", output)  # each page timed as the pipeline builds it
 
 
