@@ -154,7 +154,7 @@ def cores_bound(floor: harness.ChildRun, dlt_alone: harness.ChildRun) -> list[Fi
     server's threads, which share the cores, and its RSS sampling), spread over every core
     the process may use (`sched_getaffinity`: a container's CPU quota is not seen) without a
     moment idle. Then the same with the pages' columnar build in place of the floor's flat rows
-    (both timed on one thread over dlt alone's pages, `bench.dlt_only.BuildClocks`): the work
+    (both timed on one thread over dlt alone's pages, `bench.build_clocks.BuildClocks`): the work
     the pipeline cannot leave out, since its tables come from its pages."""
     cores = len(os.sched_getaffinity(0))
     cpu = floor.result["fetch_cpu_seconds"] + dlt_alone.result["cpu_seconds"] + floor.sandbox_cpu_seconds

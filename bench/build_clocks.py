@@ -15,21 +15,21 @@ from kore_sessions.source.sessions.columnar_sessions import session_columns
 
 from bench.reference import to_batch
 
-# `_dlt_load_id` the timed tables are given: its value changes nothing of the cost.
-TIMED_LOAD_ID = "0000000000.000000"
-
 
 class BuildClocks:
     """CPU seconds of the pages' builds on the thread that times them, nothing else running.
 
     Attributes:
+        load_id: The `_dlt_load_id` the timed tables are given (its value changes nothing of
+            the cost).
         seconds: CPU seconds by build: `columnar` (`session_columns` and its tables, as the
             pipeline builds a page) and `flat` (the floor's `to_batch`).
         not_columnar: Pages the columnar build left to the record transform (their columnar
             time is only the check that refused them).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, load_id: str) -> None:
+        self.load_id = load_id
         self.seconds = {"columnar": 0.0, "flat": 0.0}
         self.not_columnar = 0
 
@@ -43,7 +43,7 @@ class BuildClocks:
         if columnar is None:
             self.not_columnar += 1
         else:
-            self._clocked("columnar", lambda: columnar.tables(TIMED_LOAD_ID))
+            self._clocked("columnar", lambda: columnar.tables(self.load_id))
         return kept
 
     def _clocked(self, kind: str, build: Callable[[], Any]) -> Any:
